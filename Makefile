@@ -1,0 +1,50 @@
+# haguard: `make test` and `make demo` do all set-up on a fresh Debian 12 machine.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+export GOFLAGS ?= -mod=mod
+export GOTOOLCHAIN ?= auto
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+BIN := bin/haguard
+
+.PHONY: all build deps test test-unit test-binary test-system lint vet staticcheck fmt bench demo clean
+
+all: build
+
+build:
+	go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/haguard
+
+deps:
+	./scripts/deps.sh
+
+# Every tier: unit, real haproxy binary, real systemd + MariaDB/Galera.
+test: deps lint
+	go test -race -count=1 -timeout 45m ./...
+
+# One tier alone (docs/testing.md).
+test-unit:
+	go test -short -race -count=1 ./...
+test-binary: deps
+	HAGUARD_TIERS=binary go test -race -count=1 ./...
+test-system: deps
+	HAGUARD_TIERS=system go test -race -count=1 -timeout 45m ./...
+
+lint: vet staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+vet:
+	go vet ./...
+staticcheck:
+	go tool staticcheck ./...
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+# Benchmarks behind docs/benchmarks.md.
+bench: deps
+	go test -run '^$$' -bench . -benchmem -count=1 ./...
+
+demo: deps build
+	go run ./internal/testbed/cmd/demo -haguard $(BIN)
+
+clean:
+	rm -rf bin dist

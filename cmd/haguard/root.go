@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/haguard/haguard/config"
+)
+
+// app carries what every command shares: the streams, the global flags and
+// the exit code of the command that ran. It is built fresh by run, so tests
+// can call run many times in one process.
+type app struct {
+	stdout, stderr io.Writer
+
+	configFile string
+	format     string
+	logLevel   string
+
+	code int
+}
+
+// run executes one haguard invocation and returns its exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	a := &app{stdout: stdout, stderr: stderr}
+	root := a.rootCmd()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(stderr, "haguard: %v\n", err)
+		if !strings.Contains(err.Error(), "--help") {
+			fmt.Fprintln(stderr, "Run 'haguard --help' for usage.")
+		}
+		return exitUsage
+	}
+	return a.code
+}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "haguard",
+		Short: "Safe HAProxy reloads: lint, reload, sweep for ghosts, probe, roll back",
+		Long: `haguard replaces 'systemctl reload haproxy' with a transaction that cannot
+silently go wrong: it lints timeouts along the path and runs 'haproxy -c',
+snapshots the running config, reloads through systemd, waits for the new
+worker generation, sweeps for ghost processes, probes every listener, and
+rolls back on failure.
+
+Exit codes: 0 all good; 1 negative verdict (findings, ghosts, failed probes,
+reload refused or rolled back); 2 usage error or unreadable input; 3 the host
+is left in a bad state and needs a human.`,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true},
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if a.format != "human" && a.format != "json" {
+				return usagef(fmt.Errorf("--format: %q is not human or json", a.format))
+			}
+			if _, err := parseLevel(a.logLevel); err != nil {
+				return usagef(err)
+			}
+			return nil
+		},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usagef(err) })
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.configFile, "config-file", config.DefaultPath, "haguard.yaml to read (optional at the default path)")
+	pf.StringVar(&a.format, "format", envOr("HAGUARD_FORMAT", "human"), "output format: human or json (env HAGUARD_FORMAT)")
+	pf.StringVar(&a.logLevel, "log-level", envOr("HAGUARD_LOG_LEVEL", "info"), "log level on stderr: debug, info, warn, error")
+
+	root.AddCommand(
+		a.versionCmd(),
+	)
+	return root
+}
+
+// exec adapts a command body of the shape func(ctx) (exitCode, error) to
+// cobra. An error is printed once, to stderr; its exit code is the one the
+// body chose, or exitUsage for usage errors and when the body chose 0.
+func (a *app) exec(body func(ctx context.Context) (int, error)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		code, err := body(cmd.Context())
+		if err != nil {
+			fmt.Fprintf(a.stderr, "haguard %s: %v\n", cmd.Name(), err)
+			if isUsage(err) || code == exitOK {
+				code = exitUsage
+			}
+		}
+		a.code = code
+		return nil
+	}
+}
+
+// loadConfig reads haguard.yaml; a missing file is fine only at the default path.
+func (a *app) loadConfig(cmd *cobra.Command) (config.Config, error) {
+	explicit := cmd.Flags().Changed("config-file")
+	cfg, err := config.Load(a.configFile, explicit)
+	if err != nil {
+		return config.Config{}, usagef(err)
+	}
+	return cfg, nil
+}
+
+// logger builds the stderr logger for one command.
+func (a *app) logger() *slog.Logger {
+	lvl, _ := parseLevel(a.logLevel)
+	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+// writeJSON prints v as one indented JSON document on stdout.
+func (a *app) writeJSON(v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (a *app) jsonOutput() bool { return a.format == "json" }
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, errors.New("--log-level: want debug, info, warn or error")
+	}
+	return l, nil
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}

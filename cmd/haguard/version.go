@@ -1,0 +1,42 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+)
+
+// version is stamped at build time: -ldflags "-X main.version=$(git describe)".
+var version = "dev"
+
+type versionInfo struct {
+	Version   string `json:"version"`
+	GoVersion string `json:"go_version"`
+	Commit    string `json:"commit,omitempty"`
+}
+
+func (a *app) versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print haguard's version",
+		Args:  cobra.NoArgs,
+		RunE: a.exec(func(context.Context) (int, error) {
+			info := versionInfo{Version: version, GoVersion: runtime.Version()}
+			if bi, ok := debug.ReadBuildInfo(); ok {
+				for _, s := range bi.Settings {
+					if s.Key == "vcs.revision" {
+						info.Commit = s.Value
+					}
+				}
+			}
+			if a.jsonOutput() {
+				return exitOK, a.writeJSON(info)
+			}
+			fmt.Fprintf(a.stdout, "haguard %s (%s)\n", info.Version, info.GoVersion)
+			return exitOK, nil
+		}),
+	}
+}

@@ -1,0 +1,371 @@
+// Package config loads haguard.yaml: what the haproxy config cannot say.
+//
+// Every field has a default matching Debian's haproxy package, so haguard
+// runs without any file. Loading is strict: an unknown field, a duplicate
+// key or a time without a unit is an error that names its line.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// DefaultPath is where the Debian package installs haguard.yaml.
+const DefaultPath = "/etc/haguard/haguard.yaml"
+
+// MaxFileSize bounds what Load reads; a haguard.yaml is a few KiB.
+const MaxFileSize = 1 << 20
+
+// Config is haguard.yaml.
+type Config struct {
+	HAProxy HAProxy `yaml:"haproxy"`
+	Systemd Systemd `yaml:"systemd"`
+	// StateDir holds the lock, the journal, the audit log and the history.
+	StateDir string `yaml:"state_dir"`
+	Reload   Reload `yaml:"reload"`
+	Sweep    Sweep  `yaml:"sweep"`
+	Probe    Probe  `yaml:"probe"`
+	Facts    Facts  `yaml:"facts"`
+	Path     Path   `yaml:"path"`
+	API      API    `yaml:"api"`
+}
+
+// HAProxy says where the managed haproxy lives.
+type HAProxy struct {
+	// Configs are the -f files, in order, as haproxy.service passes them.
+	Configs      []string `yaml:"configs"`
+	Binary       string   `yaml:"binary"`
+	MasterSocket string   `yaml:"master_socket"`
+	StatsSocket  string   `yaml:"stats_socket"`
+	// ProcessNames select haproxy processes by exe basename or comm.
+	ProcessNames []string `yaml:"process_names"`
+}
+
+// Systemd names the unit and how to reach systemd.
+type Systemd struct {
+	Unit string `yaml:"unit"`
+	// BusAddress is a D-Bus address ("unix:path=/run/dbus/system_bus_socket").
+	// Empty means the default system bus.
+	BusAddress string `yaml:"bus_address"`
+}
+
+// Reload tunes the reload transaction.
+type Reload struct {
+	SettleTimeout Duration `yaml:"settle_timeout"`
+	// Lock is "wait" (a second reload queues) or "fail" (it fails fast).
+	Lock         string   `yaml:"lock"`
+	LockTimeout  Duration `yaml:"lock_timeout"`
+	HistoryKeep  int      `yaml:"history_keep"`
+	KillGhosts   bool     `yaml:"kill_ghosts"`
+	KillGrace    Duration `yaml:"kill_grace"`
+	ProbeOnStart bool     `yaml:"probe"`
+}
+
+// Sweep tunes the daemon's periodic ghost sweep.
+type Sweep struct {
+	Interval   Duration `yaml:"interval"`
+	KillGhosts bool     `yaml:"kill_ghosts"`
+	KillGrace  Duration `yaml:"kill_grace"`
+	// Settle is how long an old-generation worker may keep LISTENing after
+	// a reload before it counts as divergent.
+	Settle Duration `yaml:"settle"`
+}
+
+// Probe lists what to probe after a reload; empty means every bind address.
+type Probe struct {
+	Targets     []ProbeTarget `yaml:"targets"`
+	Count       int           `yaml:"count"`
+	Concurrency int           `yaml:"concurrency"`
+	Timeout     Duration      `yaml:"timeout"`
+	MySQL       DBAuth        `yaml:"mysql"`
+}
+
+// ProbeTarget is one address to probe.
+type ProbeTarget struct {
+	Address string `yaml:"address"`
+	// Kind is tcp, mysql, http or idle-hold; empty means inferred.
+	Kind   string `yaml:"kind"`
+	Count  int    `yaml:"count"`
+	Send   string `yaml:"send"`
+	Expect string `yaml:"expect"`
+	// HTTP only.
+	Path         string `yaml:"path"`
+	ExpectStatus int    `yaml:"expect_status"`
+	ExpectBody   string `yaml:"expect_body"`
+	// Idle-hold only.
+	Idle Duration `yaml:"idle"`
+}
+
+// DBAuth are credentials for MySQL/MariaDB. A password is never logged.
+type DBAuth struct {
+	User         string `yaml:"user"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+	DefaultsFile string `yaml:"defaults_file"`
+}
+
+// Facts says where lint facts come from.
+type Facts struct {
+	// Mode is none, declared or live.
+	Mode string `yaml:"mode"`
+	DB   DBAuth `yaml:"db"`
+	// Backends declares what the config cannot say about a backend.
+	Backends map[string]BackendFacts `yaml:"backends"`
+}
+
+// BackendFacts are declared facts about one haproxy backend.
+type BackendFacts struct {
+	Galera             *bool     `yaml:"galera"`
+	AvailableWhenDonor bool      `yaml:"available_when_donor"`
+	InteractiveClients bool      `yaml:"interactive_clients"`
+	WaitTimeout        *Duration `yaml:"wait_timeout"`
+	LongestQuery       *Duration `yaml:"longest_query"`
+}
+
+// Path declares what stands in front of and behind haproxy.
+type Path struct {
+	Clients     []Client    `yaml:"clients"`
+	Middleboxes []Middlebox `yaml:"middleboxes"`
+}
+
+// Client is an application connection pool.
+type Client struct {
+	Name string `yaml:"name"`
+	// Kind: sqlalchemy, django, hikaricp, go, pgbouncer, pdo, generic.
+	Kind string `yaml:"kind"`
+	// Frontend is the haproxy frontend or listen it reaches; empty = all.
+	Frontend string `yaml:"frontend"`
+	// SQLAlchemy.
+	PoolRecycle *Duration `yaml:"pool_recycle"`
+	PrePing     bool      `yaml:"pool_pre_ping"`
+	// Django; "unlimited" for CONN_MAX_AGE=None.
+	ConnMaxAge   *Duration `yaml:"conn_max_age"`
+	HealthChecks bool      `yaml:"conn_health_checks"`
+	// HikariCP.
+	MaxLifetime     *Duration `yaml:"max_lifetime"`
+	IdleTimeout     *Duration `yaml:"idle_timeout"`
+	KeepaliveTime   *Duration `yaml:"keepalive_time"`
+	MinIdleBelowMax bool      `yaml:"min_idle_below_max"`
+	// Go database/sql.
+	ConnMaxIdleTime *Duration `yaml:"conn_max_idle_time"`
+	ConnMaxLifetime *Duration `yaml:"conn_max_lifetime"`
+	// pgbouncer.
+	ServerIdleTimeout *Duration `yaml:"server_idle_timeout"`
+	ServerLifetime    *Duration `yaml:"server_lifetime"`
+	// PDO.
+	Persistent bool `yaml:"persistent"`
+	// Socket-level keepalive on the app host.
+	SoKeepalive      bool      `yaml:"so_keepalive"`
+	TCPKeepaliveTime *Duration `yaml:"tcp_keepalive_time"`
+	Interactive      bool      `yaml:"interactive"`
+}
+
+// Middlebox is a stateful device on a hop of the path.
+type Middlebox struct {
+	Name string `yaml:"name"`
+	// Kind: f5-ltm, f5-ltm-tcp, fortigate, asa, paloalto, aws-nlb, aws-alb,
+	// aws-clb, azure-lb, gcp-nat, conntrack, kube-proxy, swarm-ipvs, generic.
+	Kind string `yaml:"kind"`
+	// Hop is "client" (app to haproxy) or "server" (haproxy to db).
+	Hop            string    `yaml:"hop"`
+	IdleTimeout    *Duration `yaml:"idle_timeout"`
+	L7             *bool     `yaml:"l7"`
+	ResetOnTimeout *bool     `yaml:"reset_on_timeout"`
+}
+
+// API configures haguard serve.
+type API struct {
+	// Listen is host:port or unix:/path.
+	Listen       string   `yaml:"listen"`
+	TokenFile    string   `yaml:"token_file"`
+	MaxBodyBytes int64    `yaml:"max_body_bytes"`
+	ReadTimeout  Duration `yaml:"read_timeout"`
+	WriteTimeout Duration `yaml:"write_timeout"`
+	IdleTimeout  Duration `yaml:"idle_timeout"`
+}
+
+// Default returns the configuration of a stock Debian haproxy host.
+func Default() Config {
+	return Config{
+		HAProxy: HAProxy{
+			Configs:      []string{"/etc/haproxy/haproxy.cfg"},
+			Binary:       "/usr/sbin/haproxy",
+			MasterSocket: "/run/haproxy-master.sock",
+			StatsSocket:  "/run/haproxy/admin.sock",
+			ProcessNames: []string{"haproxy"},
+		},
+		Systemd:  Systemd{Unit: "haproxy.service"},
+		StateDir: "/var/lib/haguard",
+		Reload: Reload{
+			SettleTimeout: Duration(15 * time.Second),
+			Lock:          "wait",
+			LockTimeout:   Duration(2 * time.Minute),
+			HistoryKeep:   20,
+			KillGrace:     Duration(10 * time.Second),
+			ProbeOnStart:  true,
+		},
+		Sweep: Sweep{
+			Interval:  Duration(30 * time.Second),
+			KillGrace: Duration(10 * time.Second),
+			Settle:    Duration(5 * time.Second),
+		},
+		Probe: Probe{
+			Concurrency: 8,
+			Timeout:     Duration(3 * time.Second),
+		},
+		Facts: Facts{Mode: "declared"},
+		API: API{
+			Listen:       "127.0.0.1:9180",
+			TokenFile:    "/etc/haguard/token",
+			MaxBodyBytes: 4 << 20,
+			ReadTimeout:  Duration(30 * time.Second),
+			WriteTimeout: Duration(5 * time.Minute),
+			IdleTimeout:  Duration(2 * time.Minute),
+		},
+	}
+}
+
+// Load reads path over the defaults. A missing file at the default path
+// is not an error (haguard needs no file); a missing file that was named
+// explicitly is.
+func Load(path string, explicit bool) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) && !explicit {
+			return Default(), nil
+		}
+		return Config{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return Config{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(data) > MaxFileSize {
+		return Config{}, fmt.Errorf("%s: larger than %d bytes", path, MaxFileSize)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes YAML over the defaults and validates the result.
+func Parse(data []byte) (Config, error) {
+	cfg := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, cleanYAMLError(err)
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return Config{}, errors.New("more than one YAML document")
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// cleanYAMLError drops the library's "yaml: unmarshal errors:" preamble so
+// that the message starts with "line N:".
+func cleanYAMLError(err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return errors.New(strings.Join(te.Errors, "; "))
+	}
+	return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
+}
+
+// Validate checks values that YAML types cannot.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.HAProxy.Configs) == 0 {
+		errs = append(errs, errors.New("haproxy.configs: at least one file is required"))
+	}
+	if c.Systemd.Unit == "" {
+		errs = append(errs, errors.New("systemd.unit: must not be empty"))
+	}
+	if c.Reload.Lock != "wait" && c.Reload.Lock != "fail" {
+		errs = append(errs, fmt.Errorf("reload.lock: %q is not wait or fail", c.Reload.Lock))
+	}
+	if c.Reload.HistoryKeep < 1 {
+		errs = append(errs, errors.New("reload.history_keep: must be at least 1"))
+	}
+	if c.Sweep.Interval <= 0 {
+		errs = append(errs, errors.New("sweep.interval: must be positive"))
+	}
+	switch c.Facts.Mode {
+	case "none", "declared", "live":
+	default:
+		errs = append(errs, fmt.Errorf("facts.mode: %q is not none, declared or live", c.Facts.Mode))
+	}
+	if c.Probe.Count < 0 || c.Probe.Concurrency < 1 {
+		errs = append(errs, errors.New("probe: count must be >= 0 and concurrency >= 1"))
+	}
+	for i, t := range c.Probe.Targets {
+		if t.Address == "" {
+			errs = append(errs, fmt.Errorf("probe.targets[%d].address: required", i))
+		}
+		switch t.Kind {
+		case "", "tcp", "mysql", "http", "idle-hold":
+		default:
+			errs = append(errs, fmt.Errorf("probe.targets[%d].kind: %q is not tcp, mysql, http or idle-hold", i, t.Kind))
+		}
+	}
+	for i, m := range c.Path.Middleboxes {
+		if _, ok := MiddleboxDefaults[m.Kind]; !ok {
+			errs = append(errs, fmt.Errorf("path.middleboxes[%d].kind: unknown kind %q", i, m.Kind))
+		}
+		if m.Hop != "client" && m.Hop != "server" {
+			errs = append(errs, fmt.Errorf("path.middleboxes[%d].hop: %q is not client or server", i, m.Hop))
+		}
+	}
+	for i, cl := range c.Path.Clients {
+		if _, ok := clientKinds[cl.Kind]; !ok {
+			errs = append(errs, fmt.Errorf("path.clients[%d].kind: unknown kind %q", i, cl.Kind))
+		}
+	}
+	if c.API.MaxBodyBytes <= 0 {
+		errs = append(errs, errors.New("api.max_body_bytes: must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+var clientKinds = map[string]struct{}{
+	"sqlalchemy": {}, "django": {}, "hikaricp": {}, "go": {}, "pgbouncer": {}, "pdo": {}, "generic": {},
+}
+
+// MiddleboxDefault is a device kind's documented idle timeout (RULES.md §1.D).
+type MiddleboxDefault struct {
+	Idle           time.Duration // 0 = none documented: the user must declare one
+	L7             bool
+	ResetOnTimeout bool
+}
+
+// MiddleboxDefaults are the documented defaults per kind.
+var MiddleboxDefaults = map[string]MiddleboxDefault{
+	"f5-ltm":     {Idle: 300 * time.Second, ResetOnTimeout: true},
+	"f5-ltm-tcp": {Idle: 300 * time.Second, L7: true, ResetOnTimeout: true},
+	"fortigate":  {Idle: 3600 * time.Second},
+	"asa":        {Idle: time.Hour},
+	"paloalto":   {Idle: 3600 * time.Second},
+	"aws-nlb":    {Idle: 350 * time.Second, ResetOnTimeout: true},
+	"aws-alb":    {Idle: 60 * time.Second, L7: true, ResetOnTimeout: true},
+	"aws-clb":    {Idle: 60 * time.Second, L7: true, ResetOnTimeout: true},
+	"azure-lb":   {Idle: 4 * time.Minute},
+	"gcp-nat":    {Idle: 1200 * time.Second},
+	"conntrack":  {Idle: 432000 * time.Second},
+	"kube-proxy": {Idle: 24 * time.Hour},
+	"swarm-ipvs": {Idle: 900 * time.Second},
+	"generic":    {},
+}
