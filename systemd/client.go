@@ -1,0 +1,191 @@
+// Package systemd is haguard's concrete client for systemd: reload or
+// restart a unit over D-Bus and wait for the job's result, read the unit
+// properties the ghost sweep and the reload transaction need, and speak
+// sd_notify for haguard's own daemon.
+//
+// It wraps go-systemd's *dbus.Conn. Callers declare the small interfaces
+// they need (for example `Reload(ctx, unit) error`) on their side.
+package systemd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	sddbus "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/godbus/dbus/v5"
+)
+
+// JobError is a systemd job that finished with a result other than "done":
+// canceled, timeout, failed, dependency, skipped (or "" if the bus went away).
+type JobError struct {
+	Unit   string
+	Job    string // "reload" or "restart"
+	Result string
+}
+
+func (e *JobError) Error() string {
+	return fmt.Sprintf("%s %s: job result %q", e.Job, e.Unit, e.Result)
+}
+
+// ErrUnitNotFound is returned by Unit when systemd has no unit of that name.
+var ErrUnitNotFound = errors.New("unit not found")
+
+// Unit is the state of one service unit as systemd sees it.
+type Unit struct {
+	Name        string `json:"name"`
+	LoadState   string `json:"load_state"`
+	ActiveState string `json:"active_state"`
+	SubState    string `json:"sub_state"`
+	// MainPID is the service's main process (haproxy's master); 0 when none.
+	MainPID int32 `json:"main_pid"`
+	// ControlPID runs ExecReload/ExecStartPre and similar; 0 when none.
+	ControlPID int32 `json:"control_pid"`
+	// ControlGroup is the unit's cgroup path as systemd names it,
+	// for example "/system.slice/haproxy.service".
+	ControlGroup string `json:"control_group"`
+	// ExecMainStartTimestamp is when the main process was started; zero
+	// when it never was.
+	ExecMainStartTimestamp time.Time `json:"exec_main_start"`
+	StatusText             string    `json:"status_text"`
+}
+
+// Client talks to systemd over one D-Bus connection. It is safe for
+// concurrent use. Close it when done.
+type Client struct {
+	conn *sddbus.Conn
+}
+
+// Dial connects to systemd. An empty address means the system bus
+// (/run/dbus/system_bus_socket, or $DBUS_SYSTEM_BUS_ADDRESS); otherwise
+// address is a D-Bus address such as "unix:path=/proc/123/root/run/dbus/system_bus_socket".
+func Dial(ctx context.Context, address string) (*Client, error) {
+	if address == "" {
+		conn, err := sddbus.NewSystemConnectionContext(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("connect to the system bus: %w", err)
+		}
+		return &Client{conn: conn}, nil
+	}
+	conn, err := sddbus.NewConnection(func() (*dbus.Conn, error) { return dialAddress(ctx, address) })
+	if err != nil {
+		return nil, fmt.Errorf("connect to bus %s: %w", address, err)
+	}
+	return &Client{conn: conn}, nil
+}
+
+// dialAddress opens a private connection to address, authenticates with
+// EXTERNAL as our uid and says Hello, as go-systemd's own dialers do.
+func dialAddress(ctx context.Context, address string) (*dbus.Conn, error) {
+	conn, err := dbus.Dial(address, dbus.WithContext(ctx))
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.Auth([]dbus.Auth{dbus.AuthExternal(strconv.Itoa(os.Getuid()))}); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	if err := conn.Hello(); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("hello: %w", err)
+	}
+	return conn, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() { c.conn.Close() }
+
+// Reload queues a reload job for unit (mode "replace") and waits for its
+// result. A result other than "done" is a *JobError.
+func (c *Client) Reload(ctx context.Context, unit string) error {
+	return waitJob(ctx, unit, "reload", func(ch chan<- string) (int, error) {
+		return c.conn.ReloadUnitContext(ctx, unit, "replace", ch)
+	})
+}
+
+// Restart queues a restart job for unit and waits for its result, like Reload.
+func (c *Client) Restart(ctx context.Context, unit string) error {
+	return waitJob(ctx, unit, "restart", func(ch chan<- string) (int, error) {
+		return c.conn.RestartUnitContext(ctx, unit, "replace", ch)
+	})
+}
+
+// waitJob starts a job and waits for its result. The result channel is
+// buffered to one, so go-systemd's dispatcher never blocks on it even when
+// we stop waiting because ctx ended: an undrained, unbuffered channel
+// would stall every later job on the connection.
+func waitJob(ctx context.Context, unit, job string, start func(ch chan<- string) (int, error)) error {
+	ch := make(chan string, 1)
+	if _, err := start(ch); err != nil {
+		return fmt.Errorf("%s %s: %w", job, unit, err)
+	}
+	select {
+	case res := <-ch:
+		if res != "done" {
+			return &JobError{Unit: unit, Job: job, Result: res}
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%s %s: waiting for the job: %w", job, unit, ctx.Err())
+	}
+}
+
+// Unit reads the properties of unit. It returns ErrUnitNotFound (wrapped)
+// when systemd does not know the unit.
+func (c *Client) Unit(ctx context.Context, unit string) (Unit, error) {
+	up, err := c.conn.GetUnitPropertiesContext(ctx, unit)
+	if err != nil {
+		return Unit{}, fmt.Errorf("read unit %s: %w", unit, err)
+	}
+	u := Unit{
+		Name:        unit,
+		LoadState:   str(up["LoadState"]),
+		ActiveState: str(up["ActiveState"]),
+		SubState:    str(up["SubState"]),
+	}
+	if u.LoadState == "not-found" {
+		return u, fmt.Errorf("read unit %s: %w", unit, ErrUnitNotFound)
+	}
+	iface := "Service"
+	if i := strings.LastIndexByte(unit, '.'); i >= 0 && unit[i+1:] != "service" {
+		// Scopes and others carry ControlGroup too; only services have
+		// MainPID/ControlPID/ExecMain*.
+		iface = strings.ToUpper(unit[i+1:i+2]) + unit[i+2:]
+	}
+	sp, err := c.conn.GetUnitTypePropertiesContext(ctx, unit, iface)
+	if err != nil {
+		return u, fmt.Errorf("read unit %s (%s properties): %w", unit, iface, err)
+	}
+	u.MainPID = int32(num(sp["MainPID"]))
+	u.ControlPID = int32(num(sp["ControlPID"]))
+	u.ControlGroup = str(sp["ControlGroup"])
+	u.StatusText = str(sp["StatusText"])
+	if us := num(sp["ExecMainStartTimestamp"]); us > 0 {
+		u.ExecMainStartTimestamp = time.UnixMicro(int64(us))
+	}
+	return u, nil
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+// num reads the unsigned integer types D-Bus properties come in.
+func num(v any) uint64 {
+	switch n := v.(type) {
+	case uint32:
+		return uint64(n)
+	case uint64:
+		return n
+	case int32:
+		return uint64(max(n, 0))
+	case int64:
+		return uint64(max(n, 0))
+	}
+	return 0
+}
