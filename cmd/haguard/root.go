@@ -79,6 +79,7 @@ is left in a bad state and needs a human.`,
 
 	root.AddCommand(
 		a.versionCmd(),
+		a.gendocsCmd(),
 	)
 	return root
 }

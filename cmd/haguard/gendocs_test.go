@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// buildHaguardForDocs compiles this command into dir/haguard, so that a test can
+// run the real binary the way a shell does.
+func buildHaguardForDocs(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "haguard")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func TestGendocsWritesPagesAndCompletions(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"gendocs", "--man", filepath.Join(dir, "man"), "--completions", filepath.Join(dir, "compl")}, &out, &errb)
+	if code != exitOK {
+		t.Fatalf("gendocs exit %d: %s", code, errb.String())
+	}
+	for _, name := range []string{"man/haguard.1", "man/haguard-version.1", "compl/" + completionBash, "compl/" + completionZsh, "compl/" + completionFish} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.Size() == 0 {
+			t.Errorf("%s: missing or empty (%v)", name, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "man", "haguard-gendocs.1")); err == nil {
+		t.Error("the hidden gendocs command got a man page")
+	}
+	page, _ := os.ReadFile(filepath.Join(dir, "man", "haguard.1"))
+	if !bytes.Contains(page, []byte(".TH \"HAGUARD\" \"1\"")) {
+		t.Errorf("haguard.1 has no man header:\n%.300s", page)
+	}
+}
+
+func TestGendocsNeedsADirectory(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"gendocs"}, &out, &errb); code != exitUsage {
+		t.Fatalf("exit %d, want %d (usage)", code, exitUsage)
+	}
+}
+
+// TestBashCompletion drives the generated bash completion the way bash
+// does on <TAB>: source the script, fill COMP_WORDS/COMP_CWORD, call the
+// completion function it registered for haguard, and read COMPREPLY. The
+// script calls the real binary (`haguard __complete re`) from PATH.
+func TestBashCompletion(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Fatalf("bash: %v", err)
+	}
+	dir := t.TempDir()
+	bin := buildHaguardForDocs(t, dir)
+	// bash-completion's loader finds the script by command name in
+	// $BASH_COMPLETION_USER_DIR/completions, as it would in
+	// /usr/share/bash-completion/completions once the package is installed.
+	compl := filepath.Join(dir, "completions")
+	if out, err := exec.Command(bin, "gendocs", "--completions", compl).CombinedOutput(); err != nil {
+		t.Fatalf("gendocs: %v\n%s", err, out)
+	}
+	const loader = "/usr/share/bash-completion/bash_completion"
+	if _, err := os.Stat(loader); err != nil {
+		t.Fatalf("%v (Debian package bash-completion; make deps installs it)", err)
+	}
+	tab := func(line string) []string {
+		t.Helper()
+		script := `set -u
+source ` + loader + `
+__load_completion haguard || { echo "bash-completion found no completion for haguard" >&2; exit 1; }
+fn=$(complete -p haguard | sed -E 's/.*-F ([^ ]+) .*/\1/')
+read -r -a COMP_WORDS <<<"$LINE"
+[[ "$LINE" == *" " ]] && COMP_WORDS+=("")
+COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+COMP_LINE="$LINE"; COMP_POINT=${#LINE}; COMP_TYPE=9; COMP_KEY=9
+"$fn" haguard "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+printf '%s\n' "${COMPREPLY[@]}"
+`
+		cmd := exec.Command(bash, "--norc", "--noprofile", "-c", script)
+		cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"),
+			"BASH_COMPLETION_USER_DIR="+dir, "LINE="+line)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("bash completion of %q: %v\n%s", line, err, stderr.String())
+		}
+		var words []string
+		for _, w := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if w = strings.TrimSpace(w); w != "" {
+				words = append(words, w)
+			}
+		}
+		return words
+	}
+
+	// "ver" is always there; "re" must offer reload once reload is registered.
+	if got := tab("haguard ver"); len(got) != 1 || got[0] != "version" {
+		t.Errorf("haguard ver<TAB> offered %q, want [version]", got)
+	}
+	// Every visible command that starts with "re" (reload, ...) and
+	// nothing else.
+	var want []string
+	for _, c := range (&app{}).rootCmd().Commands() {
+		if c.IsAvailableCommand() && strings.HasPrefix(c.Name(), "re") {
+			want = append(want, c.Name())
+		}
+	}
+	got := tab("haguard re")
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("haguard re<TAB> offered %q, want %q", got, want)
+	}
+	if got := tab("haguard gen"); len(got) != 0 {
+		t.Errorf("haguard gen<TAB> offered the hidden command: %q", got)
+	}
+}
