@@ -1,0 +1,216 @@
+package validate
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Rule family: health checks (HA008, HA009, HA011, HA012).
+
+func checkRules() []Rule {
+	return []Rule{
+		{ID: "HA008", Severity: SevWarning, Title: "check timeout ≥ server timeout", Eval: evalHA008},
+		{ID: "HA009", Severity: SevInfo, Title: "Failure detection slower than request timeout", Eval: evalHA009},
+		{ID: "HA011", Severity: SevError, Title: "mysql-check on a Galera backend", Eval: evalHA011},
+		{ID: "HA012", Severity: SevWarning, Title: "httpchk on Galera without the clustercheck port", Eval: evalHA012},
+	}
+}
+
+const (
+	defaultInter = 2 * time.Second
+	defaultFall  = 3
+)
+
+// checked reports whether health checks run on s.
+func (p *Proxy) checked(s Server) bool {
+	if _, off := s.Params["no-check"]; off {
+		return false
+	}
+	_, on := p.ServerParam(s, "check")
+	return on
+}
+
+// inter is the server's check interval and where it comes from (the
+// server line when it is the 2s default).
+func (p *Proxy) inter(s Server) (time.Duration, Pos, bool) {
+	if d, prm, ok := p.ServerTime(s, "inter"); ok {
+		return d, prm.Pos, true
+	}
+	return defaultInter, s.Pos, false
+}
+
+func backendsWithChecks(in *Input) []*Proxy {
+	var out []*Proxy
+	for _, p := range in.Config.Proxies() {
+		if !p.HasBackend() {
+			continue
+		}
+		for _, s := range p.Servers {
+			if p.checked(s) {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func evalHA008(in *Input) []Finding {
+	var out []Finding
+	for _, p := range backendsWithChecks(in) {
+		srv := p.EffTimeout("server")
+		if !srv.Set() {
+			continue
+		}
+		fix := "lower the check timeout below `timeout server` (e.g. `timeout check 5s`)"
+		if tc := p.EffTimeout("check"); tc.Set() {
+			if tc.Time.D >= srv.Time.D {
+				out = append(out, finding(SevWarning, tc.Pos, p.Section(),
+					fmt.Sprintf("timeout check %s ≥ timeout server %s in %s '%s'; HAProxy's doc says it \"should be smaller than timeout server\"",
+						FormatDuration(tc.Time.D), FormatDuration(srv.Time.D), p.Kind, p.Name), fix))
+			}
+			continue
+		}
+		var worst time.Duration
+		var at Pos
+		for _, s := range p.Servers {
+			if !p.checked(s) {
+				continue
+			}
+			if d, pos, _ := p.inter(s); d > worst {
+				worst, at = d, pos
+			}
+		}
+		if worst >= srv.Time.D {
+			out = append(out, finding(SevWarning, at, p.Section(),
+				fmt.Sprintf("check timeout (inter, no timeout check) %s ≥ timeout server %s in %s '%s'; HAProxy's doc says it \"should be smaller than timeout server\"",
+					FormatDuration(worst), FormatDuration(srv.Time.D), p.Kind, p.Name),
+				"set `timeout check` below `timeout server` (e.g. 5s), or lower `inter`"))
+		}
+	}
+	return out
+}
+
+// evalHA009 estimates how long a dead server keeps getting new sessions:
+// the first failing check starts at the next `inter`, the fall-1 following
+// ones every `fastinter`, and the last one needs the check timeout to fail:
+// inter + (fall-1)×fastinter + check timeout. With fastinter unset this is
+// RULES.md's fall×inter + check timeout; with fastinter set, RULES.md's
+// fall×fastinter undercounts the first interval (docs/rules.md).
+func evalHA009(in *Input) []Finding {
+	var out []Finding
+	for _, p := range backendsWithChecks(in) {
+		srv := p.EffTimeout("server")
+		if !srv.Set() {
+			continue
+		}
+		for _, s := range p.Servers {
+			if !p.checked(s) {
+				continue
+			}
+			inter, _, _ := p.inter(s)
+			fast := inter
+			if d, _, ok := p.ServerTime(s, "fastinter"); ok {
+				fast = d
+			}
+			fall := defaultFall
+			if prm, ok := p.ServerParam(s, "fall"); ok {
+				if n, ok := bareDigits(prm.Value); ok && n > 0 && n < 1000 {
+					fall = int(n)
+				}
+			}
+			tc, tcName := inter, "inter"
+			if t := p.EffTimeout("check"); t.Set() {
+				tc, tcName = t.Time.D, "timeout check"
+			}
+			detect := inter + time.Duration(fall-1)*fast + tc
+			if detect < srv.Time.D {
+				continue
+			}
+			out = append(out, finding(SevInfo, s.Pos, p.Section(),
+				fmt.Sprintf("dead node '%s' keeps receiving new sessions for up to %s (inter %s + %d×fastinter %s + %s %s) ≥ timeout server %s",
+					s.Name, FormatDuration(detect), FormatDuration(inter), fall-1, FormatDuration(fast), tcName, FormatDuration(tc), FormatDuration(srv.Time.D)),
+				"detect faster: `fastinter 1s`, a lower `fall`, and `on-marked-down shutdown-sessions`"))
+		}
+	}
+	return out
+}
+
+var galeraName = regexp.MustCompile(`(?i)galera|pxc|wsrep|xtradb`)
+
+// galera says whether p is a Galera backend and how sure we are: declared
+// (haguard.yaml galera: true or a "# haguard:galera" tag), live (wsrep_on
+// = ON on a server), or only its name. A declared galera: false wins.
+func galera(p *Proxy, f *Facts) (is bool, how string, sure bool) {
+	if bf, ok := f.Backends[p.Name]; ok && bf.Galera != nil {
+		return *bf.Galera, "declared galera: true in haguard.yaml", true
+	}
+	if p.Tagged("galera") {
+		return true, "tagged # haguard:galera", true
+	}
+	for _, sf := range f.DB[p.Name] {
+		if strings.EqualFold(sf.Variables["wsrep_on"], "ON") {
+			return true, "wsrep_on=ON on its servers", true
+		}
+	}
+	if galeraName.MatchString(p.Name) {
+		return true, "its name looks like Galera", false
+	}
+	return false, "", false
+}
+
+func evalHA011(in *Input) []Finding {
+	var out []Finding
+	for _, p := range in.Config.Proxies() {
+		if !p.HasBackend() {
+			continue
+		}
+		chk := p.EffCheck()
+		if chk == nil || chk.Name != "mysql-check" {
+			continue
+		}
+		is, how, sure := galera(p, in.Facts)
+		if !is {
+			continue
+		}
+		sev := SevError
+		if !sure {
+			sev = SevWarning
+		}
+		out = append(out, finding(sev, chk.Pos, p.Section(),
+			fmt.Sprintf("option mysql-check on Galera %s '%s' (%s): mysql-check only parses the handshake; a Donor/Joining/non-primary node stays UP", p.Kind, p.Name, how),
+			"use `option httpchk` + clustercheck: `server … check port 9200 inter 2s fall 3 rise 2`"))
+	}
+	return out
+}
+
+func evalHA012(in *Input) []Finding {
+	var out []Finding
+	for _, p := range in.Config.Proxies() {
+		if !p.HasBackend() {
+			continue
+		}
+		chk := p.EffCheck()
+		if chk == nil || chk.Name != "httpchk" {
+			continue
+		}
+		if is, _, _ := galera(p, in.Facts); !is {
+			continue
+		}
+		for _, s := range p.Servers {
+			if !p.checked(s) {
+				continue
+			}
+			if _, ok := p.ServerParam(s, "port"); ok {
+				continue
+			}
+			out = append(out, finding(SevWarning, s.Pos, p.Section(),
+				fmt.Sprintf("option httpchk on Galera %s '%s': server '%s' has no check `port`, so the HTTP probe hits %s and every node goes DOWN",
+					p.Kind, p.Name, s.Name, s.Address),
+				"point the check at clustercheck: `server … check port 9200` (or `default-server port 9200`)"))
+		}
+	}
+	return out
+}

@@ -1,0 +1,149 @@
+package validate
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Rule family: how time values are written (HA001, HA002, HA004).
+
+// timeValue is one time written anywhere in the config.
+type timeValue struct {
+	kw      string // as printed: "timeout server", "inter", "srvtcpka-idle"
+	short   string // "server", "inter", "hard-stop-after" (for HA001's list)
+	raw     string
+	base    Base
+	pos     Pos
+	section string
+}
+
+// timeValues collects every time value the model knows, once per line.
+func timeValues(cfg *Config) []timeValue {
+	var out []timeValue
+	seen := map[Pos]map[string]bool{}
+	add := func(v timeValue) {
+		if seen[v.pos] == nil {
+			seen[v.pos] = map[string]bool{}
+		}
+		if seen[v.pos][v.kw] {
+			return
+		}
+		seen[v.pos][v.kw] = true
+		out = append(out, v)
+	}
+	serverTimes := []string{"inter", "fastinter", "downinter", "tcp-ut"}
+	for _, p := range cfg.AllSections() {
+		sec := p.Section()
+		for name, t := range p.Timeouts {
+			short := name
+			add(timeValue{kw: t.Keyword, short: short, raw: t.Time.Raw, base: Millis, pos: t.Pos, section: sec})
+		}
+		for name, t := range p.KA {
+			if kaKnobs[name] {
+				add(timeValue{kw: name, short: name, raw: t.Time.Raw, base: Seconds, pos: t.Pos, section: sec})
+			}
+		}
+		params := []map[string]Param{p.DefaultServer}
+		for _, s := range p.Servers {
+			params = append(params, s.Params)
+		}
+		for _, b := range p.Binds {
+			params = append(params, b.Params)
+		}
+		for _, m := range params {
+			for _, name := range serverTimes {
+				if prm, ok := m[name]; ok {
+					add(timeValue{kw: name, short: name, raw: prm.Value, base: Millis, pos: prm.Pos, section: sec})
+				}
+			}
+		}
+	}
+	return out
+}
+
+func bareDigits(s string) (uint64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	return v, err == nil
+}
+
+// secondsLike are values people write meaning seconds (RULES.md HA001).
+var secondsLike = map[uint64]bool{30: true, 50: true, 60: true, 120: true, 300: true, 600: true, 900: true,
+	1800: true, 3600: true, 7200: true, 14400: true, 28800: true, 43200: true, 86400: true}
+
+// idleKeywords are timers where a sub-second value is never intended.
+var idleKeywords = map[string]bool{"client": true, "server": true, "tunnel": true, "client-fin": true,
+	"server-fin": true, "http-keep-alive": true, "hard-stop-after": true}
+
+func timeUnitRules() []Rule {
+	return []Rule{
+		{ID: "HA001", Severity: SevError, Title: "Unitless timeout that is really seconds", Eval: evalHA001},
+		{ID: "HA002", Severity: SevWarning, Title: "Unitless keepalive knob that is really milliseconds", Eval: evalHA002},
+		{ID: "HA004", Severity: SevError, Title: "Timeout overflow", Eval: evalHA004},
+	}
+}
+
+func evalHA001(in *Input) []Finding {
+	var out []Finding
+	for _, v := range timeValues(in.Config) {
+		if v.base != Millis {
+			continue
+		}
+		n, ok := bareDigits(v.raw)
+		if !ok || n == 0 || n >= 1<<40 {
+			continue // 0 = unset; huge values are HA004's
+		}
+		ms := time.Duration(n) * time.Millisecond
+		asSec := FormatDuration(time.Duration(n) * time.Second)
+		switch {
+		case secondsLike[n] || (n < 1000 && idleKeywords[v.short]):
+			out = append(out, finding(SevError, v.pos, v.section,
+				fmt.Sprintf("%s %s is %s (unitless = milliseconds); did you mean %ss?", v.kw, v.raw, FormatDuration(ms), v.raw),
+				fmt.Sprintf("add the unit: `%s %ss` (= %s); write `%sms` if milliseconds are really meant", v.kw, v.raw, asSec, v.raw)))
+		case n < 1000:
+			out = append(out, finding(SevWarning, v.pos, v.section,
+				fmt.Sprintf("%s %s is %s (unitless = milliseconds); a bare number here is easy to misread", v.kw, v.raw, FormatDuration(ms)),
+				fmt.Sprintf("write the unit: `%s %sms` if milliseconds are meant, `%s %ss` if seconds", v.kw, v.raw, v.kw, v.raw)))
+		}
+	}
+	return out
+}
+
+func evalHA002(in *Input) []Finding {
+	var out []Finding
+	for _, v := range timeValues(in.Config) {
+		if v.base != Seconds {
+			continue
+		}
+		n, ok := bareDigits(v.raw)
+		if !ok || n < 1000 || n >= 1<<40 {
+			continue
+		}
+		out = append(out, finding(SevWarning, v.pos, v.section,
+			fmt.Sprintf("%s %s = %s (unitless = seconds)", v.kw, v.raw, FormatDuration(time.Duration(n)*time.Second)),
+			fmt.Sprintf("write the unit: `%s %s` if %s ms was meant; *tcpka-idle/intvl read bare numbers as seconds",
+				v.kw, FormatDuration(time.Duration(n)*time.Millisecond), v.raw)))
+	}
+	return out
+}
+
+func evalHA004(in *Input) []Finding {
+	var out []Finding
+	for _, v := range timeValues(in.Config) {
+		if _, err := ParseTime(v.raw, v.base); errors.Is(err, ErrTimerOverflow) {
+			out = append(out, finding(SevError, v.pos, v.section,
+				fmt.Sprintf("timer overflow in argument '%s' to '%s' (maximum value is 2147483647 ms or ~24.8 days)", v.raw, v.kw),
+				fmt.Sprintf("use at most 24d: `%s 24d`, or a smaller value", v.kw)))
+		}
+	}
+	return out
+}
