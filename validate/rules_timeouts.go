@@ -49,8 +49,12 @@ func evalHA003(in *Input) []Finding {
 	var out []Finding
 	fix := "set `timeout client`, `timeout connect` and `timeout server` to non-zero values, normally in `defaults` (e.g. connect 5s; client = server sized to the longest idle)"
 	miss := func(p *Proxy, name string) {
+		effect := "infinite idle; sessions accumulate"
+		if name == "connect" {
+			effect = "a connect to a dead server waits forever (queue and tarpit too)"
+		}
 		out = append(out, finding(SevError, p.Pos, p.Section(),
-			fmt.Sprintf("%s '%s' has no 'timeout %s' → infinite idle; sessions accumulate", p.Kind, p.Name, name), fix))
+			fmt.Sprintf("%s '%s' has no 'timeout %s' → %s", p.Kind, p.Name, name, effect), fix))
 	}
 	for _, p := range in.Config.Proxies() {
 		mode := p.EffMode().Value
@@ -145,9 +149,13 @@ func evalHA007(in *Input) []Finding {
 		if side == c {
 			name = "client"
 		}
+		via := ""
+		if r.Front != r.Back {
+			via = " (" + r.Name() + ")"
+		}
 		out = append(out, finding(SevInfo, t.Pos, r.SectionName(),
-			fmt.Sprintf("timeout tunnel %s overrides %s %s for %s '%s' (%s)", FormatDuration(t.Time.D), name,
-				fmtDur(minCS), r.Back.Kind, r.Back.Name, r.Name()),
+			fmt.Sprintf("timeout tunnel %s overrides %s %s for %s '%s'%s", FormatDuration(t.Time.D), name,
+				fmtDur(minCS), r.Back.Kind, r.Back.Name, via),
 			fmt.Sprintf("set `timeout tunnel` explicitly in %s to the idle time you want, or remove it so client/server apply", r.Back.Section())))
 	}
 	return out

@@ -79,6 +79,7 @@ is left in a bad state and needs a human.`,
 
 	root.AddCommand(
 		a.versionCmd(),
+		a.checkCmd(),
 		a.gendocsCmd(),
 	)
 	return root

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/haguard/haguard/validate"
+)
+
+type checkOpts struct {
+	files      []string
+	haproxyBin string
+	noSyntax   bool
+	failOn     string
+}
+
+func (a *app) checkCmd() *cobra.Command {
+	var o checkOpts
+	cmd := &cobra.Command{
+		Use:   "check [-f FILE]...",
+		Short: "Lint the HAProxy config (timeouts, checks, keepalive) and run 'haproxy -c' on it",
+		Long: `check lints the HAProxy configuration against haguard's rule catalog
+(docs/rules.md) and runs 'haproxy -c' on the same files at the same time.
+
+-f may be repeated, as with haproxy; its default is haproxy.configs from
+haguard.yaml (/etc/haproxy/haproxy.cfg without one).
+
+Exit codes: 0 syntax OK and no finding at or above --fail-on; 1 findings at
+or above --fail-on, or 'haproxy -c' failed; 2 usage error or unreadable file.`,
+		Args: cobra.NoArgs,
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&o.files, "file", "f", nil, "HAProxy config file (repeatable; default: haproxy.configs in haguard.yaml)")
+	f.StringVar(&o.haproxyBin, "haproxy-bin", "", "haproxy binary for -c (default: haproxy.binary in haguard.yaml)")
+	f.BoolVar(&o.noSyntax, "no-syntax", false, "skip 'haproxy -c'")
+	f.StringVar(&o.failOn, "fail-on", "error", "lowest severity that fails the check: error or warning")
+	cmd.RunE = a.exec(func(ctx context.Context) (int, error) { return a.runCheck(ctx, cmd, o) })
+	return cmd
+}
+
+func (a *app) runCheck(ctx context.Context, cmd *cobra.Command, o checkOpts) (int, error) {
+	failOn, err := validate.ParseSeverity(o.failOn)
+	if err != nil || failOn == validate.SevInfo {
+		return exitUsage, usagef(fmt.Errorf("--fail-on: %q is not error or warning", o.failOn))
+	}
+	cfg, err := a.loadConfig(cmd)
+	if err != nil {
+		return exitUsage, err
+	}
+	files := o.files
+	if len(files) == 0 {
+		files = cfg.HAProxy.Configs
+	}
+	bin := o.haproxyBin
+	if bin == "" {
+		bin = cfg.HAProxy.Binary
+	}
+	facts := &validate.Facts{Backends: cfg.Facts.Backends}
+	if len(cfg.Path.Middleboxes) > 0 || len(cfg.Path.Clients) > 0 {
+		p := cfg.Path
+		facts.Path = &p
+	}
+	rep, err := validate.Check(ctx, validate.Options{
+		Files: files, HAProxyBin: bin, NoSyntax: o.noSyntax, FailOn: failOn,
+		Facts: facts, Logger: a.logger(),
+	})
+	if err != nil {
+		var fe *validate.FileError
+		if errors.As(err, &fe) {
+			return exitUsage, usagef(err)
+		}
+		return exitUsage, err
+	}
+	if a.jsonOutput() {
+		if err := a.writeJSON(rep); err != nil {
+			return exitBroken, err
+		}
+	} else {
+		writeCheckHuman(a.stdout, rep, failOn)
+	}
+	if !rep.OK {
+		return exitNegative, nil
+	}
+	return exitOK, nil
+}
+
+// writeCheckHuman prints the report the way `nginx -t` reads: findings,
+// then haproxy's verdict, then one summary line.
+func writeCheckHuman(w io.Writer, rep validate.Report, failOn validate.Severity) {
+	for _, f := range rep.Findings {
+		fmt.Fprintf(w, "%s:%d: %s %s: %s\n", f.File, f.Line, f.Severity, f.Rule, f.Message)
+		fmt.Fprintf(w, "    fix: %s\n", f.Fix)
+	}
+	switch {
+	case rep.Syntax.Skipped:
+		fmt.Fprintln(w, "haproxy -c: skipped (--no-syntax)")
+	default:
+		verdict := "syntax is ok"
+		if !rep.Syntax.OK {
+			verdict = fmt.Sprintf("FAILED (exit %d)", rep.Syntax.ExitCode)
+		}
+		fmt.Fprintf(w, "%s: %s (%d ms)\n", rep.Syntax.Command, verdict, rep.Syntax.DurationMS)
+		if out := strings.TrimRight(rep.Syntax.Output, "\n"); out != "" {
+			for _, l := range strings.Split(out, "\n") {
+				fmt.Fprintf(w, "    %s\n", l)
+			}
+		}
+	}
+	result := "ok"
+	if !rep.OK {
+		result = "FAILED"
+	}
+	fmt.Fprintf(w, "haguard check %s: %d error(s), %d warning(s), %d info; %d file(s); fail-on %s; %d ms\n",
+		result, rep.Summary.Error, rep.Summary.Warning, rep.Summary.Info, len(rep.Files), failOn, rep.DurationMS)
+}

@@ -1,0 +1,103 @@
+package validate
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/haguard/haguard/config"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/check/*.golden from the current findings (review the diff by hand)")
+
+const goldenDir = "../testdata/check"
+
+// formatGolden renders findings independent of the directory the test runs in.
+func formatGolden(fs []Finding) string {
+	var b strings.Builder
+	for _, f := range fs {
+		fmt.Fprintf(&b, "%s:%d: %s %s [%s]: %s\n    fix: %s\n", filepath.Base(f.File), f.Line, f.Severity, f.Rule, f.Section, f.Message, f.Fix)
+	}
+	if b.Len() == 0 {
+		return "(no findings)\n"
+	}
+	return b.String()
+}
+
+// goldenFacts loads <case>.yaml (a haguard.yaml) next to the config, if any.
+func goldenFacts(t *testing.T, cfgPath string) *Facts {
+	t.Helper()
+	y := strings.TrimSuffix(cfgPath, ".cfg") + ".yaml"
+	if _, err := os.Stat(y); err != nil {
+		return nil
+	}
+	c, err := config.Load(y, true)
+	if err != nil {
+		t.Fatalf("load %s: %v", y, err)
+	}
+	f := &Facts{Backends: c.Facts.Backends}
+	if len(c.Path.Middleboxes) > 0 {
+		f.Path = &c.Path
+	}
+	return f
+}
+
+func TestGolden(t *testing.T) {
+	cases, err := filepath.Glob(filepath.Join(goldenDir, "*.cfg"))
+	if err != nil || len(cases) == 0 {
+		t.Fatalf("no golden configs in %s: %v", goldenDir, err)
+	}
+	reg := DefaultRegistry()
+	for _, cfgPath := range cases {
+		name := strings.TrimSuffix(filepath.Base(cfgPath), ".cfg")
+		t.Run(name, func(t *testing.T) {
+			cfg, err := Parse(cfgPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := formatGolden(reg.Lint(cfg, goldenFacts(t, cfgPath)))
+			goldenPath := strings.TrimSuffix(cfgPath, ".cfg") + ".golden"
+			if *update {
+				if err := os.WriteFile(goldenPath, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(goldenPath)
+			if err != nil {
+				t.Fatalf("%v (run go test ./validate -run TestGolden -update, then review)", err)
+			}
+			if got != string(want) {
+				t.Errorf("findings differ from %s\n--- got\n%s--- want\n%s", goldenPath, got, want)
+			}
+		})
+	}
+}
+
+// TestGoldenRuleCoverage proves every config-only rule has a golden
+// config that triggers it, and that seed 003's final config has no error.
+func TestGoldenRuleCoverage(t *testing.T) {
+	cases, _ := filepath.Glob(filepath.Join(goldenDir, "*.cfg"))
+	seen := map[string]bool{}
+	reg := DefaultRegistry()
+	for _, c := range cases {
+		cfg, err := Parse(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range reg.Lint(cfg, goldenFacts(t, c)) {
+			seen[f.Rule] = true
+			if strings.HasPrefix(filepath.Base(c), "seed003_final") && f.Severity == SevError {
+				t.Errorf("seed 003's final config must give no error, got %+v", f)
+			}
+		}
+	}
+	for _, r := range reg.Rules() {
+		if r.Needs == NeedsNone && !seen[r.ID] {
+			t.Errorf("rule %s has no golden config that triggers it", r.ID)
+		}
+	}
+}
