@@ -1,0 +1,198 @@
+package reload
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"testing"
+	"time"
+)
+
+// world is a fake host: a master whose counters move when the unit is
+// reloaded, and whose "loaded" config is whatever the target holds then.
+type world struct {
+	mu      sync.Mutex
+	target  string
+	master  Generation
+	loaded  []byte
+	nextPID int
+	reloads int // reload jobs issued
+	status  string
+	procs   []Process
+	killed  []int
+	// failLoad: a reload whose config contains this fails like haproxy
+	// 2.6 does: job done, failed+1, old workers keep serving.
+	failLoad string
+	jobErr   error
+}
+
+func newWorld(t *testing.T, target string) *world {
+	t.Helper()
+	b, err := os.ReadFile(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &world{target: target, loaded: b, nextPID: 200, status: "Ready.",
+		master: Generation{MasterPID: 100, Workers: []Worker{{PID: 101}}}}
+}
+
+// Check: "syntax error" is invalid, "lint-error" is an error finding.
+func (w *world) Check(_ context.Context, files []string) (CheckReport, error) {
+	var rep CheckReport
+	rep.Valid = true
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return rep, err
+		}
+		if bytes.Contains(b, []byte("syntax error")) {
+			rep.Valid, rep.Output = false, "[ALERT] parsing [x.cfg:3] : unknown keyword 'syntax'"
+		}
+		if bytes.Contains(b, []byte("lint-error")) {
+			rep.Findings = append(rep.Findings, Finding{Rule: "HA003", Severity: "error", Message: "missing timeout"})
+		}
+	}
+	return rep, nil
+}
+
+func (w *world) Reload(_ context.Context, _ string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.reloads++
+	if w.jobErr != nil {
+		return w.jobErr
+	}
+	cfg, _ := os.ReadFile(w.target)
+	w.master.Reloads++
+	if w.failLoad != "" && bytes.Contains(cfg, []byte(w.failLoad)) {
+		w.master.Failed++
+		w.status = "Reload failed!"
+		return nil // systemd says done
+	}
+	w.loaded = cfg
+	w.status = "Ready."
+	w.master.OldWorkers = append(w.master.OldWorkers, w.master.Workers...)
+	w.master.Workers = []Worker{{PID: w.nextPID}}
+	w.nextPID++
+	return nil
+}
+
+func (w *world) UnitState(context.Context, string) (UnitState, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return UnitState{ActiveState: "active", SubState: "running", StatusText: w.status, MainPID: w.master.MasterPID}, nil
+}
+
+func (w *world) ShowProc(context.Context) (Generation, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	g := w.master
+	g.Workers = append([]Worker(nil), g.Workers...)
+	g.OldWorkers = append([]Worker(nil), g.OldWorkers...)
+	return g, nil
+}
+
+func (w *world) StartupLogs(context.Context) (string, error) {
+	return "[ALERT] Starting proxy app: cannot bind socket", nil
+}
+
+func (w *world) Sweep(context.Context) (SweepReport, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return SweepReport{Processes: append([]Process(nil), w.procs...)}, nil
+}
+
+func (w *world) Kill(_ context.Context, ps []Process) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	dead := map[int]bool{}
+	for _, p := range ps {
+		dead[p.PID] = true
+		w.killed = append(w.killed, p.PID)
+	}
+	var keep []Process
+	for _, p := range w.procs {
+		if !dead[p.PID] {
+			keep = append(keep, p)
+		}
+	}
+	w.procs = keep
+	return nil
+}
+
+// Probe fails every attempt when the loaded config contains "dead".
+func (w *world) Probe(context.Context) (ProbeReport, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	rep := ProbeReport{Total: 4}
+	for range 4 {
+		a := ProbeAttempt{Target: "127.0.0.1:3307", Kind: "tcp", OK: !bytes.Contains(w.loaded, []byte("dead"))}
+		if !a.OK {
+			a.Error = "connection closed by haproxy"
+			rep.Failed++
+		} else {
+			rep.OK++
+		}
+		rep.Attempts = append(rep.Attempts, a)
+	}
+	return rep, nil
+}
+
+func (w *world) deps() Deps {
+	return Deps{Checker: w, Reload: w, Unit: w, Master: w, Sweeper: w, Prober: w, Logs: w}
+}
+
+// fixture is a state dir, a target holding "good v1" and a Reloader.
+type fixture struct {
+	dir, target string
+	w           *world
+	r           *Reloader
+	s           Settings
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	target := dir + "/haproxy.cfg"
+	if err := os.WriteFile(target, []byte("good v1\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	w := newWorld(t, target)
+	s := Settings{StateDir: dir + "/state", Unit: "haproxy.service", Files: []string{target},
+		SettleTimeout: 2 * time.Second, LockWait: true, LockTimeout: 5 * time.Second, HistoryKeep: 5, Probe: true}
+	r, err := New(s, w.deps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{dir: dir, target: target, w: w, r: r, s: s}
+}
+
+func (f *fixture) candidate(t *testing.T, body string) string {
+	t.Helper()
+	p := f.dir + "/cand-" + sha([]byte(body))[:8] + ".cfg"
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (f *fixture) disk(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(f.target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func stageNames(r Result) []string {
+	var out []string
+	for _, s := range r.Stages {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+var errJob = errors.New(`job for haproxy.service finished with result "failed"`)

@@ -1,0 +1,79 @@
+package reload
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Journal is written (atomically) before each stage, and removed when the
+// transaction ends. If it is there when a run takes the lock, the run that
+// wrote it died: the next run reads it to know whether anything was
+// installed and what to roll back to.
+type Journal struct {
+	ID     string    `json:"id"`
+	PID    int       `json:"pid"`
+	Start  time.Time `json:"start"`
+	Stage  string    `json:"stage"`
+	Target string    `json:"target"`
+	// Installed is true from the install stage on: the target may hold
+	// the candidate.
+	Installed       bool   `json:"installed"`
+	CandidateSHA256 string `json:"candidate_sha256"`
+	// RollbackSHA256 names the history blob to restore; empty when there
+	// is none.
+	RollbackSHA256 string    `json:"rollback_sha256"`
+	Updated        time.Time `json:"updated"`
+}
+
+func (s store) journalPath() string { return filepath.Join(s.dir, "journal.json") }
+
+func (s store) journal() (Journal, error) {
+	var j Journal
+	err := readJSONFile(s.journalPath(), &j)
+	return j, err
+}
+
+func (s store) writeJournal(j Journal) error {
+	if err := writeJSONFile(s.journalPath(), j); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
+func (s store) clearJournal() error {
+	if err := os.Remove(s.journalPath()); err != nil && !isNotExist(err) {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return syncDir(s.dir)
+}
+
+// AuditRecord is one line of <state>/audit.log.
+type AuditRecord struct {
+	Time         time.Time `json:"time"`
+	Who          string    `json:"who"`
+	Reason       string    `json:"reason"`
+	Target       string    `json:"target"`
+	Outcome      string    `json:"outcome"`
+	BeforeSHA256 string    `json:"before_sha256"`
+	AfterSHA256  string    `json:"after_sha256"`
+	Result       Result    `json:"result"`
+}
+
+func (s store) audit(rec AuditRecord) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(s.dir, "audit.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	return f.Sync()
+}

@@ -1,0 +1,95 @@
+package reload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ErrLocked says another reload holds the lock (reload.lock: fail, or the
+// wait timed out). The API maps it to 409.
+var ErrLocked = errors.New("another reload is running")
+
+// LockedError carries who holds the lock, as its holder wrote it.
+type LockedError struct {
+	Holder string
+}
+
+func (e *LockedError) Error() string {
+	if e.Holder == "" {
+		return ErrLocked.Error()
+	}
+	return fmt.Sprintf("%v (held by %s)", ErrLocked, e.Holder)
+}
+
+// Is makes errors.Is(err, ErrLocked) true.
+func (e *LockedError) Is(target error) bool { return target == ErrLocked }
+
+// lockFile is an exclusive flock on <state>/lock. The kernel drops it when
+// the holder dies, so a SIGKILLed run never wedges the next one; the
+// journal, not the lock, says that a run died.
+type lockFile struct {
+	f *os.File
+}
+
+const lockPoll = 50 * time.Millisecond
+
+// acquireLock takes the lock. With wait it retries until timeout or ctx
+// ends; without, it fails at once.
+func acquireLock(ctx context.Context, dir string, wait bool, timeout time.Duration, holder string) (*lockFile, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	path := filepath.Join(dir, "lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("open lock: %w", err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("flock %s: %w", path, err)
+		}
+		if !wait || !time.Now().Before(deadline) {
+			h := readHolder(path)
+			f.Close()
+			return nil, &LockedError{Holder: h}
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("wait for lock: %w", ctx.Err())
+		case <-time.After(lockPoll):
+		}
+	}
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(holder+"\n"), 0)
+	}
+	return &lockFile{f: f}, nil
+}
+
+func readHolder(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// release drops the lock. The file stays: removing it would race with a
+// waiter that already opened it.
+func (l *lockFile) release() {
+	_ = l.f.Truncate(0)
+	_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+	_ = l.f.Close()
+}

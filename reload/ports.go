@@ -1,0 +1,153 @@
+package reload
+
+import (
+	"context"
+	"time"
+)
+
+// The transaction sees the host only through these small interfaces. cmd
+// adapts the concrete validate, systemd, agent/master, agent/procs and
+// agent/probe values to them; tests use ten-line fakes.
+
+// checker lints the config and runs `haproxy -c` on files (the -f list,
+// with the candidate in place of the target). A non-nil error means the
+// check could not run at all; a config that fails is a report, not an error.
+type checker interface {
+	Check(ctx context.Context, files []string) (CheckReport, error)
+}
+
+// unitReloader reloads the unit and waits for the job result. A result
+// other than "done" is an error; "done" alone is never trusted (see settle).
+type unitReloader interface {
+	Reload(ctx context.Context, unit string) error
+}
+
+// unitInspector reads the unit's state; StatusText is where Debian's
+// haproxy.service reports "Reload failed!".
+type unitInspector interface {
+	UnitState(ctx context.Context, unit string) (UnitState, error)
+}
+
+// generationWatcher reads the master CLI's `show proc`.
+type generationWatcher interface {
+	ShowProc(ctx context.Context) (Generation, error)
+}
+
+// startupLogger returns haproxy's own words about the last load (master CLI
+// `show startup-logs`, or the unit's journal). Optional.
+type startupLogger interface {
+	StartupLogs(ctx context.Context) (string, error)
+}
+
+// sweeper lists and classifies every haproxy process, and kills the ones
+// it is told to (with its own guards: class, start time, grace).
+type sweeper interface {
+	Sweep(ctx context.Context) (SweepReport, error)
+	Kill(ctx context.Context, procs []Process) error
+}
+
+// prober probes every listener through haproxy to the backends.
+type prober interface {
+	Probe(ctx context.Context) (ProbeReport, error)
+}
+
+// CheckReport is what the check stage found.
+type CheckReport struct {
+	// Valid is true when `haproxy -c` accepted the files.
+	Valid bool
+	// Output is haproxy's own output (warnings, or the error that refused).
+	Output   string
+	Findings []Finding
+}
+
+// Finding is one lint result, in the shape every haguard command prints.
+type Finding struct {
+	Rule     string `json:"rule"`
+	Severity string `json:"severity"`
+	Message  string `json:"message"`
+	Fix      string `json:"fix"`
+	File     string `json:"file"`
+	Line     int    `json:"line"`
+	Section  string `json:"section"`
+}
+
+// UnitState is what systemd says about the unit.
+type UnitState struct {
+	ActiveState string
+	SubState    string
+	StatusText  string
+	MainPID     int
+}
+
+// Generation is the master's view (`show proc`).
+type Generation struct {
+	MasterPID int
+	// Reloads is the master's reload counter; Failed its failed-reload count.
+	Reloads int
+	Failed  int
+	// Workers are the current generation; OldWorkers are draining.
+	Workers    []Worker
+	OldWorkers []Worker
+}
+
+// Worker is one line under "# workers" or "# old workers".
+type Worker struct {
+	PID int
+	// Reloads is how many reloads this worker has survived (0 = newest).
+	Reloads int
+	Uptime  time.Duration
+}
+
+// SweepReport is the classified process table.
+type SweepReport struct {
+	Processes []Process
+}
+
+// Process is one haproxy process, in the shape every haguard command prints.
+type Process struct {
+	PID        int       `json:"pid"`
+	PPID       int       `json:"ppid"`
+	Class      string    `json:"class"`
+	Reason     string    `json:"reason"`
+	CGroup     string    `json:"cgroup"`
+	Exe        string    `json:"exe"`
+	Cmdline    string    `json:"cmdline"`
+	Started    time.Time `json:"started"`
+	Listen     []string  `json:"listen"`
+	Generation int       `json:"generation"`
+}
+
+// Process classes.
+const (
+	ClassCurrent   = "current"
+	ClassDraining  = "draining"
+	ClassGhost     = "ghost"
+	ClassDivergent = "divergent"
+)
+
+// ProbeReport is the probe stage's result: every attempt plus totals, and
+// the backend servers' health as the stats socket reports it.
+type ProbeReport struct {
+	Total    int            `json:"total"`
+	OK       int            `json:"ok"`
+	Failed   int            `json:"failed"`
+	Attempts []ProbeAttempt `json:"attempts"`
+	Servers  []ServerHealth `json:"servers,omitempty"`
+}
+
+// ProbeAttempt is one synthetic connection.
+type ProbeAttempt struct {
+	Target    string  `json:"target"`
+	Kind      string  `json:"kind"`
+	OK        bool    `json:"ok"`
+	Error     string  `json:"error"`
+	LatencyMS float64 `json:"latency_ms"`
+}
+
+// ServerHealth is one backend server's check status (e.g. "UP", "L7OK").
+type ServerHealth struct {
+	Backend string `json:"backend"`
+	Server  string `json:"server"`
+	Status  string `json:"status"`
+	Check   string `json:"check"`
+}

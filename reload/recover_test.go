@@ -1,0 +1,188 @@
+package reload
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// crashAt runs a transaction and captures the state dir and the target as
+// they were when the stage began: exactly what a SIGKILL there leaves.
+// Then it puts that state back, as if the process had died.
+func crashAt(t *testing.T, f *fixture, stage, body string) {
+	t.Helper()
+	var saved map[string][]byte
+	deps := f.w.deps()
+	deps.Pause = func(_ context.Context, s string) {
+		if s == stage && saved == nil {
+			saved = snapshotFiles(t, f)
+		}
+	}
+	r, err := New(f.s, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = r.Run(context.Background(), Options{Candidate: f.candidate(t, body)})
+	if saved == nil {
+		t.Fatalf("never reached stage %s", stage)
+	}
+	restoreFiles(t, f, saved)
+}
+
+func snapshotFiles(t *testing.T, f *fixture) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	err := filepath.Walk(f.dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() || strings.Contains(p, "/cand-") {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		out[p] = b
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func restoreFiles(t *testing.T, f *fixture, saved map[string][]byte) {
+	t.Helper()
+	now := snapshotFiles(t, f)
+	for p := range now {
+		if _, ok := saved[p]; !ok {
+			os.Remove(p)
+		}
+	}
+	for p, b := range saved {
+		if err := os.WriteFile(p, b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestRecoverAfterCrashInSettle(t *testing.T) {
+	f := newFixture(t)
+	// The candidate is bad, and the run dies before settle could notice:
+	// the master runs the dead-backend config and the target holds it.
+	crashAt(t, f, StageSettle, "dead backend\n")
+	if f.disk(t) != "dead backend\n" {
+		t.Fatalf("setup: disk %q", f.disk(t))
+	}
+	if _, err := f.r.st.journal(); err != nil {
+		t.Fatalf("setup: no journal: %v", err)
+	}
+	res, err := f.r.Run(context.Background(), Options{})
+	if res.Stages[0].Name != StageRecover || !res.Stages[0].OK {
+		t.Fatalf("first stage %+v", res.Stages[0])
+	}
+	if d := res.Stages[0].Detail; !strings.Contains(d, "died at stage settle after install; rolled back") {
+		t.Fatalf("recover detail %q", d)
+	}
+	if f.disk(t) != "good v1\n" || string(f.w.loaded) != "good v1\n" {
+		t.Fatalf("not recovered: disk %q loaded %q", f.disk(t), f.w.loaded)
+	}
+	// The in-place reload that follows finds the restored config running.
+	if !errors.Is(err, ErrUnchanged) || !res.OK {
+		t.Fatalf("err %v ok %v", err, res.OK)
+	}
+	if _, err := f.r.st.journal(); !os.IsNotExist(err) {
+		t.Fatalf("journal still there: %v", err)
+	}
+	es, _ := f.r.History()
+	if es[0].Outcome != OutcomeRecovered {
+		t.Fatalf("dead run's entry %+v", es[0])
+	}
+}
+
+func TestRecoverBeforeInstallChangesNothing(t *testing.T) {
+	f := newFixture(t)
+	crashAt(t, f, StageInstall, "good v2\n")
+	// Died at the end of the snapshot stage: the journal exists but says
+	// nothing was installed yet.
+	j, err := f.r.st.journal()
+	if err != nil || !j.Installed || f.disk(t) != "good v1\n" {
+		t.Fatalf("setup: %+v %v", j, err)
+	}
+	j.Installed, j.Stage = false, StageSnapshot
+	if err := f.r.st.writeJournal(j); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.r.Run(context.Background(), Options{Candidate: f.candidate(t, "good v3\n")})
+	if err != nil {
+		t.Fatalf("err %v", err)
+	}
+	if !strings.Contains(res.Stages[0].Detail, "before install; nothing was changed") {
+		t.Fatalf("recover %+v", res.Stages[0])
+	}
+	if f.w.reloads != 2 { // the dead run's own, plus this one; no recovery reload
+		t.Fatalf("reload jobs %d", f.w.reloads)
+	}
+}
+
+func TestRecoverFailureIsBroken(t *testing.T) {
+	f := newFixture(t)
+	crashAt(t, f, StageProbe, "good v2\n")
+	f.w.jobErr = errJob
+	res, err := f.r.Run(context.Background(), Options{})
+	if !errors.Is(err, ErrBroken) || !res.Broken || !strings.Contains(res.Stages[0].Error, "holds sha256") {
+		t.Fatalf("err %v stages %+v", err, res.Stages)
+	}
+	if _, err := f.r.st.journal(); err != nil {
+		t.Fatalf("journal must survive for the next try: %v", err)
+	}
+}
+
+func TestStatusDrift(t *testing.T) {
+	f := newFixture(t)
+	st, err := f.r.Status(context.Background())
+	if err != nil || !st.Drift || !strings.Contains(st.DriftReason, "not reloaded this haproxy yet") {
+		t.Fatalf("fresh: %+v %v", st, err)
+	}
+	if _, err := f.r.Run(context.Background(), Options{Candidate: f.candidate(t, "good v2\n")}); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = f.r.Status(context.Background())
+	if st.Drift || st.RunningSHA256 != st.DiskSHA256 || st.Generation != 1 || st.OldWorkers != 1 {
+		t.Fatalf("after commit: %+v", st)
+	}
+	if err := os.WriteFile(f.target, []byte("edited by hand\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = f.r.Status(context.Background())
+	if !st.Drift || !strings.Contains(st.DriftReason, "edited without a reload") {
+		t.Fatalf("edited: %+v", st)
+	}
+	_ = f.w.Reload(context.Background(), "haproxy.service") // systemctl reload behind haguard's back
+	st, _ = f.r.Status(context.Background())
+	if !st.Drift || !strings.Contains(st.DriftReason, "outside haguard") {
+		t.Fatalf("outside reload: %+v", st)
+	}
+}
+
+func TestWriteAtomic(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	if err := os.WriteFile(p, []byte("a"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wrote, err := writeAtomic(p, []byte("a"), 0o644)
+	if err != nil || wrote {
+		t.Fatalf("identical bytes: wrote %v err %v", wrote, err)
+	}
+	wrote, err = writeAtomic(p, []byte("b"), 0o644)
+	if err != nil || !wrote {
+		t.Fatalf("new bytes: wrote %v err %v", wrote, err)
+	}
+	st, _ := os.Stat(p)
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", st.Mode().Perm())
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Fatalf("temp files left: %v", ents)
+	}
+}

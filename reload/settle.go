@@ -1,0 +1,221 @@
+package reload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+const settlePoll = 100 * time.Millisecond
+
+// settle waits for proof that the new config runs. A job result "done"
+// proves nothing (a reload whose config fails to load still ends "done"),
+// so success needs all of: the master's reload counter went up, its failed
+// counter did not, the master is the same process, the current workers are
+// all new, and the unit's StatusText did not turn to "failed".
+func (t *txn) settle(ctx context.Context, before Generation) (Generation, string, error) {
+	sctx, cancel := context.WithTimeout(ctx, t.r.s.SettleTimeout)
+	defer cancel()
+	var beforeStatus string
+	if st, err := t.r.d.Unit.UnitState(sctx, t.r.s.Unit); err == nil {
+		beforeStatus = st.StatusText
+	}
+	tick := time.NewTicker(settlePoll)
+	defer tick.Stop()
+	var last Generation
+	var lastErr error
+	for {
+		g, err := t.r.d.Master.ShowProc(sctx)
+		if err == nil {
+			last, lastErr = g, nil
+			if before.MasterPID != 0 && g.MasterPID != before.MasterPID {
+				return g, "", fmt.Errorf("master restarted (pid %d -> %d): this was not a reload", before.MasterPID, g.MasterPID)
+			}
+			if g.Failed > before.Failed {
+				return g, "", fmt.Errorf("master reports a failed reload (failed %d -> %d); the old workers keep serving the old config%s",
+					before.Failed, g.Failed, t.startupLogs(ctx))
+			}
+			if g.Reloads > before.Reloads && newWorkersUp(before, g) {
+				st, err := t.r.d.Unit.UnitState(sctx, t.r.s.Unit)
+				if err != nil {
+					return g, "", fmt.Errorf("read unit state: %w", err)
+				}
+				if st.ActiveState == "failed" {
+					return g, "", fmt.Errorf("%w: unit %s is failed: %s", ErrBroken, t.r.s.Unit, st.StatusText)
+				}
+				if statusFailed(st.StatusText) && !statusFailed(beforeStatus) {
+					return g, "", fmt.Errorf("unit status says %q%s", st.StatusText, t.startupLogs(ctx))
+				}
+				return g, settleDetail(g, t.r.d.Now()), nil
+			}
+		} else {
+			lastErr = err
+		}
+		select {
+		case <-sctx.Done():
+			if ctx.Err() != nil {
+				return last, "", ctx.Err()
+			}
+			if lastErr != nil {
+				return last, "", fmt.Errorf("no new generation within %s: master CLI: %w", t.r.s.SettleTimeout, lastErr)
+			}
+			return last, "", fmt.Errorf("no new generation within %s: reloads %d -> %d, %d workers up%s",
+				t.r.s.SettleTimeout, before.Reloads, last.Reloads, len(last.Workers), t.startupLogs(ctx))
+		case <-tick.C:
+		}
+	}
+}
+
+// newWorkersUp: at least one current worker, and none of them was a
+// current worker before the reload.
+func newWorkersUp(before, after Generation) bool {
+	if len(after.Workers) == 0 {
+		return false
+	}
+	old := map[int]bool{}
+	for _, w := range before.Workers {
+		old[w.PID] = true
+	}
+	for _, w := range after.Workers {
+		if old[w.PID] {
+			return false
+		}
+	}
+	return true
+}
+
+func statusFailed(s string) bool { return strings.Contains(strings.ToLower(s), "fail") }
+
+func settleDetail(g Generation, now time.Time) string {
+	d := fmt.Sprintf("generation %d running (%d workers)", g.Reloads, len(g.Workers))
+	if n := len(g.OldWorkers); n > 0 {
+		var oldest time.Duration
+		for _, w := range g.OldWorkers {
+			oldest = max(oldest, w.Uptime)
+		}
+		d += fmt.Sprintf("; old generation draining (%d workers, since %s)", n, now.Add(-oldest).UTC().Format(time.RFC3339))
+	} else {
+		d += "; no old workers draining"
+	}
+	return d
+}
+
+// startupLogs returns haproxy's own words about the failed load, prefixed
+// for appending to an error, or "".
+func (t *txn) startupLogs(ctx context.Context) string {
+	if t.r.d.Logs == nil {
+		return ""
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	s, err := t.r.d.Logs.StartupLogs(lctx)
+	if err != nil || strings.TrimSpace(s) == "" {
+		return ""
+	}
+	return ": haproxy says: " + lastLines(s, 5)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+func (t *txn) sweep(ctx context.Context) (string, error) {
+	rep, err := t.r.d.Sweeper.Sweep(ctx)
+	if err != nil {
+		return "", fmt.Errorf("sweep: %w", err)
+	}
+	killed := 0
+	if bad := badProcs(rep.Processes); len(bad) > 0 && t.opt.KillGhosts {
+		if err := t.r.d.Sweeper.Kill(ctx, bad); err != nil {
+			return "", fmt.Errorf("kill ghosts: %w", err)
+		}
+		killed = len(bad)
+		if rep, err = t.r.d.Sweeper.Sweep(ctx); err != nil {
+			return "", fmt.Errorf("sweep after kill: %w", err)
+		}
+	}
+	t.res.Processes = append(t.res.Processes[:0], rep.Processes...)
+	counts := map[string]int{}
+	for _, p := range rep.Processes {
+		counts[p.Class]++
+	}
+	detail := fmt.Sprintf("ghosts: %d, divergent: %d, current: %d, draining: %d",
+		counts[ClassGhost], counts[ClassDivergent], counts[ClassCurrent], counts[ClassDraining])
+	if killed > 0 {
+		detail += fmt.Sprintf("; killed %d", killed)
+	}
+	if bad := badProcs(rep.Processes); len(bad) > 0 {
+		var b strings.Builder
+		for i, p := range bad {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "pid %d %s (%s)", p.PID, p.Class, p.Reason)
+		}
+		hint := " (--kill-ghosts kills them)"
+		if t.opt.KillGhosts {
+			hint = " (still there after kill)"
+		}
+		return detail, fmt.Errorf("%d ghost or divergent processes: %s%s", len(bad), b.String(), hint)
+	}
+	return detail, nil
+}
+
+func badProcs(ps []Process) []Process {
+	var bad []Process
+	for _, p := range ps {
+		if p.Class == ClassGhost || p.Class == ClassDivergent {
+			bad = append(bad, p)
+		}
+	}
+	return bad
+}
+
+func (t *txn) probe(ctx context.Context) (string, error) {
+	if !t.r.s.Probe {
+		return "probing disabled (reload.probe: false)", nil
+	}
+	rep, err := t.r.d.Prober.Probe(ctx)
+	if rep.Attempts == nil {
+		rep.Attempts = []ProbeAttempt{}
+	}
+	t.res.Probes = rep
+	if err != nil {
+		return "", fmt.Errorf("probe: %w", err)
+	}
+	detail := fmt.Sprintf("probes: %d/%d OK", rep.OK, rep.Total)
+	var notUp []string
+	for _, s := range rep.Servers {
+		if !strings.HasPrefix(s.Status, "UP") {
+			notUp = append(notUp, fmt.Sprintf("%s/%s %s %s", s.Backend, s.Server, s.Status, s.Check))
+		}
+	}
+	if len(rep.Servers) > 0 {
+		if len(notUp) == 0 {
+			detail += fmt.Sprintf("; backends: %d servers UP", len(rep.Servers))
+		} else {
+			detail += "; backends not UP: " + strings.Join(notUp, ", ")
+		}
+	}
+	if rep.Failed > 0 {
+		return detail, fmt.Errorf("%d of %d probes failed%s", rep.Failed, rep.Total, firstProbeError(rep))
+	}
+	return detail, nil
+}
+
+func firstProbeError(rep ProbeReport) string {
+	for _, a := range rep.Attempts {
+		if !a.OK && a.Error != "" {
+			return fmt.Sprintf(" (first: %s: %s)", a.Target, a.Error)
+		}
+	}
+	return ""
+}
+
+var errNoSnapshot = errors.New("no snapshot to roll back to")

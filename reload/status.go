@@ -1,0 +1,169 @@
+package reload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Status is `haguard status`: the unit, the running generation, and drift
+// between what runs and what is on disk.
+type Status struct {
+	Unit        string `json:"unit"`
+	ActiveState string `json:"active_state"`
+	SubState    string `json:"sub_state"`
+	StatusText  string `json:"status_text"`
+	MainPID     int    `json:"main_pid"`
+	// Generation is the master's reload counter; -1 when unreadable.
+	Generation int `json:"generation"`
+	Failed     int `json:"failed_reloads"`
+	Workers    int `json:"workers"`
+	OldWorkers int `json:"old_workers"`
+	// OldestDraining is when the oldest draining worker started.
+	OldestDraining *time.Time `json:"oldest_draining,omitempty"`
+	Target         string     `json:"target"`
+	DiskSHA256     string     `json:"disk_sha256"`
+	// RunningSHA256 is the config the running generation loaded, when
+	// haguard knows it (empty otherwise).
+	RunningSHA256 string `json:"running_sha256"`
+	// Drift is true when the running generation was not loaded from the
+	// bytes on disk, or haguard cannot tell.
+	Drift       bool   `json:"drift"`
+	DriftReason string `json:"drift_reason"`
+	// Interrupted is the journal of a run that died mid-transaction.
+	Interrupted *Journal `json:"interrupted,omitempty"`
+	Last        *Entry   `json:"last,omitempty"`
+	Errors      []string `json:"errors"`
+}
+
+// Status reads the unit, the master and the state dir. Unreadable parts
+// are listed in Status.Errors; the error is for a broken state dir only.
+func (r *Reloader) Status(ctx context.Context) (Status, error) {
+	st := Status{Unit: r.s.Unit, Target: r.s.Target, Generation: -1, Errors: []string{}}
+	if u, err := r.d.Unit.UnitState(ctx, r.s.Unit); err != nil {
+		st.Errors = append(st.Errors, fmt.Sprintf("unit: %v", err))
+	} else {
+		st.ActiveState, st.SubState, st.StatusText, st.MainPID = u.ActiveState, u.SubState, u.StatusText, u.MainPID
+	}
+	g, gerr := r.d.Master.ShowProc(ctx)
+	if gerr != nil {
+		st.Errors = append(st.Errors, fmt.Sprintf("master CLI: %v", gerr))
+	} else {
+		st.Generation, st.Failed, st.Workers, st.OldWorkers = g.Reloads, g.Failed, len(g.Workers), len(g.OldWorkers)
+		var oldest time.Duration
+		for _, w := range g.OldWorkers {
+			oldest = max(oldest, w.Uptime)
+		}
+		if oldest > 0 {
+			at := r.d.Now().Add(-oldest).UTC()
+			st.OldestDraining = &at
+		}
+	}
+	disk, err := os.ReadFile(r.s.Target)
+	if err != nil {
+		st.Errors = append(st.Errors, fmt.Sprintf("target: %v", err))
+	} else {
+		st.DiskSHA256 = sha(disk)
+	}
+	run, rerr := r.st.running()
+	switch {
+	case rerr != nil && !isNotExist(rerr):
+		return st, fmt.Errorf("state dir: %w", rerr)
+	case gerr != nil:
+		st.Drift, st.DriftReason = true, "cannot read the master: unknown"
+	case rerr != nil:
+		st.Drift, st.DriftReason = true, "haguard has not reloaded this haproxy yet: the running config is unknown"
+	case run.MasterPID != g.MasterPID || run.Reloads != g.Reloads:
+		st.Drift = true
+		st.DriftReason = fmt.Sprintf("reloaded or restarted outside haguard (haguard saw master %d at %d reloads, now %d at %d)",
+			run.MasterPID, run.Reloads, g.MasterPID, g.Reloads)
+	default:
+		st.RunningSHA256 = run.SHA256
+		if run.SHA256 != st.DiskSHA256 {
+			st.Drift = true
+			st.DriftReason = fmt.Sprintf("%s was edited without a reload (running %s, on disk %s)", r.s.Target, short(run.SHA256), short(st.DiskSHA256))
+		}
+	}
+	if j, err := r.st.journal(); err == nil {
+		st.Interrupted = &j
+	}
+	if es, err := r.st.entries(); err == nil && len(es) > 0 {
+		st.Last = &es[len(es)-1]
+	}
+	return st, nil
+}
+
+// History lists past transactions, oldest first.
+func (r *Reloader) History() ([]Entry, error) {
+	es, err := r.st.entries()
+	if err != nil && !isNotExist(err) {
+		return nil, err
+	}
+	return es, nil
+}
+
+// ErrNoHistory: there is no transaction to roll back to.
+var ErrNoHistory = errors.New("nothing in history to roll back to")
+
+// RollbackTo undoes transaction id (empty = the last committed one): it
+// reinstalls the config that ran before it, as a full transaction (check,
+// snapshot, reload, settle, sweep, probe, and a rollback of the rollback if
+// that fails). The history entry's reason says what it undid.
+func (r *Reloader) RollbackTo(ctx context.Context, id string, opt Options) (Result, error) {
+	var e Entry
+	if id == "" {
+		es, err := r.History()
+		if err != nil {
+			return Result{}, err
+		}
+		for i := len(es) - 1; i >= 0; i-- {
+			if es[i].Outcome == OutcomeCommitted && es[i].BeforeSHA256 != "" {
+				e = es[i]
+				break
+			}
+		}
+		if e.ID == "" {
+			return Result{}, ErrNoHistory
+		}
+	} else {
+		var err error
+		if e, err = r.st.entry(id); err != nil {
+			return Result{}, fmt.Errorf("%w: %w", ErrNoHistory, err)
+		}
+		if e.BeforeSHA256 == "" {
+			return Result{}, fmt.Errorf("%w: transaction %s has no snapshot", ErrNoHistory, id)
+		}
+	}
+	data, err := r.st.blob(e.BeforeSHA256)
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: %w", ErrNoHistory, err)
+	}
+	dir := filepath.Join(r.s.StateDir, "tmp")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return Result{}, fmt.Errorf("state dir: %w", err)
+	}
+	f, err := os.CreateTemp(dir, "rollback-*.cfg")
+	if err != nil {
+		return Result{}, fmt.Errorf("state dir: %w", err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return Result{}, fmt.Errorf("state dir: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return Result{}, fmt.Errorf("state dir: %w", err)
+	}
+	opt.Candidate = f.Name()
+	if opt.Reason == "" {
+		opt.Reason = "rollback of " + e.ID
+	} else {
+		opt.Reason += " (rollback of " + e.ID + ")"
+	}
+	return r.Run(ctx, opt)
+}
+
+func readFileOrNil(path string) ([]byte, error) { return os.ReadFile(path) }

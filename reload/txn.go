@@ -1,0 +1,290 @@
+package reload
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+)
+
+// txn is one run's working state.
+type txn struct {
+	r     *Reloader
+	res   *Result
+	opt   Options
+	start time.Time
+	// entry is the history entry, written from the snapshot stage on.
+	entry   *Entry
+	journal Journal
+}
+
+// stage times fn, journals the stage first and records the outcome.
+func (t *txn) stage(ctx context.Context, name string, fn func() (string, error)) error {
+	if t.journal.ID != "" {
+		t.journal.Stage = name
+		t.journal.Updated = t.r.d.Now().UTC()
+		if err := t.r.st.writeJournal(t.journal); err != nil {
+			t.res.Stages = append(t.res.Stages, Stage{Name: name, Error: err.Error()})
+			return err
+		}
+	}
+	if t.r.d.Pause != nil {
+		t.r.d.Pause(ctx, name)
+	}
+	begin := t.r.d.Now()
+	detail, err := fn()
+	s := Stage{Name: name, OK: err == nil, DurationMS: t.r.d.Now().Sub(begin).Milliseconds(), Detail: detail}
+	if err != nil {
+		s.Error = err.Error()
+	}
+	t.res.Stages = append(t.res.Stages, s)
+	t.r.log.Debug("stage", "id", t.res.ID, "stage", name, "ok", s.OK, "detail", detail, "error", s.Error)
+	return err
+}
+
+// candidateFiles is the -f list with the candidate in the target's place.
+func (t *txn) candidateFiles() []string {
+	files := append([]string(nil), t.r.s.Files...)
+	if t.opt.Candidate == "" {
+		return files
+	}
+	for i, f := range files {
+		if f == t.r.s.Target {
+			files[i] = t.opt.Candidate
+			return files
+		}
+	}
+	return append(files, t.opt.Candidate)
+}
+
+// plan is what the check tells the rest of the transaction.
+type plan struct {
+	gen0       Generation
+	newBytes   []byte
+	diskBytes  []byte
+	runningSHA string // "" when haguard does not know what runs
+	unchanged  bool
+}
+
+func (t *txn) check(ctx context.Context) (plan, error) {
+	var p plan
+	err := t.stage(ctx, StageCheck, func() (string, error) {
+		var err error
+		if p.gen0, err = t.r.d.Master.ShowProc(ctx); err != nil {
+			return "", fmt.Errorf("master CLI: %w (without it the new generation cannot be verified)", err)
+		}
+		src := t.r.s.Target
+		if t.opt.Candidate != "" {
+			src = t.opt.Candidate
+		}
+		if p.newBytes, err = os.ReadFile(src); err != nil {
+			return "", fmt.Errorf("read candidate: %w", err)
+		}
+		if p.diskBytes, err = os.ReadFile(t.r.s.Target); err != nil && !isNotExist(err) {
+			return "", fmt.Errorf("read target: %w", err)
+		}
+		rep, err := t.r.d.Checker.Check(ctx, t.candidateFiles())
+		if err != nil {
+			return "", fmt.Errorf("run check: %w", err)
+		}
+		t.res.Findings = append(t.res.Findings, rep.Findings...)
+		t.res.CheckOutput = rep.Output
+		nerr := 0
+		for _, f := range rep.Findings {
+			if f.Severity == "error" {
+				nerr++
+			}
+		}
+		detail := fmt.Sprintf("haproxy -c: valid; %d findings (%d errors)", len(rep.Findings), nerr)
+		if !rep.Valid {
+			return fmt.Sprintf("haproxy -c: invalid; %d findings (%d errors)", len(rep.Findings), nerr),
+				fmt.Errorf("haproxy -c refused the config: %s", firstLines(rep.Output, 3))
+		}
+		if nerr > 0 {
+			return detail, fmt.Errorf("%d error findings", nerr)
+		}
+		if run, err := t.r.st.running(); err == nil && run.MasterPID == p.gen0.MasterPID && run.Reloads == p.gen0.Reloads && run.Target == t.r.s.Target {
+			p.runningSHA = run.SHA256
+		}
+		p.unchanged = p.runningSHA != "" && p.runningSHA == sha(p.newBytes) && bytes.Equal(p.newBytes, p.diskBytes) && !t.opt.Force
+		return detail, nil
+	})
+	return p, err
+}
+
+func (t *txn) dryRun(ctx context.Context) error {
+	t.res.DryRun = true
+	p, err := t.check(ctx)
+	if err != nil {
+		t.res.Outcome = OutcomeRefused
+		return fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	t.res.OK = true
+	if p.unchanged {
+		t.res.Unchanged = true
+		t.res.Plan = []string{"config unchanged: no install, no reload", "sweep", "probe"}
+		return ErrUnchanged
+	}
+	t.res.Plan = []string{
+		fmt.Sprintf("snapshot %s (sha256 %s) into %s", t.r.s.Target, short(sha(p.diskBytes)), t.r.st.historyDir()),
+		fmt.Sprintf("install sha256 %s at %s", short(sha(p.newBytes)), t.r.s.Target),
+		fmt.Sprintf("reload %s (master now at %d reloads, %d failed)", t.r.s.Unit, p.gen0.Reloads, p.gen0.Failed),
+		"settle: wait for a new generation, reloads+1, failed unchanged",
+		"sweep for ghost and divergent processes",
+		"probe every listener",
+	}
+	return nil
+}
+
+func (t *txn) run(ctx context.Context) error {
+	if j, err := t.r.st.journal(); err == nil {
+		if err := t.recoverFrom(ctx, j); err != nil {
+			return err
+		}
+	} else if !isNotExist(err) {
+		_ = t.stage(ctx, StageRecover, func() (string, error) {
+			return "", fmt.Errorf("journal unreadable: %w", err)
+		})
+		return fmt.Errorf("%w: %w", ErrBroken, err)
+	}
+
+	p, err := t.check(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	if p.unchanged {
+		t.res.Unchanged = true
+		if verr := t.verify(ctx); verr != nil {
+			return errors.Join(ErrUnchanged, fmt.Errorf("%w: %w", ErrVerify, verr))
+		}
+		t.res.OK = true
+		return ErrUnchanged
+	}
+
+	var rollbackSHA string
+	newSHA := sha(p.newBytes)
+	err = t.stage(ctx, StageSnapshot, func() (string, error) {
+		var detail string
+		switch {
+		case p.runningSHA != "" && t.hasBlob(p.runningSHA):
+			rollbackSHA = p.runningSHA
+			detail = fmt.Sprintf("running config %s already in history", short(rollbackSHA))
+		case t.opt.Candidate != "" && p.diskBytes != nil:
+			sum, err := t.r.st.putBlob(p.diskBytes)
+			if err != nil {
+				return "", err
+			}
+			rollbackSHA = sum
+			detail = fmt.Sprintf("saved %s (sha256 %s)", t.r.s.Target, short(sum))
+		default:
+			detail = "no known-good config to roll back to (first in-place reload, or reloaded outside haguard)"
+		}
+		if _, err := t.r.st.putBlob(p.newBytes); err != nil {
+			return "", err
+		}
+		t.entry = &Entry{ID: t.res.ID, Time: t.start.UTC(), Who: t.opt.Who, Reason: t.opt.Reason,
+			Target: t.r.s.Target, BeforeSHA256: rollbackSHA, AfterSHA256: newSHA, Outcome: OutcomeRunning}
+		if err := t.r.st.putEntry(*t.entry); err != nil {
+			return "", err
+		}
+		t.journal = Journal{ID: t.res.ID, PID: os.Getpid(), Start: t.start.UTC(), Target: t.r.s.Target,
+			CandidateSHA256: newSHA, RollbackSHA256: rollbackSHA}
+		return detail, t.r.st.writeJournal(t.journal)
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+
+	t.journal.Installed = true
+	err = t.stage(ctx, StageInstall, func() (string, error) {
+		wrote, err := writeAtomic(t.r.s.Target, p.newBytes, 0o644)
+		if err != nil {
+			return "", err
+		}
+		if !wrote {
+			return fmt.Sprintf("%s already holds sha256 %s; not rewritten", t.r.s.Target, short(newSHA)), nil
+		}
+		return fmt.Sprintf("installed sha256 %s at %s", short(newSHA), t.r.s.Target), nil
+	})
+	if err == nil {
+		err = t.reloadAndSettle(ctx, p.gen0, false)
+	}
+	if err == nil {
+		err = t.verify(ctx)
+	}
+	if err != nil {
+		return t.rollback(ctx, rollbackSHA, err)
+	}
+	if err := t.commit(ctx, newSHA); err != nil {
+		return fmt.Errorf("%w: committed but could not record it: %w", ErrBroken, err)
+	}
+	t.res.OK = true
+	return nil
+}
+
+func (t *txn) hasBlob(sum string) bool {
+	_, err := t.r.st.blob(sum)
+	return err == nil
+}
+
+// reloadAndSettle runs the reload and settle stages (or, inside a
+// rollback, the same steps without stage records).
+func (t *txn) reloadAndSettle(ctx context.Context, gen0 Generation, quiet bool) error {
+	doReload := func() (string, error) {
+		if err := t.r.d.Reload.Reload(ctx, t.r.s.Unit); err != nil {
+			return "", fmt.Errorf("reload %s: %w", t.r.s.Unit, err)
+		}
+		return "reload job done", nil
+	}
+	doSettle := func() (string, error) {
+		g, detail, err := t.settle(ctx, gen0)
+		if err == nil {
+			t.res.Generation = &g
+		}
+		return detail, err
+	}
+	if quiet {
+		if _, err := doReload(); err != nil {
+			return err
+		}
+		_, err := doSettle()
+		return err
+	}
+	if err := t.stage(ctx, StageReload, doReload); err != nil {
+		return err
+	}
+	return t.stage(ctx, StageSettle, doSettle)
+}
+
+// verify runs sweep then probe; both run even if the sweep fails.
+func (t *txn) verify(ctx context.Context) error {
+	serr := t.stage(ctx, StageSweep, func() (string, error) { return t.sweep(ctx) })
+	perr := t.stage(ctx, StageProbe, func() (string, error) { return t.probe(ctx) })
+	return errors.Join(serr, perr)
+}
+
+func (t *txn) commit(ctx context.Context, newSHA string) error {
+	if t.r.d.Pause != nil {
+		t.r.d.Pause(ctx, stageCommit)
+	}
+	g := t.res.Generation
+	if g == nil {
+		return errors.New("no generation after settle")
+	}
+	t.journal.Stage = stageCommit
+	if err := t.r.st.writeJournal(t.journal); err != nil {
+		return err
+	}
+	return t.r.st.setRunning(Running{SHA256: newSHA, Target: t.r.s.Target, MasterPID: g.MasterPID,
+		Reloads: g.Reloads, Time: t.r.d.Now().UTC(), ID: t.res.ID})
+}
+
+func firstLines(s string, n int) string {
+	lines := bytes.Split(bytes.TrimSpace([]byte(s)), []byte("\n"))
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return string(bytes.Join(lines, []byte("; ")))
+}
