@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN := bin/haguard
 
-.PHONY: all build deps test test-unit test-binary test-system lint vet staticcheck fmt bench demo clean
+.PHONY: all build deps test test-unit test-binary test-system lint vet staticcheck fmt bench demo clean deb
 
 all: build
 
@@ -45,6 +45,11 @@ bench: deps
 
 demo: deps build
 	go run ./internal/testbed/cmd/demo -haguard $(BIN)
+
+# dist/haguard_<version>_amd64.deb: binary, unit, conffile, man pages,
+# completions (docs/install.md). nfpm runs as a library: no dpkg-deb needed.
+deb: build
+	go run ./packaging/cmd/mkdeb -binary $(BIN) -out dist
 
 clean:
 	rm -rf bin dist
