@@ -1,0 +1,338 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+)
+
+// Request limits that are not configurable.
+const (
+	maxProbeCount   = 1000
+	maxProbeTargets = 64
+	maxHistoryLimit = 1000
+	maxIDLen        = 64
+)
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) openapi(c echo.Context) error {
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, openAPI)
+}
+
+// statusBody is GET /v1/status.
+type statusBody struct {
+	Version      string       `json:"version,omitempty"`
+	Unit         *UnitStatus  `json:"unit,omitempty"`
+	UnitError    string       `json:"unit_error,omitempty"`
+	ConfigSHA256 string       `json:"config_sha256,omitempty"`
+	ConfigError  string       `json:"config_error,omitempty"`
+	LastReload   *JobView     `json:"last_reload"`
+	LastSweep    *sweepBody   `json:"last_sweep"`
+	Queue        queueSummary `json:"queue"`
+}
+
+type queueSummary struct {
+	Running string `json:"running,omitempty"`
+	Waiting int    `json:"waiting"`
+}
+
+// status reports what it can: a failing part is named, not fatal, so that
+// the endpoint stays useful when haproxy is down.
+func (s *Server) status(c echo.Context) error {
+	ctx := c.Request().Context()
+	b := statusBody{Version: s.opts.Version}
+	if u, err := s.opts.Status.Status(ctx); err != nil {
+		b.UnitError = err.Error()
+	} else {
+		b.Unit = &u
+	}
+	if sha, err := s.opts.Hasher.RunningSHA256(ctx); err != nil {
+		b.ConfigError = err.Error()
+	} else {
+		b.ConfigSHA256 = sha
+		c.Response().Header().Set("ETag", strconv.Quote(sha))
+	}
+	if j, ok := s.queue.lastFinished(); ok {
+		b.LastReload = &j
+	}
+	if r, ok := s.opts.Ghosts.Last(); ok {
+		sb := newSweepBody(r, false)
+		b.LastSweep = &sb
+	}
+	for i, j := range s.queue.active() {
+		if i == 0 && j.State == stateRunning {
+			b.Queue.Running = j.ID
+			continue
+		}
+		b.Queue.Waiting++
+	}
+	return c.JSON(http.StatusOK, b)
+}
+
+// checkBody is POST /v1/check.
+type checkBody struct {
+	OK bool `json:"ok"`
+	CheckReport
+}
+
+func (s *Server) check(c echo.Context) error {
+	cfg, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(cfg)) == 0 {
+		return &ValidationError{Field: "body", Reason: "the config to check is empty"}
+	}
+	rep, err := s.opts.Checker.Check(c.Request().Context(), cfg)
+	if err != nil {
+		return fmt.Errorf("check: %w", err)
+	}
+	s.metrics.ObserveFindings(rep.Counts)
+	return c.JSON(http.StatusOK, checkBody{OK: rep.Counts["error"] == 0, CheckReport: rep})
+}
+
+// postReload queues a reload: 202 with the job and its Location.
+func (s *Server) postReload(c echo.Context) error {
+	wait, err := boolParam(c, "wait", true)
+	if err != nil {
+		return err
+	}
+	ifMatch, err := s.ifMatch(c)
+	if err != nil {
+		return err
+	}
+	cand, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(cand)) == 0 {
+		cand = nil
+	}
+	return s.submit(c, submission{kind: kindReload, candidate: cand, ifMatch: ifMatch, wait: wait})
+}
+
+// rollbackRequest is the body of POST /v1/rollback.
+type rollbackRequest struct {
+	// To is a history id; empty means the config before the last reload.
+	To string `json:"to,omitempty"`
+}
+
+func (s *Server) rollback(c echo.Context) error {
+	wait, err := boolParam(c, "wait", true)
+	if err != nil {
+		return err
+	}
+	ifMatch, err := s.ifMatch(c)
+	if err != nil {
+		return err
+	}
+	var req rollbackRequest
+	if err := s.decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.To != "" && !validID(req.To) {
+		return &ValidationError{Field: "to", Reason: "not a reload id"}
+	}
+	return s.submit(c, submission{kind: kindRollback, rollbackTo: req.To, ifMatch: ifMatch, wait: wait})
+}
+
+func (s *Server) submit(c echo.Context, sub submission) error {
+	v, _, err := s.queue.submit(sub)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/reloads/"+v.ID)
+	return c.JSON(http.StatusAccepted, v)
+}
+
+// ifMatch checks If-Match against the running config now (412 when stale)
+// and returns the hash for the queue to re-check before it runs the job.
+func (s *Server) ifMatch(c echo.Context) (string, error) {
+	h := strings.TrimSpace(c.Request().Header.Get("If-Match"))
+	if h == "" || h == "*" {
+		return "", nil
+	}
+	want := strings.Trim(strings.TrimPrefix(h, "W/"), `"`)
+	if len(want) != 64 || strings.Trim(strings.ToLower(want), "0123456789abcdef") != "" {
+		return "", &ValidationError{Field: "If-Match", Reason: "want the sha256 (64 hex digits) of the running config"}
+	}
+	want = strings.ToLower(want)
+	have, err := s.opts.Hasher.RunningSHA256(c.Request().Context())
+	if err != nil {
+		return "", fmt.Errorf("hash running config: %w", err)
+	}
+	if have != want {
+		return "", &PreconditionError{Want: want, Have: have}
+	}
+	return want, nil
+}
+
+// reloadsBody is GET /v1/reloads.
+type reloadsBody struct {
+	// Active is the running transaction, then the waiting ones.
+	Active  []JobView `json:"active"`
+	History any       `json:"history"`
+}
+
+func (s *Server) listReloads(c echo.Context) error {
+	limit := 20
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxHistoryLimit {
+			return &ValidationError{Field: "limit", Reason: fmt.Sprintf("want 1..%d", maxHistoryLimit)}
+		}
+		limit = n
+	}
+	h, err := s.opts.Reloader.History(c.Request().Context(), limit)
+	if err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	return c.JSON(http.StatusOK, reloadsBody{Active: s.queue.active(), History: h})
+}
+
+func (s *Server) getReload(c echo.Context) error {
+	id := c.Param("id")
+	if !validID(id) {
+		return fmt.Errorf("%w: reload %q", ErrNotFound, id)
+	}
+	if v, ok := s.queue.get(id); ok {
+		return c.JSON(http.StatusOK, v)
+	}
+	res, err := s.opts.Reloader.Get(c.Request().Context(), id)
+	if err != nil {
+		return fmt.Errorf("reload %s: %w", id, err)
+	}
+	return c.JSON(http.StatusOK, JobView{ID: id, State: stateDone, Transaction: res})
+}
+
+// sweepBody is GET /v1/ghosts.
+type sweepBody struct {
+	SweepReport
+	Ghosts int  `json:"ghosts"`
+	Fresh  bool `json:"fresh"`
+}
+
+func newSweepBody(r SweepReport, fresh bool) sweepBody {
+	return sweepBody{SweepReport: r, Ghosts: r.Counts["ghost"] + r.Counts["divergent"], Fresh: fresh}
+}
+
+func (s *Server) ghosts(c echo.Context) error {
+	fresh, err := boolParam(c, "fresh", false)
+	if err != nil {
+		return err
+	}
+	if !fresh {
+		if r, ok := s.opts.Ghosts.Last(); ok {
+			return c.JSON(http.StatusOK, newSweepBody(r, false))
+		}
+	}
+	r, err := s.opts.Ghosts.SweepNow(c.Request().Context())
+	if err != nil {
+		return fmt.Errorf("sweep: %w", err)
+	}
+	s.metrics.ObserveSweep(r)
+	return c.JSON(http.StatusOK, newSweepBody(r, true))
+}
+
+func (s *Server) probes(c echo.Context) error {
+	var req ProbeRequest
+	if err := s.decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Count < 0 || req.Count > maxProbeCount {
+		return &ValidationError{Field: "count", Reason: fmt.Sprintf("want 0..%d", maxProbeCount)}
+	}
+	if len(req.Targets) > maxProbeTargets {
+		return &ValidationError{Field: "targets", Reason: fmt.Sprintf("at most %d", maxProbeTargets)}
+	}
+	for _, t := range req.Targets {
+		if _, _, err := net.SplitHostPort(t); err != nil {
+			return &ValidationError{Field: "targets", Reason: fmt.Sprintf("%q is not host:port", t)}
+		}
+	}
+	rep, err := s.opts.Prober.Probe(c.Request().Context(), req)
+	if err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	s.metrics.ObserveProbes(rep.Totals)
+	return c.JSON(http.StatusOK, rep)
+}
+
+// readBody reads the whole body under the size limit; a larger body is an
+// *http.MaxBytesError (413).
+func (s *Server) readBody(c echo.Context) ([]byte, error) {
+	r := c.Request()
+	limit := s.opts.MaxBodyBytes
+	if r.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, mbe
+		}
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	return data, nil
+}
+
+// decodeJSON decodes an optional JSON body strictly into v.
+func (s *Server) decodeJSON(c echo.Context, v any) error {
+	data, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &ValidationError{Field: "body", Reason: "invalid JSON: " + err.Error()}
+	}
+	if dec.More() {
+		return &ValidationError{Field: "body", Reason: "more than one JSON value"}
+	}
+	return nil
+}
+
+func boolParam(c echo.Context, name string, def bool) (bool, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, &ValidationError{Field: name, Reason: fmt.Sprintf("%q is not true or false", v)}
+	}
+	return b, nil
+}
+
+// validID accepts the ids haguard makes; it never lets a request name a
+// path: letters, digits, '-', '_', ':' and '.', not starting with '.'.
+func validID(id string) bool {
+	if id == "" || len(id) > maxIDLen || id[0] == '.' {
+		return false
+	}
+	for _, r := range id {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case r == '-', r == '_', r == ':', r == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
