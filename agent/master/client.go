@@ -1,0 +1,170 @@
+// Package master talks to HAProxy's master CLI (the -S socket of
+// master-worker mode): `show proc`, `reload` and `show startup-logs`.
+package master
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+)
+
+// MaxAnswer bounds what one command may return.
+const MaxAnswer = 4 << 20
+
+// DefaultTimeout applies when the context has no deadline.
+const DefaultTimeout = 30 * time.Second
+
+// ErrUnsupported means this HAProxy version's master CLI lacks the command.
+var ErrUnsupported = errors.New("not supported by this haproxy's master CLI")
+
+// Client sends one command per connection to a master CLI unix socket.
+// The zero value is not usable; build it with New.
+type Client struct {
+	socket  string
+	timeout time.Duration
+	dialer  net.Dialer
+}
+
+// New returns a client for the master CLI socket at path (for Debian's
+// haproxy.service: /run/haproxy-master.sock).
+func New(path string) *Client {
+	return &Client{socket: path, timeout: DefaultTimeout}
+}
+
+// Socket is the path the client dials.
+func (c *Client) Socket() string { return c.socket }
+
+// Command sends cmd, half-closes the connection and returns everything
+// the master writes before it closes its side (the master CLI is
+// non-interactive by default: one command, one answer, then EOF; it
+// starts answering only once it has read the end of the request).
+func (c *Client) Command(ctx context.Context, cmd string) (string, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	conn, err := c.dialer.DialContext(ctx, "unix", c.socket)
+	if err != nil {
+		return "", fmt.Errorf("master cli %s: %w", c.socket, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	// Unblock the read when ctx is canceled before its deadline.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	if _, err := io.WriteString(conn, strings.TrimSpace(cmd)+"\n"); err != nil {
+		return "", fmt.Errorf("master cli %s: send %q: %w", c.socket, cmd, err)
+	}
+	// The master answers once it sees the end of the request: half-close.
+	if uc, ok := conn.(*net.UnixConn); ok {
+		if err := uc.CloseWrite(); err != nil {
+			return "", fmt.Errorf("master cli %s: send %q: %w", c.socket, cmd, err)
+		}
+	}
+	b, err := io.ReadAll(io.LimitReader(conn, MaxAnswer+1))
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			err = ctx.Err()
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			err = context.DeadlineExceeded // the socket deadline is ctx's
+		}
+		return string(b), fmt.Errorf("master cli %s: read answer to %q: %w", c.socket, cmd, err)
+	}
+	if len(b) > MaxAnswer {
+		return "", fmt.Errorf("master cli %s: answer to %q exceeds %d bytes", c.socket, cmd, MaxAnswer)
+	}
+	return string(b), nil
+}
+
+// ShowProc runs `show proc` and parses it. While HAProxy 2.6 re-executes
+// itself during a reload it answers nothing: that is ErrEmptyOutput.
+func (c *Client) ShowProc(ctx context.Context) (*ShowProc, error) {
+	out, err := c.Command(ctx, "show proc")
+	if err != nil {
+		return nil, err
+	}
+	if isUnknown(out) {
+		return nil, fmt.Errorf("show proc: %w: %s", ErrUnsupported, firstLine(out))
+	}
+	return ParseShowProc(out)
+}
+
+// ReloadResult is the master's answer to `reload`.
+type ReloadResult struct {
+	// Reported is false for HAProxy < 2.7, whose master closes the
+	// connection without a word and reloads asynchronously: watch
+	// `show proc` for the new generation instead.
+	Reported bool `json:"reported"`
+	// Success is the master's "Success=1|0" (2.7+); meaningful only when
+	// Reported.
+	Success bool `json:"success"`
+	// Log holds the startup logs that 2.7+ prints after "--".
+	Log string `json:"log,omitempty"`
+}
+
+// Reload asks the master to reload. HAProxy 2.7+ answers synchronously
+// with Success=1|0 and the startup logs; 2.6 answers nothing.
+func (c *Client) Reload(ctx context.Context) (ReloadResult, error) {
+	out, err := c.Command(ctx, "reload")
+	if err != nil {
+		return ReloadResult{}, err
+	}
+	return ParseReload(out)
+}
+
+// ParseReload reads the answer to `reload`.
+func ParseReload(out string) (ReloadResult, error) {
+	if strings.TrimSpace(out) == "" {
+		return ReloadResult{}, nil
+	}
+	if isUnknown(out) {
+		return ReloadResult{}, fmt.Errorf("reload: %w: %s", ErrUnsupported, firstLine(out))
+	}
+	head, log, _ := strings.Cut(out, "\n")
+	var r ReloadResult
+	switch strings.TrimSpace(head) {
+	case "Success=1":
+		r = ReloadResult{Reported: true, Success: true}
+	case "Success=0":
+		r = ReloadResult{Reported: true}
+	default:
+		return ReloadResult{}, fmt.Errorf("reload: unexpected answer %q", firstLine(out))
+	}
+	log = strings.TrimPrefix(log, "--\n")
+	r.Log = strings.TrimRight(log, "\n")
+	return r, nil
+}
+
+// StartupLogs returns `show startup-logs` (on the master CLI since
+// HAProxy 2.7); ErrUnsupported on 2.6.
+func (c *Client) StartupLogs(ctx context.Context) (string, error) {
+	out, err := c.Command(ctx, "show startup-logs")
+	if err != nil {
+		return "", err
+	}
+	if isUnknown(out) {
+		return "", fmt.Errorf("show startup-logs: %w", ErrUnsupported)
+	}
+	return out, nil
+}
+
+// isUnknown spots the CLI's answer to a command it does not know.
+func isUnknown(out string) bool {
+	sc := bufio.NewScanner(strings.NewReader(out))
+	if !sc.Scan() {
+		return false
+	}
+	l := sc.Text()
+	return strings.HasPrefix(l, "Unknown command") || strings.HasPrefix(l, "The following commands are valid")
+}

@@ -1,0 +1,145 @@
+package master
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeMaster answers each connection's one command with answers[cmd] and
+// closes, like the master CLI in non-interactive mode.
+func fakeMaster(t *testing.T, answers map[string]string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "master.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { l.Close(); <-done })
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			cmd, _ := bufio.NewReader(c).ReadString('\n')
+			ans, ok := answers[strings.TrimSpace(cmd)]
+			if !ok {
+				ans = "Unknown command, but maybe one of the following ones is a better match:\n  show proc : show processes status\n"
+			}
+			_, _ = c.Write([]byte(ans))
+			c.Close()
+		}
+	}()
+	return path
+}
+
+func TestClientAgainstFakeMaster(t *testing.T) {
+	ctx := context.Background()
+	t.Run("2.6", func(t *testing.T) {
+		c := New(fakeMaster(t, map[string]string{
+			"show proc": "#<PID> <type> <reloads> <uptime> <version>\n10 master 1 [failed: 0] 0d00h00m05s 2.6.12\n# workers\n12 worker 0 0d00h00m01s 2.6.12\n# programs\n\n",
+			"reload":    "",
+		}))
+		sp, err := c.ShowProc(ctx)
+		if err != nil || sp.Master.PID != 10 || len(sp.Workers) != 1 || sp.Workers[0].Generation != 1 {
+			t.Fatalf("ShowProc: %+v, %v", sp, err)
+		}
+		r, err := c.Reload(ctx)
+		if err != nil || r.Reported {
+			t.Fatalf("2.6 reload answers nothing: got %+v, %v", r, err)
+		}
+		if _, err := c.StartupLogs(ctx); !errors.Is(err, ErrUnsupported) {
+			t.Fatalf("StartupLogs on 2.6: got %v, want ErrUnsupported", err)
+		}
+	})
+	t.Run("3.x", func(t *testing.T) {
+		c := New(fakeMaster(t, map[string]string{
+			"reload":            "Success=0\n--\n[NOTICE]   (1) : haproxy version is 3.2.4\n[ALERT]    (1) : config : parsing [/etc/haproxy/haproxy.cfg:12] : unknown keyword 'bnd'\n",
+			"show startup-logs": "[NOTICE]   (1) : haproxy version is 3.2.4\n",
+		}))
+		r, err := c.Reload(ctx)
+		if err != nil || !r.Reported || r.Success || !strings.Contains(r.Log, "unknown keyword 'bnd'") || strings.HasPrefix(r.Log, "--") {
+			t.Fatalf("Reload: %+v, %v", r, err)
+		}
+		logs, err := c.StartupLogs(ctx)
+		if err != nil || !strings.Contains(logs, "haproxy version is 3.2.4") {
+			t.Fatalf("StartupLogs: %q, %v", logs, err)
+		}
+		if _, err := c.ShowProc(ctx); !errors.Is(err, ErrUnsupported) {
+			t.Fatalf("unknown show proc: %v", err)
+		}
+	})
+}
+
+func TestParseReload(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want ReloadResult
+		err  string
+	}{
+		{"", ReloadResult{}, ""},
+		{"Success=1\n", ReloadResult{Reported: true, Success: true}, ""},
+		{"Success=1\n--\nline1\nline2\n", ReloadResult{Reported: true, Success: true, Log: "line1\nline2"}, ""},
+		{"Success=0\n--\nAnother reload is still in progress.\n", ReloadResult{Reported: true, Log: "Another reload is still in progress."}, ""},
+		{"Permission denied\n", ReloadResult{}, "unexpected answer"},
+	} {
+		got, err := ParseReload(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("%q: got %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Fatalf("%q: got %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func TestClientErrors(t *testing.T) {
+	c := New(filepath.Join(t.TempDir(), "absent.sock"))
+	if _, err := c.ShowProc(context.Background()); err == nil || !strings.Contains(err.Error(), "absent.sock") {
+		t.Fatalf("missing socket: %v", err)
+	}
+
+	// A master that never answers: the context bounds the wait.
+	path := filepath.Join(t.TempDir(), "mute.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	held := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			held <- c
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-held; cancel() }()
+	_, err = New(path).Command(ctx, "show proc")
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled command: got %v", err)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel2()
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			defer c.Close()
+			<-ctx2.Done()
+		}
+	}()
+	if _, err := New(path).Command(ctx2, "show proc"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("timed out command: got %v", err)
+	}
+}

@@ -1,0 +1,92 @@
+package master_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/haguard/haguard/agent/master"
+	"github.com/haguard/haguard/agent/master/mastertest"
+	"github.com/haguard/haguard/internal/testbed"
+)
+
+// TestShowProcRealHAProxy drives the installed haproxy in master-worker
+// mode through a start, a reload with a held connection (an old worker
+// appears), a reload that fails after passing `haproxy -c` (a bind on a
+// non-local address), and a good reload again.
+func TestShowProcRealHAProxy(t *testing.T) {
+	testbed.Require(t, testbed.TierBinary)
+	backend := testbed.TCPBackend(t)
+	port := testbed.FreePort(t)
+	listen := net.JoinHostPort("127.0.0.1", itoa(port))
+	good := testbed.TCPProxyConfig(listen, backend)
+	m := mastertest.Start(t, good)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	sp, err := m.ShowProc(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int(sp.Master.PID) != m.PID || sp.Reloads != 0 || sp.FailedReloads != 0 || len(sp.Workers) != 1 || len(sp.OldWorkers) != 0 {
+		t.Fatalf("fresh master: %+v", sp)
+	}
+	first := sp.Workers[0]
+	if first.Generation != 0 || first.Version == "" {
+		t.Fatalf("first worker: %+v", first)
+	}
+
+	// Hold a connection through the first worker, then reload.
+	conn, err := net.DialTimeout("tcp", listen, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	buf := make([]byte, len(testbed.Greeting))
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Read(buf); err != nil {
+		t.Fatalf("no greeting through haproxy: %v", err)
+	}
+	r, err := m.Client.Reload(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Reported {
+		t.Logf("this haproxy reports reloads synchronously: %+v", r)
+	}
+	sp, err = m.WaitFor(ctx, func(sp *master.ShowProc) bool {
+		return sp.Reloads == 1 && len(sp.Workers) == 1 && sp.Workers[0].Generation == 1
+	})
+	if err != nil {
+		t.Fatalf("after reload: %v (%+v)", err, sp)
+	}
+	if len(sp.OldWorkers) != 1 || sp.OldWorkers[0].PID != first.PID || sp.OldWorkers[0].Generation != 0 || !sp.OldWorkers[0].Old {
+		t.Fatalf("the worker holding a connection should be the one old worker: %+v", sp.OldWorkers)
+	}
+	second := sp.Workers[0]
+
+	// A config that passes `haproxy -c` but cannot bind.
+	m.WriteConfig(t, good+"\nlisten broken\n\tbind 10.254.254.254:"+itoa(testbed.FreePort(t))+"\n\tserver s1 "+backend+"\n")
+	sp = m.Reload(t)
+	if sp.Reloads != 2 || sp.FailedReloads != 1 || !sp.LastReloadFailed() {
+		t.Fatalf("failed reload not counted: %+v", sp)
+	}
+	if len(sp.Workers) != 1 || sp.Workers[0].PID != second.PID || sp.Workers[0].Generation != 1 {
+		t.Fatalf("after a failed reload the generation-1 worker keeps serving: %+v", sp.Workers)
+	}
+
+	m.WriteConfig(t, good)
+	sp = m.Reload(t)
+	if sp.Reloads != 3 || sp.FailedReloads != 0 || len(sp.Workers) != 1 || sp.Workers[0].Generation != 3 {
+		t.Fatalf("a good reload resets failed and makes generation 3: %+v", sp)
+	}
+
+	if _, err := m.Client.StartupLogs(ctx); err != nil && !errors.Is(err, master.ErrUnsupported) {
+		t.Fatalf("show startup-logs: %v", err)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
