@@ -167,3 +167,13 @@ func (r *Reloader) RollbackTo(ctx context.Context, id string, opt Options) (Resu
 }
 
 func readFileOrNil(path string) ([]byte, error) { return os.ReadFile(path) }
+
+// ReadHistory lists the transactions kept in stateDir, oldest first,
+// without a Reloader (history needs no systemd).
+func ReadHistory(stateDir string) ([]Entry, error) {
+	es, err := store{dir: stateDir}.entries()
+	if err != nil && !isNotExist(err) {
+		return nil, err
+	}
+	return es, nil
+}

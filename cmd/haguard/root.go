@@ -81,6 +81,7 @@ is left in a bad state and needs a human.`,
 		a.versionCmd(),
 		a.checkCmd(),
 		a.gendocsCmd(),
+		a.reloadCmd(), a.historyCmd(), a.rollbackCmd(), a.statusCmd(),
 	)
 	return root
 }

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/haguard/haguard/reload"
+)
+
+type reloadOpts struct {
+	candidate  string
+	dryRun     bool
+	killGhosts bool
+	force      bool
+	reason     string
+	unit       unitFlags
+}
+
+func (a *app) reloadCmd() *cobra.Command {
+	var o reloadOpts
+	cmd := &cobra.Command{
+		Use:   "reload [--candidate FILE]",
+		Short: "Reload haproxy as a transaction: check, snapshot, install, reload, verify, or roll back",
+		Long: `reload is a drop-in for 'systemctl reload haproxy' that cannot leave the host
+worse than it found it (docs/reload.md):
+
+  check     lint + 'haproxy -c' on the candidate; refuse on errors
+  snapshot  keep the running config in the history (state_dir/history)
+  install   write the candidate in place atomically (same mode and owner)
+  reload    reload the unit over D-Bus and wait for the job
+  settle    wait for the master's reload counter to move, its failed
+            counter not to, and a new generation of workers to be up
+  sweep     ghost or divergent haproxy processes fail the reload
+            (unless --kill-ghosts)
+  probe     connect through every listener
+  commit    or roll back: restore the snapshot, reload, verify again
+
+Without --candidate it reloads the file on disk in place. A config that
+already runs is "unchanged": nothing is reloaded, sweep and probe still run
+(--force reloads anyway).
+
+Exit codes: 0 committed (or unchanged and verified); 1 refused, rolled back
+cleanly, or unchanged but verification failed; 2 usage error; 3 the
+rollback failed or the unit failed: the host needs a human.`,
+		Args: cobra.NoArgs,
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.candidate, "candidate", "", "config file to install in place of the running one")
+	f.BoolVar(&o.dryRun, "dry-run", false, "run the check and print the plan; change nothing")
+	f.BoolVar(&o.killGhosts, "kill-ghosts", false, "kill ghost and divergent haproxy processes instead of failing")
+	f.BoolVar(&o.force, "force", false, "reload even when the config is unchanged")
+	f.StringVar(&o.reason, "reason", "", "why, for the history and audit log")
+	addUnitFlags(cmd, &o.unit)
+	cmd.RunE = a.exec(func(ctx context.Context) (int, error) {
+		cfg, err := a.loadConfig(cmd)
+		if err != nil {
+			return exitUsage, err
+		}
+		cfg.Reload.KillGhosts = cfg.Reload.KillGhosts || o.killGhosts
+		log := a.logger()
+		r, closeFn, err := a.buildReloader(ctx, cfg, o.unit, log)
+		if err != nil {
+			return exitBroken, err
+		}
+		defer closeFn()
+		res, err := r.Run(ctx, reload.Options{Candidate: o.candidate, DryRun: o.dryRun,
+			KillGhosts: cfg.Reload.KillGhosts, Force: o.force, Reason: o.reason, Who: who()})
+		return a.reportReload(res, err)
+	})
+	return cmd
+}
+
+func addUnitFlags(cmd *cobra.Command, u *unitFlags) {
+	cmd.Flags().StringVar(&u.unit, "unit", "", "systemd unit (default: systemd.unit in haguard.yaml)")
+	cmd.Flags().StringVar(&u.busAddress, "bus-address", "", "D-Bus address (default: systemd.bus_address, else the system bus)")
+}
+
+// reportReload prints res and maps it to an exit code.
+func (a *app) reportReload(res reload.Result, err error) (int, error) {
+	code := reloadExit(res, err)
+	if errors.Is(err, reload.ErrLocked) || res.ID == "" {
+		return code, err
+	}
+	if a.jsonOutput() {
+		if werr := a.writeJSON(res); werr != nil {
+			return exitBroken, werr
+		}
+	} else {
+		writeReloadHuman(a.stdout, res, err)
+	}
+	return code, nil
+}
+
+func reloadExit(res reload.Result, err error) int {
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, reload.ErrBroken) || res.Broken:
+		return exitBroken
+	case errors.Is(err, reload.ErrUnchanged) && res.OK:
+		return exitOK
+	default:
+		return exitNegative
+	}
+}
+
+// writeReloadHuman prints the seed runbook's checklist, ticked.
+func writeReloadHuman(w io.Writer, res reload.Result, err error) {
+	tick := func(ok bool, format string, args ...any) {
+		mark := "[x]"
+		if !ok {
+			mark = "[!]"
+		}
+		fmt.Fprintf(w, "%s %s\n", mark, fmt.Sprintf(format, args...))
+	}
+	stage := map[string]reload.Stage{}
+	for _, s := range res.Stages {
+		stage[s.Name] = s
+	}
+	line := func(s reload.Stage) string {
+		if s.OK {
+			return s.Detail
+		}
+		if s.Detail != "" {
+			return s.Detail + ": " + s.Error
+		}
+		return s.Error
+	}
+	fmt.Fprintf(w, "haguard reload %s\n", res.ID)
+	if s, ok := stage[reload.StageRecover]; ok {
+		tick(s.OK, "previous run: %s", line(s))
+	}
+	for _, f := range res.Findings {
+		fmt.Fprintf(w, "    %s:%d: %s %s: %s\n", f.File, f.Line, f.Severity, f.Rule, f.Message)
+	}
+	if s, ok := stage[reload.StageCheck]; ok {
+		tick(s.OK, "config valid: %s", line(s))
+	}
+	if res.DryRun {
+		for _, p := range res.Plan {
+			fmt.Fprintf(w, "    plan: %s\n", p)
+		}
+		fmt.Fprintln(w, "dry run: nothing changed")
+		return
+	}
+	if res.Unchanged {
+		fmt.Fprintln(w, "[x] unchanged: the config on disk already runs; not reloaded")
+	}
+	if s, ok := stage[reload.StageSnapshot]; ok {
+		tick(s.OK, "snapshot: %s", line(s))
+	}
+	if s, ok := stage[reload.StageInstall]; ok {
+		tick(s.OK, "install: %s", line(s))
+	}
+	if s, ok := stage[reload.StageReload]; ok {
+		tick(s.OK, "reload job done: %s", line(s))
+	}
+	if s, ok := stage[reload.StageSettle]; ok {
+		if s.OK {
+			gen, drain, _ := strings.Cut(s.Detail, "; ")
+			tick(true, "%s", gen)
+			if drain != "" {
+				tick(true, "%s", drain)
+			}
+		} else {
+			tick(false, "new generation: %s", s.Error)
+		}
+	}
+	if s, ok := stage[reload.StageSweep]; ok {
+		tick(s.OK, "%s", line(s))
+	}
+	if s, ok := stage[reload.StageProbe]; ok {
+		probes, backends, _ := strings.Cut(s.Detail, "; ")
+		if probes == "" {
+			probes = s.Error
+		} else if !s.OK {
+			probes += ": " + s.Error
+		}
+		tick(s.OK, "%s", probes)
+		if backends != "" {
+			tick(!strings.Contains(backends, "not UP"), "%s", backends)
+		}
+	}
+	if s, ok := stage[reload.StageRollback]; ok {
+		tick(s.OK, "rolled back: %s", line(s))
+	}
+	verdict := "COMMITTED"
+	switch {
+	case res.Broken:
+		verdict = "HOST NEEDS A HUMAN (rollback failed or unit failed)"
+	case res.RolledBack:
+		verdict = "ROLLED BACK"
+	case res.Unchanged && res.OK:
+		verdict = "UNCHANGED, verified"
+	case res.Unchanged:
+		verdict = "UNCHANGED, verification FAILED"
+	case err != nil:
+		verdict = "REFUSED"
+	}
+	fmt.Fprintf(w, "%s in %d ms\n", verdict, res.DurationMS)
+	if err != nil && !errors.Is(err, reload.ErrUnchanged) {
+		fmt.Fprintf(w, "reason: %v\n", err)
+	}
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/haguard/haguard/reload"
+)
+
+func (a *app) statusCmd() *cobra.Command {
+	var uf unitFlags
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the unit, the running generation, draining workers and config drift",
+		Long: `status shows the haproxy unit's state, the master's generation (reload
+counter) and workers, old workers still draining and since when, and
+drift: whether the running generation was loaded from a config that
+differs from the file on disk (edited without a reload, or reloaded
+outside haguard). It also reports a reload that died mid-transaction.
+
+Exit codes: 0 active, no drift; 1 drift, an interrupted transaction, or
+a failed last reload; 3 the unit is not active.`,
+		Args: cobra.NoArgs,
+	}
+	addUnitFlags(cmd, &uf)
+	cmd.RunE = a.exec(func(ctx context.Context) (int, error) {
+		cfg, err := a.loadConfig(cmd)
+		if err != nil {
+			return exitUsage, err
+		}
+		r, closeFn, err := a.buildReloader(ctx, cfg, uf, a.logger())
+		if err != nil {
+			return exitBroken, err
+		}
+		defer closeFn()
+		st, err := r.Status(ctx)
+		if err != nil {
+			return exitUsage, err
+		}
+		if a.jsonOutput() {
+			if err := a.writeJSON(st); err != nil {
+				return exitBroken, err
+			}
+		} else {
+			writeStatusHuman(a.stdout, st)
+		}
+		switch {
+		case st.ActiveState != "active":
+			return exitBroken, nil
+		case st.Drift || st.Interrupted != nil || st.Failed > 0:
+			return exitNegative, nil
+		}
+		return exitOK, nil
+	})
+	return cmd
+}
+
+func writeStatusHuman(w io.Writer, st reload.Status) {
+	fmt.Fprintf(w, "unit:       %s %s/%s (main pid %d) %q\n", st.Unit, st.ActiveState, st.SubState, st.MainPID, st.StatusText)
+	if st.Generation >= 0 {
+		fmt.Fprintf(w, "generation: %d (failed reloads since last success: %d), %d workers\n", st.Generation, st.Failed, st.Workers)
+		if st.OldWorkers > 0 && st.OldestDraining != nil {
+			fmt.Fprintf(w, "draining:   %d old workers, oldest since %s\n", st.OldWorkers, st.OldestDraining.Format("2006-01-02 15:04:05Z"))
+		} else {
+			fmt.Fprintln(w, "draining:   none")
+		}
+	}
+	fmt.Fprintf(w, "config:     %s sha256 %s\n", st.Target, short12(st.DiskSHA256))
+	if st.Drift {
+		fmt.Fprintf(w, "drift:      YES: %s\n", st.DriftReason)
+	} else {
+		fmt.Fprintf(w, "drift:      none (running %s)\n", short12(st.RunningSHA256))
+	}
+	if j := st.Interrupted; j != nil {
+		fmt.Fprintf(w, "interrupted: transaction %s (pid %d) died at stage %s; the next 'haguard reload' finishes it\n", j.ID, j.PID, j.Stage)
+	}
+	if e := st.Last; e != nil {
+		fmt.Fprintf(w, "last:       %s %s by %s (%s)\n", e.ID, e.Outcome, e.Who, e.Reason)
+	}
+	for _, e := range st.Errors {
+		fmt.Fprintf(w, "error:      %s\n", e)
+	}
+}
