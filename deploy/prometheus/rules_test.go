@@ -1,0 +1,176 @@
+// Package prometheus holds no code: its tests check the alert rules and
+// the Grafana dashboard in this directory against promtool (Debian package
+// prometheus, installed by make deps) and against the metrics that
+// haguard serve really registers.
+package prometheus
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	prom "github.com/prometheus/client_golang/prometheus"
+
+	"github.com/haguard/haguard/api"
+)
+
+const (
+	rulesFile     = "haguard.rules.yml"
+	rulesTestFile = "haguard.rules.test.yml"
+	dashboardFile = "haguard.dashboard.json"
+)
+
+func promtool(t *testing.T, args ...string) string {
+	t.Helper()
+	bin, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatalf("promtool: %v (Debian package prometheus; make deps installs it)", err)
+	}
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func TestRulesCheck(t *testing.T) {
+	out := promtool(t, "check", "rules", rulesFile)
+	if !strings.Contains(out, "SUCCESS") {
+		t.Fatalf("promtool check rules:\n%s", out)
+	}
+}
+
+// TestRulesFire runs the rules' own unit tests: each alert fires on the
+// series that should fire it, after its `for`, and not on the others.
+func TestRulesFire(t *testing.T) {
+	out := promtool(t, "test", "rules", rulesTestFile)
+	if !strings.Contains(out, "SUCCESS") {
+		t.Fatalf("promtool test rules:\n%s", out)
+	}
+}
+
+// dashboardExprs returns every PromQL expression in the dashboard, with
+// Grafana's variables replaced by values PromQL accepts.
+func dashboardExprs(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile(dashboardFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+		Annotations struct {
+			List []struct {
+				Expr string `json:"expr"`
+			} `json:"list"`
+		} `json:"annotations"`
+	}
+	if err := json.Unmarshal(data, &d); err != nil {
+		t.Fatalf("%s: %v", dashboardFile, err)
+	}
+	vars := strings.NewReplacer("$__rate_interval", "5m", "$instance", ".*")
+	var exprs []string
+	for _, p := range d.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			exprs = append(exprs, vars.Replace(tg.Expr))
+		}
+	}
+	for _, a := range d.Annotations.List {
+		exprs = append(exprs, vars.Replace(a.Expr))
+	}
+	return exprs
+}
+
+// TestDashboardQueriesParse hands every dashboard query to promtool as a
+// recording rule, so that PromQL syntax errors fail here, not in Grafana.
+func TestDashboardQueriesParse(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("groups:\n  - name: dashboard\n    rules:\n")
+	for i, e := range dashboardExprs(t) {
+		q, _ := json.Marshal(e) // a JSON string is a valid YAML scalar
+		fmt.Fprintf(&b, "      - record: dashboard:query_%d\n        expr: %s\n", i, q)
+	}
+	path := filepath.Join(t.TempDir(), "dashboard.rules.yml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	promtool(t, "check", "rules", path)
+}
+
+var metricRef = regexp.MustCompile(`\bhaguard_[a-z_]+`)
+
+// TestMetricNamesExist ties the rules and the dashboard to the metrics the
+// api package registers: a renamed metric breaks this test, not an alert
+// that silently never fires. It also checks that every metric is shown.
+func TestMetricNamesExist(t *testing.T) {
+	reg := prom.NewRegistry()
+	m, err := api.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetConfig("0123abcd") // haguard_config_info has a series only once a config is known
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := map[string]bool{}
+	for _, mf := range mfs {
+		if strings.HasPrefix(mf.GetName(), "haguard_") {
+			real[mf.GetName()] = true
+		}
+	}
+	rules, err := os.ReadFile(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[string][]string{}
+	for _, m := range metricRef.FindAllString(string(rules), -1) {
+		used[base(m)] = append(used[base(m)], rulesFile)
+	}
+	shown := map[string]bool{}
+	for _, e := range dashboardExprs(t) {
+		for _, m := range metricRef.FindAllString(e, -1) {
+			used[base(m)] = append(used[base(m)], dashboardFile)
+			shown[base(m)] = true
+		}
+	}
+	for m, where := range used {
+		if !real[m] {
+			t.Errorf("%s uses %s, which haguard serve does not export", where[0], m)
+		}
+	}
+	var missing []string
+	for m := range real {
+		if !shown[m] {
+			missing = append(missing, m)
+		}
+	}
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Errorf("the dashboard shows none of %v", missing)
+	}
+}
+
+// base strips the series suffixes of histograms and summaries.
+func base(m string) string {
+	for _, s := range []string{"_bucket", "_sum", "_count"} {
+		if strings.HasSuffix(m, s) && strings.HasSuffix(strings.TrimSuffix(m, s), "_seconds") {
+			return strings.TrimSuffix(m, s)
+		}
+	}
+	return m
+}
