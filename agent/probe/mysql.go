@@ -1,0 +1,324 @@
+package probe
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// maxHandshake bounds the first packet we accept; a real v10 handshake is
+// well under 200 bytes.
+const maxHandshake = 1 << 12
+
+// Handshake is what a MySQL/MariaDB server says first (protocol v10).
+type Handshake struct {
+	ServerVersion string
+	ConnectionID  uint32
+}
+
+// ProbeMySQL reads the server's v10 handshake through the path. With a
+// user it then logs in with go-sql-driver/mysql and pings; "access denied"
+// (1045) counts as OK with a note, since the path did reach the server.
+// Failures: a timeout, a reset, the path closing right after accept, or an
+// ERR packet instead of a handshake ("Too many connections", 1040).
+func ProbeMySQL(ctx context.Context, t Target, r *Result, logger *slog.Logger) error {
+	if t.User != "" {
+		return mysqlLogin(ctx, t, r, logger)
+	}
+	conn, err := dial(ctx, t.Address)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	hs, err := ReadHandshake(conn)
+	if err != nil {
+		return err
+	}
+	r.ServerVersion, r.ConnectionID = hs.ServerVersion, hs.ConnectionID
+	return nil
+}
+
+// dial connects under ctx and makes every later read and write on the
+// connection obey ctx's deadline too.
+func dial(ctx context.Context, addr string) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		if err := conn.SetDeadline(dl); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
+	return conn, nil
+}
+
+// ReadHandshake reads and decodes the first packet of a MySQL connection.
+// An ERR packet becomes a *MySQLError (wrapped in a Failure); a peer that
+// closes before sending anything is ReasonClosedEarly.
+func ReadHandshake(rd io.Reader) (Handshake, error) {
+	_, p, err := readPacket(rd, maxHandshake)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return Handshake{}, fail(ReasonClosedEarly, err)
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return Handshake{}, fail(ReasonBadHandshake, err)
+		}
+		return Handshake{}, err
+	}
+	return parseHandshake(p)
+}
+
+// readPacket reads one MySQL packet: 3-byte little-endian length, 1-byte
+// sequence, payload. io.EOF means nothing at all was read.
+func readPacket(rd io.Reader, limit int) (seq byte, payload []byte, err error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(rd, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
+	if n > limit {
+		return 0, nil, failf(ReasonBadHandshake, "packet of %d bytes is larger than %d", n, limit)
+	}
+	payload = make([]byte, n)
+	if _, err := io.ReadFull(rd, payload); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, nil, err
+	}
+	return hdr[3], payload, nil
+}
+
+func parseHandshake(p []byte) (Handshake, error) {
+	if len(p) == 0 {
+		return Handshake{}, failf(ReasonBadHandshake, "empty packet")
+	}
+	switch p[0] {
+	case 0xff:
+		return Handshake{}, fail("", parseErrPacket(p))
+	case 10:
+	default:
+		return Handshake{}, failf(ReasonBadHandshake, "protocol version %d, want 10", p[0])
+	}
+	end := bytes.IndexByte(p[1:], 0)
+	if end < 0 || len(p) < 1+end+1+4 {
+		return Handshake{}, failf(ReasonBadHandshake, "truncated v10 handshake (%d bytes)", len(p))
+	}
+	hs := Handshake{ServerVersion: string(p[1 : 1+end])}
+	hs.ConnectionID = binary.LittleEndian.Uint32(p[1+end+1:])
+	return hs, nil
+}
+
+// parseErrPacket decodes an ERR packet (0xff, code, optional '#' + SQL
+// state, message). Before the handshake servers omit the SQL state.
+func parseErrPacket(p []byte) *MySQLError {
+	e := &MySQLError{}
+	if len(p) < 3 {
+		e.Message = "truncated ERR packet"
+		return e
+	}
+	e.Code = binary.LittleEndian.Uint16(p[1:3])
+	rest := p[3:]
+	if len(rest) >= 6 && rest[0] == '#' {
+		e.State, rest = string(rest[1:6]), rest[6:]
+	}
+	e.Message = string(rest)
+	return e
+}
+
+// errAccessDenied is MySQL's ER_ACCESS_DENIED_ERROR.
+const errAccessDenied = 1045
+
+// mysqlLogin logs in with go-sql-driver/mysql and pings. The handshake is
+// read off the wire on its way to the driver, so the server version is
+// known even when the login is refused.
+func mysqlLogin(ctx context.Context, t Target, r *Result, logger *slog.Logger) error {
+	s, err := openSession(ctx, t, logger)
+	if s != nil {
+		defer s.close()
+		r.ServerVersion, r.ConnectionID = s.hs.ServerVersion, s.hs.ConnectionID
+	}
+	if err != nil {
+		var me *MySQLError
+		if errors.As(err, &me) && me.Code == errAccessDenied && s != nil && s.hs.ServerVersion != "" {
+			r.Note = "access denied (1045): the path reached the server"
+			return nil
+		}
+		return err
+	}
+	return s.conn.PingContext(ctx)
+}
+
+// session is one logged-in MySQL connection with its raw socket at hand
+// (idle-hold reads the socket directly while the driver is idle).
+type session struct {
+	db   *sql.DB
+	conn *sql.Conn
+	raw  net.Conn
+	hs   Handshake
+}
+
+func (s *session) close() {
+	if s.conn != nil {
+		s.conn.Close()
+	}
+	s.db.Close()
+}
+
+// openSession logs in to t. It returns a non-nil session whenever the
+// handshake was seen, even if the login failed (so the caller can report
+// the server version). A refused login comes back as *MySQLError.
+func openSession(ctx context.Context, t Target, logger *slog.Logger) (*session, error) {
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd = t.User, t.Password
+	cfg.Net, cfg.Addr = "tcp", t.Address
+	cfg.Logger = driverLogger{logger}
+	cfg.CheckConnLiveness = false
+	if dl, ok := ctx.Deadline(); ok {
+		cfg.Timeout = time.Until(dl)
+	}
+	sniff := &sniffer{}
+	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		sniff.set(c)
+		return &sniffConn{Conn: c, s: sniff}, nil
+	}
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("mysql config: %w", err)
+	}
+	db := sql.OpenDB(connector)
+	db.SetMaxOpenConns(1)
+	s := &session{db: db}
+	conn, err := db.Conn(ctx)
+	s.raw, s.hs = sniff.result()
+	if err != nil {
+		if s.raw == nil {
+			db.Close()
+			return nil, err
+		}
+		return s, loginError(err, sniff)
+	}
+	s.conn = conn
+	return s, nil
+}
+
+// loginError turns the driver's error into ours: an ERR packet becomes a
+// *MySQLError, a path that closed before the handshake ReasonClosedEarly.
+func loginError(err error, sniff *sniffer) error {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		state := string(me.SQLState[:])
+		if me.SQLState == [5]byte{} {
+			state = ""
+		}
+		return fail("", &MySQLError{Code: me.Number, State: state, Message: me.Message})
+	}
+	if hsErr := sniff.err(); hsErr != nil {
+		return hsErr
+	}
+	if !sniff.seen() && netReason(err) != ReasonTimeout {
+		// Nothing arrived and it was not a timeout: the path closed (or
+		// reset) right after accepting.
+		return fail(ReasonClosedEarly, err)
+	}
+	return err
+}
+
+// sniffer keeps the raw connection and decodes the first packet that the
+// server sends, as it passes to the driver.
+type sniffer struct {
+	mu    sync.Mutex
+	raw   net.Conn
+	buf   []byte
+	done  bool
+	hs    Handshake
+	hsErr error
+}
+
+func (s *sniffer) set(c net.Conn) {
+	s.mu.Lock()
+	s.raw = c
+	s.mu.Unlock()
+}
+
+func (s *sniffer) result() (net.Conn, Handshake) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.raw, s.hs
+}
+
+// err is the handshake's own error (an ERR packet instead of a v10
+// greeting), if any.
+func (s *sniffer) err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hsErr
+}
+
+// seen reports whether any byte came from the server.
+func (s *sniffer) seen() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.done || len(s.buf) > 0
+}
+
+func (s *sniffer) feed(b []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return
+	}
+	s.buf = append(s.buf, b...)
+	if len(s.buf) < 4 {
+		return
+	}
+	n := int(s.buf[0]) | int(s.buf[1])<<8 | int(s.buf[2])<<16
+	if len(s.buf) < 4+n && len(s.buf) < maxHandshake {
+		return
+	}
+	s.done = true
+	s.hs, s.hsErr = parseHandshake(s.buf[4:min(len(s.buf), 4+n)])
+	s.buf = nil
+}
+
+type sniffConn struct {
+	net.Conn
+	s *sniffer
+}
+
+func (c *sniffConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.s.feed(b[:n])
+	}
+	return n, err
+}
+
+// driverLogger sends the driver's complaints to our logger at debug level
+// instead of its default global logger on stderr.
+type driverLogger struct{ l *slog.Logger }
+
+func (d driverLogger) Print(v ...any) {
+	if d.l != nil {
+		d.l.Debug("mysql driver", "msg", fmt.Sprint(v...))
+	}
+}

@@ -1,0 +1,254 @@
+package probe
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Defaults of Run.
+const (
+	DefaultMinCount    = 20
+	DefaultPerListener = 4
+	DefaultConcurrency = 8
+	DefaultTimeout     = 3 * time.Second
+)
+
+// Options tune Run. The zero value works.
+type Options struct {
+	// Count is the number of attempts per target when the target does not
+	// say; 0 means the default (see AttemptsFor).
+	Count int
+	// Concurrency bounds the attempts in flight, over all targets.
+	Concurrency int
+	// Timeout is the deadline of one attempt when the target does not
+	// say. An idle-hold gets Idle plus twice this.
+	Timeout time.Duration
+	// ListenerCount returns how many processes LISTEN on addr (host:port);
+	// nil means 1. It sets the default count, so that SO_REUSEPORT
+	// spreading reaches every process, ghosts included.
+	ListenerCount func(addr string) int
+	// Probers maps kinds to probes; nil means Probers().
+	Probers map[string]Prober
+	// Logger receives debug output; nil means none.
+	Logger *slog.Logger
+	// Progress, when set, is called every ProgressEvery while idle-holds
+	// run, with a line for a human.
+	Progress      func(line string)
+	ProgressEvery time.Duration
+}
+
+// Attempt is one probe attempt.
+type Attempt struct {
+	Target    string  `json:"target"`
+	Kind      string  `json:"kind"`
+	OK        bool    `json:"ok"`
+	Error     string  `json:"error"`
+	Reason    string  `json:"reason,omitempty"`
+	LatencyMS float64 `json:"latency_ms"`
+	Result
+}
+
+// Latency summarises the attempts' latencies, in milliseconds.
+type Latency struct {
+	P50 float64 `json:"p50"`
+	Max float64 `json:"max"`
+}
+
+// TargetReport is every attempt against one target and their totals.
+type TargetReport struct {
+	Target        string `json:"target"`
+	Kind          string `json:"kind"`
+	AttemptsTotal int    `json:"attempts_total"`
+	OK            int    `json:"ok"`
+	Fail          int    `json:"fail"`
+	// Errors counts the failed attempts by Reason.
+	Errors    map[string]int `json:"errors"`
+	LatencyMS Latency        `json:"latency_ms"`
+	// Listeners is the number of processes found LISTENing on the target
+	// (0 when not counted).
+	Listeners int       `json:"listeners,omitempty"`
+	Attempts  []Attempt `json:"attempts"`
+}
+
+// Report is the result of Run plus, when the caller read it, the runtime
+// health of haproxy's servers. Its JSON is the `haguard probe` contract.
+type Report struct {
+	// OK is true when every attempt passed.
+	OK      bool           `json:"ok"`
+	Targets []TargetReport `json:"targets"`
+	// Servers and BackendsDown come from `show stat` (see ReadStats);
+	// they do not change OK.
+	Servers      []ServerStatus `json:"servers"`
+	BackendsDown []BackendDown  `json:"backends_down,omitempty"`
+	StatsError   string         `json:"stats_error,omitempty"`
+	DurationMS   float64        `json:"duration_ms"`
+}
+
+// AttemptsFor is the number of attempts Run makes against t: t.Count,
+// else opts.Count, else max(20, 4 × listeners) (for idle-hold: one per
+// listener, at least one, since each holds for the whole idle time).
+func AttemptsFor(t Target, opts Options) int {
+	if t.Count > 0 {
+		return t.Count
+	}
+	if opts.Count > 0 {
+		return opts.Count
+	}
+	n := 1
+	if opts.ListenerCount != nil {
+		n = max(1, opts.ListenerCount(t.Address))
+	}
+	if t.Kind == KindIdleHold {
+		return n
+	}
+	return max(DefaultMinCount, DefaultPerListener*n)
+}
+
+// Run probes every target and returns the report. It never fails as a
+// whole: a broken target shows up as failed attempts. Attempts from all
+// targets share the concurrency bound; each has its own deadline. Run
+// returns when every attempt has ended; cancelling ctx ends them early
+// (they then count as failed).
+func Run(ctx context.Context, targets []Target, opts Options) Report {
+	start := time.Now()
+	probers := opts.Probers
+	if probers == nil {
+		probers = Probers()
+	}
+	conc := opts.Concurrency
+	if conc <= 0 {
+		conc = DefaultConcurrency
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+
+	reports := make([]TargetReport, len(targets))
+	var holds int
+	for i, t := range targets {
+		n := AttemptsFor(t, opts)
+		reports[i] = TargetReport{Target: t.Address, Kind: t.Kind, AttemptsTotal: n,
+			Errors: map[string]int{}, Attempts: make([]Attempt, n)}
+		if opts.ListenerCount != nil {
+			reports[i].Listeners = opts.ListenerCount(t.Address)
+		}
+		if t.Kind == KindIdleHold {
+			holds += n
+		}
+	}
+
+	var done sync.WaitGroup
+	stopProgress := make(chan struct{})
+	if opts.Progress != nil && holds > 0 {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			progress(ctx, targets, start, opts, stopProgress)
+		}()
+	}
+
+	g := errgroup.Group{}
+	g.SetLimit(conc)
+	for i, t := range targets {
+		for j := range reports[i].Attempts {
+			g.Go(func() error {
+				reports[i].Attempts[j] = attempt(ctx, t, probers, opts, logger.With("target", t.Address, "kind", t.Kind, "attempt", j))
+				return nil
+			})
+		}
+	}
+	_ = g.Wait()
+	close(stopProgress)
+	done.Wait()
+
+	rep := Report{OK: true, Targets: reports, Servers: []ServerStatus{}}
+	for i := range rep.Targets {
+		summarise(&rep.Targets[i])
+		if rep.Targets[i].Fail > 0 {
+			rep.OK = false
+		}
+	}
+	rep.DurationMS = ms(time.Since(start))
+	return rep
+}
+
+func attempt(ctx context.Context, t Target, probers map[string]Prober, opts Options, logger *slog.Logger) Attempt {
+	a := Attempt{Target: t.Address, Kind: t.Kind}
+	p, ok := probers[t.Kind]
+	if !ok {
+		a.Error, a.Reason = fmt.Sprintf("unknown probe kind %q", t.Kind), ReasonUnknownKind
+		return a
+	}
+	timeout := t.Timeout
+	if timeout <= 0 {
+		timeout = opts.Timeout
+	}
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	if t.Kind == KindIdleHold {
+		timeout = t.Idle + 2*timeout
+	}
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	begin := time.Now()
+	err := p(actx, t, &a.Result, logger)
+	a.LatencyMS = ms(time.Since(begin))
+	if err != nil {
+		a.Error, a.Reason = err.Error(), Reason(err)
+		logger.Debug("probe failed", "err", err, "latency_ms", a.LatencyMS)
+		return a
+	}
+	a.OK = true
+	return a
+}
+
+func summarise(tr *TargetReport) {
+	lat := make([]float64, 0, len(tr.Attempts))
+	for _, a := range tr.Attempts {
+		if a.OK {
+			tr.OK++
+		} else {
+			tr.Fail++
+			tr.Errors[a.Reason]++
+		}
+		lat = append(lat, a.LatencyMS)
+	}
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	tr.LatencyMS = Latency{P50: lat[(len(lat)-1)/2], Max: lat[len(lat)-1]}
+}
+
+func progress(ctx context.Context, targets []Target, start time.Time, opts Options, stop <-chan struct{}) {
+	every := opts.ProgressEvery
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	var longest time.Duration
+	for _, t := range targets {
+		if t.Kind == KindIdleHold {
+			longest = max(longest, t.Idle)
+		}
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-stop:
+			return
+		case <-tick.C:
+			opts.Progress(fmt.Sprintf("idle-hold: %s of %s elapsed", time.Since(start).Round(time.Second), longest))
+		}
+	}
+}
