@@ -105,19 +105,28 @@ func RunDir(t testing.TB) string {
 func Track(t testing.TB, pid int, what string) (untrack func()) {
 	t.Helper()
 	ReapLeftovers(t)
+	untrack, err := track(pid, what)
+	if err != nil {
+		t.Fatalf("testbed: %v", err)
+	}
+	return untrack
+}
+
+// track is Track without a testing.TB, for the demo program.
+func track(pid int, what string) (untrack func(), err error) {
 	st, err := StartTime(pid)
 	if err != nil {
-		t.Fatalf("testbed: track %s (pid %d): %v", what, pid, err)
+		return nil, fmt.Errorf("track %s (pid %d): %w", what, pid, err)
 	}
 	dir := filepath.Join(StateRoot(), "procs")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatalf("testbed: %v", err)
+		return nil, err
 	}
 	file := filepath.Join(dir, fmt.Sprintf("%d-%d", pid, st))
 	if err := os.WriteFile(file, []byte(self().String()+" "+what+"\n"), 0o644); err != nil {
-		t.Fatalf("testbed: %v", err)
+		return nil, err
 	}
-	return func() { os.Remove(file) }
+	return func() { os.Remove(file) }, nil
 }
 
 // KillTracked sends SIGKILL to pid only if it is still the process that was
@@ -135,6 +144,11 @@ func KillTracked(pid int, start uint64) error {
 // running (another test package in the same `go test ./...`) are left alone.
 // It runs once per test process.
 func ReapLeftovers(t testing.TB) {
+	reapLeftovers(t.Logf)
+}
+
+// reapLeftovers is ReapLeftovers with a plain logger, for the demo program.
+func reapLeftovers(logf func(format string, args ...any)) {
 	reapOnce.Do(func() {
 		procs := filepath.Join(StateRoot(), "procs")
 		entries, _ := os.ReadDir(procs)
@@ -150,7 +164,7 @@ func ReapLeftovers(t testing.TB) {
 			}
 			if victim, ok := parseOwner(e.Name()); ok {
 				if err := KillTracked(victim.pid, victim.start); err == nil {
-					t.Logf("testbed: reaped leftover pid %d (%s)", victim.pid, strings.TrimSpace(string(b)))
+					logf("testbed: reaped leftover pid %d (%s)", victim.pid, strings.TrimSpace(string(b)))
 				}
 			}
 			os.Remove(file)
@@ -163,6 +177,7 @@ func ReapLeftovers(t testing.TB) {
 				os.RemoveAll(filepath.Join(runs, e.Name()))
 			}
 		}
+		reapCgroups(logf)
 	})
 }
 

@@ -1,0 +1,258 @@
+package testbed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// MasterSocket is where Debian's haproxy.service puts the master CLI
+// (EXTRAOPTS=-S /run/haproxy-master.sock), a path inside the box.
+const MasterSocket = "/run/haproxy-master.sock"
+
+// dropIn is the box's runtime drop-in that points haproxy.service at the
+// managed config; /etc/haproxy (shared with the host) is never touched.
+const dropIn = "/run/systemd/system/haproxy.service.d/haguard-testbed.conf"
+
+// HAProxyConfig is the managed config path haproxy.service runs with. It is
+// in the shared directory, so the same path works on the host and inside.
+func (s *Sandbox) HAProxyConfig() string { return filepath.Join(s.dir, "haproxy.cfg") }
+
+// WriteHAProxyConfig replaces the managed config atomically (temp file in
+// the same directory, fsync, rename). It does not reload.
+func (s *Sandbox) WriteHAProxyConfig(t testing.TB, cfg string) {
+	t.Helper()
+	if err := writeAtomic(s.HAProxyConfig(), cfg); err != nil {
+		t.Fatalf("testbed: %v", err)
+	}
+}
+
+// StartHAProxy writes cfg as the managed config, points Debian's
+// haproxy.service at it with a runtime drop-in (Environment=CONFIG=…),
+// starts the unit and waits until it is active and its master socket
+// exists.
+func (s *Sandbox) StartHAProxy(t testing.TB, cfg string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.StartHAProxyContext(ctx, cfg); err != nil {
+		t.Fatalf("testbed: %v", err)
+	}
+}
+
+// StartHAProxyContext is StartHAProxy without a testing.TB.
+func (s *Sandbox) StartHAProxyContext(ctx context.Context, cfg string) error {
+	if err := writeAtomic(s.HAProxyConfig(), cfg); err != nil {
+		return err
+	}
+	unit := "[Service]\nEnvironment=CONFIG=" + s.HAProxyConfig() + "\n"
+	if err := os.MkdirAll(filepath.Dir(s.HostPath(dropIn)), 0o755); err != nil {
+		return err
+	}
+	if err := writeAtomic(s.HostPath(dropIn), unit); err != nil {
+		return err
+	}
+	if _, err := s.Systemctl(ctx, "daemon-reload"); err != nil {
+		return err
+	}
+	if _, err := s.Systemctl(ctx, "start", "haproxy.service"); err != nil {
+		journal, _, _ := s.Run(ctx, "journalctl", "--no-pager", "-n", "40", "-u", "haproxy.service")
+		return fmt.Errorf("start haproxy.service: %w\n%s", err, journal)
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		state, _ := s.Systemctl(ctx, "is-active", "haproxy.service")
+		_, serr := os.Stat(s.HostPath(MasterSocket))
+		if strings.TrimSpace(state) == "active" && serr == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			journal, _, _ := s.Run(context.Background(), "journalctl", "--no-pager", "-n", "40", "-u", "haproxy.service")
+			return fmt.Errorf("haproxy.service not active with a master socket (state %q, socket: %v): %w\n%s",
+				strings.TrimSpace(state), serr, ctx.Err(), journal)
+		case <-tick.C:
+		}
+	}
+}
+
+// MasterCLI sends one command to the box's haproxy master CLI (through the
+// host-visible path of /run/haproxy-master.sock) and returns the answer.
+// PIDs in the answer (e.g. `show proc`) are PIDs inside the box.
+func (s *Sandbox) MasterCLI(ctx context.Context, cmd string) (string, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", s.HostPath(MasterSocket))
+	if err != nil {
+		return "", fmt.Errorf("master cli: %w", err)
+	}
+	defer c.Close()
+	dl, ok := ctx.Deadline()
+	if !ok {
+		dl = time.Now().Add(10 * time.Second)
+	}
+	_ = c.SetDeadline(dl)
+	if _, err := io.WriteString(c, cmd+"\n"); err != nil {
+		return "", fmt.Errorf("master cli %q: %w", cmd, err)
+	}
+	// The CLI answers and closes once it sees the end of our input.
+	if uc, ok := c.(*net.UnixConn); ok {
+		_ = uc.CloseWrite()
+	}
+	b, err := io.ReadAll(c)
+	if err != nil {
+		return string(b), fmt.Errorf("master cli %q: %w", cmd, err)
+	}
+	return string(b), nil
+}
+
+// StartGhost starts an haproxy by hand inside the box, outside the unit's
+// cgroup, in the foreground (`haproxy -db -f <cfg>`), the way a forgotten
+// manual start leaves one behind. Give it an old config that binds the same
+// address as the unit: haproxy sets SO_REUSEPORT, so both listen and the
+// kernel splits new connections between them. It returns once the ghost
+// listens; it is killed when t ends.
+func (s *Sandbox) StartGhost(t testing.TB, cfg string) *Proc {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := s.SpawnGhost(ctx, cfg)
+	if err != nil {
+		t.Fatalf("testbed: %v", err)
+	}
+	t.Cleanup(p.kill)
+	return p
+}
+
+// SpawnGhost is StartGhost without a testing.TB; the sandbox kills it at
+// Close.
+func (s *Sandbox) SpawnGhost(ctx context.Context, cfg string) (*Proc, error) {
+	s.mu.Lock()
+	s.ghostN++
+	path := filepath.Join(s.dir, fmt.Sprintf("ghost-%d.cfg", s.ghostN))
+	s.mu.Unlock()
+	if err := writeAtomic(path, cfg); err != nil {
+		return nil, err
+	}
+	p, err := s.Spawn(ctx, HAProxyBin(), "-db", "-f", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitListening(ctx, p); err != nil {
+		p.kill()
+		return nil, fmt.Errorf("ghost: %w (output: %s)", err, strings.TrimSpace(p.Output()))
+	}
+	return p, nil
+}
+
+// waitListening waits (bounded) until p holds at least one listening TCP
+// socket.
+func waitListening(ctx context.Context, p *Proc) error {
+	for range 600 {
+		if n, _ := ListeningSockets(p.HostPID); n > 0 {
+			return nil
+		}
+		select {
+		case <-p.Done():
+			return errors.New("exited before listening")
+		case <-ctx.Done():
+			return fmt.Errorf("not listening: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return errors.New("not listening")
+}
+
+// ListeningSockets counts the TCP sockets in LISTEN state that host PID pid
+// holds open (its fds matched against /proc/PID/net/tcp and tcp6).
+func ListeningSockets(pid int) (int, error) {
+	listen := map[string]bool{}
+	for _, f := range []string{"tcp", "tcp6"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, f))
+		if err != nil {
+			return 0, err
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fl := strings.Fields(line)
+			if len(fl) > 9 && fl[3] == "0A" {
+				listen[fl[9]] = true
+			}
+		}
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, fd := range fds {
+		target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err != nil {
+			continue
+		}
+		if ino, ok := strings.CutPrefix(target, "socket:["); ok && listen[strings.TrimSuffix(ino, "]")] {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// TCPProxyConfig is a minimal haproxy config: one TCP frontend on listen
+// forwarding to backend. It has no chroot, no daemon and no stats socket,
+// so the unit and a ghost can both run it. With "retries 0", a connection
+// whose backend refuses fails at once (haproxy waits 1 s between retries),
+// so a ghost pointing at DeadAddr fails probes in milliseconds.
+func TCPProxyConfig(listen, backend string) string {
+	return fmt.Sprintf(`global
+	maxconn 256
+
+defaults
+	mode tcp
+	retries 0
+	timeout connect 1s
+	timeout client 30s
+	timeout server 30s
+
+frontend fe_test
+	bind %s
+	default_backend be_test
+
+backend be_test
+	server s1 %s
+`, listen, backend)
+}
+
+// writeAtomic writes data to path through a temp file in the same
+// directory, fsync and rename, so a reader never sees half a file.
+func writeAtomic(path, data string) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
