@@ -332,6 +332,9 @@ func (m *MariaDB) Exec(ctx context.Context, query string) error {
 
 // Global returns the value of a global variable (@@global.name) as text.
 func (m *MariaDB) Global(ctx context.Context, name string) (string, error) {
+	if !isIdent(name) {
+		return "", fmt.Errorf("%s: @@global.%q: not a variable name", m.name, name)
+	}
 	var v sql.NullString
 	if err := m.root.QueryRowContext(ctx, "SELECT @@global."+name).Scan(&v); err != nil {
 		return "", fmt.Errorf("%s: @@global.%s: %w", m.name, name, err)
@@ -342,8 +345,11 @@ func (m *MariaDB) Global(ctx context.Context, name string) (string, error) {
 // Status returns the value of a global status variable (SHOW GLOBAL
 // STATUS), or an error when the server has no such variable.
 func (m *MariaDB) Status(ctx context.Context, name string) (string, error) {
+	if !isIdent(name) {
+		return "", fmt.Errorf("%s: status %q: not a variable name", m.name, name)
+	}
 	var k, v string
-	err := m.root.QueryRowContext(ctx, "SHOW GLOBAL STATUS LIKE ?", name).Scan(&k, &v)
+	err := m.root.QueryRowContext(ctx, "SHOW GLOBAL STATUS LIKE '"+name+"'").Scan(&k, &v)
 	if err != nil {
 		return "", fmt.Errorf("%s: status %s: %w", m.name, name, err)
 	}
@@ -387,4 +393,15 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// isIdent reports whether s is a plain variable name, safe to splice into
+// a statement (SHOW STATUS takes no placeholders).
+func isIdent(s string) bool {
+	for _, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
 }

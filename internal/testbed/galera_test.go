@@ -1,0 +1,145 @@
+package testbed
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestGalera boots one 3-node cluster (the costly part) and checks, in
+// subtests, what other tests rely on. After the cluster's cleanup it
+// asserts that no node process is left.
+func TestGalera(t *testing.T) {
+	var pids []int
+	t.Run("cluster", func(t *testing.T) {
+		g := StartGalera(t, GaleraOptions{WaitTimeouts: []int{10, 10, 28800}, Clustercheck: true})
+		for _, m := range g.Nodes() {
+			pids = append(pids, m.PID())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+
+		t.Run("synced", func(t *testing.T) {
+			if len(g.Nodes()) != 3 {
+				t.Fatalf("%d nodes, want 3", len(g.Nodes()))
+			}
+			for i, m := range g.Nodes() {
+				if s, err := g.State(ctx, i); err != nil || s != 4 {
+					t.Errorf("node %d: state %d (%v), want 4", i, s, err)
+				}
+				if size, err := m.Status(ctx, "wsrep_cluster_size"); err != nil || size != "3" {
+					t.Errorf("node %d: wsrep_cluster_size %q (%v), want 3", i, size, err)
+				}
+			}
+		})
+
+		t.Run("wait_timeout per node", func(t *testing.T) {
+			for i, want := range []string{"10", "10", "28800"} {
+				db, err := sql.Open("mysql", g.Nodes()[i].DSN(""))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got string
+				err = db.QueryRowContext(ctx, "SELECT @@global.wait_timeout").Scan(&got)
+				db.Close()
+				if err != nil || got != want {
+					t.Errorf("node %d: @@global.wait_timeout = %q (%v), want %s", i, got, err, want)
+				}
+			}
+		})
+
+		t.Run("replicates", func(t *testing.T) {
+			n := g.Nodes()
+			if err := n[0].Exec(ctx, "CREATE DATABASE IF NOT EXISTS rep"); err != nil {
+				t.Fatal(err)
+			}
+			if err := n[0].Exec(ctx, "CREATE TABLE rep.t (id INT PRIMARY KEY)"); err != nil {
+				t.Fatal(err)
+			}
+			if err := n[2].Exec(ctx, "INSERT INTO rep.t VALUES (42)"); err != nil {
+				t.Fatal(err)
+			}
+			// wsrep_sync_wait makes the read wait for the write to apply.
+			db, err := sql.Open("mysql", n[1].DSN("rep")+"?wsrep_sync_wait=1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			var id int
+			if err := db.QueryRowContext(ctx, "SELECT id FROM t").Scan(&id); err != nil || id != 42 {
+				t.Errorf("node 1 reads %d (%v), want the row node 2 wrote (42)", id, err)
+			}
+		})
+
+		t.Run("desync and clustercheck", func(t *testing.T) {
+			for i := range g.Nodes() {
+				expectCheck(t, ctx, g.ClustercheckAddr(i), http.StatusOK, "synced")
+			}
+			if err := g.Desync(ctx, 1, true); err != nil {
+				t.Fatal(err)
+			}
+			if err := g.WaitState(ctx, 1, 2); err != nil {
+				t.Fatal(err)
+			}
+			expectCheck(t, ctx, g.ClustercheckAddr(1), http.StatusServiceUnavailable, "state 2: Donor/Desynced")
+			expectCheck(t, ctx, g.ClustercheckAddr(0), http.StatusOK, "synced")
+
+			if err := g.Desync(ctx, 1, false); err != nil {
+				t.Fatal(err)
+			}
+			if err := g.WaitState(ctx, 1, 4); err != nil {
+				t.Fatal(err)
+			}
+			expectCheck(t, ctx, g.ClustercheckAddr(1), http.StatusOK, "synced")
+		})
+	})
+	if len(pids) != 3 {
+		t.Fatalf("cluster did not start (%d pids)", len(pids))
+	}
+	for _, pid := range pids {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("node pid %d still exists after cleanup", pid)
+		}
+	}
+}
+
+// expectCheck polls the clustercheck at addr until it answers want (the
+// endpoint caches the state briefly), then checks the body.
+func expectCheck(t *testing.T, ctx context.Context, addr string, want int, body string) {
+	t.Helper()
+	var last string
+	for i := 0; i < 50; i++ {
+		code, text, err := get(ctx, "http://"+addr+"/")
+		last = fmt.Sprintf("%d %q %v", code, text, err)
+		if err == nil && code == want {
+			if !strings.Contains(text, body) {
+				t.Errorf("clustercheck %s: body %q, want it to contain %q", addr, text, body)
+			}
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("clustercheck %s: last answer %s, want status %d", addr, last, want)
+}
+
+func get(ctx context.Context, url string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
