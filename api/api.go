@@ -54,6 +54,10 @@ type StatusSource interface {
 
 // CheckReport is the answer of a Checker.
 type CheckReport struct {
+	// Valid is true when `haproxy -c` accepted the config.
+	Valid bool `json:"valid"`
+	// Output is haproxy -c's output (its warnings, or why it refused).
+	Output string `json:"output,omitempty"`
 	// Findings is the list of findings, served as-is.
 	Findings any `json:"findings"`
 	// Counts is the number of findings per severity (error, warning, info).
@@ -129,8 +133,10 @@ type ProbeTotals struct {
 
 // ProbeReport is the answer of a Prober.
 type ProbeReport struct {
-	Attempts any         `json:"attempts"`
-	Totals   ProbeTotals `json:"totals"`
+	// Report is the probe report (the `haguard probe --format json`
+	// document), served as-is.
+	Report any         `json:"report"`
+	Totals ProbeTotals `json:"totals"`
 }
 
 // UnitStatus is the managed unit as systemd and the master CLI see it.

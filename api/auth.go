@@ -69,22 +69,32 @@ func LoadToken(path string) ([]byte, error) {
 
 // bearer checks "Authorization: Bearer <token>" in constant time. Both
 // sides are hashed first so that the comparison does not leak the length.
-func bearer(token []byte) echo.MiddlewareFunc {
-	want := sha256.Sum256(token)
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			h := c.Request().Header.Get(echo.HeaderAuthorization)
-			scheme, got, ok := strings.Cut(h, " ")
-			if !ok || !strings.EqualFold(scheme, "Bearer") {
-				return errUnauthorized
-			}
-			sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
-			if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
-				return errUnauthorized
-			}
-			return next(c)
+// The token is read on each request so that SetToken can rotate it.
+func (s *Server) bearer(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header.Get(echo.HeaderAuthorization)
+		scheme, got, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return errUnauthorized
 		}
+		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+		want := s.tokenSum.Load()
+		if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			return errUnauthorized
+		}
+		return next(c)
 	}
+}
+
+// SetToken replaces the bearer token (haguard serve re-reads the token
+// file on SIGHUP). An empty token is refused.
+func (s *Server) SetToken(token []byte) error {
+	if len(token) == 0 {
+		return errNoToken
+	}
+	sum := sha256.Sum256(token)
+	s.tokenSum.Store(&sum)
+	return nil
 }
 
 // errNoToken is returned by New without a token.

@@ -86,6 +86,11 @@ func TestCheck(t *testing.T) {
 	if !body.OK {
 		t.Fatalf("clean check: %+v", body)
 	}
+	resp = e.do(t, "POST", "/v1/check", strings.NewReader("bogus\n"), nil)
+	decode(t, resp, 200, &body)
+	if body.OK {
+		t.Fatalf("a config haproxy -c refuses is ok: %+v", body)
+	}
 	resp = e.do(t, "POST", "/v1/check", strings.NewReader("  \n"), nil)
 	wantError(t, resp, http.StatusUnprocessableEntity, "validation_failed")
 }
@@ -207,6 +212,21 @@ func TestStatusAndMetrics(t *testing.T) {
 	}
 	if strings.Count(metrics, "haguard_config_info{") != 1 {
 		t.Errorf("more than one config_info series:\n%s", metrics)
+	}
+}
+
+func TestSetToken(t *testing.T) {
+	e := newEnv(t, nil)
+	if err := e.srv.SetToken(nil); err == nil {
+		t.Fatal("empty token accepted")
+	}
+	if err := e.srv.SetToken([]byte("a-brand-new-token-0123456789")); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, e.do(t, "GET", "/v1/status", nil, nil), 401, "unauthorized")
+	resp := e.do(t, "GET", "/v1/status", nil, map[string]string{"Authorization": "Bearer a-brand-new-token-0123456789"})
+	if b := readAll(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("new token: %d %s", resp.StatusCode, b)
 	}
 }
 

@@ -107,10 +107,13 @@ type fakeChecker struct{}
 
 func (fakeChecker) Check(_ context.Context, cfg []byte) (CheckReport, error) {
 	if strings.Contains(string(cfg), "timeout client 5") {
-		return CheckReport{Findings: []map[string]any{{"rule": "HA001", "severity": "error"}},
+		return CheckReport{Valid: true, Findings: []map[string]any{{"rule": "HA001", "severity": "error"}},
 			Counts: map[string]int{"error": 1}}, nil
 	}
-	return CheckReport{Findings: []any{}, Counts: map[string]int{}}, nil
+	if strings.Contains(string(cfg), "bogus") {
+		return CheckReport{Valid: false, Output: "[ALERT] unknown keyword 'bogus'", Findings: []any{}, Counts: map[string]int{}}, nil
+	}
+	return CheckReport{Valid: true, Findings: []any{}, Counts: map[string]int{}}, nil
 }
 
 type fakeGhosts struct {
@@ -144,7 +147,7 @@ func (fakeProber) Probe(_ context.Context, req ProbeRequest) (ProbeReport, error
 	if len(req.Targets) == 1 && req.Targets[0] == "127.0.0.1:1" {
 		return ProbeReport{}, errors.New("probe exploded")
 	}
-	return ProbeReport{Attempts: []any{}, Totals: ProbeTotals{OK: 3, Failed: 1}}, nil
+	return ProbeReport{Report: map[string]any{"ok": false}, Totals: ProbeTotals{OK: 3, Failed: 1}}, nil
 }
 
 type fakeStatus struct{}

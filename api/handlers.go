@@ -99,7 +99,7 @@ func (s *Server) check(c echo.Context) error {
 		return fmt.Errorf("check: %w", err)
 	}
 	s.metrics.ObserveFindings(rep.Counts)
-	return c.JSON(http.StatusOK, checkBody{OK: rep.Counts["error"] == 0, CheckReport: rep})
+	return c.JSON(http.StatusOK, checkBody{OK: rep.Valid && rep.Counts["error"] == 0, CheckReport: rep})
 }
 
 // postReload queues a reload: 202 with the job and its Location.

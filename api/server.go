@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -69,6 +71,8 @@ type Server struct {
 	echo    *echo.Echo
 	queue   *queue
 	metrics *Metrics
+	// tokenSum is the sha256 of the bearer token.
+	tokenSum atomic.Pointer[[sha256.Size]byte]
 }
 
 // New builds the server and its routes; Serve runs it.
@@ -115,6 +119,9 @@ func New(opts Options) (*Server, error) {
 		opts.QueueDepth = DefaultQueueDepth
 	}
 	s := &Server{opts: opts, log: opts.Logger, metrics: opts.Metrics}
+	if err := s.SetToken(opts.Token); err != nil {
+		return nil, err
+	}
 	s.queue = newQueue(opts.Reloader, opts.Hasher, opts.Metrics, opts.Logger, opts.QueueDepth, jobsKept)
 	s.echo = s.routes()
 	return s, nil
@@ -128,7 +135,7 @@ func (s *Server) routes() *echo.Echo {
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisablePrintStack: true}))
 	e.Use(s.requestLog)
 
-	auth := bearer(s.opts.Token)
+	auth := s.bearer
 	// Open: liveness for systemd/k8s-style checks, and the API description.
 	e.GET("/v1/healthz", s.healthz)
 	e.GET("/v1/openapi.json", s.openapi)
