@@ -68,9 +68,20 @@ func (s *Sandbox) showProc(t *testing.T) procTable {
 // not in old is listed under "# workers".
 func (s *Sandbox) waitNewGeneration(t *testing.T, old []int) procTable {
 	t.Helper()
-	var pt procTable
+	var (
+		pt      procTable
+		lastErr error
+	)
 	for range 200 {
-		pt = s.showProc(t)
+		// The master re-executes itself on reload: its CLI refuses or
+		// resets connections for a moment.
+		out, err := s.MasterCLI(testCtx(t), "show proc")
+		if err != nil {
+			lastErr = err
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		pt = parseShowProc(out)
 		for _, w := range pt.workers {
 			if !containsInt(old, w) {
 				return pt
@@ -78,7 +89,7 @@ func (s *Sandbox) waitNewGeneration(t *testing.T, old []int) procTable {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("no new worker generation after reload; show proc: %+v (old workers %v)", pt, old)
+	t.Fatalf("no new worker generation after reload; show proc: %+v (old workers %v, last error %v)", pt, old, lastErr)
 	return pt
 }
 
