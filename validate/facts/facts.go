@@ -1,0 +1,90 @@
+// Package facts gathers what the haproxy config cannot say, for the lint
+// rules that need it: live variables of every MySQL-like backend server,
+// kernel sysctls, and the path declared in haguard.yaml. Gathering never
+// fails as a whole: a fact that cannot be read is recorded with its error,
+// and the rules turn that into a finding.
+package facts
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/haguard/haguard/config"
+	"github.com/haguard/haguard/validate"
+)
+
+// Modes of gathering (haguard.yaml facts.mode, check --facts).
+const (
+	ModeNone     = "none"
+	ModeDeclared = "declared"
+	ModeLive     = "live"
+)
+
+// Options configure Gather.
+type Options struct {
+	// Mode is none, declared or live.
+	Mode string
+	// Config is haguard.yaml: DB credentials, declared backends and path.
+	Config config.Config
+	// ProcSys is where sysctls are read ("/proc/sys" when empty).
+	ProcSys string
+	// Timeout bounds each DB server's connect and queries (3 s when 0).
+	Timeout time.Duration
+	Logger  *slog.Logger
+}
+
+// Gather collects the facts for cfg (the parsed haproxy config) by mode:
+// none gives only declared backend facts (config-only rules read them),
+// declared adds the haguard.yaml path, live adds the DB variables of
+// every MySQL-like backend server and the kernel sysctls.
+func Gather(ctx context.Context, cfg *validate.Config, o Options) *validate.Facts {
+	f := &validate.Facts{Backends: o.Config.Facts.Backends}
+	if o.Mode == ModeNone || o.Mode == "" {
+		return f
+	}
+	f.Path = Declared(o.Config)
+	if o.Mode != ModeLive {
+		return f
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = 3 * time.Second
+	}
+	f.Kernel = Kernel(o.ProcSys)
+	if cfg != nil {
+		f.DB = DB(ctx, cfg, o.Config, timeout, log)
+	}
+	return f
+}
+
+// Declared returns the haguard.yaml path with every middlebox's idle
+// timeout, L7 flag and reset behaviour filled from its kind's documented
+// default when not given. It is nil when haguard.yaml declares no path.
+func Declared(c config.Config) *config.Path {
+	if len(c.Path.Clients) == 0 && len(c.Path.Middleboxes) == 0 {
+		return nil
+	}
+	p := config.Path{Clients: append([]config.Client(nil), c.Path.Clients...)}
+	for _, m := range c.Path.Middleboxes {
+		def := config.MiddleboxDefaults[m.Kind]
+		if m.IdleTimeout == nil && def.Idle > 0 {
+			d := config.Duration(def.Idle)
+			m.IdleTimeout = &d
+		}
+		if m.L7 == nil {
+			l7 := def.L7
+			m.L7 = &l7
+		}
+		if m.ResetOnTimeout == nil {
+			r := def.ResetOnTimeout
+			m.ResetOnTimeout = &r
+		}
+		p.Middleboxes = append(p.Middleboxes, m)
+	}
+	return &p
+}
