@@ -40,6 +40,13 @@ type Master struct {
 // stopped when t ends.
 func Start(t testing.TB, cfg string) *Master {
 	t.Helper()
+	return StartBinary(t, testbed.HAProxyBin(), cfg)
+}
+
+// StartBinary is Start with another haproxy executable (for example a
+// copy that the test deletes afterwards).
+func StartBinary(t testing.TB, bin, cfg string) *Master {
+	t.Helper()
 	dir := t.TempDir()
 	m := &Master{
 		Dir:    dir,
@@ -50,7 +57,7 @@ func Start(t testing.TB, cfg string) *Master {
 	}
 	m.WriteConfig(t, cfg)
 	m.Client = master.New(m.Socket)
-	m.cmd = exec.Command(testbed.HAProxyBin(), "-W", "-S", m.Socket, "-f", m.Config)
+	m.cmd = exec.Command(bin, "-W", "-S", m.Socket, "-f", m.Config)
 	m.cmd.Dir = dir
 	m.cmd.Stdout, m.cmd.Stderr = m.out, m.out
 	if err := m.cmd.Start(); err != nil {
@@ -67,6 +74,21 @@ func Start(t testing.TB, cfg string) *Master {
 		t.Fatalf("mastertest: haproxy did not start a worker: %v\noutput:\n%s", err, m.Output())
 	}
 	return m
+}
+
+// CopyBinary copies the haproxy binary into dir as dir/haproxy, for tests
+// that delete a running executable.
+func CopyBinary(t testing.TB, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(testbed.HAProxyBin())
+	if err != nil {
+		t.Fatalf("mastertest: %v", err)
+	}
+	path := filepath.Join(dir, "haproxy")
+	if err := os.WriteFile(path, b, 0o755); err != nil {
+		t.Fatalf("mastertest: %v", err)
+	}
+	return path
 }
 
 // Output is what the master and its workers printed so far.

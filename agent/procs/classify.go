@@ -1,0 +1,307 @@
+package procs
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/haguard/haguard/agent/master"
+	"github.com/haguard/haguard/systemd"
+)
+
+// Input is everything classification looks at.
+type Input struct {
+	// Unit is the managed unit as systemd reports it. Name is always set;
+	// MainPID and ControlGroup are zero when systemd could not be asked.
+	Unit systemd.Unit
+	// ShowProc is the master's `show proc`, nil when the master CLI could
+	// not be asked (generations then come from start order).
+	ShowProc *master.ShowProc
+	// Procs is the process table (ListProcesses).
+	Procs []Proc
+	// Settle is how long an old-generation worker may keep LISTENing
+	// after the newest worker started before it counts as divergent.
+	Settle time.Duration
+	// Now is the time of the sweep.
+	Now time.Time
+}
+
+// Classify assigns every process its class, reason and generation. It is
+// a pure function of in (docs/ghosts.md has the rules).
+func Classify(in Input) Report {
+	c := newClassifier(in)
+	r := Report{Unit: in.Unit.Name, MasterPID: c.master, Processes: []Process{}}
+	procs := slices.Clone(in.Procs)
+	sort.Slice(procs, func(i, j int) bool { return procs[i].PID < procs[j].PID })
+	for _, p := range procs {
+		class, reason, gen := c.classify(p)
+		listen := p.Listen
+		if listen == nil {
+			listen = []string{}
+		}
+		started := ""
+		if !p.Created.IsZero() {
+			started = p.Created.UTC().Format(time.RFC3339)
+		}
+		r.Processes = append(r.Processes, Process{
+			PID: p.PID, PPID: p.PPID, Class: class, Reason: reason,
+			Cgroup: p.Cgroup(), Exe: p.Exe, Cmdline: strings.Join(p.Cmdline, " "),
+			Started: started, Listen: listen, Generation: gen, StartTicks: p.StartTicks,
+		})
+		r.Counts.add(class)
+	}
+	return r
+}
+
+type classifier struct {
+	in     Input
+	master int32 // the managed master: MainPID, else show proc's
+	byPID  map[int32]Proc
+	// managedListen are the addresses the managed processes listen on.
+	managedListen map[string]bool
+	// newest is the start of the newest current-generation worker, the
+	// reference for the settle time (zero if unknown).
+	newest time.Time
+	// order ranks the master's children by start, for generations when
+	// show proc is unavailable.
+	order map[int32]int
+}
+
+func newClassifier(in Input) *classifier {
+	c := &classifier{in: in, master: in.Unit.MainPID, byPID: map[int32]Proc{}, managedListen: map[string]bool{}, order: map[int32]int{}}
+	if c.master == 0 && in.ShowProc != nil {
+		c.master = in.ShowProc.Master.PID
+	}
+	for _, p := range in.Procs {
+		c.byPID[p.PID] = p
+	}
+	var children []Proc
+	for _, p := range in.Procs {
+		if c.managed(p) {
+			for _, a := range p.Listen {
+				c.managedListen[a] = true
+			}
+		}
+		if c.master != 0 && p.PPID == c.master {
+			children = append(children, p)
+		}
+	}
+	sort.Slice(children, func(i, j int) bool { return children[i].StartTicks < children[j].StartTicks })
+	for i, p := range children {
+		c.order[p.PID] = i
+	}
+	if sp := in.ShowProc; sp != nil {
+		for _, w := range sp.Workers {
+			if p, ok := c.byPID[w.PID]; ok && w.Generation == sp.Reloads && p.Created.After(c.newest) {
+				c.newest = p.Created
+			}
+		}
+	} else if n := len(children); n > 0 {
+		c.newest = children[n-1].Created
+	}
+	return c
+}
+
+func (c *classifier) inUnit(p Proc) bool { return p.inCgroup(c.in.Unit.ControlGroup) }
+
+// descends reports whether p is the managed master or below it.
+func (c *classifier) descends(p Proc) bool {
+	if c.master == 0 {
+		return false
+	}
+	if p.PID == c.master || p.PPID == c.master {
+		return true
+	}
+	if p.Ancestors != nil {
+		return slices.Contains(p.Ancestors, c.master)
+	}
+	cur := p.PPID
+	for range maxDepth {
+		q, ok := c.byPID[cur]
+		if !ok {
+			return false
+		}
+		if q.PPID == c.master {
+			return true
+		}
+		cur = q.PPID
+	}
+	return false
+}
+
+func (c *classifier) managed(p Proc) bool { return c.inUnit(p) || c.descends(p) }
+
+func (c *classifier) classify(p Proc) (Class, string, int) {
+	unit := c.in.Unit.Name
+	if !c.managed(p) {
+		return Ghost, c.ghostReason(p), 0
+	}
+	gen := c.generation(p)
+	if p.ExeDeleted() {
+		return Divergent, fmt.Sprintf("in %s, but its executable %s was deleted or replaced after it started: the binary on disk is not what runs (upgraded without a restart)",
+			unit, strings.TrimSuffix(p.Exe, " (deleted)")), gen
+	}
+	if p.PID == c.master {
+		return Current, fmt.Sprintf("master of %s (MainPID)%s", unit, c.atReload()), gen
+	}
+	if !c.descends(p) {
+		return c.orphan(p)
+	}
+	return c.worker(p, gen)
+}
+
+func (c *classifier) atReload() string {
+	if sp := c.in.ShowProc; sp != nil {
+		return fmt.Sprintf(", at reload %d", sp.Reloads)
+	}
+	return ""
+}
+
+// generation is the master's reload count when p was forked (show proc),
+// else p's rank among the master's children by start time.
+func (c *classifier) generation(p Proc) int {
+	if sp := c.in.ShowProc; sp != nil {
+		if row, ok := sp.Find(p.PID); ok {
+			return row.Generation
+		}
+		if p.PID == c.master {
+			return sp.Reloads
+		}
+		if !c.newest.IsZero() && p.Created.After(c.newest) {
+			return sp.Reloads // forked after show proc was read
+		}
+		return 0
+	}
+	if p.PID == c.master {
+		return len(c.order)
+	}
+	return c.order[p.PID]
+}
+
+// worker classifies a descendant of the managed master.
+func (c *classifier) worker(p Proc, gen int) (Class, string, int) {
+	sp := c.in.ShowProc
+	listen := strings.Join(p.Listen, ", ")
+	if sp == nil {
+		// No master CLI: the newest child is current, older ones old.
+		if c.order[p.PID] == len(c.order)-1 {
+			return Current, fmt.Sprintf("newest worker of master %d (by start time; master CLI unavailable)", c.master), gen
+		}
+		return c.old(p, gen, "an older worker of master %d (by start time; master CLI unavailable)", c.master)
+	}
+	row, listed := sp.Find(p.PID)
+	switch {
+	case listed && !row.Old && row.Type == "worker":
+		if row.Generation == sp.Reloads {
+			return Current, fmt.Sprintf("worker of the newest generation %d of master %d", gen, c.master), gen
+		}
+		if sp.LastReloadFailed() {
+			return Divergent, fmt.Sprintf("the last reload failed (failed: %d): this worker of generation %d still serves the config from before it while master %d is at reload %d",
+				sp.FailedReloads, gen, c.master, sp.Reloads), gen
+		}
+		return Current, fmt.Sprintf("newest worker (generation %d) of master %d; the reload to %d is in progress", gen, c.master, sp.Reloads), gen
+	case listed && row.Old:
+		if len(p.Listen) > 0 && sp.LastReloadFailed() && !c.hasCurrentWorker() {
+			return Divergent, fmt.Sprintf("the last reload failed (failed: %d) and no new worker runs: this old worker of generation %d still LISTENs on %s with the config from before it",
+				sp.FailedReloads, gen, listen), gen
+		}
+		return c.old(p, gen, "an old worker of generation %d (master %d at reload %d)", gen, c.master, sp.Reloads)
+	case listed:
+		return Current, fmt.Sprintf("program %q of master %d", row.Type, c.master), gen
+	case !c.newest.IsZero() && p.Created.After(c.newest):
+		return Current, fmt.Sprintf("worker of master %d started after `show proc` was read (a reload in progress)", c.master), gen
+	default:
+		return c.old(p, gen, "a child of master %d that `show proc` does not list", c.master)
+	}
+}
+
+func (c *classifier) hasCurrentWorker() bool {
+	for _, w := range c.in.ShowProc.Workers {
+		if _, ok := c.byPID[w.PID]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// old classifies an old-generation worker: draining unless it still
+// LISTENs after the settle time.
+func (c *classifier) old(p Proc, gen int, what string, args ...any) (Class, string, int) {
+	desc := fmt.Sprintf(what, args...)
+	if len(p.Listen) == 0 {
+		return Draining, desc + "; no LISTEN socket: finishing its connections", gen
+	}
+	listen := strings.Join(p.Listen, ", ")
+	if c.newest.IsZero() {
+		return Divergent, fmt.Sprintf("%s; still LISTENs on %s and no current worker is known", desc, listen), gen
+	}
+	since := c.in.Now.Sub(c.newest).Truncate(time.Millisecond)
+	if since <= c.in.Settle {
+		return Draining, fmt.Sprintf("%s; still LISTENs on %s but the newest worker started only %s ago (settle %s): releasing its listeners",
+			desc, listen, since, c.in.Settle), gen
+	}
+	return Divergent, fmt.Sprintf("%s; still LISTENs on %s %s after the newest worker started (settle %s): it keeps taking new connections with an old config",
+		desc, listen, since, c.in.Settle), gen
+}
+
+// orphan classifies a process in the unit's cgroup that is not below the
+// managed master.
+func (c *classifier) orphan(p Proc) (Class, string, int) {
+	unit := c.in.Unit.Name
+	if p.PID == c.in.Unit.ControlPID {
+		return Current, fmt.Sprintf("control process of %s (ExecReload/ExecStartPre); exits on its own", unit), 0
+	}
+	not := "has no master process"
+	if c.master != 0 {
+		not = fmt.Sprintf("is not a descendant of master %d", c.master)
+	}
+	if len(p.Listen) > 0 {
+		return Divergent, fmt.Sprintf("in %s's cgroup but %s (an orphan of an earlier master?); still LISTENs on %s",
+			unit, not, strings.Join(p.Listen, ", ")), 0
+	}
+	return Draining, fmt.Sprintf("in %s's cgroup but %s; no LISTEN socket: finishing its connections (systemd stops it with the unit)", unit, not), 0
+}
+
+func (c *classifier) ghostReason(p Proc) string {
+	u := c.in.Unit
+	var b strings.Builder
+	switch {
+	case u.ControlGroup == "":
+		fmt.Fprintf(&b, "%s's cgroup is unknown", u.Name)
+	default:
+		fmt.Fprintf(&b, "not in %s's cgroup %s (its own: %s)", u.Name, u.ControlGroup, orDash(p.Cgroup()))
+	}
+	if c.master != 0 {
+		fmt.Fprintf(&b, " and not a descendant of its master %d", c.master)
+	} else {
+		fmt.Fprintf(&b, " and %s has no master process", u.Name)
+	}
+	b.WriteString(": started by hand, by another unit, or orphaned")
+	var shared []string
+	for _, a := range p.Listen {
+		if c.managedListen[a] {
+			shared = append(shared, a)
+		}
+	}
+	switch {
+	case len(shared) > 0:
+		fmt.Fprintf(&b, "; LISTENs on %s, which the managed haproxy also serves: it takes a share of new connections with its own config", strings.Join(shared, ", "))
+	case len(p.Listen) > 0:
+		fmt.Fprintf(&b, "; LISTENs on %s", strings.Join(p.Listen, ", "))
+	default:
+		b.WriteString("; no LISTEN socket")
+	}
+	if p.ExeDeleted() {
+		b.WriteString("; its executable was deleted")
+	}
+	return b.String()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,319 @@
+package procs
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shirou/gopsutil/v3/process"
+)
+
+// Lister returns the processes whose comm or exe basename is one of names.
+// The default is ListProcesses; unit tests hand in a fixed table.
+type Lister func(ctx context.Context, names []string) ([]Proc, error)
+
+// maxDepth bounds the walk up the process tree.
+const maxDepth = 64
+
+// ListProcesses reads the process table through gopsutil and /proc:
+// every PID's comm and exe for the selection, then, for the selected
+// processes only, ppid, cmdline, start time, cgroup, ancestors and
+// listening sockets. Socket tables are read once per network namespace
+// per call, not once per process. Zombies and `haproxy -c` checks are
+// left out. Processes that exit while being read are skipped.
+func ListProcesses(ctx context.Context, names []string) ([]Proc, error) {
+	pids, err := process.PidsWithContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	var out []Proc
+	for i, pid := range pids {
+		if i%256 == 0 && ctx.Err() != nil {
+			return nil, fmt.Errorf("list processes: %w", ctx.Err())
+		}
+		gp := &process.Process{Pid: pid}
+		comm, err := gp.NameWithContext(ctx)
+		if err != nil {
+			continue // gone
+		}
+		exe, _ := gp.ExeWithContext(ctx) // kernel threads have none
+		if !selected(names, comm, exe) {
+			continue
+		}
+		p, ok, err := describe(ctx, gp, comm, exe)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errZombie) {
+				continue
+			}
+			return nil, fmt.Errorf("read process %d: %w", pid, err)
+		}
+		if ok {
+			out = append(out, p)
+		}
+	}
+	if err := addListeners(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// selected matches comm (which the kernel truncates to 15 bytes) or the
+// executable's basename against names.
+func selected(names []string, comm, exe string) bool {
+	base := filepath.Base(strings.TrimSuffix(exe, " (deleted)"))
+	for _, n := range names {
+		if comm == n || (len(n) > 15 && comm == n[:15]) || (exe != "" && base == n) {
+			return true
+		}
+	}
+	return false
+}
+
+var errZombie = errors.New("zombie")
+
+// describe fills the details of one selected process. ok is false for a
+// `haproxy -c` config check.
+func describe(ctx context.Context, gp *process.Process, comm, exe string) (Proc, bool, error) {
+	pid := gp.Pid
+	st, err := readStat(pid)
+	if err != nil {
+		return Proc{}, false, err
+	}
+	if st.state == 'Z' || st.state == 'X' {
+		return Proc{}, false, errZombie
+	}
+	args, err := gp.CmdlineSliceWithContext(ctx)
+	if err != nil {
+		return Proc{}, false, err
+	}
+	ms, err := gp.CreateTimeWithContext(ctx)
+	if err != nil {
+		return Proc{}, false, err
+	}
+	p := Proc{
+		PID:        pid,
+		PPID:       st.ppid,
+		Comm:       comm,
+		Exe:        exe,
+		Cmdline:    args,
+		Created:    time.UnixMilli(ms),
+		StartTicks: st.start,
+	}
+	if p.checkMode() {
+		return Proc{}, false, nil
+	}
+	if p.CgroupUnified, p.CgroupSystemd, err = readCgroup(pid); err != nil {
+		return Proc{}, false, err
+	}
+	p.Ancestors = ancestors(st.ppid)
+	return p, true, nil
+}
+
+// ancestors walks up from ppid (exclusive) to PID 1; a process that vanishes
+// mid-walk ends it.
+func ancestors(ppid int32) []int32 {
+	out := []int32{}
+	for cur := ppid; cur > 1 && len(out) < maxDepth; {
+		st, err := readStat(cur)
+		if err != nil {
+			break
+		}
+		if st.ppid > 0 {
+			out = append(out, st.ppid)
+		}
+		cur = st.ppid
+	}
+	return out
+}
+
+type stat struct {
+	state byte
+	ppid  int32
+	start uint64
+}
+
+// readStat reads state, ppid and start time from /proc/PID/stat.
+func readStat(pid int32) (stat, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/stat")
+	if err != nil {
+		return stat{}, err
+	}
+	return parseStat(b)
+}
+
+// parseStat splits after the last ')': comm (field 2) may hold spaces and
+// parentheses.
+func parseStat(b []byte) (stat, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return stat{}, errors.New("malformed /proc stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 || len(f[0]) != 1 {
+		return stat{}, errors.New("short /proc stat")
+	}
+	ppid, err := strconv.ParseInt(f[1], 10, 32)
+	if err != nil {
+		return stat{}, fmt.Errorf("stat ppid: %w", err)
+	}
+	start, err := strconv.ParseUint(f[19], 10, 64)
+	if err != nil {
+		return stat{}, fmt.Errorf("stat starttime: %w", err)
+	}
+	return stat{state: f[0][0], ppid: int32(ppid), start: start}, nil
+}
+
+// StartTicks returns the start time of pid in clock ticks since boot, and
+// whether it is a zombie (dead, not yet reaped).
+func StartTicks(pid int32) (start uint64, zombie bool, err error) {
+	st, err := readStat(pid)
+	if err != nil {
+		return 0, false, err
+	}
+	return st.start, st.state == 'Z' || st.state == 'X', nil
+}
+
+// readCgroup returns the unified ("0::") and name=systemd paths of pid.
+func readCgroup(pid int32) (unified, systemd string, err error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/cgroup")
+	if err != nil {
+		return "", "", err
+	}
+	unified, systemd = parseCgroup(string(b))
+	return unified, systemd, nil
+}
+
+// parseCgroup reads /proc/PID/cgroup lines "ID:CONTROLLERS:PATH".
+func parseCgroup(text string) (unified, systemd string) {
+	for _, line := range strings.Split(text, "\n") {
+		id, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		ctrl, path, ok := strings.Cut(rest, ":")
+		if !ok {
+			continue
+		}
+		switch {
+		case id == "0" && ctrl == "":
+			unified = path
+		case ctrl == "name=systemd":
+			systemd = path
+		}
+	}
+	return unified, systemd
+}
+
+// addListeners fills Listen for every process: the TCP LISTEN sockets of
+// each network namespace are read once, then each process's fds are
+// matched against them.
+func addListeners(ps []Proc) error {
+	tables := map[string]map[uint64]string{} // netns -> inode -> address
+	for i := range ps {
+		pid := strconv.Itoa(int(ps[i].PID))
+		ns, err := os.Readlink("/proc/" + pid + "/ns/net")
+		if err != nil {
+			continue // gone, or no permission: no sockets known
+		}
+		tab, ok := tables[ns]
+		if !ok {
+			tab = map[uint64]string{}
+			for _, f := range []string{"tcp", "tcp6"} {
+				b, err := os.ReadFile("/proc/" + pid + "/net/" + f)
+				if err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("read socket table: %w", err)
+				}
+				parseListen(b, tab)
+			}
+			tables[ns] = tab
+		}
+		ps[i].Listen = socketsOf(pid, tab)
+	}
+	return nil
+}
+
+// parseListen adds the LISTEN rows (state 0A) of a /proc/net/tcp{,6} table.
+func parseListen(b []byte, into map[uint64]string) {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	sc.Scan() // header
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 10 || f[3] != "0A" {
+			continue
+		}
+		ino, err := strconv.ParseUint(f[9], 10, 64)
+		if err != nil || ino == 0 {
+			continue
+		}
+		if addr, ok := decodeAddr(f[1]); ok {
+			into[ino] = addr
+		}
+	}
+}
+
+// decodeAddr turns "0100007F:0CEB" (or its 32-hex-digit IPv6 form) into
+// "127.0.0.1:3307". The kernel prints each 32-bit word in host (little
+// endian) order.
+func decodeAddr(s string) (string, bool) {
+	h, p, ok := strings.Cut(s, ":")
+	if !ok {
+		return "", false
+	}
+	raw, err := hex.DecodeString(h)
+	if err != nil || (len(raw) != 4 && len(raw) != 16) {
+		return "", false
+	}
+	port, err := strconv.ParseUint(p, 16, 16)
+	if err != nil {
+		return "", false
+	}
+	ip := make(net.IP, len(raw))
+	for w := 0; w < len(raw); w += 4 {
+		ip[w], ip[w+1], ip[w+2], ip[w+3] = raw[w+3], raw[w+2], raw[w+1], raw[w]
+	}
+	return net.JoinHostPort(ip.String(), strconv.Itoa(int(port))), true
+}
+
+// socketsOf lists the addresses of tab that pid holds open, sorted.
+func socketsOf(pid string, tab map[uint64]string) []string {
+	out := []string{}
+	if len(tab) == 0 {
+		return out
+	}
+	dir := "/proc/" + pid + "/fd/"
+	fds, err := os.ReadDir(dir)
+	if err != nil {
+		return out
+	}
+	for _, fd := range fds {
+		target, err := os.Readlink(dir + fd.Name())
+		if err != nil {
+			continue
+		}
+		ino, ok := strings.CutPrefix(target, "socket:[")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSuffix(ino, "]"), 10, 64)
+		if err != nil {
+			continue
+		}
+		if addr, ok := tab[n]; ok && !slices.Contains(out, addr) {
+			out = append(out, addr)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
