@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -119,6 +120,9 @@ printf '%s\n' "${COMPREPLY[@]}"
 	got := tab("haguard re")
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("haguard re<TAB> offered %q, want %q", got, want)
+	}
+	if !slices.Contains(got, "reload") {
+		t.Errorf("haguard re<TAB> offered %q, which lacks reload", got)
 	}
 	if got := tab("haguard gen"); len(got) != 0 {
 		t.Errorf("haguard gen<TAB> offered the hidden command: %q", got)
