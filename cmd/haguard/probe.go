@@ -1,0 +1,440 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/haguard/haguard/agent/probe"
+	"github.com/haguard/haguard/config"
+	"github.com/haguard/haguard/validate"
+)
+
+// probeFlags are the flags of `haguard probe`.
+type probeFlags struct {
+	targets      []string
+	kind         string
+	over         string
+	count        int
+	idle         time.Duration
+	concurrency  int
+	timeout      time.Duration
+	haproxyCfgs  []string
+	statsSocket  string
+	user         string
+	passwordFile string
+	send, expect string
+	path         string
+	expectStatus int
+	expectBody   string
+}
+
+func (a *app) probeCmd() *cobra.Command {
+	var f probeFlags
+	cmd := &cobra.Command{
+		Use:   "probe",
+		Short: "Run synthetic connections through haproxy's listeners and read server health",
+		Long: `probe connects through every haproxy listener (or the --target addresses)
+the way a client would, N times each, and reports every attempt.
+
+Kinds: tcp (connect, optional --send/--expect), mysql (the server's v10
+handshake through haproxy; with --mysql-user a login, where "access denied"
+1045 still counts as OK), http (status and body), idle-hold (hold a
+connection idle for --idle, then use it: reports whether and when the path
+closed it, and whether the server or the proxy did).
+
+Targets: --target, else probe.targets in haguard.yaml, else every bind of
+the haproxy config (-f, default haproxy.configs); the kind is inferred from
+the section and --kind overrides it. Attempts per target default to
+max(20, 4 x processes LISTENing there) so SO_REUSEPORT ghosts are reached.
+
+It also reads 'show stat' from the stats socket and lists every server's
+status and last check. Exit codes: 0 every attempt OK, 1 any failed,
+2 usage error or unreadable input.`,
+		Args: cobra.NoArgs,
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.targets, "target", nil, "host:port to probe (repeatable)")
+	fl.StringVar(&f.kind, "kind", "", "probe kind: tcp, mysql, http or idle-hold (default: inferred)")
+	fl.StringVar(&f.over, "over", "", "idle-hold: protocol on the held connection, mysql or tcp (default: inferred)")
+	fl.IntVar(&f.count, "count", 0, "attempts per target (default: max(20, 4 x listening processes); idle-hold: one per process)")
+	fl.DurationVar(&f.idle, "idle", 30*time.Second, "idle-hold: how long to hold the connection idle")
+	fl.IntVar(&f.concurrency, "concurrency", 0, "attempts in flight (default: probe.concurrency, 8)")
+	fl.DurationVar(&f.timeout, "timeout", 0, "deadline of one attempt (default: probe.timeout, 3s)")
+	fl.StringArrayVarP(&f.haproxyCfgs, "haproxy-config", "f", nil, "haproxy config file(s) whose binds to probe (default: haproxy.configs)")
+	fl.StringVar(&f.statsSocket, "stats-socket", "", "haproxy stats/admin socket for 'show stat' (default: haproxy.stats_socket; \"none\" to skip)")
+	fl.StringVar(&f.user, "mysql-user", "", "mysql/idle-hold: log in as this user (default: probe.mysql.user)")
+	fl.StringVar(&f.passwordFile, "mysql-password-file", "", "file holding the password of --mysql-user (default: probe.mysql.password[_file])")
+	fl.StringVar(&f.send, "send", "", "tcp: bytes to send after connecting")
+	fl.StringVar(&f.expect, "expect", "", "tcp: regular expression the reply must match")
+	fl.StringVar(&f.path, "path", "", "http: request path (default /)")
+	fl.IntVar(&f.expectStatus, "expect-status", 0, "http: wanted status (default: any 2xx)")
+	fl.StringVar(&f.expectBody, "expect-body", "", "http: regular expression the body must match")
+	cmd.RunE = a.exec(func(ctx context.Context) (int, error) {
+		return a.runProbe(ctx, cmd, f)
+	})
+	return cmd
+}
+
+func (a *app) runProbe(ctx context.Context, cmd *cobra.Command, f probeFlags) (int, error) {
+	cfg, err := a.loadConfig(cmd)
+	if err != nil {
+		return exitUsage, err
+	}
+	if err := f.validate(); err != nil {
+		return exitUsage, usagef(err)
+	}
+	log := a.logger()
+	targets, err := probeTargets(cmd, f, cfg)
+	if err != nil {
+		return exitUsage, err
+	}
+	if len(targets) == 0 {
+		return exitUsage, usagef(errors.New("nothing to probe: give --target, probe.targets in haguard.yaml, or a haproxy config with TCP binds"))
+	}
+
+	// The stats socket first: an explicit one that cannot be read is
+	// unreadable input, and better said before a long idle-hold.
+	socket, explicit := cfg.HAProxy.StatsSocket, cmd.Flags().Changed("stats-socket")
+	if explicit {
+		socket = f.statsSocket
+	}
+	var health *probe.Health
+	var statsErr error
+	if socket != "" && socket != "none" {
+		h, err := readHealth(ctx, socket)
+		switch {
+		case err == nil:
+			health = &h
+		case explicit:
+			return exitUsage, err
+		case errors.Is(err, os.ErrNotExist):
+			log.Debug("no stats socket", "socket", socket)
+		default:
+			statsErr = err
+			log.Warn("cannot read server health", "err", err)
+		}
+	}
+
+	opts := probe.Options{
+		Count:       f.count,
+		Concurrency: cfg.Probe.Concurrency,
+		Timeout:     cfg.Probe.Timeout.D(),
+		Logger:      log,
+		Progress:    func(line string) { fmt.Fprintf(a.stderr, "haguard probe: %s\n", line) },
+	}
+	if f.concurrency > 0 {
+		opts.Concurrency = f.concurrency
+	}
+	if f.timeout > 0 {
+		opts.Timeout = f.timeout
+	}
+	if opts.Count == 0 && cfg.Probe.Count > 0 {
+		opts.Count = cfg.Probe.Count
+	}
+	if socks, err := probe.ListenSockets(ctx); err == nil {
+		opts.ListenerCount = probe.ListenerCounter(socks)
+	} else {
+		log.Debug("cannot count listeners; assuming one per target", "err", err)
+	}
+
+	rep := probe.Run(ctx, targets, opts)
+	if health != nil {
+		// Read again after the probes: checks may have moved meanwhile.
+		if h, err := readHealth(ctx, socket); err == nil {
+			health = &h
+		}
+		rep.Servers, rep.BackendsDown = health.Servers, health.BackendsDown
+	}
+	if statsErr != nil {
+		rep.StatsError = statsErr.Error()
+	}
+
+	code := exitOK
+	if !rep.OK {
+		code = exitNegative
+	}
+	if a.jsonOutput() {
+		return code, a.writeJSON(rep)
+	}
+	writeProbeHuman(a.stdout, rep)
+	return code, nil
+}
+
+func (f probeFlags) validate() error {
+	switch f.kind {
+	case "", probe.KindTCP, probe.KindMySQL, probe.KindHTTP, probe.KindIdleHold:
+	default:
+		return fmt.Errorf("--kind: %q is not tcp, mysql, http or idle-hold", f.kind)
+	}
+	switch f.over {
+	case "", probe.KindTCP, probe.KindMySQL:
+	default:
+		return fmt.Errorf("--over: %q is not mysql or tcp", f.over)
+	}
+	if f.count < 0 || f.concurrency < 0 || f.timeout < 0 {
+		return errors.New("--count, --concurrency and --timeout must not be negative")
+	}
+	if f.idle <= 0 {
+		return errors.New("--idle must be positive")
+	}
+	for _, t := range f.targets {
+		host, port, err := net.SplitHostPort(t)
+		if err != nil || host == "" {
+			return fmt.Errorf("--target %q: want host:port", t)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("--target %q: bad port", t)
+		}
+	}
+	return nil
+}
+
+func readHealth(ctx context.Context, socket string) (probe.Health, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	return probe.ReadStats(ctx, socket)
+}
+
+// probeTargets picks the targets: --target, else -f, else haguard.yaml's
+// probe.targets, else the binds of haproxy.configs. The flags that shape
+// an attempt apply to every target.
+func probeTargets(cmd *cobra.Command, f probeFlags, cfg config.Config) ([]probe.Target, error) {
+	files := cfg.HAProxy.Configs
+	explicitFiles := len(f.haproxyCfgs) > 0
+	if explicitFiles {
+		files = f.haproxyCfgs
+	}
+	var targets []probe.Target
+	switch {
+	case len(f.targets) > 0:
+		// The kind of an explicit target comes from the config when it
+		// names the address, else from its port.
+		known := map[string]probe.Target{}
+		if vc, err := validate.Parse(files...); err == nil {
+			for _, t := range probe.InferTargets(ProbeListeners(vc), "") {
+				known[t.Address] = t
+			}
+		}
+		for _, addr := range f.targets {
+			t, ok := known[addr]
+			if !ok {
+				t = probe.Target{Address: addr, Kind: probe.InferKind(probe.Listener{Binds: []string{addr}})}
+			}
+			targets = append(targets, t)
+		}
+	case !explicitFiles && len(cfg.Probe.Targets) > 0:
+		targets = ConfiguredTargets(cfg)
+	default:
+		vc, err := validate.Parse(files...)
+		if err != nil {
+			return nil, usagef(fmt.Errorf("read haproxy config: %w", err))
+		}
+		targets = probe.InferTargets(ProbeListeners(vc), "")
+	}
+	user, password, err := probeCredentials(f, cfg)
+	if err != nil {
+		return nil, usagef(err)
+	}
+	fl := cmd.Flags()
+	for i := range targets {
+		t := &targets[i]
+		if f.kind != "" {
+			if f.kind == probe.KindIdleHold && t.Kind != probe.KindIdleHold {
+				t.Over = overFor(t.Kind)
+			}
+			t.Kind = f.kind
+		}
+		if f.over != "" {
+			t.Over = f.over
+		}
+		if t.Kind == probe.KindIdleHold && (t.Idle == 0 || fl.Changed("idle")) {
+			t.Idle = f.idle
+		}
+		if t.User == "" {
+			t.User, t.Password = user, password
+		}
+		setIf(fl.Changed("send"), &t.Send, f.send)
+		setIf(fl.Changed("expect"), &t.Expect, f.expect)
+		setIf(fl.Changed("path"), &t.Path, f.path)
+		setIf(fl.Changed("expect-body"), &t.ExpectBody, f.expectBody)
+		if fl.Changed("expect-status") {
+			t.ExpectStatus = f.expectStatus
+		}
+	}
+	return targets, nil
+}
+
+func setIf(changed bool, dst *string, v string) {
+	if changed {
+		*dst = v
+	}
+}
+
+// overFor is the protocol an idle-hold speaks on a target of kind.
+func overFor(kind string) string {
+	if kind == probe.KindMySQL {
+		return probe.KindMySQL
+	}
+	return probe.KindTCP
+}
+
+func probeCredentials(f probeFlags, cfg config.Config) (user, password string, err error) {
+	user, password = cfg.Probe.MySQL.User, cfg.Probe.MySQL.Password
+	file := cfg.Probe.MySQL.PasswordFile
+	if f.user != "" {
+		user, password, file = f.user, "", ""
+	}
+	if f.passwordFile != "" {
+		file = f.passwordFile
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", "", fmt.Errorf("mysql password: %w", err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+	}
+	return user, password, nil
+}
+
+// ConfiguredTargets turns haguard.yaml's probe.targets into probe targets,
+// with probe.mysql credentials. An empty kind is inferred from the port.
+func ConfiguredTargets(cfg config.Config) []probe.Target {
+	var out []probe.Target
+	for _, ct := range cfg.Probe.Targets {
+		inferred := probe.InferKind(probe.Listener{Binds: []string{ct.Address}})
+		t := probe.Target{Address: ct.Address, Kind: ct.Kind, Count: ct.Count, Send: ct.Send, Expect: ct.Expect,
+			Path: ct.Path, ExpectStatus: ct.ExpectStatus, ExpectBody: ct.ExpectBody, Idle: ct.Idle.D()}
+		if t.Kind == "" {
+			t.Kind = inferred
+		}
+		if t.Kind == probe.KindIdleHold {
+			t.Over = overFor(inferred)
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// ProbeListeners adapts the config model to probe's Listener: one per
+// frontend or listen, with the check options and server ports of every
+// backend it routes to (use_backend and default_backend alike).
+func ProbeListeners(vc *validate.Config) []probe.Listener {
+	backs := map[*validate.Proxy][]*validate.Proxy{}
+	for _, r := range validate.Routes(vc) {
+		backs[r.Front] = append(backs[r.Front], r.Back)
+	}
+	var out []probe.Listener
+	for _, fe := range append(append([]*validate.Proxy(nil), vc.Frontends...), vc.Listens...) {
+		l := probe.Listener{Section: fe.Section(), Mode: fe.EffMode().Value}
+		for _, b := range fe.Binds {
+			l.Binds = append(l.Binds, b.Address)
+		}
+		for _, be := range backs[fe] {
+			if c := be.EffCheck(); c != nil && c.On {
+				l.MySQLCheck = l.MySQLCheck || c.Name == "mysql-check"
+				l.HTTPCheck = l.HTTPCheck || c.Name == "httpchk"
+			}
+			for _, s := range be.Servers {
+				if n, err := strconv.Atoi(s.Port()); err == nil && !slices.Contains(l.ServerPorts, n) {
+					l.ServerPorts = append(l.ServerPorts, n)
+				}
+			}
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// writeProbeHuman prints one line per target, its error histogram and
+// idle-hold outcome, then the servers table.
+func writeProbeHuman(w io.Writer, rep probe.Report) {
+	for _, t := range rep.Targets {
+		verdict := "OK"
+		if t.Fail > 0 {
+			verdict = "FAIL"
+		}
+		fmt.Fprintf(w, "%s %-6s %s %d/%d  p50 %s max %s\n", t.Target, t.Kind, verdict, t.OK, t.AttemptsTotal,
+			fmtMS(t.LatencyMS.P50), fmtMS(t.LatencyMS.Max))
+		reasons := make([]string, 0, len(t.Errors))
+		for r := range t.Errors {
+			reasons = append(reasons, r)
+		}
+		slices.SortFunc(reasons, func(x, y string) int { return t.Errors[y] - t.Errors[x] })
+		for _, r := range reasons {
+			fmt.Fprintf(w, "    %4d x %s\n", t.Errors[r], r)
+		}
+		if v := firstVersion(t.Attempts); v != "" {
+			fmt.Fprintf(w, "    server %s\n", v)
+		}
+		for _, a := range t.Attempts {
+			if a.Idle == nil {
+				continue
+			}
+			if a.Idle.Closed {
+				fmt.Fprintf(w, "    closed by %s after %s idle (%s)\n", a.Idle.ClosedBy, fmtMS(a.Idle.ClosedAfterMS), a.Idle.How)
+			} else if a.OK {
+				fmt.Fprintf(w, "    held %s idle, then used it: not cut\n", fmtMS(a.Idle.IdleMS))
+			}
+		}
+		if t.Fail > 0 {
+			for _, a := range t.Attempts {
+				if !a.OK {
+					fmt.Fprintf(w, "    first error: %s\n", a.Error)
+					break
+				}
+			}
+		}
+	}
+	if len(rep.Servers) > 0 {
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "BACKEND\tSERVER\tSTATUS\tCHECK")
+		for _, s := range rep.Servers {
+			check := s.CheckStatus
+			if s.CheckCode != 0 {
+				check = fmt.Sprintf("%s %d", check, s.CheckCode)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Backend, s.Server, s.Status, check)
+		}
+		tw.Flush()
+	}
+	for _, b := range rep.BackendsDown {
+		fmt.Fprintf(w, "backend %s (%s): down %s, %d up\n", b.Backend, b.Status, strings.Join(b.ServersDown, ", "), b.ServersUp)
+	}
+	if rep.StatsError != "" {
+		fmt.Fprintf(w, "server health unknown: %s\n", rep.StatsError)
+	}
+}
+
+func firstVersion(as []probe.Attempt) string {
+	for _, a := range as {
+		if a.ServerVersion != "" {
+			return a.ServerVersion
+		}
+	}
+	return ""
+}
+
+func fmtMS(ms float64) string {
+	d := time.Duration(ms * float64(time.Millisecond))
+	switch {
+	case d >= time.Second:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	case d >= 10*time.Millisecond:
+		return fmt.Sprintf("%.0fms", ms)
+	default:
+		return fmt.Sprintf("%.1fms", ms)
+	}
+}
