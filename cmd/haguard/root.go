@@ -82,6 +82,7 @@ is left in a bad state and needs a human.`,
 		a.withFacts(a.checkCmd()),
 		a.gendocsCmd(),
 		a.reloadCmd(), a.historyCmd(), a.rollbackCmd(), a.statusCmd(),
+		a.serveCmd(),
 		a.probeCmd(),
 	)
 	return root

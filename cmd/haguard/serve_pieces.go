@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/haguard/haguard/agent/master"
+	"github.com/haguard/haguard/agent/probe"
+	"github.com/haguard/haguard/api"
+	"github.com/haguard/haguard/config"
+	"github.com/haguard/haguard/reload"
+	"github.com/haguard/haguard/systemd"
+)
+
+// pieces are the concrete values one haguard.yaml builds for the daemon.
+// SIGHUP builds a new set and swaps it in; the API's adapters load the
+// current set on every call, so a reload that is running keeps the set it
+// started with.
+type pieces struct {
+	cfg     config.Config
+	rel     *reload.Reloader
+	sweeper *sweepAdapter
+	checker *checkAdapter
+	prober  *probeAdapter
+}
+
+// buildPieces builds the reloader and adapters over one shared D-Bus
+// connection (build.go's buildReloader dials its own; the daemon keeps
+// one for its lifetime).
+func buildPieces(cfg config.Config, sd *systemd.Client, log *slog.Logger) (*pieces, error) {
+	mc := master.New(cfg.HAProxy.MasterSocket)
+	sw := newSweepAdapter(cfg, sd, mc, log)
+	chk := &checkAdapter{cfg: cfg, log: log}
+	prb := &probeAdapter{cfg: cfg, log: log}
+	rel, err := reload.New(reload.Settings{
+		StateDir:      cfg.StateDir,
+		Unit:          cfg.Systemd.Unit,
+		Files:         cfg.HAProxy.Configs,
+		SettleTimeout: cfg.Reload.SettleTimeout.D(),
+		LockWait:      cfg.Reload.Lock == "wait",
+		LockTimeout:   cfg.Reload.LockTimeout.D(),
+		HistoryKeep:   cfg.Reload.HistoryKeep,
+		Probe:         cfg.Reload.ProbeOnStart,
+	}, reload.Deps{
+		Checker: chk,
+		Reload:  unitAdapter{sd},
+		Unit:    unitAdapter{sd},
+		Master:  masterAdapter{mc},
+		Sweeper: sw,
+		Prober:  prb,
+		Logs:    logsAdapter{mc: mc, unit: cfg.Systemd.Unit},
+		Logger:  log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &pieces{cfg: cfg, rel: rel, sweeper: sw, checker: chk, prober: prb}, nil
+}
+
+// apiAdapter implements every interface api declares over the current
+// pieces.
+type apiAdapter struct {
+	cur *atomic.Pointer[pieces]
+	log *slog.Logger
+	// afterReload runs after every transaction (the sweep loop's Trigger).
+	afterReload func()
+}
+
+func (a apiAdapter) p() *pieces { return a.cur.Load() }
+
+// scratch writes body to a new 0600 file in <state_dir>/api: the only
+// place the API writes besides the managed config, which the reload
+// transaction installs. The caller removes it.
+func (a apiAdapter) scratch(prefix string, body []byte) (string, error) {
+	dir := filepath.Join(a.p().cfg.StateDir, "api")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("state dir: %w", err)
+	}
+	f, err := os.CreateTemp(dir, prefix+"-*.cfg")
+	if err != nil {
+		return "", fmt.Errorf("state dir: %w", err)
+	}
+	if _, err := f.Write(body); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return "", fmt.Errorf("write %s: %w", f.Name(), err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("write %s: %w", f.Name(), err)
+	}
+	return f.Name(), nil
+}
+
+// Check implements api.Checker.
+func (a apiAdapter) Check(ctx context.Context, cfg []byte) (api.CheckReport, error) {
+	path, err := a.scratch("check", cfg)
+	if err != nil {
+		return api.CheckReport{}, err
+	}
+	defer os.Remove(path)
+	rep, err := a.p().checker.Check(ctx, []string{path})
+	if err != nil {
+		return api.CheckReport{}, err
+	}
+	return api.CheckReport{Valid: rep.Valid, Output: rep.Output, Findings: rep.Findings, Counts: severityCounts(rep.Findings)}, nil
+}
+
+func severityCounts(fs []reload.Finding) map[string]int {
+	c := map[string]int{}
+	for _, f := range fs {
+		c[f.Severity]++
+	}
+	return c
+}
+
+// Reload implements api.Reloader: the candidate becomes a scratch file
+// that reload.Run installs over the managed config.
+func (a apiAdapter) Reload(ctx context.Context, req api.ReloadRequest) (api.Outcome, error) {
+	opt := reload.Options{Reason: "api " + req.ID, Who: "api", KillGhosts: a.p().cfg.Reload.KillGhosts}
+	if req.Candidate != nil {
+		path, err := a.scratch("candidate-"+req.ID, req.Candidate)
+		if err != nil {
+			return api.Outcome{}, err
+		}
+		defer os.Remove(path)
+		opt.Candidate = path
+	}
+	res, err := a.p().rel.Run(ctx, opt)
+	a.after()
+	return outcome(res, err)
+}
+
+// Rollback implements api.Reloader.
+func (a apiAdapter) Rollback(ctx context.Context, req api.RollbackRequest) (api.Outcome, error) {
+	res, err := a.p().rel.RollbackTo(ctx, req.To, reload.Options{Reason: "api " + req.ID, Who: "api"})
+	a.after()
+	if errors.Is(err, reload.ErrNoHistory) {
+		return api.Outcome{}, &api.ValidationError{Field: "to", Reason: err.Error()}
+	}
+	return outcome(res, err)
+}
+
+func (a apiAdapter) after() {
+	if a.afterReload != nil {
+		a.afterReload()
+	}
+}
+
+func msDuration(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }
+
+// outcome maps reload's sentinels to the API's result names. Unchanged is
+// not an error for the API.
+func outcome(res reload.Result, err error) (api.Outcome, error) {
+	o := api.Outcome{ID: res.ID, Result: api.ResultOK, Duration: msDuration(res.DurationMS),
+		Counts: severityCounts(res.Findings), Probes: api.ProbeTotals{OK: res.Probes.OK, Failed: res.Probes.Failed}, Body: res}
+	switch {
+	case err == nil:
+	case errors.Is(err, reload.ErrUnchanged):
+		o.Result = api.ResultUnchanged
+		if !res.OK {
+			o.Result = api.ResultFailed
+			return o, err
+		}
+		return o, nil
+	case errors.Is(err, reload.ErrRefused):
+		o.Result = api.ResultRefused
+	case errors.Is(err, reload.ErrRolledBack):
+		o.Result = api.ResultRolledBack
+	default:
+		o.Result = api.ResultFailed
+	}
+	return o, err
+}
+
+// History implements api.Reloader: newest first, at most limit.
+func (a apiAdapter) History(_ context.Context, limit int) (any, error) {
+	h, err := a.p().rel.History()
+	if err != nil {
+		return nil, err
+	}
+	slices.Reverse(h)
+	if len(h) > limit {
+		h = h[:limit]
+	}
+	if h == nil {
+		h = []reload.Entry{}
+	}
+	return h, nil
+}
+
+// Get implements api.Reloader from the history entries.
+func (a apiAdapter) Get(_ context.Context, id string) (any, error) {
+	h, err := a.p().rel.History()
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range h {
+		if e.ID == id {
+			return e, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no transaction %s in the history", api.ErrNotFound, id)
+}
+
+// RunningSHA256 implements api.ConfigHasher: the sha256 of the managed
+// config file, the value reload's status calls disk_sha256.
+func (a apiAdapter) RunningSHA256(context.Context) (string, error) {
+	b, err := os.ReadFile(a.p().cfg.HAProxy.Configs[0])
+	if err != nil {
+		return "", err
+	}
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:]), nil
+}
+
+// Status implements api.StatusSource.
+func (a apiAdapter) Status(ctx context.Context) (api.UnitStatus, error) {
+	st, err := a.p().rel.Status(ctx)
+	if err != nil {
+		return api.UnitStatus{}, err
+	}
+	if st.ActiveState == "" && len(st.Errors) > 0 {
+		return api.UnitStatus{}, errors.New(st.Errors[0])
+	}
+	return api.UnitStatus{Unit: st.Unit, ActiveState: st.ActiveState, SubState: st.SubState,
+		MainPID: st.MainPID, Generation: st.Generation}, nil
+}
+
+// Probe implements api.Prober over the configured (or inferred) targets;
+// a request may narrow them, never add an address of its own.
+func (a apiAdapter) Probe(ctx context.Context, req api.ProbeRequest) (api.ProbeReport, error) {
+	p := a.p()
+	targets, err := p.prober.targets()
+	if err != nil {
+		return api.ProbeReport{}, err
+	}
+	if len(req.Targets) > 0 {
+		var pick []probe.Target
+		for _, want := range req.Targets {
+			i := slices.IndexFunc(targets, func(t probe.Target) bool { return t.Address == want })
+			if i < 0 {
+				return api.ProbeReport{}, &api.ValidationError{Field: "targets",
+					Reason: fmt.Sprintf("%s is not a configured probe target or bind", want)}
+			}
+			pick = append(pick, targets[i])
+		}
+		targets = pick
+	}
+	opts := probe.Options{Count: p.cfg.Probe.Count, Concurrency: p.cfg.Probe.Concurrency,
+		Timeout: p.cfg.Probe.Timeout.D(), Logger: a.log}
+	if req.Count > 0 {
+		opts.Count = req.Count
+		for i := range targets {
+			targets[i].Count = req.Count
+		}
+	}
+	if socks, err := probe.ListenSockets(ctx); err == nil {
+		opts.ListenerCount = probe.ListenerCounter(socks)
+	}
+	rep := probe.Run(ctx, targets, opts)
+	out := api.ProbeReport{Report: rep}
+	for _, t := range rep.Targets {
+		out.Totals.OK += t.OK
+		out.Totals.Failed += t.Fail
+	}
+	return out, nil
+}

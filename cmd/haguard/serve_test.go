@@ -1,0 +1,449 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/haguard/haguard/api"
+	"github.com/haguard/haguard/internal/testbed"
+	"github.com/haguard/haguard/reload"
+)
+
+// writeFile writes data with exactly mode (the umask does not apply).
+func writeFile(t *testing.T, path, data string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServeRefusals(t *testing.T) {
+	dir := t.TempDir()
+	yaml := filepath.Join(dir, "haguard.yaml")
+	writeFile(t, yaml, "api:\n  listen: 127.0.0.1:0\n", 0o644)
+	loose := filepath.Join(dir, "token-0644")
+	writeFile(t, loose, "0123456789abcdef0123456789abcdef\n", 0o644)
+	tight := filepath.Join(dir, "token-0600")
+	writeFile(t, tight, "0123456789abcdef0123456789abcdef\n", 0o600)
+	for _, c := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"token 0644", []string{"serve", "--token-file", loose},
+			[]string{"refusing to start", loose, "mode 0644", "chmod 0600 " + loose}},
+		{"no token file", []string{"serve", "--token-file", filepath.Join(dir, "absent")},
+			[]string{"refusing to start", "no such file"}},
+		{"non-loopback", []string{"serve", "--token-file", tight, "--listen", "0.0.0.0:9180"},
+			[]string{"non-loopback"}},
+		{"relative unix socket", []string{"serve", "--token-file", tight, "--listen", "unix:haguard.sock"},
+			[]string{"must be absolute"}},
+		{"arguments", []string{"serve", "extra"}, []string{"unknown command"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(t.Context(), append([]string{"--config-file", yaml}, c.args...), &out, &errb)
+			if code != exitUsage {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, exitUsage, errb.String())
+			}
+			for _, w := range c.want {
+				if !strings.Contains(errb.String(), w) {
+					t.Errorf("stderr lacks %q: %s", w, errb.String())
+				}
+			}
+		})
+	}
+}
+
+// TestUnitFile keeps the promises docs/api.md makes about the unit.
+func TestUnitFile(t *testing.T) {
+	b, err := os.ReadFile("../../deploy/haguard.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := string(b)
+	for _, want := range []string{
+		"\nType=notify\n", "\nNotifyAccess=main\n", "\nWatchdogSec=", "\nExecReload=/bin/kill -HUP $MAINPID\n",
+		"\nExecStart=/usr/bin/haguard serve\n", "CAP_KILL", "\nProtectSystem=strict\n",
+		"\nReadWritePaths=-/etc/haproxy\n", "\nStateDirectory=haguard\n", "AF_UNIX", "\nNoNewPrivileges=yes\n",
+	} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("deploy/haguard.service lacks %q", strings.TrimSpace(want))
+		}
+	}
+	for _, bad := range []string{"\nProtectProc=invisible", "\nProcSubset=pid", "\nPrivateNetwork=yes", "\nMemoryDenyWriteExecute=yes"} {
+		if strings.Contains(unit, bad) {
+			t.Errorf("deploy/haguard.service sets %q, which breaks the sweep, probes or haproxy -c", strings.TrimSpace(bad))
+		}
+	}
+}
+
+// serveBox is haguard serve running as a Type=notify unit in the box.
+type serveBox struct {
+	s      *testbed.Sandbox
+	listen string // haproxy's frontend
+	api    string // http://127.0.0.1:port
+	token  string
+	state  string
+	good   string
+	client *http.Client
+}
+
+// newServeBox boots the box with haproxy.service, writes haguard.yaml and
+// a 0600 token, installs deploy/haguard.service with a runtime drop-in that
+// points it at the test binary and files, and starts it. `systemctl start`
+// of a Type=notify unit returns only after READY=1.
+func newServeBox(t *testing.T) *serveBox {
+	t.Helper()
+	testbed.Require(t, testbed.TierSystem)
+	b := &serveBox{s: testbed.Boot(t), client: &http.Client{Timeout: 2 * time.Minute}}
+	bin := testbed.BuildHaguard(t)
+	b.listen = fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
+	b.good = testbed.TCPProxyConfig(b.listen, testbed.TCPBackend(t))
+	b.s.StartHAProxy(t, b.good)
+	b.api = fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
+	b.state = filepath.Join(b.s.Dir(), "state")
+	var tok [24]byte
+	_, _ = rand.Read(tok[:])
+	b.token = hex.EncodeToString(tok[:])
+	tokenFile := filepath.Join(b.s.Dir(), "token")
+	writeFile(t, tokenFile, b.token+"\n", 0o600)
+	yaml := filepath.Join(b.s.Dir(), "haguard.yaml")
+	writeFile(t, yaml, fmt.Sprintf(`haproxy:
+  configs: [%q]
+state_dir: %q
+reload:
+  settle_timeout: 10s
+sweep:
+  interval: 10s
+probe:
+  count: 10
+  timeout: 2s
+  targets:
+    - address: %q
+      kind: tcp
+      expect: "hello"
+api:
+  listen: %q
+  token_file: %q
+`, b.s.HAProxyConfig(), b.state, b.listen, b.api, tokenFile), 0o644)
+
+	unit, err := os.ReadFile("../../deploy/haguard.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sysdir := b.s.HostPath("/run/systemd/system")
+	if err := os.MkdirAll(filepath.Join(sysdir, "haguard.service.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(sysdir, "haguard.service"), string(unit), 0o644)
+	// The drop-in changes only what a test needs: the binary and files
+	// live in the shared test dir, and the host's /var/lib must not get a
+	// haguard state dir. Every hardening line of the real unit applies.
+	writeFile(t, filepath.Join(sysdir, "haguard.service.d", "test.conf"), fmt.Sprintf(`[Service]
+ExecStart=
+ExecStart=%s --config-file %s --log-level debug serve
+StateDirectory=
+ReadWritePaths=%s
+`, bin, yaml, b.s.Dir()), 0o644)
+	b.systemctl(t, "daemon-reload")
+	if _, err := b.s.Systemctl(t.Context(), "start", "haguard.service"); err != nil {
+		t.Fatalf("start haguard.service: %v\n%s", err, b.journal(t))
+	}
+	return b
+}
+
+func (b *serveBox) systemctl(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := b.s.Systemctl(ctx, args...)
+	if err != nil {
+		t.Fatalf("systemctl %v: %v\n%s", args, err, b.journal(t))
+	}
+	return strings.TrimSpace(out)
+}
+
+func (b *serveBox) journal(t *testing.T) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, _, _ := b.s.Run(ctx, "journalctl", "--no-pager", "-o", "cat", "-n", "60", "-u", "haguard.service")
+	st, _, _ := b.s.Run(ctx, "systemctl", "status", "--no-pager", "haguard.service")
+	return out + "\n" + st
+}
+
+func (b *serveBox) do(t *testing.T, method, path string, body io.Reader, hdr map[string]string) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+b.api+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", method, path, err, b.journal(t))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, data
+}
+
+func (b *serveBox) waitJob(t *testing.T, id string) api.JobView {
+	t.Helper()
+	for range 1200 {
+		code, _, data := b.do(t, "GET", "/v1/reloads/"+id, nil, nil)
+		var j api.JobView
+		if code != 200 || json.Unmarshal(data, &j) != nil {
+			t.Fatalf("GET /v1/reloads/%s: %d %s", id, code, data)
+		}
+		if j.State == "done" || j.State == "cancelled" {
+			return j
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("reload %s never finished\n%s", id, b.journal(t))
+	return api.JobView{}
+}
+
+func sha(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// TestServeUnit is the daemon acceptance test: haguard serve runs as a
+// Type=notify unit under the box's systemd with the real unit file, a
+// REST reload changes the running config, 100 concurrent reload requests
+// are all answered and the audit log shows one transaction at a time, a
+// ghost started by hand shows up in /v1/ghosts, SIGHUP goes through
+// RELOADING=1/READY=1, and stop is clean.
+func TestServeUnit(t *testing.T) {
+	b := newServeBox(t)
+	if st := b.systemctl(t, "is-active", "haguard.service"); st != "active" {
+		t.Fatalf("haguard.service is %q\n%s", st, b.journal(t))
+	}
+	props := b.systemctl(t, "show", "-p", "Type,NotifyAccess,WatchdogUSec,StatusText", "haguard.service")
+	for _, want := range []string{"Type=notify", "NotifyAccess=main", "WatchdogUSec=30s", "StatusText=API listening on " + b.api} {
+		if !strings.Contains(props, want) {
+			t.Errorf("unit properties lack %q: %s", want, props)
+		}
+	}
+
+	// The hardening applies (and haguard works under it, below): the
+	// bounding set is CAP_CHOWN, CAP_DAC_READ_SEARCH, CAP_KILL and
+	// CAP_SYS_PTRACE, and no new privileges.
+	pid := strings.TrimPrefix(b.systemctl(t, "show", "-p", "MainPID", "haguard.service"), "MainPID=")
+	status, _, err := b.s.Run(t.Context(), "cat", "/proc/"+pid+"/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"CapBnd:\t0000000000080025", "CapEff:\t0000000000080025", "NoNewPrivs:\t1", "Seccomp:\t2"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("haguard's /proc/%s/status lacks %q:\n%s", pid, want, status)
+		}
+	}
+
+	// No token: 401.
+	resp, err := http.Get("http://" + b.api + "/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("no token: %d", resp.StatusCode)
+	}
+	code, hdr, data := b.do(t, "GET", "/v1/status", nil, nil)
+	var st struct {
+		Unit         *api.UnitStatus `json:"unit"`
+		ConfigSHA256 string          `json:"config_sha256"`
+	}
+	if code != 200 || json.Unmarshal(data, &st) != nil || st.Unit == nil || st.Unit.ActiveState != "active" {
+		t.Fatalf("status: %d %s", code, data)
+	}
+	if st.ConfigSHA256 != sha(b.good) || hdr.Get("ETag") != `"`+sha(b.good)+`"` {
+		t.Fatalf("status sha %s etag %s, want %s", st.ConfigSHA256, hdr.Get("ETag"), sha(b.good))
+	}
+	gen := st.Unit.Generation
+
+	t.Run("rest reload changes the running config", func(t *testing.T) {
+		cand := strings.Replace(b.good, "timeout client 30s", "timeout client 31s", 1)
+		code, _, data := b.do(t, "POST", "/v1/reloads", strings.NewReader("x"+cand), map[string]string{"If-Match": strings.Repeat("0", 64)})
+		if code != http.StatusPreconditionFailed {
+			t.Fatalf("stale If-Match: %d %s", code, data)
+		}
+		code, hdr, data := b.do(t, "POST", "/v1/reloads", strings.NewReader(cand), map[string]string{"If-Match": sha(b.good)})
+		var j api.JobView
+		if code != http.StatusAccepted || json.Unmarshal(data, &j) != nil || hdr.Get("Location") != "/v1/reloads/"+j.ID {
+			t.Fatalf("POST /v1/reloads: %d %s", code, data)
+		}
+		j = b.waitJob(t, j.ID)
+		if j.Result != api.ResultOK || j.Error != "" {
+			t.Fatalf("reload: %+v\n%s", j, b.journal(t))
+		}
+		disk, err := os.ReadFile(b.s.HAProxyConfig())
+		if err != nil || string(disk) != cand {
+			t.Fatalf("config on disk is not the candidate (%v)", err)
+		}
+		_, _, data = b.do(t, "GET", "/v1/status", nil, nil)
+		if json.Unmarshal(data, &st) != nil || st.Unit.Generation <= gen || st.ConfigSHA256 != sha(cand) {
+			t.Fatalf("after reload: generation %d (was %d), sha %s: %s", st.Unit.Generation, gen, st.ConfigSHA256, data)
+		}
+		ok, fail := testbed.ConnectLoop(t.Context(), b.listen, 20, testbed.Greeting)
+		if fail != 0 {
+			t.Fatalf("traffic after the REST reload: %d ok, %d failed", ok, fail)
+		}
+	})
+
+	t.Run("100 concurrent reloads, one at a time", func(t *testing.T) {
+		cands := []string{
+			strings.Replace(b.good, "timeout client 30s", "timeout client 32s", 1),
+			strings.Replace(b.good, "timeout client 30s", "timeout client 33s", 1),
+			"", // reload what is installed
+		}
+		ids := make([]string, 100)
+		var wg sync.WaitGroup
+		for i := range ids {
+			wg.Go(func() {
+				req, _ := http.NewRequest("POST", "http://"+b.api+"/v1/reloads", strings.NewReader(cands[i%len(cands)]))
+				req.Header.Set("Authorization", "Bearer "+b.token)
+				resp, err := b.client.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer resp.Body.Close()
+				var j api.JobView
+				if resp.StatusCode != http.StatusAccepted || json.NewDecoder(resp.Body).Decode(&j) != nil {
+					t.Errorf("POST %d: %s", i, resp.Status)
+					return
+				}
+				ids[i] = j.ID
+			})
+		}
+		wg.Wait()
+		if t.Failed() {
+			t.FailNow()
+		}
+		jobs := map[string]api.JobView{}
+		for _, id := range ids {
+			if _, seen := jobs[id]; !seen {
+				jobs[id] = b.waitJob(t, id)
+			}
+		}
+		// Every job id is one audit record (reason "api <id>"), and no two
+		// transactions overlap in time.
+		recs := readAudit(t, filepath.Join(b.state, "audit.log"))
+		byReason := map[string]int{}
+		var spans [][2]time.Time
+		for _, r := range recs {
+			byReason[r.Reason]++
+			spans = append(spans, [2]time.Time{r.Time, r.Time.Add(time.Duration(r.Result.DurationMS) * time.Millisecond)})
+		}
+		for id, j := range jobs {
+			if j.State != "done" {
+				t.Errorf("job %s: %+v", id, j)
+			}
+			if byReason["api "+id] != 1 {
+				t.Errorf("job %s has %d audit records", id, byReason["api "+id])
+			}
+		}
+		sort.Slice(spans, func(i, j int) bool { return spans[i][0].Before(spans[j][0]) })
+		for i := 1; i < len(spans); i++ {
+			if spans[i][0].Before(spans[i-1][1]) {
+				t.Errorf("transactions overlap: %v..%v and %v..%v", spans[i-1][0], spans[i-1][1], spans[i][0], spans[i][1])
+			}
+		}
+		t.Logf("100 requests -> %d transactions; %d audit records in all", len(jobs), len(recs))
+	})
+
+	t.Run("ghost started by hand is listed", func(t *testing.T) {
+		ghost := b.s.StartGhost(t, testbed.TCPProxyConfig(b.listen, testbed.DeadAddr(t)))
+		code, _, data := b.do(t, "GET", "/v1/ghosts?fresh=1", nil, nil)
+		var sw struct {
+			Ghosts    int              `json:"ghosts"`
+			Processes []reload.Process `json:"processes"`
+		}
+		if code != 200 || json.Unmarshal(data, &sw) != nil {
+			t.Fatalf("ghosts: %d %s", code, data)
+		}
+		found := false
+		for _, p := range sw.Processes {
+			if p.PID == ghost.BoxPID && p.Class == reload.ClassGhost {
+				found = true
+			}
+		}
+		if !found || sw.Ghosts < 1 {
+			t.Fatalf("ghost pid %d not listed as a ghost: %s", ghost.BoxPID, data)
+		}
+		_, _, metrics := b.do(t, "GET", "/metrics", nil, nil)
+		if !strings.Contains(string(metrics), `haguard_processes{class="ghost"} 1`) {
+			t.Errorf("metrics do not count the ghost")
+		}
+		if !strings.Contains(b.journal(t), fmt.Sprintf("pid=%d class=ghost", ghost.BoxPID)) {
+			t.Errorf("no warning about the ghost in the journal")
+		}
+		ghost.Kill()
+	})
+
+	t.Run("SIGHUP reloads haguard.yaml", func(t *testing.T) {
+		b.systemctl(t, "reload", "haguard.service")
+		if st := b.systemctl(t, "is-active", "haguard.service"); st != "active" {
+			t.Fatalf("after reload: %q", st)
+		}
+		if !strings.Contains(b.journal(t), "SIGHUP: haguard.yaml reloaded") {
+			t.Fatalf("no reload in the journal\n%s", b.journal(t))
+		}
+	})
+
+	b.systemctl(t, "stop", "haguard.service")
+	st2, _ := b.s.Systemctl(t.Context(), "is-active", "haguard.service")
+	if strings.TrimSpace(st2) != "inactive" {
+		t.Fatalf("after stop: %q\n%s", st2, b.journal(t))
+	}
+	if !strings.Contains(b.journal(t), "haguard serve stopped") {
+		t.Errorf("no clean stop in the journal\n%s", b.journal(t))
+	}
+}
+
+func readAudit(t *testing.T, path string) []reload.AuditRecord {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []reload.AuditRecord
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var r reload.AuditRecord
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("audit line: %v", err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
