@@ -56,6 +56,9 @@ func MySQLBackends(cfg *validate.Config, c config.Config) []*validate.Proxy {
 // each bounded by timeout) and reads DBVariables and DBStatus. A server
 // that cannot be asked gets Err set; it never stops the others.
 func DB(ctx context.Context, cfg *validate.Config, c config.Config, timeout time.Duration, log *slog.Logger) map[string]map[string]validate.DBServerFacts {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	out := map[string]map[string]validate.DBServerFacts{}
 	user, pass, credErr := credentials(c.Facts.DB)
 	var mu sync.Mutex
