@@ -28,7 +28,7 @@ import (
 type pieces struct {
 	cfg     config.Config
 	rel     *reload.Reloader
-	sweeper *sweepAdapter
+	sweeper ghostSweeper
 	checker *checkAdapter
 	prober  *probeAdapter
 }
@@ -64,6 +64,12 @@ func buildPieces(cfg config.Config, sd *systemd.Client, log *slog.Logger) (*piec
 		return nil, err
 	}
 	return &pieces{cfg: cfg, rel: rel, sweeper: sw, checker: chk, prober: prb}, nil
+}
+
+// ghostSweeper is what the sweep loop needs of the sweeper.
+type ghostSweeper interface {
+	Sweep(ctx context.Context) (reload.SweepReport, error)
+	Kill(ctx context.Context, procs []reload.Process) error
 }
 
 // apiAdapter implements every interface api declares over the current
