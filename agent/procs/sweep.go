@@ -55,7 +55,7 @@ func (s *Scanner) Sweep(ctx context.Context) (Report, error) {
 		u, err := s.Systemd.Unit(ctx, s.Unit)
 		if err != nil {
 			unitErr = err
-			log.Warn("systemd unavailable for the sweep; classifying by the master CLI only", "unit", s.Unit, "err", err)
+			log.Warn("systemd unavailable for the sweep; classifying by the master CLI only", "err", err)
 		} else {
 			in.Unit = u
 		}

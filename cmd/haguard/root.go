@@ -84,6 +84,7 @@ is left in a bad state and needs a human.`,
 		a.reloadCmd(), a.historyCmd(), a.rollbackCmd(), a.statusCmd(),
 		a.serveCmd(),
 		a.probeCmd(),
+		a.ghostsCmd(),
 	)
 	return root
 }

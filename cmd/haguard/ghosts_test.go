@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/haguard/haguard/agent/master/mastertest"
+	"github.com/haguard/haguard/agent/procs"
+	"github.com/haguard/haguard/internal/testbed"
+)
+
+func runHaguard(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = run(context.Background(), args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func TestGhostsUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	none := filepath.Join(dir, "none.sock")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ghosts", "--grace", "0s"}, "--grace: must be positive"},
+		{[]string{"ghosts", "--grace", "soon"}, "invalid argument"},
+		{[]string{"ghosts", "--settle", "-1s"}, "--settle: must not be negative"},
+		{[]string{"ghosts", "extra"}, "unknown command"},
+		{[]string{"ghosts", "--format", "yaml"}, "--format"},
+		{[]string{"ghosts", "--config-file", filepath.Join(dir, "missing.yaml")}, "missing.yaml"},
+		// Neither systemd nor the master CLI: nothing can be classified.
+		{[]string{"ghosts", "--bus-address", "unix:path=" + none, "--master-socket", none}, "cannot tell managed haproxy from ghosts"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, out, errOut := runHaguard(t, tc.args...)
+			if code != exitUsage || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("exit %d, stderr %q (stdout %q); want exit 2 and %q", code, errOut, out, tc.want)
+			}
+		})
+	}
+}
+
+func TestGhostsExitCodes(t *testing.T) {
+	rep := func(ghost, divergent int) procs.Report {
+		return procs.Report{Counts: procs.Counts{Current: 2, Ghost: ghost, Divergent: divergent}}
+	}
+	for _, tc := range []struct {
+		name  string
+		r     procs.Report
+		kills []procs.KillResult
+		want  int
+	}{
+		{"clean", rep(0, 0), nil, exitOK},
+		{"ghost found", rep(1, 0), nil, exitNegative},
+		{"divergent", rep(0, 1), nil, exitNegative},
+		{"ghost killed", rep(1, 0), []procs.KillResult{{PID: 9, Outcome: procs.Terminated}}, exitOK},
+		{"ghost needed SIGKILL", rep(1, 0), []procs.KillResult{{PID: 9, Outcome: procs.Killed}}, exitOK},
+		{"ghost pid reused meanwhile", rep(1, 0), []procs.KillResult{{PID: 9, Outcome: procs.Reused}}, exitOK},
+		{"ghost killed but divergent remains", rep(1, 1), []procs.KillResult{{PID: 9, Outcome: procs.Terminated}}, exitNegative},
+		{"kill failed", rep(2, 0), []procs.KillResult{{PID: 9, Outcome: procs.Terminated}, {PID: 10, Outcome: procs.Failed}}, exitBroken},
+	} {
+		if got := ghostsExit(tc.r, tc.kills); got != tc.want {
+			t.Errorf("%s: exit %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestPrintGhosts(t *testing.T) {
+	r := procs.Report{Unit: "haproxy.service", MasterPID: 100, Processes: []procs.Process{
+		{PID: 100, PPID: 1, Class: procs.Current, Reason: "master of haproxy.service (MainPID)", Listen: []string{}, Generation: 2},
+		{PID: 900, PPID: 1, Class: procs.Ghost, Reason: "not in haproxy.service's cgroup", Listen: []string{"127.0.0.1:3307"}},
+	}, Counts: procs.Counts{Current: 1, Ghost: 1}}
+	var b bytes.Buffer
+	printGhosts(&b, r, nil, false)
+	out := b.String()
+	for _, want := range []string{"unit haproxy.service, master pid 100", "PID", "CLASS", "900", "127.0.0.1:3307",
+		"900 ghost: not in haproxy.service's cgroup", "1 current, 0 draining, 1 ghost, 0 divergent: ghosts found"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("human output lacks %q:\n%s", want, out)
+		}
+	}
+	b.Reset()
+	printGhosts(&b, r, []procs.KillResult{{PID: 900, Outcome: procs.Terminated}}, true)
+	if !strings.Contains(b.String(), "killed:\n  900 terminated") {
+		t.Errorf("kill outcomes missing:\n%s", b.String())
+	}
+}
+
+// TestGhostsCommandTier2 runs the command in-process against a master-worker
+// haproxy started by hand (no systemd: its bus address points nowhere) and
+// a ghost on the same port. Other haproxy processes may run on this host,
+// so it looks only at its own PIDs and never passes --kill.
+func TestGhostsCommandTier2(t *testing.T) {
+	testbed.Require(t, testbed.TierBinary)
+	listen := net.JoinHostPort("127.0.0.1", strconv.Itoa(testbed.FreePort(t)))
+	m := mastertest.Start(t, testbed.TCPProxyConfig(listen, testbed.TCPBackend(t)))
+	ghost := mastertest.StartGhost(t, testbed.TCPProxyConfig(listen, testbed.DeadAddr(t)))
+	none := filepath.Join(t.TempDir(), "no-bus")
+
+	code, out, errOut := runHaguard(t, "ghosts", "--format", "json", "--bus-address", "unix:path="+none, "--master-socket", m.Socket)
+	if code != exitNegative {
+		t.Fatalf("exit %d with a ghost, want 1; stderr:\n%s", code, errOut)
+	}
+	if !strings.Contains(errOut, "systemd unavailable for the sweep") {
+		t.Errorf("stderr does not explain the missing systemd:\n%s", errOut)
+	}
+	var r procs.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("stdout is not the JSON report: %v\n%s", err, out)
+	}
+	if r.Unit != "haproxy.service" || int(r.MasterPID) != m.PID {
+		t.Fatalf("unit %q master %d, want master %d", r.Unit, r.MasterPID, m.PID)
+	}
+	seen := map[procs.Class]int{}
+	for _, p := range r.Processes {
+		switch {
+		case int(p.PID) == m.PID || int(p.PPID) == m.PID:
+			if p.Class != procs.Current {
+				t.Errorf("managed pid %d: %s (%s)", p.PID, p.Class, p.Reason)
+			}
+			seen[p.Class]++
+		case int(p.PID) == ghost.PID:
+			if p.Class != procs.Ghost || len(p.Listen) != 1 || p.Listen[0] != listen || p.Started == "" || !strings.Contains(p.Cmdline, "-db -f") {
+				t.Errorf("ghost: %+v", p)
+			}
+			seen[p.Class]++
+		}
+	}
+	if seen[procs.Current] != 2 || seen[procs.Ghost] != 1 {
+		t.Fatalf("classes of this test's processes: %v", seen)
+	}
+}
