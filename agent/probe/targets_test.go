@@ -1,7 +1,12 @@
 package probe
 
 import (
+	"context"
+	"fmt"
+	"net"
+	"os"
 	"reflect"
+	"syscall"
 	"testing"
 )
 
@@ -95,5 +100,70 @@ func TestListenerCounter(t *testing.T) {
 		if got := count(addr); got != want {
 			t.Errorf("count(%q) = %d, want %d", addr, got, want)
 		}
+	}
+}
+
+func TestParseProcAddr(t *testing.T) {
+	cases := map[string]string{
+		"0100007F:0CEA": "127.0.0.1:3306",
+		"00000000:0050": "0.0.0.0:80",
+		"00000000000000000000000000000000:1F90": ":::8080",
+		"00000000000000000000000001000000:0050": "::1:80",
+	}
+	for in, want := range cases {
+		ip, port, ok := parseProcAddr(in)
+		if got := fmt.Sprintf("%s:%d", ip, port); !ok || got != want {
+			t.Errorf("parseProcAddr(%q) = %q %v, want %q", in, got, ok, want)
+		}
+	}
+	for _, bad := range []string{"", "zz:0050", "0100007F", "0100007F:XYZ", "01:0050"} {
+		if _, _, ok := parseProcAddr(bad); ok {
+			t.Errorf("parseProcAddr(%q) accepted", bad)
+		}
+	}
+}
+
+// TestListenSocketsSeesReusePort: two sockets on one address (as with
+// SO_REUSEPORT) are two entries, and this process is found holding them.
+func TestListenSocketsSeesReusePort(t *testing.T) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, 0xf /* SO_REUSEPORT */, 1)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	a, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := lc.Listen(context.Background(), "tcp4", a.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	socks, err := ListenSockets(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := uint32(a.Addr().(*net.TCPAddr).Port)
+	n := 0
+	for _, s := range socks {
+		if s.Port == port {
+			n++
+			if s.PID != int32(os.Getpid()) || s.IP != "127.0.0.1" {
+				t.Errorf("socket %+v, want pid %d", s, os.Getpid())
+			}
+		}
+	}
+	if n != 2 {
+		t.Fatalf("%d sockets on port %d, want 2", n, port)
+	}
+	if c := ListenerCounter(socks)(a.Addr().String()); c != 1 {
+		t.Errorf("one process holding both: count %d, want 1", c)
 	}
 }
