@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -70,28 +69,49 @@ func StartGalera(t testing.TB, opts GaleraOptions) *Galera {
 	t.Cleanup(func() { g.stop(t) })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(n)*galeraSyncTimeout)
 	defer cancel()
-	for i := 0; i < n; i++ {
-		wt := 0
+	begin := time.Now()
+	waitTimeout := func(i int) int {
 		if i < len(opts.WaitTimeouts) {
-			wt = opts.WaitTimeouts[i]
+			return opts.WaitTimeouts[i]
 		}
-		c := galeraNode(dir, i, ports[i], name, clusterAddr, wt)
-		m, err := startNode(t, c)
+		return 0
+	}
+	synced := func(i int) {
+		m := g.nodes[i]
+		if err := g.WaitState(ctx, i, 4); err != nil {
+			t.Fatalf("testbed: galera: %v%s", err, m.logTail())
+		}
+		t.Logf("testbed: galera: node %d (pid %d, %s) synced at +%s", i, m.PID(), m.Addr(), time.Since(begin).Round(time.Millisecond))
+	}
+	// The bootstrap node first: it must be Primary, and users made on it
+	// reach the others by SST.
+	m, err := startNode(t, galeraNode(dir, 0, ports[0], name, clusterAddr, waitTimeout(0)))
+	if m != nil {
+		g.nodes = append(g.nodes, m)
+	}
+	if err != nil {
+		t.Fatalf("testbed: galera: %v", err)
+	}
+	if err := m.createUsers(ctx); err != nil {
+		t.Fatalf("testbed: galera: %s: %v%s", m.name, err, m.logTail())
+	}
+	synced(0)
+	// Joiners all at once: a donor serves one SST at a time and the
+	// others retry, but process start-up and SST overlap.
+	for i := 1; i < n; i++ {
+		m, err := launchNode(t, galeraNode(dir, i, ports[i], name, clusterAddr, waitTimeout(i)))
 		if m != nil {
 			g.nodes = append(g.nodes, m)
 		}
 		if err != nil {
 			t.Fatalf("testbed: galera: %v", err)
 		}
-		if i == 0 {
-			// Users made on the bootstrap node reach the others by SST.
-			if err := m.createUsers(ctx); err != nil {
-				t.Fatalf("testbed: galera: %s: %v%s", m.name, err, m.logTail())
-			}
+	}
+	for i := 1; i < n; i++ {
+		if err := g.nodes[i].waitReady(ctx); err != nil {
+			t.Fatalf("testbed: galera: %v", err)
 		}
-		if err := g.WaitState(ctx, i, 4); err != nil {
-			t.Fatalf("testbed: galera: %v%s", err, m.logTail())
-		}
+		synced(i)
 	}
 	for i, m := range g.nodes {
 		size, err := m.Status(ctx, "wsrep_cluster_size")
@@ -189,7 +209,7 @@ exec /usr/bin/rsync "$@"
 	return nil
 }
 
-// stop ends the clustercheck endpoints, then every node at once.
+// stop ends the clustercheck endpoints, then the nodes.
 func (g *Galera) stop(t testing.TB) {
 	t.Helper()
 	for _, s := range g.checks {
@@ -197,15 +217,14 @@ func (g *Galera) stop(t testing.TB) {
 			t.Errorf("testbed: galera: stop clustercheck: %v", err)
 		}
 	}
-	var wg sync.WaitGroup
-	for _, m := range g.nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m.stop(t)
-		}()
+	begin := time.Now()
+	defer func() { t.Logf("testbed: galera: stopped %d nodes in %s", len(g.nodes), time.Since(begin).Round(time.Millisecond)) }()
+	// One at a time, newest first: each leaves a healthy cluster cleanly in
+	// well under a second. Stopped all at once, every node waits out
+	// evs.suspect_timeout (5 s) for peers that vanished mid-leave.
+	for i := len(g.nodes) - 1; i >= 0; i-- {
+		g.nodes[i].stop(t)
 	}
-	wg.Wait()
 }
 
 // Nodes returns the nodes, bootstrap node first.

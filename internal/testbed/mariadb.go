@@ -98,10 +98,23 @@ func StartMariaDB(t testing.TB, opts MariaDBOptions) *MariaDB {
 	return m
 }
 
-// startNode writes my.cnf, initialises the data directory when asked,
-// starts mariadbd and waits until root can log in over the socket. On
-// error the returned *MariaDB (when not nil) still needs stop.
+// startNode launches a server and waits until root can log in over the
+// socket. On error the returned *MariaDB (when not nil) still needs stop.
 func startNode(t testing.TB, c nodeConfig) (*MariaDB, error) {
+	t.Helper()
+	m, err := launchNode(t, c)
+	if err != nil {
+		return m, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), mariaStartTimeout)
+	defer cancel()
+	return m, m.waitReady(ctx)
+}
+
+// launchNode writes my.cnf, initialises the data directory when asked and
+// starts mariadbd without waiting for it. On error the returned *MariaDB
+// (when not nil) still needs stop.
+func launchNode(t testing.TB, c nodeConfig) (*MariaDB, error) {
 	t.Helper()
 	m := &MariaDB{name: c.name, dir: c.dir, port: c.port, done: make(chan struct{})}
 	for _, d := range []string{m.dataDir(), m.path("tmp")} {
@@ -153,12 +166,6 @@ func startNode(t testing.TB, c nodeConfig) (*MariaDB, error) {
 	// Servers here may run with wait_timeout=10: never reuse a connection
 	// the server may already have closed.
 	m.root.SetConnMaxIdleTime(time.Second)
-
-	ctx, cancel := context.WithTimeout(context.Background(), mariaStartTimeout)
-	defer cancel()
-	if err := m.waitReady(ctx); err != nil {
-		return m, err
-	}
 	return m, nil
 }
 
