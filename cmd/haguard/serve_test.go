@@ -158,11 +158,14 @@ api:
 	// The drop-in changes only what a test needs: the binary and files
 	// live in the shared test dir, and the host's /var/lib must not get a
 	// haguard state dir. Every hardening line of the real unit applies.
+	// A 2 s watchdog: the test runs far longer, so a daemon that did not
+	// ping would be killed (and NRestarts would show it).
 	writeFile(t, filepath.Join(sysdir, "haguard.service.d", "test.conf"), fmt.Sprintf(`[Service]
 ExecStart=
 ExecStart=%s --config-file %s --log-level debug serve
 StateDirectory=
 ReadWritePaths=%s
+WatchdogSec=2s
 `, bin, yaml, b.s.Dir()), 0o644)
 	b.systemctl(t, "daemon-reload")
 	if _, err := b.s.Systemctl(t.Context(), "start", "haguard.service"); err != nil {
@@ -246,7 +249,7 @@ func TestServeUnit(t *testing.T) {
 		t.Fatalf("haguard.service is %q\n%s", st, b.journal(t))
 	}
 	props := b.systemctl(t, "show", "-p", "Type,NotifyAccess,WatchdogUSec,StatusText", "haguard.service")
-	for _, want := range []string{"Type=notify", "NotifyAccess=main", "WatchdogUSec=30s", "StatusText=API listening on " + b.api} {
+	for _, want := range []string{"Type=notify", "NotifyAccess=main", "WatchdogUSec=2s", "StatusText=API listening on " + b.api} {
 		if !strings.Contains(props, want) {
 			t.Errorf("unit properties lack %q: %s", want, props)
 		}
@@ -418,6 +421,11 @@ func TestServeUnit(t *testing.T) {
 		}
 	})
 
+	// Seconds past several watchdog periods: still the first process.
+	if p := b.systemctl(t, "show", "-p", "NRestarts,MainPID,Result", "haguard.service"); !strings.Contains(p, "NRestarts=0") ||
+		!strings.Contains(p, "MainPID="+pid) || !strings.Contains(p, "Result=success") {
+		t.Errorf("haguard restarted (watchdog?): %s\n%s", p, b.journal(t))
+	}
 	b.systemctl(t, "stop", "haguard.service")
 	st2, _ := b.s.Systemctl(t.Context(), "is-active", "haguard.service")
 	if strings.TrimSpace(st2) != "inactive" {
