@@ -218,7 +218,9 @@ func (g *Galera) stop(t testing.TB) {
 		}
 	}
 	begin := time.Now()
-	defer func() { t.Logf("testbed: galera: stopped %d nodes in %s", len(g.nodes), time.Since(begin).Round(time.Millisecond)) }()
+	defer func() {
+		t.Logf("testbed: galera: stopped %d nodes in %s", len(g.nodes), time.Since(begin).Round(time.Millisecond))
+	}()
 	// One at a time, newest first: each leaves a healthy cluster cleanly in
 	// well under a second. Stopped all at once, every node waits out
 	// evs.suspect_timeout (5 s) for peers that vanished mid-leave.
