@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -134,11 +135,8 @@ func (s *Sandbox) StartGhost(t testing.TB, cfg string) *Proc {
 // SpawnGhost is StartGhost without a testing.TB; the sandbox kills it at
 // Close.
 func (s *Sandbox) SpawnGhost(ctx context.Context, cfg string) (*Proc, error) {
-	s.mu.Lock()
-	s.ghostN++
-	path := filepath.Join(s.dir, fmt.Sprintf("ghost-%d.cfg", s.ghostN))
-	s.mu.Unlock()
-	if err := writeAtomic(path, cfg); err != nil {
+	path, err := s.writeGhostConfig(cfg)
+	if err != nil {
 		return nil, err
 	}
 	p, err := s.Spawn(ctx, HAProxyBin(), "-db", "-f", path)
@@ -151,6 +149,85 @@ func (s *Sandbox) SpawnGhost(ctx context.Context, cfg string) (*Proc, error) {
 	}
 	return p, nil
 }
+
+func (s *Sandbox) writeGhostConfig(cfg string) (string, error) {
+	s.mu.Lock()
+	s.ghostN++
+	path := filepath.Join(s.dir, fmt.Sprintf("ghost-%d.cfg", s.ghostN))
+	s.mu.Unlock()
+	return path, writeAtomic(path, cfg)
+}
+
+// StartGhostDaemon is StartGhost with `haproxy -D`: the ghost daemonizes,
+// so inside the box its parent is PID 1 (systemd), like an haproxy someone
+// started by hand long ago. The returned Proc has no Cmd; Done is closed
+// once the ghost is gone. It is killed when t ends.
+func (s *Sandbox) StartGhostDaemon(t testing.TB, cfg string) *Proc {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := s.SpawnGhostDaemon(ctx, cfg)
+	if err != nil {
+		t.Fatalf("testbed: %v", err)
+	}
+	t.Cleanup(p.kill)
+	return p
+}
+
+// SpawnGhostDaemon is StartGhostDaemon without a testing.TB; the sandbox
+// kills it at Close.
+func (s *Sandbox) SpawnGhostDaemon(ctx context.Context, cfg string) (*Proc, error) {
+	path, err := s.writeGhostConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	pidfile := path + ".pid"
+	if _, _, err := s.Run(ctx, HAProxyBin(), "-D", "-p", pidfile, "-f", path); err != nil {
+		return nil, fmt.Errorf("ghost daemon: %w", err)
+	}
+	b, err := os.ReadFile(pidfile)
+	if err != nil {
+		return nil, fmt.Errorf("ghost daemon: %w", err)
+	}
+	boxPID, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil {
+		return nil, fmt.Errorf("ghost daemon: pidfile %s: %w", pidfile, err)
+	}
+	host, err := s.HostPIDOf(boxPID)
+	if err != nil {
+		return nil, fmt.Errorf("ghost daemon: %w", err)
+	}
+	p := &Proc{HostPID: host, BoxPID: boxPID, what: "ghost daemon " + path, done: make(chan struct{})}
+	if p.start, err = StartTime(host); err != nil {
+		return nil, fmt.Errorf("ghost daemon: %w", err)
+	}
+	if u, err := track(host, p.what); err == nil {
+		p.untrack = append(p.untrack, u)
+	}
+	// Not our child: watch it until it is gone (at the latest when the box
+	// goes down).
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for p.Alive() {
+			<-tick.C
+		}
+		close(p.done)
+	}()
+	s.mu.Lock()
+	s.procs = append(s.procs, p)
+	s.mu.Unlock()
+	if err := waitListening(ctx, p); err != nil {
+		p.kill()
+		return nil, fmt.Errorf("ghost daemon: %w", err)
+	}
+	return p, nil
+}
+
+// WaitListening waits (bounded by ctx) until p holds a listening TCP
+// socket, e.g. after Start(t, copyOfHAProxy, "-db", "-f", cfg) for a ghost
+// running from a since-deleted binary.
+func WaitListening(ctx context.Context, p *Proc) error { return waitListening(ctx, p) }
 
 // waitListening waits (bounded) until p holds at least one listening TCP
 // socket.

@@ -223,3 +223,27 @@ func TestGhostSplitsConnections(t *testing.T) {
 		t.Errorf("after killing the ghost: ok=%d fail=%d", ok, fail)
 	}
 }
+
+func TestGhostDaemonIsOrphanedToBoxInit(t *testing.T) {
+	s := Boot(t)
+	ctx := testCtx(t)
+	front := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	s.StartHAProxy(t, TCPProxyConfig(front, TCPBackend(t)))
+	ghost := s.StartGhostDaemon(t, TCPProxyConfig(front, DeadAddr(t)))
+	status, _, err := s.Run(ctx, "cat", fmt.Sprintf("/proc/%d/status", ghost.BoxPID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(status, "\nPPid:\t1\n") {
+		t.Errorf("daemonized ghost's parent inside the box is not PID 1:\n%s", status)
+	}
+	if ok, fail := ConnectLoop(ctx, front, 40, Greeting); ok == 0 || fail == 0 {
+		t.Errorf("a daemonized ghost should split connections: OK=%d FAIL=%d", ok, fail)
+	}
+	ghost.Kill()
+	select {
+	case <-ghost.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("ghost daemon still alive after Kill")
+	}
+}

@@ -61,7 +61,8 @@ type Proc struct {
 	// BoxPID is the same process's PID inside the box (what systemd, the
 	// master CLI and haguard run in the box see).
 	BoxPID int
-	// Cmd is the nsenter command that started it (HostPID's parent).
+	// Cmd is the nsenter command that started it (HostPID's parent); nil
+	// for a daemon (StartGhostDaemon).
 	Cmd *exec.Cmd
 
 	what    string
@@ -175,6 +176,9 @@ func (p *Proc) Done() <-chan struct{} { return p.done }
 
 // Output returns what the process wrote to stdout and stderr so far.
 func (p *Proc) Output() string {
+	if p.Cmd == nil {
+		return ""
+	}
 	if w, ok := p.Cmd.Stdout.(*lockedWriter); ok {
 		return w.String()
 	}
@@ -186,7 +190,7 @@ func (p *Proc) kill() {
 	if p.HostPID != 0 {
 		_ = KillTracked(p.HostPID, p.start)
 	}
-	if p.Cmd.Process != nil {
+	if p.Cmd != nil && p.Cmd.Process != nil {
 		_ = p.Cmd.Process.Kill()
 	}
 	select {
