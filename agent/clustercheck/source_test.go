@@ -24,7 +24,7 @@ func TestReadDefaultsFile(t *testing.T) {
 		{name: "tcp default port", cnf: "[client]\nhost=db1\n", net: "tcp", addr: "db1:3306"},
 		{name: "ipv6", cnf: "[client]\nhost=::1\nport=3306\n", net: "tcp", addr: "[::1]:3306"},
 		{name: "other sections and comments ignored",
-			cnf: "# c\n[mysqld]\nuser=mysql\nport=1\n[client]\n; c\nuser=check # trailing\n!includedir /etc/mysql/conf.d/\n[mysqldump]\nuser=dump\n",
+			cnf:  "# c\n[mysqld]\nuser=mysql\nport=1\n[client]\n; c\nuser=check # trailing\n!includedir /etc/mysql/conf.d/\n[mysqldump]\nuser=dump\n",
 			user: "check", net: "unix", addr: DefaultSocket},
 		{name: "later values win, any case", cnf: "[CLIENT]\nUSER=a\n[client]\nuser=b\n",
 			user: "b", net: "unix", addr: DefaultSocket},
