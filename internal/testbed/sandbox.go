@@ -94,6 +94,12 @@ func (s *Sandbox) launch() error {
 	if err := prepareSeed(seed); err != nil {
 		return fmt.Errorf("prepare box files: %w", err)
 	}
+	if err := os.MkdirAll(filepath.Join(seed, filepath.Dir(dropIn)), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(seed, dropIn), []byte(haproxyDropIn(s.HAProxyConfig())), 0o644); err != nil {
+		return err
+	}
 	cg, err := newCgroup(id)
 	if err != nil {
 		return err
