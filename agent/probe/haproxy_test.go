@@ -22,7 +22,7 @@ var updateGolden = flag.Bool("update", false, "rewrite testdata/showstat-haproxy
 
 // runHAProxy starts `haproxy -db -f cfg` from a fresh directory and waits
 // until addr accepts connections. The process is killed when t ends.
-func runHAProxy(t *testing.T, cfg, addr string) string {
+func runHAProxy(t testing.TB, cfg, addr string) string {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "haproxy.cfg")

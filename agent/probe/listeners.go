@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Socket is one LISTENing TCP socket and the process holding it.
@@ -19,15 +20,38 @@ type Socket struct {
 }
 
 // ListenSockets lists the LISTENing TCP sockets of this network namespace
-// with the processes holding them, from /proc/net/tcp{,6} and
+// with the processes holding them: the sockets from netlink sock_diag (or
+// /proc/net/tcp{,6} where that is unavailable), their owners from
 // /proc/PID/fd. Every socket is kept, also several on one address: that is
 // exactly the SO_REUSEPORT case (a ghost next to the current worker), which
 // gopsutil's connection list folds into one entry.
 func ListenSockets(ctx context.Context) ([]Socket, error) {
-	return listenSockets(ctx, "/proc")
+	byInode, err := diagListeners()
+	if err != nil {
+		if byInode, err = procNetListeners("/proc"); err != nil {
+			return nil, err
+		}
+	}
+	return owners(ctx, "/proc", byInode)
 }
 
-func listenSockets(ctx context.Context, proc string) ([]Socket, error) {
+func diagListeners() (map[string]Socket, error) {
+	out := map[string]Socket{}
+	for _, fam := range []uint8{syscall.AF_INET, syscall.AF_INET6} {
+		m, err := listenInodes(fam)
+		if err != nil {
+			return nil, err
+		}
+		for ino, s := range m {
+			out[strconv.FormatUint(uint64(ino), 10)] = s
+		}
+	}
+	return out, nil
+}
+
+// procNetListeners reads the LISTEN lines of /proc/net/tcp{,6}, keyed by
+// inode. It walks every connection in the kernel, so it is the fallback.
+func procNetListeners(proc string) (map[string]Socket, error) {
 	byInode := map[string]Socket{}
 	for _, f := range []string{"tcp", "tcp6"} {
 		b, err := os.ReadFile(filepath.Join(proc, "net", f))
@@ -48,6 +72,11 @@ func listenSockets(ctx context.Context, proc string) ([]Socket, error) {
 			}
 		}
 	}
+	return byInode, nil
+}
+
+// owners finds, for each socket inode, every process holding it.
+func owners(ctx context.Context, proc string, byInode map[string]Socket) ([]Socket, error) {
 	var out []Socket
 	if len(byInode) == 0 {
 		return out, nil
