@@ -151,16 +151,19 @@ func (b *builder) option(d Directive) {
 	}
 }
 
-// sanitizeServerWords works around two traps of client-native's
-// params.ParseServerOptions, which loops forever when a value option ends
-// the line without its value ("... check port") or when
-// "set-proxy-v2-tlv-fmt" is malformed: we drop the latter (no rule reads
-// it) and append an empty sentinel word that a dangling option swallows.
+// sanitizeServerWords works around traps of client-native's
+// params.ParseServerOptions, which loops forever when an option it knows
+// is not followed by what it expects: a value option that ends the line
+// ("... check port"), a word with "(" whose prefix is an option
+// ("inter(0"), or a bare "set-proxy-v2-tlv-fmt". We replace words with
+// "(" and that keyword by "_" (unknown to it, so skipped; no rule reads
+// them) and append an empty sentinel word that a dangling option swallows.
+// FuzzParseReader found the "(" case.
 func sanitizeServerWords(d Directive) Directive {
 	out := make([]string, 0, len(d.Words)+1)
 	for _, w := range d.Words {
-		if strings.HasPrefix(w, "set-proxy-v2-tlv-fmt") {
-			continue
+		if strings.ContainsRune(w, '(') || w == "set-proxy-v2-tlv-fmt" {
+			w = "_"
 		}
 		out = append(out, w)
 	}

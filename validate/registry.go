@@ -244,7 +244,7 @@ func dur(t TimeSetting) time.Duration {
 // fmtDur formats a timer, "infinite" when unset.
 func fmtDur(d time.Duration) string {
 	if d == Infinite {
-		return "infinite"
+		return "infinite (unset)"
 	}
 	return FormatDuration(d)
 }

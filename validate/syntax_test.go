@@ -1,0 +1,78 @@
+package validate
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/haguard/haguard/internal/testbed"
+)
+
+func TestRunSyntaxRealHAProxy(t *testing.T) {
+	testbed.Require(t, testbed.TierBinary)
+	dir := t.TempDir()
+	good := writeFile(t, dir, "good.cfg", "defaults\n mode tcp\n timeout connect 5s\n timeout client 1m\n timeout server 1m\nlisten l\n bind 127.0.0.1:18999\n server s 127.0.0.1:1\n")
+	bad := writeFile(t, dir, "bad.cfg", "defaults\n mode tcp\n timeout clinet 5s\n")
+	warn := writeFile(t, dir, "warn.cfg", "frontend f\n mode tcp\n bind 127.0.0.1:18998\n")
+	ctx := context.Background()
+
+	res, err := RunSyntax(ctx, testbed.HAProxyBin(), []string{good})
+	if err != nil || !res.OK || !strings.Contains(res.Output, "Configuration file is valid") {
+		t.Fatalf("good config: %+v, %v", res, err)
+	}
+	res, err = RunSyntax(ctx, testbed.HAProxyBin(), []string{good, bad})
+	if err != nil || res.OK || res.ExitCode == 0 || !strings.Contains(res.Output, "clinet") ||
+		res.Command != testbed.HAProxyBin()+" -c -f "+good+" -f "+bad {
+		t.Fatalf("bad config: %+v, %v", res, err)
+	}
+	res, err = RunSyntax(ctx, testbed.HAProxyBin(), []string{warn})
+	if err != nil || !res.OK || len(res.Warnings) == 0 || !strings.Contains(res.Warnings[0], "missing timeouts for frontend 'f'") {
+		t.Fatalf("warnings not surfaced verbatim: %+v, %v", res, err)
+	}
+	if _, err := RunSyntax(ctx, filepath.Join(dir, "no-haproxy"), []string{good}); err == nil {
+		t.Fatal("a missing binary must be an error")
+	}
+}
+
+func TestCheckRealHAProxy(t *testing.T) {
+	testbed.Require(t, testbed.TierBinary)
+	ctx := context.Background()
+	final := filepath.Join(goldenDir, "seed003_final.cfg")
+	rep, err := Check(ctx, Options{Files: []string{final}, HAProxyBin: testbed.HAProxyBin()})
+	if err != nil || !rep.OK || !rep.Syntax.OK || rep.Summary.Error != 0 || rep.Config == nil {
+		t.Fatalf("seed 003 final: %+v, %v", rep, err)
+	}
+	rep, err = Check(ctx, Options{Files: []string{final}, HAProxyBin: testbed.HAProxyBin(), FailOn: SevWarning})
+	if err != nil || rep.OK || len(rep.Failing(SevWarning)) != rep.Summary.Warning {
+		t.Fatalf("fail-on warning: %+v, %v", rep, err)
+	}
+	over := filepath.Join(goldenDir, "ha004_overflow.cfg")
+	rep, err = Check(ctx, Options{Files: []string{over}, HAProxyBin: testbed.HAProxyBin()})
+	if err != nil || rep.OK || rep.Syntax.OK || !strings.Contains(rep.Syntax.Output, "timer overflow") || rep.Summary.Error != 1 {
+		t.Fatalf("overflow: %+v, %v", rep, err)
+	}
+	_, err = Check(ctx, Options{Files: []string{final, filepath.Join(t.TempDir(), "nope.cfg")}, HAProxyBin: testbed.HAProxyBin()})
+	var fe *FileError
+	if !errors.As(err, &fe) {
+		t.Fatalf("unreadable file: %v", err)
+	}
+}
+
+// TestGoldenConfigsAreValid keeps the goldens honest: every config but the
+// overflow one passes the real haproxy -c.
+func TestGoldenConfigsAreValid(t *testing.T) {
+	testbed.Require(t, testbed.TierBinary)
+	cases, _ := filepath.Glob(filepath.Join(goldenDir, "*.cfg"))
+	for _, c := range cases {
+		res, err := RunSyntax(context.Background(), testbed.HAProxyBin(), []string{c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantOK := !strings.Contains(c, "ha004_overflow")
+		if res.OK != wantOK {
+			t.Errorf("%s: haproxy -c ok=%v, want %v\n%s", c, res.OK, wantOK, res.Output)
+		}
+	}
+}
