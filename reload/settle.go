@@ -191,14 +191,29 @@ func (t *txn) probe(ctx context.Context) (string, error) {
 	}
 	detail := fmt.Sprintf("probes: %d/%d OK", rep.OK, rep.Total)
 	var notUp []string
+	checks := map[string]int{}
+	var order []string
 	for _, s := range rep.Servers {
 		if !strings.HasPrefix(s.Status, "UP") {
 			notUp = append(notUp, fmt.Sprintf("%s/%s %s %s", s.Backend, s.Server, s.Status, s.Check))
 		}
+		c := s.Check
+		if c == "" {
+			c = "no check"
+		}
+		if checks[c] == 0 {
+			order = append(order, c)
+		}
+		checks[c]++
 	}
 	if len(rep.Servers) > 0 {
 		if len(notUp) == 0 {
-			detail += fmt.Sprintf("; backends: %d servers UP", len(rep.Servers))
+			var parts []string
+			for _, c := range order {
+				parts = append(parts, fmt.Sprintf("%s %d", c, checks[c]))
+			}
+			// Right after a reload a check may still be INI (not run yet).
+			detail += fmt.Sprintf("; backends: %d servers UP (%s)", len(rep.Servers), strings.Join(parts, ", "))
 		} else {
 			detail += "; backends not UP: " + strings.Join(notUp, ", ")
 		}

@@ -43,23 +43,7 @@ func newBox(t *testing.T) *box {
 	b.s.StartHAProxy(t, b.good)
 	b.state = filepath.Join(b.s.Dir(), "state")
 	b.yaml = filepath.Join(b.s.Dir(), "haguard.yaml")
-	y := fmt.Sprintf(`haproxy:
-  configs: [%q]
-state_dir: %q
-reload:
-  settle_timeout: 10s
-  lock_timeout: 2m
-probe:
-  count: 10
-  timeout: 2s
-  targets:
-    - address: %q
-      kind: tcp
-      expect: "hello"
-`, b.s.HAProxyConfig(), b.state, b.listen)
-	if err := os.WriteFile(b.yaml, []byte(y), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeYAML(t, b)
 	return b
 }
 

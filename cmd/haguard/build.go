@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/user"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/haguard/haguard/agent/master"
@@ -192,8 +193,11 @@ func (p *probeAdapter) Probe(ctx context.Context) (reload.ProbeReport, error) {
 	}
 	opts := probe.Options{Count: p.cfg.Probe.Count, Concurrency: p.cfg.Probe.Concurrency,
 		Timeout: p.cfg.Probe.Timeout.D(), Logger: p.log}
-	if socks, err := probe.ListenSockets(ctx); err == nil {
-		opts.ListenerCount = probe.ListenerCounter(socks)
+	if opts.Count == 0 {
+		// The default count scales with the listeners (ghosts included).
+		if socks, err := probe.ListenSockets(ctx); err == nil {
+			opts.ListenerCount = probe.ListenerCounter(socks)
+		}
 	}
 	rep := probe.Run(ctx, targets, opts)
 	out := reload.ProbeReport{Attempts: []reload.ProbeAttempt{}}
@@ -222,48 +226,24 @@ func (p *probeAdapter) Probe(ctx context.Context) (reload.ProbeReport, error) {
 }
 
 func (p *probeAdapter) targets() ([]probe.Target, error) {
-	if len(p.cfg.Probe.Targets) > 0 {
-		var out []probe.Target
-		for _, t := range p.cfg.Probe.Targets {
-			kind := t.Kind
-			if kind == "" {
-				kind = probe.KindTCP
-			}
-			out = append(out, probe.Target{Address: t.Address, Kind: kind, Count: t.Count, Send: t.Send, Expect: t.Expect,
-				Path: t.Path, ExpectStatus: t.ExpectStatus, ExpectBody: t.ExpectBody, Idle: t.Idle.D(),
-				User: p.cfg.Probe.MySQL.User, Password: p.cfg.Probe.MySQL.Password})
+	ts := ConfiguredTargets(p.cfg)
+	if len(ts) == 0 {
+		vc, err := validate.Parse(p.cfg.HAProxy.Configs...)
+		if err != nil {
+			return nil, fmt.Errorf("read listeners: %w", err)
 		}
-		return out, nil
+		ts = probe.InferTargets(ProbeListeners(vc), "")
 	}
-	vc, err := validate.Parse(p.cfg.HAProxy.Configs...)
-	if err != nil {
-		return nil, fmt.Errorf("read listeners: %w", err)
+	user, pass := p.cfg.Probe.MySQL.User, p.cfg.Probe.MySQL.Password
+	if f := p.cfg.Probe.MySQL.PasswordFile; f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("probe.mysql.password_file: %w", err)
+		}
+		pass = strings.TrimRight(string(b), "\r\n")
 	}
-	ts := probe.InferTargets(reloadListeners(vc), "")
 	for i := range ts {
-		ts[i].User, ts[i].Password = p.cfg.Probe.MySQL.User, p.cfg.Probe.MySQL.Password
+		ts[i].User, ts[i].Password = user, pass
 	}
 	return ts, nil
-}
-
-// reloadListeners adapts the config model to probe's Listener.
-func reloadListeners(vc *validate.Config) []probe.Listener {
-	var out []probe.Listener
-	for _, r := range validate.Routes(vc) {
-		l := probe.Listener{Section: r.Front.Section(), Mode: r.Front.EffMode().Value}
-		for _, b := range r.Front.Binds {
-			l.Binds = append(l.Binds, b.Address)
-		}
-		if c := r.Back.EffCheck(); c != nil {
-			l.MySQLCheck = c.Name == "mysql-check"
-			l.HTTPCheck = c.Name == "httpchk"
-		}
-		for _, s := range r.Back.Servers {
-			if n, err := strconv.Atoi(s.Port()); err == nil {
-				l.ServerPorts = append(l.ServerPorts, n)
-			}
-		}
-		out = append(out, l)
-	}
-	return out
 }
