@@ -85,6 +85,7 @@ is left in a bad state and needs a human.`,
 		a.serveCmd(),
 		a.probeCmd(),
 		a.ghostsCmd(),
+		a.clustercheckCmd(),
 	)
 	return root
 }
