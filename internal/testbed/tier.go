@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -77,6 +78,11 @@ func Missing(tier Tier) []string {
 		needCmd("nsenter", "util-linux")
 		needCmd("rsync", "rsync")
 		needCmd("socat", "socat")
+		if m, err := cgroup2Mount(); err != nil {
+			missing = append(missing, "a cgroup2 hierarchy (the sandbox runs systemd in a cgroup2 subtree of its own)")
+		} else if err := syscall.Access(m, 2 /* W_OK */); err != nil {
+			missing = append(missing, fmt.Sprintf("write access to %s (a privileged machine or container)", m))
+		}
 	}
 	return missing
 }
