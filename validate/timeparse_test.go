@@ -62,16 +62,16 @@ func TestParseTime(t *testing.T) {
 
 func TestFormatDuration(t *testing.T) {
 	for d, want := range map[time.Duration]string{
-		50 * time.Second:          "50s",
-		28800 * time.Millisecond:  "28.8 s",
-		8 * time.Hour:             "8h",
-		500 * time.Millisecond:    "500ms",
-		600000 * time.Second:      "6.9 days",
-		90 * time.Second:          "90s",
-		10 * time.Minute:          "10m",
-		24 * time.Hour:            "1d",
-		Infinite:                  "infinite (unset)",
-		1500 * time.Millisecond:   "1.5 s",
+		50 * time.Second:         "50s",
+		28800 * time.Millisecond: "28.8 s",
+		8 * time.Hour:            "8h",
+		500 * time.Millisecond:   "500ms",
+		600000 * time.Second:     "6.9 days",
+		90 * time.Second:         "90s",
+		10 * time.Minute:         "10m",
+		24 * time.Hour:           "1d",
+		Infinite:                 "infinite (unset)",
+		1500 * time.Millisecond:  "1.5 s",
 	} {
 		got := FormatDuration(d)
 		if d == Infinite {
