@@ -156,7 +156,8 @@ func Attempt(ctx context.Context, addr, expect string) error {
 }
 
 // HoldConnection opens a long-lived client connection to addr (through the
-// box's haproxy, to a TCPBackend) and reads the greeting, so the connection
+// box's haproxy, to a TCPBackend or any server that speaks first, such as
+// MariaDB) and reads the first line or 6 bytes of the greeting, so the connection
 // is known to be established end to end and pinned to one worker: after a
 // reload that worker stays as a draining "old worker". It is closed when t
 // ends; the caller may close it earlier to let the old worker exit.

@@ -174,6 +174,13 @@ func (p *Proc) Alive() bool {
 // Done is closed when the process has exited and been reaped.
 func (p *Proc) Done() <-chan struct{} { return p.done }
 
+// Err is how nsenter (and so the program) exited; valid once Done is
+// closed (nil for a daemon).
+func (p *Proc) Err() error {
+	<-p.done
+	return p.waitErr
+}
+
 // Output returns what the process wrote to stdout and stderr so far.
 func (p *Proc) Output() string {
 	if p.Cmd == nil {
