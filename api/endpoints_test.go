@@ -10,7 +10,9 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 )
@@ -212,6 +214,34 @@ func TestStatusAndMetrics(t *testing.T) {
 	}
 	if strings.Count(metrics, "haguard_config_info{") != 1 {
 		t.Errorf("more than one config_info series:\n%s", metrics)
+	}
+}
+
+// TestStatusCallsShared: requests that arrive while a status call is in
+// flight share it.
+func TestStatusCallsShared(t *testing.T) {
+	fs := &fakeStatus{gate: make(chan struct{})}
+	e := newEnv(t, func(o *Options) { o.Status = fs })
+	const n = 20
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			var st statusBody
+			decode(t, e.do(t, "GET", "/v1/status", nil, nil), 200, &st)
+			if st.Unit == nil || st.Unit.ActiveState != "active" {
+				t.Errorf("status: %+v", st)
+			}
+		})
+	}
+	// Let the requests pile up on the first call, then release it.
+	for i := 0; fs.calls.Load() == 0 && i < 10000; i++ {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(fs.gate)
+	wg.Wait()
+	if c := fs.calls.Load(); c >= n {
+		t.Fatalf("%d status calls for %d concurrent requests", c, n)
 	}
 }
 

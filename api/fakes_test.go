@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -150,9 +151,17 @@ func (fakeProber) Probe(_ context.Context, req ProbeRequest) (ProbeReport, error
 	return ProbeReport{Report: map[string]any{"ok": false}, Totals: ProbeTotals{OK: 3, Failed: 1}}, nil
 }
 
-type fakeStatus struct{}
+type fakeStatus struct {
+	calls atomic.Int64
+	// gate, when set, holds each call until it is closed.
+	gate chan struct{}
+}
 
-func (fakeStatus) Status(context.Context) (UnitStatus, error) {
+func (f *fakeStatus) Status(context.Context) (UnitStatus, error) {
+	f.calls.Add(1)
+	if f.gate != nil {
+		<-f.gate
+	}
 	return UnitStatus{Unit: "haproxy.service", ActiveState: "active", MainPID: 7, Generation: 3}, nil
 }
 
@@ -167,13 +176,18 @@ type env struct {
 	stop   func() error
 }
 
-func newEnv(t *testing.T, mod func(*Options)) *env {
+func newEnv(t *testing.T, mod func(*Options)) *env { return newEnvMod(t, mod) }
+
+// newEnvTB is newEnv for benchmarks.
+func newEnvTB(tb testing.TB) *env { return newEnvMod(tb, nil) }
+
+func newEnvMod(t testing.TB, mod func(*Options)) *env {
 	t.Helper()
 	h := &fakeHasher{sha: strings.Repeat("a", 64)}
 	rel := &fakeReloader{hasher: h}
 	g := &fakeGhosts{}
 	opts := Options{Token: []byte(testToken), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Checker: fakeChecker{}, Reloader: rel, Hasher: h, Ghosts: g, Prober: fakeProber{}, Status: fakeStatus{},
+		Checker: fakeChecker{}, Reloader: rel, Hasher: h, Ghosts: g, Prober: fakeProber{}, Status: &fakeStatus{},
 		Version: "test"}
 	if mod != nil {
 		mod(&opts)
@@ -194,7 +208,7 @@ func newEnv(t *testing.T, mod func(*Options)) *env {
 
 // startServe runs Serve and returns a function that stops it and returns
 // Serve's error; cleanup stops it too.
-func startServe(t *testing.T, srv *Server, ln net.Listener) func() error {
+func startServe(t testing.TB, srv *Server, ln net.Listener) func() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 )
@@ -20,6 +22,7 @@ const (
 	maxProbeTargets = 64
 	maxHistoryLimit = 1000
 	maxIDLen        = 64
+	statusTimeout   = 10 * time.Second
 )
 
 func (s *Server) healthz(c echo.Context) error {
@@ -52,7 +55,7 @@ type queueSummary struct {
 func (s *Server) status(c echo.Context) error {
 	ctx := c.Request().Context()
 	b := statusBody{Version: s.opts.Version}
-	if u, err := s.opts.Status.Status(ctx); err != nil {
+	if u, err := s.unitStatus(ctx); err != nil {
 		b.UnitError = err.Error()
 	} else {
 		b.Unit = &u
@@ -78,6 +81,27 @@ func (s *Server) status(c echo.Context) error {
 		b.Queue.Waiting++
 	}
 	return c.JSON(http.StatusOK, b)
+}
+
+// unitStatus asks the StatusSource once for every request that arrives
+// while a call is in flight (D-Bus and the master CLI answer one at a
+// time; 200 pollers must not queue 200 calls). The shared call is not
+// cancelled when one of its requesters goes away.
+func (s *Server) unitStatus(ctx context.Context) (UnitStatus, error) {
+	ch := s.statusCalls.DoChan("status", func() (any, error) {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statusTimeout)
+		defer cancel()
+		return s.opts.Status.Status(cctx)
+	})
+	select {
+	case <-ctx.Done():
+		return UnitStatus{}, ctx.Err()
+	case r := <-ch:
+		if r.Err != nil {
+			return UnitStatus{}, r.Err
+		}
+		return r.Val.(UnitStatus), nil
+	}
 }
 
 // checkBody is POST /v1/check.

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
 )
 
 // Defaults for the zero values of Options.
@@ -73,6 +74,8 @@ type Server struct {
 	metrics *Metrics
 	// tokenSum is the sha256 of the bearer token.
 	tokenSum atomic.Pointer[[sha256.Size]byte]
+	// statusCalls shares one StatusSource call among concurrent requests.
+	statusCalls singleflight.Group
 }
 
 // New builds the server and its routes; Serve runs it.

@@ -25,7 +25,7 @@ import (
 )
 
 // writeFile writes data with exactly mode (the umask does not apply).
-func writeFile(t *testing.T, path, data string, mode os.FileMode) {
+func writeFile(t testing.TB, path, data string, mode os.FileMode) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(data), mode); err != nil {
 		t.Fatal(err)
@@ -111,7 +111,7 @@ type serveBox struct {
 // a 0600 token, installs deploy/haguard.service with a runtime drop-in that
 // points it at the test binary and files, and starts it. `systemctl start`
 // of a Type=notify unit returns only after READY=1.
-func newServeBox(t *testing.T) *serveBox {
+func newServeBox(t testing.TB) *serveBox {
 	t.Helper()
 	testbed.Require(t, testbed.TierSystem)
 	b := &serveBox{s: testbed.Boot(t), client: &http.Client{Timeout: 2 * time.Minute}}
@@ -174,7 +174,7 @@ WatchdogSec=2s
 	return b
 }
 
-func (b *serveBox) systemctl(t *testing.T, args ...string) string {
+func (b *serveBox) systemctl(t testing.TB, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -185,7 +185,7 @@ func (b *serveBox) systemctl(t *testing.T, args ...string) string {
 	return strings.TrimSpace(out)
 }
 
-func (b *serveBox) journal(t *testing.T) string {
+func (b *serveBox) journal(t testing.TB) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, _, _ := b.s.Run(ctx, "journalctl", "--no-pager", "-o", "cat", "-n", "60", "-u", "haguard.service")
@@ -193,7 +193,7 @@ func (b *serveBox) journal(t *testing.T) string {
 	return out + "\n" + st
 }
 
-func (b *serveBox) do(t *testing.T, method, path string, body io.Reader, hdr map[string]string) (int, http.Header, []byte) {
+func (b *serveBox) do(t testing.TB, method, path string, body io.Reader, hdr map[string]string) (int, http.Header, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, "http://"+b.api+path, body)
 	if err != nil {
@@ -215,7 +215,7 @@ func (b *serveBox) do(t *testing.T, method, path string, body io.Reader, hdr map
 	return resp.StatusCode, resp.Header, data
 }
 
-func (b *serveBox) waitJob(t *testing.T, id string) api.JobView {
+func (b *serveBox) waitJob(t testing.TB, id string) api.JobView {
 	t.Helper()
 	for range 1200 {
 		code, _, data := b.do(t, "GET", "/v1/reloads/"+id, nil, nil)
