@@ -48,8 +48,9 @@ demo: deps build
 
 # dist/haguard_<version>_amd64.deb: binary, unit, conffile, man pages,
 # completions (docs/install.md). nfpm runs as a library: no dpkg-deb needed.
+DIST ?= dist
 deb: build
-	go run ./packaging/cmd/mkdeb -binary $(BIN) -out dist
+	go run ./packaging/cmd/mkdeb -binary $(BIN) -out $(DIST)
 
 clean:
 	rm -rf bin dist

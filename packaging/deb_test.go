@@ -1,0 +1,159 @@
+package packaging
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// testDescribe is what the test stamps into the binary, as make build
+// stamps `git describe`.
+const testDescribe = "v9.8.7-3-gabcdef0"
+
+// buildStamped compiles cmd/haguard with -X main.version, like make build.
+func buildStamped(t *testing.T, dir, describe string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "haguard")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version="+describe, "-o", bin, "../cmd/haguard")
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func dpkgDeb(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("dpkg-deb", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dpkg-deb %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// TestBuildDeb builds the real package from the repository and reads it
+// back with dpkg-deb: control fields, file list, conffile, maintainer
+// scripts, and the shipped files themselves.
+func TestBuildDeb(t *testing.T) {
+	if _, err := exec.LookPath("dpkg-deb"); err != nil {
+		t.Fatalf("dpkg-deb: %v (Debian package dpkg)", err)
+	}
+	dir := t.TempDir()
+	bin := buildStamped(t, dir, testDescribe)
+	res, err := Build(context.Background(), Options{Root: "..", Binary: bin, OutDir: filepath.Join(dir, "dist")})
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	if want := filepath.Join(dir, "dist", "haguard_9.8.7+git3.abcdef0_amd64.deb"); res.Path != want {
+		t.Errorf("package at %s, want %s", res.Path, want)
+	}
+	if res.Version != testDescribe || res.DebVersion != "9.8.7+git3.abcdef0" {
+		t.Errorf("versions %q / %q", res.Version, res.DebVersion)
+	}
+
+	for field, want := range map[string]string{
+		"Package": "haguard", "Version": "9.8.7+git3.abcdef0", "Architecture": "amd64", "Section": "admin",
+	} {
+		if got := strings.TrimSpace(dpkgDeb(t, "-f", res.Path, field)); got != want {
+			t.Errorf("control %s = %q, want %q", field, got, want)
+		}
+	}
+	if got := strings.TrimSpace(dpkgDeb(t, "-I", res.Path, "conffiles")); got != "/etc/haguard/haguard.yaml" {
+		t.Errorf("conffiles = %q, want /etc/haguard/haguard.yaml", got)
+	}
+	for _, script := range []string{"postinst", "prerm", "postrm"} {
+		got := dpkgDeb(t, "-I", res.Path, script)
+		want, err := os.ReadFile(filepath.Join("scripts", script))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != string(want) {
+			t.Errorf("control %s differs from packaging/scripts/%s", script, script)
+		}
+	}
+
+	root := filepath.Join(dir, "root")
+	dpkgDeb(t, "-x", res.Path, root)
+	for _, p := range []string{
+		"usr/bin/haguard",
+		"lib/systemd/system/haguard.service",
+		"etc/haguard/haguard.yaml",
+		"usr/share/man/man1/haguard.1.gz",
+		"usr/share/man/man1/haguard-version.1.gz",
+		"usr/share/bash-completion/completions/haguard",
+		"usr/share/zsh/vendor-completions/_haguard",
+		"usr/share/fish/vendor_completions.d/haguard.fish",
+		"usr/share/doc/haguard/install.md",
+	} {
+		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+			t.Errorf("package lacks /%s: %v", p, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "usr/share/man/man1/haguard-gendocs.1.gz")); err == nil {
+		t.Error("package has a man page for the hidden gendocs command")
+	}
+	sameFile(t, filepath.Join(root, "lib/systemd/system/haguard.service"), "../deploy/haguard.service")
+	sameFile(t, filepath.Join(root, "etc/haguard/haguard.yaml"), "../deploy/haguard.yaml")
+
+	out, err := exec.Command(filepath.Join(root, "usr/bin/haguard"), "version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "haguard "+testDescribe+" ") {
+		t.Errorf("packaged haguard version: %q, %v; want it to print %s", out, err, testDescribe)
+	}
+	page := gunzip(t, filepath.Join(root, "usr/share/man/man1/haguard.1.gz"))
+	if !strings.Contains(page, `.TH "HAGUARD" "1"`) || !strings.Contains(page, "haguard "+testDescribe) {
+		t.Errorf("haguard.1 lacks its header or version:\n%.400s", page)
+	}
+}
+
+func sameFile(t *testing.T, a, b string) {
+	t.Helper()
+	x, err := os.ReadFile(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := os.ReadFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(x, y) {
+		t.Errorf("%s differs from %s", a, b)
+	}
+}
+
+func gunzip(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if zr.Name != "" || !zr.ModTime.IsZero() {
+		t.Errorf("%s: gzip header carries name %q / time %v (want none, like gzip -n)", path, zr.Name, zr.ModTime)
+	}
+	data, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return string(data)
+}
+
+func TestLoadInfoRejectsUnknownVariables(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "nfpm.yaml")
+	if err := os.WriteFile(cfg, []byte("name: haguard\narch: amd64\nversion: ${DEB_VERSION}\nversion_schema: none\ncontents:\n  - src: ${TYPO}/x\n    dst: /x\n    expand: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := loadInfo(cfg, map[string]string{"DEB_VERSION": "1.0"})
+	if err == nil || !strings.Contains(err.Error(), "unknown variables TYPO") {
+		t.Fatalf("loadInfo: %v, want unknown variables TYPO", err)
+	}
+}
