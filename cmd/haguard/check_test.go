@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/haguard/haguard/internal/testbed"
+)
+
+const goldenDir = "../../testdata/check"
+
+func TestCheckArgs(t *testing.T) {
+	dir := t.TempDir()
+	final := filepath.Join(goldenDir, "seed003_final.cfg")
+	unitless := filepath.Join(goldenDir, "seed002_unitless_28800.cfg")
+	fifty := filepath.Join(goldenDir, "seed002_default_50s.cfg")
+	yaml := filepath.Join(dir, "haguard.yaml")
+	if err := os.WriteFile(yaml, []byte("haproxy:\n  configs: ["+unitless+"]\n  binary: /nonexistent/haproxy\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	noCfg := []string{"--config-file", filepath.Join(dir, "absent.yaml")} // explicit and missing: usage error
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout []string // substrings
+		stderr []string
+	}{
+		{name: "final config, no error", args: []string{"check", "--no-syntax", "-f", final}, code: 0,
+			stdout: []string{"seed003_final.cfg:3: warning HA010: ", "    fix: ", "haproxy -c: skipped", "haguard check ok: 0 error(s), 2 warning(s), 3 info"}},
+		{name: "fail on warning", args: []string{"check", "--no-syntax", "--fail-on", "warning", "-f", final}, code: 1,
+			stdout: []string{"haguard check FAILED"}},
+		{name: "unitless is an error", args: []string{"check", "--no-syntax", "-f", unitless}, code: 1,
+			stdout: []string{"seed002_unitless_28800.cfg:9: error HA001: timeout client 28800 is 28.8 s"}},
+		{name: "repeated -f", args: []string{"check", "--no-syntax", "-f", final, "-f", fifty}, code: 0,
+			stdout: []string{"seed003_final.cfg:8: info HA016", "seed002_default_50s.cfg:5: info HA010: hard-stop-after 30m", "seed002_default_50s.cfg:12: warning HA006", "2 file(s)"}},
+		{name: "-f default from haguard.yaml", args: []string{"check", "--no-syntax", "--config-file", yaml}, code: 1,
+			stdout: []string{"seed002_unitless_28800.cfg:9: error HA001"}},
+		{name: "--haproxy-bin default from haguard.yaml", args: []string{"check", "--config-file", yaml}, code: 2,
+			stderr: []string{"/nonexistent/haproxy"}},
+		{name: "unreadable file", args: []string{"check", "--no-syntax", "-f", filepath.Join(dir, "missing.cfg")}, code: 2,
+			stderr: []string{"missing.cfg"}},
+		{name: "bad fail-on", args: []string{"check", "--fail-on", "info", "-f", final}, code: 2,
+			stderr: []string{"--fail-on"}},
+		{name: "bad format", args: []string{"check", "--format", "xml", "-f", final}, code: 2,
+			stderr: []string{"--format"}},
+		{name: "unknown flag", args: []string{"check", "--nope"}, code: 2},
+		{name: "positional arg", args: []string{"check", final}, code: 2},
+		{name: "missing explicit haguard.yaml", args: append([]string{"check", "-f", final}, noCfg...), code: 2,
+			stderr: []string{"absent.yaml"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(context.Background(), tt.args, &out, &errb)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, out.String(), errb.String())
+			}
+			for _, s := range tt.stdout {
+				if !strings.Contains(out.String(), s) {
+					t.Errorf("stdout lacks %q:\n%s", s, out.String())
+				}
+			}
+			for _, s := range tt.stderr {
+				if !strings.Contains(errb.String(), s) {
+					t.Errorf("stderr lacks %q:\n%s", s, errb.String())
+				}
+			}
+		})
+	}
+}
+
+func TestCheckJSONShape(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"check", "--no-syntax", "--format", "json", "-f", filepath.Join(goldenDir, "seed002_unitless_28800.cfg")}, &out, &errb)
+	if code != 1 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out.String())
+	}
+	for _, k := range []string{"ok", "files", "syntax", "findings", "summary", "duration_ms"} {
+		if _, ok := doc[k]; !ok {
+			t.Errorf("missing key %q", k)
+		}
+	}
+	syn := doc["syntax"].(map[string]any)
+	for _, k := range []string{"ok", "command", "output", "duration_ms"} {
+		if _, ok := syn[k]; !ok {
+			t.Errorf("missing syntax.%s", k)
+		}
+	}
+	f := doc["findings"].([]any)[0].(map[string]any)
+	want := map[string]any{"rule": "HA001", "severity": "error", "line": float64(9), "section": "defaults"}
+	for k, v := range want {
+		if f[k] != v {
+			t.Errorf("findings[0].%s = %v, want %v", k, f[k], v)
+		}
+	}
+	for _, k := range []string{"message", "fix", "file"} {
+		if s, _ := f[k].(string); s == "" {
+			t.Errorf("findings[0].%s empty", k)
+		}
+	}
+	if sum := doc["summary"].(map[string]any); sum["error"] != float64(1) || sum["warning"] != float64(2) || sum["info"] != float64(0) {
+		t.Errorf("summary = %v", sum)
+	}
+}
+
+// TestCheckSyntaxErrorRealHAProxy is tier 2: the real haproxy refuses the
+// config, the exit code is 1 and haproxy's own message is shown.
+func TestCheckSyntaxErrorRealHAProxy(t *testing.T) {
+	testbed.Require(t, testbed.TierBinary)
+	cfg := filepath.Join(t.TempDir(), "bad.cfg")
+	body := "defaults\n mode tcp\n timeout connect 5s\n timeout client 1m\n timeout server 1m\nlisten l\n bind 127.0.0.1:18997\n server s 127.0.0.1:1 chekc\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"human", "json"} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"check", "--format", format, "--haproxy-bin", testbed.HAProxyBin(), "-f", cfg}, &out, &errb)
+		if code != 1 {
+			t.Fatalf("%s: exit %d, want 1\n%s%s", format, code, out.String(), errb.String())
+		}
+		if !strings.Contains(out.String(), "chekc") || !strings.Contains(out.String(), "[ALERT]") {
+			t.Errorf("%s: haproxy's message not shown:\n%s", format, out.String())
+		}
+		if format == "human" && !strings.Contains(out.String(), "FAILED (exit 1)") {
+			t.Errorf("no verdict line:\n%s", out.String())
+		}
+	}
+}
