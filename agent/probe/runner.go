@@ -85,7 +85,7 @@ type Report struct {
 	// Servers and BackendsDown come from `show stat` (see ReadStats);
 	// they do not change OK.
 	Servers      []ServerStatus `json:"servers"`
-	BackendsDown []BackendDown  `json:"backends_down,omitempty"`
+	BackendsDown []BackendDown  `json:"backends_down"`
 	StatsError   string         `json:"stats_error,omitempty"`
 	DurationMS   float64        `json:"duration_ms"`
 }
@@ -168,7 +168,7 @@ func Run(ctx context.Context, targets []Target, opts Options) Report {
 	close(stopProgress)
 	done.Wait()
 
-	rep := Report{OK: true, Targets: reports, Servers: []ServerStatus{}}
+	rep := Report{OK: true, Targets: reports, Servers: []ServerStatus{}, BackendsDown: []BackendDown{}}
 	for i := range rep.Targets {
 		summarise(&rep.Targets[i])
 		if rep.Targets[i].Fail > 0 {

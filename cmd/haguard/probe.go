@@ -221,7 +221,8 @@ func probeTargets(cmd *cobra.Command, f probeFlags, cfg config.Config) ([]probe.
 		// The kind of an explicit target comes from the config when it
 		// names the address, else from its port.
 		known := map[string]probe.Target{}
-		if vc, err := validate.Parse(files...); err == nil {
+		needKind := f.kind == "" || (f.kind == probe.KindIdleHold && f.over == "")
+		if vc, err := parseIf(needKind, files); err == nil {
 			for _, t := range probe.InferTargets(ProbeListeners(vc), "") {
 				known[t.Address] = t
 			}
@@ -273,6 +274,16 @@ func probeTargets(cmd *cobra.Command, f probeFlags, cfg config.Config) ([]probe.
 		}
 	}
 	return targets, nil
+}
+
+// parseIf reads the haproxy config only when the answer is needed: with
+// --kind given there is nothing to infer, and the parse is most of the
+// command's own run time.
+func parseIf(need bool, files []string) (*validate.Config, error) {
+	if !need {
+		return nil, errors.New("not needed")
+	}
+	return validate.Parse(files...)
 }
 
 func setIf(changed bool, dst *string, v string) {
