@@ -222,10 +222,23 @@ probe:
 	}
 	inv.WriteString("[haproxy:vars]\nansible_become=false\nansible_python_interpreter=/usr/bin/python3\n")
 
+	// Seed 003's ghost on lb1: a haproxy started by hand with an old config
+	// (dead backend) on the same port. The role's optional pre-step kills
+	// it; without it the reload's sweep would fail the transaction.
+	ghost := boxes[0].s.StartGhost(t, testbed.TCPProxyConfig(boxes[0].listen, dead))
+
 	// A good candidate: committed on every host, in order.
-	p := runPlaybook(t, inv.String(), "haguard_candidate_src={{ haguard_box_dir }}/good.cfg")
+	p := runPlaybook(t, inv.String(), "haguard_candidate_src={{ haguard_box_dir }}/good.cfg", "haguard_kill_ghosts_first=true")
 	if p.rc != 0 {
 		t.Fatalf("good rollout: ansible-playbook exited %d (recap %v)", p.rc, p.recap)
+	}
+	select {
+	case <-ghost.Done():
+	case <-time.After(10 * time.Second):
+		t.Errorf("good rollout: the ghost on lb1 (box pid %d) is still alive after the ghosts --kill pre-step", ghost.BoxPID)
+	}
+	if !strings.Contains(p.out, "TASK [haguard_reload : Sweep and kill ghosts]") || !strings.Contains(p.out, `"ghost": 1`) {
+		t.Errorf("good rollout: the play output does not show the pre-step's sweep with one ghost")
 	}
 	for _, b := range boxes {
 		r, ok := p.result[b.name]
