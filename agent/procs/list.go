@@ -217,8 +217,10 @@ func parseCgroup(text string) (unified, systemd string) {
 
 // addListeners fills Listen for every process: the TCP LISTEN sockets of
 // each network namespace are read once, then each process's fds are
-// matched against them.
+// matched against them. Our own namespace is asked through sock_diag;
+// another one (a process in a container) through /proc/PID/net/tcp{,6}.
 func addListeners(ps []Proc) error {
+	own := ownNetns()
 	tables := map[string]map[uint64]string{} // netns -> inode -> address
 	for i := range ps {
 		pid := strconv.Itoa(int(ps[i].PID))
@@ -228,19 +230,33 @@ func addListeners(ps []Proc) error {
 		}
 		tab, ok := tables[ns]
 		if !ok {
-			tab = map[uint64]string{}
-			for _, f := range []string{"tcp", "tcp6"} {
-				b, err := os.ReadFile("/proc/" + pid + "/net/" + f)
-				if err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return fmt.Errorf("read socket table: %w", err)
-				}
-				parseListen(b, tab)
+			if tab, err = listenTable(pid, ns == own); err != nil {
+				return err
 			}
 			tables[ns] = tab
 		}
 		ps[i].Listen = socketsOf(pid, tab)
 	}
 	return nil
+}
+
+// listenTable reads the LISTEN sockets of pid's network namespace.
+func listenTable(pid string, ours bool) (map[uint64]string, error) {
+	if ours {
+		if tab, err := listenDiag(); err == nil {
+			return tab, nil
+		}
+		// No sock_diag (module missing, seccomp): read /proc instead.
+	}
+	tab := map[uint64]string{}
+	for _, f := range []string{"tcp", "tcp6"} {
+		b, err := os.ReadFile("/proc/" + pid + "/net/" + f)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("read socket table: %w", err)
+		}
+		parseListen(b, tab)
+	}
+	return tab, nil
 }
 
 // parseListen adds the LISTEN rows (state 0A) of a /proc/net/tcp{,6} table.

@@ -179,3 +179,61 @@ func find(ps []Proc, pid int32) *Proc {
 	}
 	return nil
 }
+
+func TestCgroupShown(t *testing.T) {
+	for _, tc := range []struct{ unified, systemd, want string }{
+		{"/system.slice/haproxy.service", "", "/system.slice/haproxy.service"},
+		{"/system.slice/haproxy.service", "/", "/system.slice/haproxy.service"}, // a box on a hybrid host
+		{"/", "/system.slice/haproxy.service", "/system.slice/haproxy.service"}, // legacy v1 host
+		{"", "/system.slice/haproxy.service", "/system.slice/haproxy.service"},
+		{"/..", "/", "/.."},
+		{"", "", ""},
+	} {
+		if got := (Proc{CgroupUnified: tc.unified, CgroupSystemd: tc.systemd}).Cgroup(); got != tc.want {
+			t.Errorf("%q %q: got %q", tc.unified, tc.systemd, got)
+		}
+	}
+}
+
+// TestListenDiagMatchesProc: sock_diag and /proc/net/tcp{,6} agree on the
+// LISTEN sockets of this namespace, including a v4 and a v6 listener of
+// our own.
+func TestListenDiagMatchesProc(t *testing.T) {
+	l4, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l4.Close()
+	l6, err6 := net.Listen("tcp6", "[::1]:0")
+	if err6 == nil {
+		defer l6.Close()
+	}
+	diag, err := listenDiag()
+	if err != nil {
+		t.Fatalf("sock_diag: %v", err)
+	}
+	proc, err := listenTable("self", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{l4.Addr().String()}
+	if err6 == nil {
+		want = append(want, l6.Addr().String())
+	}
+	for _, w := range want {
+		found := false
+		for _, a := range diag {
+			found = found || a == w
+		}
+		if !found {
+			t.Fatalf("sock_diag lacks our listener %s: %v", w, diag)
+		}
+	}
+	// Sockets may come and go between the two reads (other tests run on
+	// this host): compare only inodes both saw, and that ours are in both.
+	for ino, a := range proc {
+		if d, ok := diag[ino]; ok && d != a {
+			t.Fatalf("inode %d: sock_diag %q, /proc %q", ino, d, a)
+		}
+	}
+}

@@ -62,10 +62,13 @@ type Proc struct {
 // the process started (the kernel marks the link " (deleted)").
 func (p Proc) ExeDeleted() bool { return strings.HasSuffix(p.Exe, " (deleted)") }
 
-// Cgroup is the path to show: the name=systemd hierarchy on v1/hybrid
-// hosts (where systemd tracks units), else the unified one.
+// Cgroup is the path to show: the unified ("0::") one, unless only the
+// name=systemd hierarchy (cgroup v1 / hybrid hosts) says more than "/".
 func (p Proc) Cgroup() string {
-	if p.CgroupSystemd != "" {
+	if (p.CgroupUnified == "" || p.CgroupUnified == "/") && p.CgroupSystemd != "" && p.CgroupSystemd != "/" {
+		return p.CgroupSystemd
+	}
+	if p.CgroupUnified == "" {
 		return p.CgroupSystemd
 	}
 	return p.CgroupUnified
