@@ -96,8 +96,11 @@ func StartGalera(t testing.TB, opts GaleraOptions) *Galera {
 		t.Fatalf("testbed: galera: %s: %v%s", m.name, err, m.logTail())
 	}
 	synced(0)
-	// Joiners all at once: a donor serves one SST at a time and the
-	// others retry, but process start-up and SST overlap.
+	// Joiners are launched one after the other, each as soon as the one
+	// before is a member of the primary component: start-up of the next
+	// overlaps the SST of the previous (the donor serves one SST at a time;
+	// a later joiner retries until it is free). Launched all at once, they
+	// churn through non-primary views for several seconds.
 	for i := 1; i < n; i++ {
 		m, err := launchNode(t, galeraNode(dir, i, ports[i], name, clusterAddr, waitTimeout(i)))
 		if m != nil {
@@ -105,6 +108,9 @@ func StartGalera(t testing.TB, opts GaleraOptions) *Galera {
 		}
 		if err != nil {
 			t.Fatalf("testbed: galera: %v", err)
+		}
+		if err := g.waitMembers(ctx, i+1); err != nil {
+			t.Fatalf("testbed: galera: %v%s", err, m.logTail())
 		}
 	}
 	for i := 1; i < n; i++ {
@@ -300,6 +306,29 @@ func (g *Galera) WaitState(ctx context.Context, i, want int) error {
 			return fmt.Errorf("galera: node %d exited waiting for state %d: %v", i, want, m.waitErr)
 		case <-ctx.Done():
 			return fmt.Errorf("galera: node %d: state %d, want %d (last error: %v): %w", i, got, want, last, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// waitMembers polls the bootstrap node until the primary component has n
+// members, the newest node's process dies, or ctx ends.
+func (g *Galera) waitMembers(ctx context.Context, n int) error {
+	newest := g.nodes[len(g.nodes)-1]
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var size string
+	var err error
+	for {
+		size, err = g.nodes[0].Status(ctx, "wsrep_cluster_size")
+		if got, _ := strconv.Atoi(size); err == nil && got >= n {
+			return nil
+		}
+		select {
+		case <-newest.done:
+			return fmt.Errorf("galera: %s exited while joining: %v", newest.name, newest.waitErr)
+		case <-ctx.Done():
+			return fmt.Errorf("galera: cluster size %q (%v), want %d: %w", size, err, n, ctx.Err())
 		case <-tick.C:
 		}
 	}

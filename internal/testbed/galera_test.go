@@ -6,12 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/haguard/haguard/agent/probe"
 )
 
 // TestGalera boots one 3-node cluster (the costly part) and checks, in
@@ -79,10 +85,12 @@ func TestGalera(t *testing.T) {
 			}
 		})
 
+		stats := startCheckingHAProxy(t, g)
 		t.Run("desync and clustercheck", func(t *testing.T) {
 			for i := range g.Nodes() {
 				expectCheck(t, ctx, g.ClustercheckAddr(i), http.StatusOK, "synced")
 			}
+			expectServers(t, ctx, stats, "UP", "UP", "UP")
 			if err := g.Desync(ctx, 1, true); err != nil {
 				t.Fatal(err)
 			}
@@ -91,6 +99,8 @@ func TestGalera(t *testing.T) {
 			}
 			expectCheck(t, ctx, g.ClustercheckAddr(1), http.StatusServiceUnavailable, "state 2: Donor/Desynced")
 			expectCheck(t, ctx, g.ClustercheckAddr(0), http.StatusOK, "synced")
+			// haproxy's option httpchk on the endpoint takes the node out.
+			expectServers(t, ctx, stats, "UP", "DOWN", "UP")
 
 			if err := g.Desync(ctx, 1, false); err != nil {
 				t.Fatal(err)
@@ -99,6 +109,7 @@ func TestGalera(t *testing.T) {
 				t.Fatal(err)
 			}
 			expectCheck(t, ctx, g.ClustercheckAddr(1), http.StatusOK, "synced")
+			expectServers(t, ctx, stats, "UP", "UP", "UP")
 		})
 	})
 	if len(pids) != 3 {
@@ -142,4 +153,90 @@ func get(ctx context.Context, url string) (int, string, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), err
+}
+
+// startCheckingHAProxy runs the real haproxy (a plain child process, not
+// the sandbox's unit) with one TCP backend over g's nodes, each checked by
+// `option httpchk` on its clustercheck port, and returns its stats socket.
+func startCheckingHAProxy(t *testing.T, g *Galera) string {
+	t.Helper()
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "admin.sock")
+	var servers strings.Builder
+	for i, m := range g.Nodes() {
+		_, port, err := net.SplitHostPort(g.ClustercheckAddr(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&servers, "    server g%d %s check port %s inter 200ms fall 2 rise 2\n", i, m.Addr(), port)
+	}
+	cfg := fmt.Sprintf(`global
+    stats socket %s level admin
+defaults
+    mode tcp
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+listen galera
+    bind 127.0.0.1:%d
+    option httpchk
+%s`, sock, FreePort(t), servers.String())
+	path := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(HAProxyBin(), "-db", "-f", path)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	untrack := Track(t, cmd.Process.Pid, "haproxy checking galera")
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if err := waitGone(cmd.Process.Pid); err != nil {
+			t.Errorf("haproxy: %v", err)
+			return
+		}
+		untrack()
+	})
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			return sock
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("haproxy made no stats socket; output:\n%s", out.String())
+	return ""
+}
+
+// expectServers polls haproxy's show stat until servers g0, g1... have the
+// given statuses.
+func expectServers(t *testing.T, ctx context.Context, sock string, want ...string) {
+	t.Helper()
+	var last string
+	for i := 0; i < 100; i++ {
+		h, err := probe.ReadStats(ctx, sock)
+		got := map[string]probe.ServerStatus{}
+		for _, s := range h.Servers {
+			if s.Backend == "galera" {
+				got[s.Server] = s
+			}
+		}
+		match := err == nil
+		var parts []string
+		for j, w := range want {
+			s := got[fmt.Sprintf("g%d", j)]
+			parts = append(parts, fmt.Sprintf("g%d=%s/%s/%d", j, s.Status, s.CheckStatus, s.CheckCode))
+			match = match && s.Status == w
+		}
+		last = fmt.Sprintf("%s (err %v)", strings.Join(parts, " "), err)
+		if match {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("haproxy show stat: %s; want %v", last, want)
 }
