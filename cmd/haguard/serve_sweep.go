@@ -99,6 +99,10 @@ func (l *sweepLoop) SweepNow(ctx context.Context) (api.SweepReport, error) {
 	}
 	l.last.Store(&r)
 	l.metrics.ObserveSweep(r)
+	// haguard_config_info follows edits made outside the API too.
+	if sha, err := (apiAdapter{cur: l.cur}).RunningSHA256(ctx); err == nil {
+		l.metrics.SetConfig(sha)
+	}
 	for _, g := range bad {
 		l.log.Warn("ghost haproxy process", "pid", g.PID, "class", g.Class, "reason", g.Reason, "exe", g.Exe, "cmdline", g.Cmdline)
 	}
