@@ -180,12 +180,14 @@ func (s store) setRunning(r Running) error {
 	return writeJSONFile(filepath.Join(s.dir, "running.json"), r)
 }
 
-func writeJSONFile(path string, v any) error {
+func writeJSONFile(path string, v any) error { return writeJSON(path, v, true) }
+
+func writeJSON(path string, v any, durable bool) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	if _, err := writeAtomic(path, append(b, '\n'), 0o640); err != nil {
+	if _, err := writeFile(path, append(b, '\n'), 0o640, durable); err != nil {
 		return err
 	}
 	return nil

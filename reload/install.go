@@ -23,6 +23,14 @@ func sha(b []byte) string {
 // of the directory. It reports false when path already holds data (nothing
 // is written then).
 func writeAtomic(path string, data []byte, defMode fs.FileMode) (bool, error) {
+	return writeFile(path, data, defMode, true)
+}
+
+// writeFile is writeAtomic; with durable false it skips both fsyncs: the
+// rename is still atomic for readers and survives a killed process (the
+// page cache has it), only not a power loss. The journal's informative
+// stage updates use it; everything recovery depends on is durable.
+func writeFile(path string, data []byte, defMode fs.FileMode, durable bool) (bool, error) {
 	old, err := os.ReadFile(path)
 	if err == nil && bytes.Equal(old, data) {
 		return false, nil
@@ -60,8 +68,10 @@ func writeAtomic(path string, data []byte, defMode fs.FileMode) (bool, error) {
 			return false, fmt.Errorf("chown %s: %w", tmp.Name(), err)
 		}
 	}
-	if err := tmp.Sync(); err != nil {
-		return false, fmt.Errorf("fsync %s: %w", tmp.Name(), err)
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			return false, fmt.Errorf("fsync %s: %w", tmp.Name(), err)
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return false, fmt.Errorf("close %s: %w", tmp.Name(), err)
@@ -70,8 +80,10 @@ func writeAtomic(path string, data []byte, defMode fs.FileMode) (bool, error) {
 		return false, fmt.Errorf("rename onto %s: %w", path, err)
 	}
 	done = true
-	if err := syncDir(dir); err != nil {
-		return true, err
+	if durable {
+		if err := syncDir(dir); err != nil {
+			return true, err
+		}
 	}
 	return true, nil
 }

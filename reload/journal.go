@@ -36,8 +36,16 @@ func (s store) journal() (Journal, error) {
 	return j, err
 }
 
+// writeJournal writes j durably when recovery depends on it (a new
+// journal, installed, rollback, commit); a plain stage-name update is
+// written without fsync.
 func (s store) writeJournal(j Journal) error {
-	if err := writeJSONFile(s.journalPath(), j); err != nil {
+	durable := true
+	switch j.Stage {
+	case StageReload, StageSettle, StageSweep, StageProbe:
+		durable = false
+	}
+	if err := writeJSON(s.journalPath(), j, durable); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return nil

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/haguard/haguard/reload"
+)
+
+func TestReloadExit(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		res  reload.Result
+		err  error
+		want int
+	}{
+		{"committed", reload.Result{OK: true}, nil, exitOK},
+		{"unchanged and verified", reload.Result{OK: true, Unchanged: true}, reload.ErrUnchanged, exitOK},
+		{"unchanged, ghosts", reload.Result{Unchanged: true}, errors.Join(reload.ErrUnchanged, reload.ErrVerify), exitNegative},
+		{"refused", reload.Result{}, fmt.Errorf("%w: check", reload.ErrRefused), exitNegative},
+		{"rolled back", reload.Result{RolledBack: true}, fmt.Errorf("%w: probe", reload.ErrRolledBack), exitNegative},
+		{"locked", reload.Result{}, &reload.LockedError{Holder: "x"}, exitNegative},
+		{"rollback failed", reload.Result{Broken: true}, fmt.Errorf("%w: rollback", reload.ErrBroken), exitBroken},
+	} {
+		if got := reloadExit(tc.res, tc.err); got != tc.want {
+			t.Errorf("%s: exit %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestReloadHumanChecklist(t *testing.T) {
+	res := reload.Result{ID: "x", OK: true, Stages: []reload.Stage{
+		{Name: "check", OK: true, Detail: "haproxy -c: valid; 0 findings (0 errors)"},
+		{Name: "reload", OK: true, Detail: "reload job done"},
+		{Name: "settle", OK: true, Detail: "generation 7 running (2 workers); old generation draining (1 workers, since 2026-11-28T01:00:00Z)"},
+		{Name: "sweep", OK: true, Detail: "ghosts: 0, divergent: 0, current: 3, draining: 1"},
+		{Name: "probe", OK: true, Detail: "probes: 20/20 OK; backends: 3 servers UP (L7OK 3)"},
+	}}
+	var b bytes.Buffer
+	writeReloadHuman(&b, res, nil)
+	for _, want := range []string{"[x] config valid", "[x] reload job done", "[x] generation 7 running", "[x] old generation draining (1 workers",
+		"[x] ghosts: 0", "[x] probes: 20/20 OK", "[x] backends: 3 servers UP (L7OK 3)", "COMMITTED"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("missing %q in:\n%s", want, b.String())
+		}
+	}
+}
