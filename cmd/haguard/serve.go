@@ -84,7 +84,10 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, cfg config.Config, 
 		return exitUsage, usagef(err)
 	}
 	defer ln.Close()
-	sd, err := systemd.Dial(ctx, cfg.Systemd.BusAddress)
+	// The D-Bus connection must outlive ctx: go-systemd closes a
+	// connection when its dial context ends, and a reload still running
+	// at SIGTERM needs it to settle or roll back. It is closed on return.
+	sd, err := systemd.Dial(context.WithoutCancel(ctx), cfg.Systemd.BusAddress)
 	if err != nil {
 		return exitBroken, fmt.Errorf("connect to systemd: %w", err)
 	}

@@ -58,6 +58,7 @@ func buildPieces(cfg config.Config, sd *systemd.Client, log *slog.Logger) (*piec
 		Sweeper: sw,
 		Prober:  prb,
 		Logs:    logsAdapter{mc: mc, unit: cfg.Systemd.Unit},
+		Pause:   testPause(log),
 		Logger:  log,
 	})
 	if err != nil {

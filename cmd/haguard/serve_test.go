@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -111,7 +112,7 @@ type serveBox struct {
 // a 0600 token, installs deploy/haguard.service with a runtime drop-in that
 // points it at the test binary and files, and starts it. `systemctl start`
 // of a Type=notify unit returns only after READY=1.
-func newServeBox(t testing.TB) *serveBox {
+func newServeBox(t testing.TB, dropIn ...string) *serveBox {
 	t.Helper()
 	testbed.Require(t, testbed.TierSystem)
 	b := &serveBox{s: testbed.Boot(t), client: &http.Client{Timeout: 2 * time.Minute}}
@@ -166,7 +167,8 @@ ExecStart=%s --config-file %s --log-level debug serve
 StateDirectory=
 ReadWritePaths=%s
 WatchdogSec=2s
-`, bin, yaml, b.s.Dir()), 0o644)
+%s
+`, bin, yaml, b.s.Dir(), strings.Join(dropIn, "\n")), 0o644)
 	b.systemctl(t, "daemon-reload")
 	if _, err := b.s.Systemctl(t.Context(), "start", "haguard.service"); err != nil {
 		t.Fatalf("start haguard.service: %v\n%s", err, b.journal(t))
@@ -433,6 +435,51 @@ func TestServeUnit(t *testing.T) {
 	}
 	if !strings.Contains(b.journal(t), "haguard serve stopped") {
 		t.Errorf("no clean stop in the journal\n%s", b.journal(t))
+	}
+}
+
+// TestServeStopDuringReload: SIGTERM while a transaction runs. The
+// transaction is held at its settle stage by the test hook; stop must wait
+// for it, and it must commit, not be cut off.
+func TestServeStopDuringReload(t *testing.T) {
+	b := newServeBox(t, "Environment=HAGUARD_TEST_PAUSE_AT=settle HAGUARD_TEST_PAUSE_FOR=3s")
+	cand := strings.Replace(b.good, "timeout client 30s", "timeout client 34s", 1)
+	code, _, data := b.do(t, "POST", "/v1/reloads", strings.NewReader(cand), nil)
+	var j api.JobView
+	if code != http.StatusAccepted || json.Unmarshal(data, &j) != nil {
+		t.Fatalf("POST: %d %s", code, data)
+	}
+	for i := 0; !strings.Contains(b.journal(t), "HAGUARD_TEST_PAUSED settle"); i++ {
+		if i > 600 {
+			t.Fatalf("the transaction never reached settle\n%s", b.journal(t))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A second job waits behind it; shutdown cancels it.
+	code, _, data = b.do(t, "POST", "/v1/reloads", strings.NewReader(b.good), nil)
+	var waiting api.JobView
+	if code != http.StatusAccepted || json.Unmarshal(data, &waiting) != nil {
+		t.Fatalf("second POST: %d %s", code, data)
+	}
+	b.systemctl(t, "stop", "haguard.service") // returns once the process is gone
+	recs := readAudit(t, filepath.Join(b.state, "audit.log"))
+	var got []string
+	for _, r := range recs {
+		got = append(got, r.Reason+"="+r.Outcome)
+	}
+	if !slices.Contains(got, "api "+j.ID+"="+reload.OutcomeCommitted) {
+		t.Fatalf("the in-flight reload did not commit before exit; audit: %v\n%s", got, b.journal(t))
+	}
+	if slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, "api "+waiting.ID+"=") }) {
+		t.Fatalf("the waiting job ran during shutdown: %v", got)
+	}
+	if disk, err := os.ReadFile(b.s.HAProxyConfig()); err != nil || string(disk) != cand {
+		t.Fatalf("the candidate is not installed after stop (%v)", err)
+	}
+	j1 := strings.Index(b.journal(t), "transaction finished")
+	j2 := strings.Index(b.journal(t), "haguard serve stopped")
+	if j1 < 0 || j2 < 0 || j1 > j2 {
+		t.Fatalf("journal order: finished at %d, stopped at %d\n%s", j1, j2, b.journal(t))
 	}
 }
 
