@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -36,6 +37,8 @@ type GaleraOptions struct {
 type Galera struct {
 	nodes  []*MariaDB
 	checks []*clustercheckServer
+
+	stopOnce sync.Once
 }
 
 // galeraPorts are the four ports one node listens on.
@@ -217,6 +220,11 @@ exec /usr/bin/rsync "$@"
 
 // stop ends the clustercheck endpoints, then the nodes.
 func (g *Galera) stop(t testing.TB) {
+	t.Helper()
+	g.stopOnce.Do(func() { g.stopNow(t) })
+}
+
+func (g *Galera) stopNow(t testing.TB) {
 	t.Helper()
 	for _, s := range g.checks {
 		if err := s.stop(); err != nil {

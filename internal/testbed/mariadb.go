@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -58,6 +59,8 @@ type MariaDB struct {
 	untrack func()
 
 	root *sql.DB // root over the unix socket, for Exec and readiness
+
+	stopOnce sync.Once
 }
 
 // nodeConfig is what StartMariaDB and StartGalera share: where a server
@@ -259,6 +262,11 @@ func (m *MariaDB) createUsers(ctx context.Context) error {
 // SIGKILL to whatever is left in its process group (SST helpers). It fails
 // t when the PID or the group outlives that.
 func (m *MariaDB) stop(t testing.TB) {
+	t.Helper()
+	m.stopOnce.Do(func() { m.stopNow(t) })
+}
+
+func (m *MariaDB) stopNow(t testing.TB) {
 	t.Helper()
 	if m.root != nil {
 		m.root.Close()
