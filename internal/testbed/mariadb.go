@@ -83,12 +83,22 @@ type nodeConfig struct {
 func StartMariaDB(t testing.TB, opts MariaDBOptions) *MariaDB {
 	t.Helper()
 	Require(t, TierSystem)
-	dir := RunDir(t)
-	m, err := startNode(t, nodeConfig{
-		name: "mariadb", dir: dir, port: FreePort(t), opts: opts, install: true,
-	})
-	if m != nil {
-		t.Cleanup(func() { m.stop(t) })
+	var m *MariaDB
+	var err error
+	// FreePort's port was free a moment ago; if another test took it since,
+	// start again on a new one.
+	for attempt := 1; ; attempt++ {
+		m, err = startNode(t, nodeConfig{
+			name: "mariadb", dir: RunDir(t), port: FreePort(t), opts: opts, install: true,
+		})
+		if m != nil {
+			t.Cleanup(func() { m.stop(t) })
+		}
+		if err == nil || attempt == 3 || m == nil || !m.portTaken() {
+			break
+		}
+		t.Logf("testbed: mariadb: port %d was taken meanwhile; retrying", m.port)
+		m.stop(t)
 	}
 	if err != nil {
 		t.Fatalf("testbed: %v", err)
@@ -395,6 +405,18 @@ func (m *MariaDB) path(name string) string { return filepath.Join(m.dir, name) }
 func (m *MariaDB) dataDir() string         { return m.path("data") }
 func (m *MariaDB) socket() string          { return m.path("mariadbd.sock") }
 func (m *MariaDB) cnfPath() string         { return m.path("my.cnf") }
+
+// portTaken reports whether the server died because its TCP port was in
+// use.
+func (m *MariaDB) portTaken() bool {
+	select {
+	case <-m.done:
+	default:
+		return false
+	}
+	b, _ := os.ReadFile(m.ErrorLog())
+	return strings.Contains(string(b), "Address already in use")
+}
 
 // logTail is the end of the error log, for failure messages.
 func (m *MariaDB) logTail() string {

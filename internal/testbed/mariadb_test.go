@@ -80,3 +80,21 @@ func TestStartMariaDB(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// StartMariaDB retries when its port was taken between FreePort and the
+// bind; that needs portTaken to recognise such a failure.
+func TestPortTakenIsRecognised(t *testing.T) {
+	Require(t, TierSystem)
+	m := StartMariaDB(t, MariaDBOptions{})
+	// The same port again: the server must fail to bind and say so.
+	dup, err := startNode(t, nodeConfig{name: "dup", dir: RunDir(t), port: m.Port(), install: true})
+	if dup != nil {
+		defer dup.stop(t)
+	}
+	if err == nil {
+		t.Fatal("a second server started on a taken port")
+	}
+	if !dup.portTaken() {
+		t.Errorf("portTaken() = false for a server that could not bind; error: %v", err)
+	}
+}
