@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -263,3 +264,39 @@ func TestNoFalsePositivesTier2(t *testing.T) {
 }
 
 var _ procs.MasterSource = (*master.Client)(nil)
+
+// TestStuckOldWorkerTier2: an incomplete reload. The worker is frozen
+// (SIGSTOP) before the reload, so it never gets to close its listener:
+// after the reload it is an old worker still LISTENing next to the new
+// one. Within the settle time it is draining; after it, divergent.
+func TestStuckOldWorkerTier2(t *testing.T) {
+	testbed.Require(t, testbed.TierBinary)
+	listen := listenAddr(t)
+	m := mastertest.Start(t, testbed.TCPProxyConfig(listen, testbed.TCPBackend(t)))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sp, err := m.ShowProc(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuck := int(sp.Workers[0].PID)
+	if err := syscall.Kill(stuck, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = syscall.Kill(stuck, syscall.SIGCONT) }()
+	m.Reload(t)
+
+	p := mine(sweep(t, scanner(m, time.Hour)), m.PID)[int32(stuck)]
+	if p.Class != procs.Draining || len(p.Listen) != 1 || !strings.Contains(p.Reason, "releasing its listeners") {
+		t.Fatalf("within the settle time: %+v", p)
+	}
+	r := sweep(t, scanner(m, time.Millisecond))
+	p = mine(r, m.PID)[int32(stuck)]
+	if p.Class != procs.Divergent || p.Generation != 0 || len(p.Listen) != 1 || p.Listen[0] != listen ||
+		!strings.Contains(p.Reason, "still LISTENs on "+listen) {
+		t.Fatalf("after the settle time: %+v", p)
+	}
+	if r.Clean() || r.Counts.Current != 2 {
+		t.Fatalf("counts %+v", r.Counts)
+	}
+}

@@ -337,3 +337,33 @@ func TestGhostsSystemNoFalsePositives(t *testing.T) {
 		}
 	}
 }
+
+// Divergent (c): an incomplete reload. The worker is frozen (SIGSTOP)
+// before `systemctl reload`, so it never closes its listener: after the
+// reload the old worker still LISTENs next to the new one and, past the
+// settle time, is divergent; --kill leaves it to a human.
+func TestGhostsSystemDivergentStuckOldWorker(t *testing.T) {
+	b := newGhostBox(t)
+	stuck := b.showProc(t).Workers[0].PID
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pid := fmt.Sprint(stuck)
+	if _, _, err := b.s.Run(ctx, "kill", "-STOP", pid); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _, _ = b.s.Run(context.Background(), "kill", "-CONT", pid) }()
+	b.reload(t)
+
+	r, code := b.ghosts(t, "--settle", "1ms", "--kill")
+	p := byPID(r)[stuck]
+	if code != exitNegative || p.Class != procs.Divergent || len(p.Listen) != 1 || p.Listen[0] != b.listen ||
+		!strings.Contains(p.Reason, "still LISTENs on "+b.listen) {
+		t.Fatalf("exit %d; stuck worker %+v; all %+v", code, p, r.Processes)
+	}
+	if r.Counts.Current != 2 || r.Counts.Ghost != 0 || r.Counts.Divergent != 1 {
+		t.Fatalf("counts %+v", r.Counts)
+	}
+	if r, _ = b.ghosts(t, "--settle", "1h"); byPID(r)[stuck].Class != procs.Draining {
+		t.Fatalf("within the settle time it should be draining: %+v", byPID(r)[stuck])
+	}
+}
