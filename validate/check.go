@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -124,5 +125,11 @@ func Check(ctx context.Context, opts Options) (Report, error) {
 	}
 	rep.OK = rep.Syntax.OK && len(rep.Failing(opts.FailOn)) == 0
 	rep.DurationMS = time.Since(start).Milliseconds()
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		// Our own peak apart from haproxy's (docs/benchmarks.md, "check").
+		log.Debug("check done", "ok", rep.OK, "duration_ms", rep.DurationMS,
+			"self_max_rss_kb", ru.Maxrss, "haproxy_max_rss_kb", rep.Syntax.MaxRSSKB)
+	}
 	return rep, nil
 }

@@ -21,7 +21,8 @@ type lineParser interface {
 // cnParse runs one client-native directive parser over one line.
 func cnParse(p lineParser, d Directive) common.ParserData {
 	p.Init()
-	if _, err := p.Parse(strings.Join(d.Words, " "), d.Words, d.Comment); err != nil {
+	// The line argument only feeds client-native's error messages, which we drop.
+	if _, err := p.Parse("", d.Words, d.Comment); err != nil {
 		return nil
 	}
 	data, err := p.Get(false)
@@ -82,9 +83,7 @@ func (b *builder) directive(line string, d Directive) {
 		}
 	case "default-server":
 		if ds, ok := cnParse(&parsers.DefaultServer{}, sanitizeServerWords(d)).([]types.DefaultServer); ok && len(ds) > 0 {
-			for _, prm := range serverParams(ds[0].Params, d.Pos) {
-				p.DefaultServer[prm.Name] = prm
-			}
+			p.DefaultServer = append(p.DefaultServer, serverParams(ds[0].Params, d.Pos)...)
 		}
 	case "bind":
 		if bs, ok := cnParse(&parsers.Bind{}, d).([]types.Bind); ok && len(bs) > 0 {
@@ -175,17 +174,15 @@ func parseServer(d Directive) (Server, bool) {
 	if len(d.Words) < 3 {
 		return Server{}, false
 	}
-	s := Server{Name: d.Words[1], Address: d.Words[2], Pos: d.Pos, Comment: d.Comment, Params: map[string]Param{}}
+	s := Server{Name: d.Words[1], Address: d.Words[2], Pos: d.Pos, Comment: d.Comment}
 	if ss, ok := cnParse(&parsers.Server{}, sanitizeServerWords(d)).([]types.Server); ok && len(ss) > 0 {
-		for _, prm := range serverParams(ss[0].Params, d.Pos) {
-			s.Params[prm.Name] = prm
-		}
+		s.Params = serverParams(ss[0].Params, d.Pos)
 	}
 	return s, true
 }
 
-func serverParams(opts []params.ServerOption, pos Pos) []Param {
-	out := make([]Param, 0, len(opts))
+func serverParams(opts []params.ServerOption, pos Pos) Params {
+	out := make(Params, 0, len(opts))
 	for _, o := range opts {
 		switch v := o.(type) {
 		case *params.ServerOptionWord:
@@ -201,16 +198,16 @@ func serverParams(opts []params.ServerOption, pos Pos) []Param {
 	return out
 }
 
-func bindParams(opts []params.BindOption, pos Pos) map[string]Param {
-	out := make(map[string]Param, len(opts))
+func bindParams(opts []params.BindOption, pos Pos) Params {
+	out := make(Params, 0, len(opts))
 	for _, o := range opts {
 		switch v := o.(type) {
 		case *params.BindOptionWord:
-			out[v.Name] = Param{Name: v.Name, Pos: pos}
+			out = append(out, Param{Name: v.Name, Pos: pos})
 		case *params.BindOptionValue:
-			out[v.Name] = Param{Name: v.Name, Value: v.Value, Pos: pos}
+			out = append(out, Param{Name: v.Name, Value: v.Value, Pos: pos})
 		case *params.BindOptionDoubleWord:
-			out[v.Name] = Param{Name: v.Name, Value: v.Value, Pos: pos}
+			out = append(out, Param{Name: v.Name, Value: v.Value, Pos: pos})
 		}
 	}
 	return out

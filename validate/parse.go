@@ -8,7 +8,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/haproxytech/client-native/v5/config-parser/common"
 	"github.com/haproxytech/client-native/v5/config-parser/parsers/extra"
 	"github.com/haproxytech/client-native/v5/config-parser/types"
 )
@@ -23,7 +22,9 @@ import (
 // read the files ourselves with a light line index (file, line, section)
 // and hand each line to client-native: its tokenizer
 // (common.StringSplitWithCommentIgnoreEmpty, same quoting and comment rules
-// as the full parser) and its per-directive parsers for the lines whose
+// as the full parser) for every line that has quotes, escapes or a comment
+// (tokenize.go splits the plain ones itself, identically), and its
+// per-directive parsers for the lines whose
 // grammar matters (section headers with "from", server, default-server,
 // bind, mode, use_backend, default_backend, option mysql-check, option
 // httpchk). Every other line is kept as words, with its position.
@@ -90,7 +91,7 @@ func newBuilder(files []string) *builder {
 func newProxy(k Kind, name string, pos Pos) *Proxy {
 	return &Proxy{Kind: k, Name: name, Pos: pos,
 		Timeouts: map[string]TimeSetting{}, KA: map[string]TimeSetting{},
-		Options: map[string]Option{}, DefaultServer: map[string]Param{}, Tags: map[string]Pos{}}
+		Options: map[string]Option{}, Tags: map[string]Pos{}}
 }
 
 var sectionKeywords = map[string]bool{
@@ -112,7 +113,7 @@ func (b *builder) read(file string, r io.Reader) error {
 		if strings.TrimSpace(line) == "" {
 			continue
 		}
-		words, comment := common.StringSplitWithCommentIgnoreEmpty(line)
+		words, comment := tokenize(line)
 		pos := Pos{File: file, Line: n}
 		if len(words) == 0 {
 			if b.cur != nil {
@@ -203,5 +204,12 @@ func (b *builder) section(line string, words []string, comment string, pos Pos) 
 }
 
 func (b *builder) finish() (*Config, error) {
-	return b.cfg, nil
+	c := b.cfg
+	c.byName = make(map[string]*Proxy, len(c.Backends)+len(c.Listens))
+	for _, p := range append(append([]*Proxy(nil), c.Backends...), c.Listens...) {
+		if _, dup := c.byName[p.Name]; !dup {
+			c.byName[p.Name] = p
+		}
+	}
+	return c, nil
 }

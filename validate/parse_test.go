@@ -96,7 +96,7 @@ func TestParseModel(t *testing.T) {
 			t.Errorf("bind %d = %+v, want %+v", i, fe.Binds[i], w)
 		}
 	}
-	if fe.Binds[1].Params["tcp-ut"].Value != "20s" {
+	if func() string { p, _ := fe.Binds[1].Params.Get("tcp-ut"); return p.Value }() != "20s" {
 		t.Errorf("bind params = %+v", fe.Binds[1].Params)
 	}
 	if len(fe.UseBackends) != 1 || fe.UseBackends[0].Backend != "galera" || !strings.Contains(fe.UseBackends[0].Cond, "if") ||
@@ -125,7 +125,7 @@ func TestParseModel(t *testing.T) {
 		t.Errorf("server = %+v", n1)
 	}
 	for name, want := range map[string]string{"check": "", "inter": "5s", "rise": "2", "fall": "3", "weight": "1"} {
-		if p, ok := n1.Params[name]; !ok || p.Value != want {
+		if p, ok := n1.Params.Get(name); !ok || p.Value != want {
 			t.Errorf("server param %s = %+v, want %q", name, p, want)
 		}
 	}
@@ -134,7 +134,7 @@ func TestParseModel(t *testing.T) {
 	}
 	// "port" without a value ends the line: client-native alone loops forever here.
 	n2 := be.Servers[1]
-	if _, ok := n2.Params["port"]; ok {
+	if _, ok := n2.Params.Get("port"); ok {
 		t.Errorf("dangling port kept: %+v", n2.Params)
 	}
 	if d, p, ok := be.ServerTime(n2, "inter"); !ok || d != 3*time.Second || p.Pos.Line != 10 {

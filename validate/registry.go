@@ -135,6 +135,8 @@ type Input struct {
 	Config *Config
 	Facts  *Facts // never nil inside a rule; its parts may be
 	Routes []Route
+
+	times []timeValue // computed once, on demand
 }
 
 // Rule is one entry of the registry.

@@ -25,7 +25,7 @@ const (
 
 // checked reports whether health checks run on s.
 func (p *Proxy) checked(s Server) bool {
-	if _, off := s.Params["no-check"]; off {
+	if _, off := s.Params.Get("no-check"); off {
 		return false
 	}
 	_, on := p.ServerParam(s, "check")

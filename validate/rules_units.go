@@ -19,20 +19,18 @@ type timeValue struct {
 	section string
 }
 
-// timeValues collects every time value the model knows, once per line.
-func timeValues(cfg *Config) []timeValue {
-	var out []timeValue
-	seen := map[Pos]map[string]bool{}
-	add := func(v timeValue) {
-		if seen[v.pos] == nil {
-			seen[v.pos] = map[string]bool{}
-		}
-		if seen[v.pos][v.kw] {
-			return
-		}
-		seen[v.pos][v.kw] = true
-		out = append(out, v)
+// timeValues collects every time value the model knows, once per line;
+// HA001, HA002 and HA004 share the list.
+func (in *Input) timeValues() []timeValue {
+	if in.times == nil {
+		in.times = collectTimeValues(in.Config)
 	}
+	return in.times
+}
+
+func collectTimeValues(cfg *Config) []timeValue {
+	var out []timeValue
+	add := func(v timeValue) { out = append(out, v) }
 	serverTimes := []string{"inter", "fastinter", "downinter", "tcp-ut"}
 	for _, p := range cfg.AllSections() {
 		sec := p.Section()
@@ -45,16 +43,19 @@ func timeValues(cfg *Config) []timeValue {
 				add(timeValue{kw: name, short: name, raw: t.Time.Raw, base: Seconds, pos: t.Pos, section: sec})
 			}
 		}
-		params := []map[string]Param{p.DefaultServer}
+		params := []Params{p.DefaultServer}
 		for _, s := range p.Servers {
 			params = append(params, s.Params)
 		}
-		for _, b := range p.Binds {
-			params = append(params, b.Params)
+		for i, b := range p.Binds {
+			// "bind a:1,b:2 tcp-ut 5" shares one parameter list: count it once.
+			if i == 0 || b.Pos != p.Binds[i-1].Pos {
+				params = append(params, b.Params)
+			}
 		}
 		for _, m := range params {
 			for _, name := range serverTimes {
-				if prm, ok := m[name]; ok {
+				if prm, ok := m.Get(name); ok {
 					add(timeValue{kw: name, short: name, raw: prm.Value, base: Millis, pos: prm.Pos, section: sec})
 				}
 			}
@@ -94,7 +95,7 @@ func timeUnitRules() []Rule {
 
 func evalHA001(in *Input) []Finding {
 	var out []Finding
-	for _, v := range timeValues(in.Config) {
+	for _, v := range in.timeValues() {
 		if v.base != Millis {
 			continue
 		}
@@ -120,7 +121,7 @@ func evalHA001(in *Input) []Finding {
 
 func evalHA002(in *Input) []Finding {
 	var out []Finding
-	for _, v := range timeValues(in.Config) {
+	for _, v := range in.timeValues() {
 		if v.base != Seconds {
 			continue
 		}
@@ -138,7 +139,7 @@ func evalHA002(in *Input) []Finding {
 
 func evalHA004(in *Input) []Finding {
 	var out []Finding
-	for _, v := range timeValues(in.Config) {
+	for _, v := range in.timeValues() {
 		if _, err := ParseTime(v.raw, v.base); errors.Is(err, ErrTimerOverflow) {
 			out = append(out, finding(SevError, v.pos, v.section,
 				fmt.Sprintf("timer overflow in argument '%s' to '%s' (maximum value is 2147483647 ms or ~24.8 days)", v.raw, v.kw),
