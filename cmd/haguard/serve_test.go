@@ -368,7 +368,7 @@ func TestServeUnit(t *testing.T) {
 			spans = append(spans, [2]time.Time{r.Time, r.Time.Add(time.Duration(r.Result.DurationMS) * time.Millisecond)})
 		}
 		for id, j := range jobs {
-			if j.State != "done" {
+			if j.State != "done" || (j.Result != api.ResultOK && j.Result != api.ResultUnchanged) {
 				t.Errorf("job %s: %+v", id, j)
 			}
 			if byReason["api "+id] != 1 {
@@ -413,13 +413,44 @@ func TestServeUnit(t *testing.T) {
 		ghost.Kill()
 	})
 
-	t.Run("SIGHUP reloads haguard.yaml", func(t *testing.T) {
+	t.Run("SIGHUP reloads haguard.yaml and rotates the token", func(t *testing.T) {
+		old := b.token
+		b.token = "rotated-" + old
+		writeFile(t, filepath.Join(b.s.Dir(), "token"), b.token+"\n", 0o600)
 		b.systemctl(t, "reload", "haguard.service")
-		if st := b.systemctl(t, "is-active", "haguard.service"); st != "active" {
-			t.Fatalf("after reload: %q", st)
+		// systemctl reload returns when kill -HUP has run; haguard then
+		// sends RELOADING=1 ... READY=1. Wait (bounded) for the new token.
+		var code int
+		for i := 0; i < 100; i++ {
+			if code, _, _ = b.do(t, "GET", "/v1/status", nil, nil); code == 200 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if code != 200 {
+			t.Fatalf("rotated token refused after SIGHUP: %d\n%s", code, b.journal(t))
+		}
+		if code, _, _ := b.do(t, "GET", "/v1/status", nil, map[string]string{"Authorization": "Bearer " + old}); code != 401 {
+			t.Fatalf("old token after rotation: %d", code)
 		}
 		if !strings.Contains(b.journal(t), "SIGHUP: haguard.yaml reloaded") {
 			t.Fatalf("no reload in the journal\n%s", b.journal(t))
+		}
+		if st := b.systemctl(t, "is-active", "haguard.service"); st != "active" {
+			t.Fatalf("after reload: %q", st)
+		}
+		// A token file that became group-readable is refused: the running
+		// token stays.
+		writeFile(t, filepath.Join(b.s.Dir(), "token"), "another-token-0123456789\n", 0o644)
+		b.systemctl(t, "reload", "haguard.service")
+		for i := 0; i < 100 && !strings.Contains(b.journal(t), "token file not reloaded"); i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if !strings.Contains(b.journal(t), "token file not reloaded") {
+			t.Fatalf("a 0644 token file was not refused on SIGHUP\n%s", b.journal(t))
+		}
+		if code, _, _ := b.do(t, "GET", "/v1/status", nil, nil); code != 200 {
+			t.Fatalf("running token lost after a refused rotation: %d", code)
 		}
 	})
 
