@@ -241,3 +241,58 @@ func TestSystemConcurrentReloadsSerialize(t *testing.T) {
 		t.Fatalf("traffic %d OK, %d failed", ok, fail)
 	}
 }
+
+// The fact the transaction is built around: a config that passes -c but
+// cannot bind makes the reload job end "done" while the master counts a
+// failed load and the old workers keep serving. haguard must not commit.
+func TestSystemLoadFailureIsNotACommit(t *testing.T) {
+	b := newBox(t)
+	before := b.showProc(t)
+	// 192.0.2.1 (TEST-NET-1) is not local: haproxy -c accepts the config,
+	// the new worker cannot bind it.
+	cand := b.candidate(t, "nonlocal.cfg", strings.Replace(b.good, "bind "+b.listen, "bind "+b.listen+"\n\tbind 192.0.2.1:"+strings.Split(b.listen, ":")[1], 1))
+	res, code := b.reloadJSON(t, nil, "--candidate", cand)
+	var settle reload.Stage
+	for _, s := range res.Stages {
+		if s.Name == reload.StageSettle {
+			settle = s
+		}
+	}
+	if code != 1 || !res.RolledBack || settle.OK || !strings.Contains(settle.Error, "failed reload") {
+		t.Fatalf("exit %d, rolled back %v, settle %+v", code, res.RolledBack, settle)
+	}
+	if b.disk(t) != b.good {
+		t.Fatal("the running file was not restored")
+	}
+	after := b.showProc(t)
+	if after.FailedReloads != 0 || after.Reloads != before.Reloads+2 {
+		t.Fatalf("master after rollback: reloads %d -> %d, failed %d", before.Reloads, after.Reloads, after.FailedReloads)
+	}
+	if ok, fail := b.traffic(t); fail != 0 {
+		t.Fatalf("traffic after rollback: %d OK, %d failed", ok, fail)
+	}
+}
+
+func TestSystemRollbackCommand(t *testing.T) {
+	b := newBox(t)
+	backend := testbed.TCPBackend(t)
+	v2 := testbed.TCPProxyConfig(b.listen, backend) + "\n# v2\n"
+	if _, code := b.reloadJSON(t, nil, "--candidate", b.candidate(t, "v2.cfg", v2)); code != 0 {
+		t.Fatalf("reload v2: exit %d", code)
+	}
+	out, errOut, code := b.haguard(t, nil, "rollback", "--reason", "test")
+	if code != 0 || b.disk(t) != b.good {
+		t.Fatalf("rollback: exit %d\n%s\n%s", code, out, errOut)
+	}
+	es, _ := reload.ReadHistory(b.state)
+	if len(es) != 2 || !strings.HasPrefix(es[1].Reason, "test (rollback of "+es[0].ID) || es[1].AfterSHA256 != es[0].BeforeSHA256 {
+		t.Fatalf("history %+v", es)
+	}
+	if _, _, code := b.haguard(t, nil, "rollback", "no-such-id"); code != 2 {
+		t.Fatalf("rollback of an unknown id: exit %d, want 2", code)
+	}
+	st, _, code := b.haguard(t, nil, "status")
+	if code != 0 || !strings.Contains(st, "drift:      none") {
+		t.Fatalf("status after rollback: exit %d\n%s", code, st)
+	}
+}
