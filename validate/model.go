@@ -148,7 +148,7 @@ type Proxy struct {
 	// pgsql-check, ...) are also kept in Check.
 	Options map[string]Option
 	// Check is the last health-check type option written here.
-	Check          *Option
+	Check *Option
 	// DefaultServer accumulates the section's default-server lines.
 	DefaultServer  Params
 	Servers        []Server
