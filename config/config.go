@@ -99,8 +99,12 @@ type ProbeTarget struct {
 	Path         string `yaml:"path"`
 	ExpectStatus int    `yaml:"expect_status"`
 	ExpectBody   string `yaml:"expect_body"`
-	// Idle-hold only.
+	// HTTP only: the Host header.
+	Host string `yaml:"host"`
+	// Idle-hold only. Over is the protocol on the held connection, mysql
+	// or tcp; empty means inferred from the haproxy config or the port.
 	Idle Duration `yaml:"idle"`
+	Over string   `yaml:"over"`
 }
 
 // DBAuth are credentials for MySQL/MariaDB. A password is never logged.
@@ -320,6 +324,11 @@ func (c Config) Validate() error {
 		case "", "tcp", "mysql", "http", "idle-hold":
 		default:
 			errs = append(errs, fmt.Errorf("probe.targets[%d].kind: %q is not tcp, mysql, http or idle-hold", i, t.Kind))
+		}
+		switch t.Over {
+		case "", "tcp", "mysql":
+		default:
+			errs = append(errs, fmt.Errorf("probe.targets[%d].over: %q is not mysql or tcp", i, t.Over))
 		}
 	}
 	for i, m := range c.Path.Middleboxes {

@@ -319,18 +319,43 @@ func probeCredentials(f probeFlags, cfg config.Config) (user, password string, e
 	return user, password, nil
 }
 
-// ConfiguredTargets turns haguard.yaml's probe.targets into probe targets,
-// with probe.mysql credentials. An empty kind is inferred from the port.
+// ConfiguredTargets turns haguard.yaml's probe.targets into probe targets.
+// An empty kind, and an idle-hold's empty over, are inferred from the
+// section of haproxy.configs that binds the address, or else from the
+// port (the config is read only when something needs inferring).
+// Credentials are added by the caller (probe.mysql).
 func ConfiguredTargets(cfg config.Config) []probe.Target {
+	var vc *validate.Config
+	for _, ct := range cfg.Probe.Targets {
+		if ct.Kind == "" || (ct.Kind == probe.KindIdleHold && ct.Over == "") {
+			vc, _ = validate.Parse(cfg.HAProxy.Configs...)
+			break
+		}
+	}
+	return configuredTargets(cfg, vc)
+}
+
+// configuredTargets is ConfiguredTargets over a parsed config (vc may be nil).
+func configuredTargets(cfg config.Config, vc *validate.Config) []probe.Target {
+	known := map[string]string{}
+	if vc != nil {
+		for _, t := range probe.InferTargets(ProbeListeners(vc), "") {
+			known[t.Address] = t.Kind
+		}
+	}
 	var out []probe.Target
 	for _, ct := range cfg.Probe.Targets {
-		inferred := probe.InferKind(probe.Listener{Binds: []string{ct.Address}})
+		inferred, ok := known[ct.Address]
+		if !ok {
+			inferred = probe.InferKind(probe.Listener{Binds: []string{ct.Address}})
+		}
 		t := probe.Target{Address: ct.Address, Kind: ct.Kind, Count: ct.Count, Send: ct.Send, Expect: ct.Expect,
-			Path: ct.Path, ExpectStatus: ct.ExpectStatus, ExpectBody: ct.ExpectBody, Idle: ct.Idle.D()}
+			Path: ct.Path, Host: ct.Host, ExpectStatus: ct.ExpectStatus, ExpectBody: ct.ExpectBody,
+			Idle: ct.Idle.D(), Over: ct.Over}
 		if t.Kind == "" {
 			t.Kind = inferred
 		}
-		if t.Kind == probe.KindIdleHold {
+		if t.Kind == probe.KindIdleHold && t.Over == "" {
 			t.Over = overFor(inferred)
 		}
 		out = append(out, t)

@@ -12,6 +12,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/haguard/haguard/config"
+	"github.com/haguard/haguard/validate"
 )
 
 // fakeMySQLGreeter accepts connections on 127.0.0.1:0 and greets each with
@@ -239,5 +242,38 @@ func TestProbeServersTable(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestConfiguredTargets(t *testing.T) {
+	vc, err := validate.ParseReader("haproxy.cfg", strings.NewReader(`listen galera
+    mode tcp
+    bind 127.0.0.1:3307
+    option mysql-check
+    server db1 10.0.0.1:3306 check
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Probe.Targets = []config.ProbeTarget{
+		{Address: "127.0.0.1:3307"},                    // kind from the section
+		{Address: "127.0.0.1:3307", Kind: "idle-hold"}, // over from the section
+		{Address: "127.0.0.1:6379", Kind: "idle-hold"}, // over from the port
+		{Address: "127.0.0.1:9200", Kind: "http", Host: "db1", Path: "/"},
+		{Address: "127.0.0.1:3306"}, // kind from the port
+	}
+	got := configuredTargets(cfg, vc)
+	want := []struct{ kind, over string }{{"mysql", ""}, {"idle-hold", "mysql"}, {"idle-hold", "tcp"}, {"http", ""}, {"mysql", ""}}
+	for i, w := range want {
+		if got[i].Kind != w.kind || got[i].Over != w.over {
+			t.Errorf("target %d: kind %q over %q, want %q %q", i, got[i].Kind, got[i].Over, w.kind, w.over)
+		}
+	}
+	if got[3].Host != "db1" {
+		t.Errorf("host not carried: %+v", got[3])
+	}
+	if g := configuredTargets(cfg, nil); g[0].Kind != "tcp" {
+		t.Errorf("without a config, 3307 infers %q, want tcp", g[0].Kind)
 	}
 }
