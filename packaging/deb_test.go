@@ -90,6 +90,7 @@ func TestBuildDeb(t *testing.T) {
 		"usr/share/zsh/vendor-completions/_haguard",
 		"usr/share/fish/vendor_completions.d/haguard.fish",
 		"usr/share/doc/haguard/install.md",
+		"usr/share/doc/haguard/runbook.md",
 	} {
 		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
 			t.Errorf("package lacks /%s: %v", p, err)
