@@ -42,9 +42,10 @@ func TestClustercheckUsageErrors(t *testing.T) {
 		{[]string{"clustercheck", "--dsn", dsn, "extra"}, "unknown command"},
 	} {
 		t.Run(strings.Join(tc.args[1:], " "), func(t *testing.T) {
-			code, _, stderr := runHaguard(t, tc.args...)
-			if code != exitUsage || !strings.Contains(stderr, tc.want) {
-				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, stderr, exitUsage, tc.want)
+			var stderr bytes.Buffer
+			code := run(context.Background(), tc.args, io.Discard, &stderr)
+			if code != exitUsage || !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, stderr.String(), exitUsage, tc.want)
 			}
 		})
 	}
