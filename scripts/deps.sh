@@ -3,7 +3,7 @@
 # machine, and nothing when it is already there. Safe to run again.
 set -euo pipefail
 
-debs=(haproxy mariadb-server mariadb-client galera-4 rsync socat dbus iproute2 procps curl man-db bash-completion prometheus ansible-core)
+debs=(systemd haproxy mariadb-server mariadb-client galera-4 rsync socat dbus iproute2 procps curl man-db bash-completion prometheus ansible-core)
 missing=()
 for p in "${debs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
