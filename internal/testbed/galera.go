@@ -51,13 +51,34 @@ type galeraPorts struct{ client, gcomm, ist, sst int }
 func StartGalera(t testing.TB, opts GaleraOptions) *Galera {
 	t.Helper()
 	Require(t, TierSystem)
+	// FreePort's ports were free a moment ago; if another test took one
+	// since, start again on new ones.
+	for attempt := 1; ; attempt++ {
+		g := &Galera{}
+		t.Cleanup(func() { g.stop(t) })
+		err := g.start(t, opts)
+		if err == nil {
+			return g
+		}
+		if attempt == 3 || !g.portTaken() {
+			t.Fatalf("testbed: galera: %v", err)
+		}
+		t.Logf("testbed: galera: a port was taken meanwhile; starting again on new ports (%v)", err)
+		g.stop(t)
+	}
+}
+
+// start starts the cluster described by opts into g. On error, the nodes
+// started so far are in g, for stop.
+func (g *Galera) start(t testing.TB, opts GaleraOptions) error {
+	t.Helper()
 	n := opts.Nodes
 	if n == 0 {
 		n = 3
 	}
 	dir := RunDir(t)
 	if err := writeSSTWrapper(filepath.Join(dir, "bin")); err != nil {
-		t.Fatalf("testbed: galera: %v", err)
+		return err
 	}
 	ports := make([]galeraPorts, n)
 	var members []string
@@ -67,24 +88,23 @@ func StartGalera(t testing.TB, opts GaleraOptions) *Galera {
 	}
 	clusterAddr := "gcomm://" + strings.Join(members, ",")
 	name := "haguard-" + filepath.Base(dir)
-
-	g := &Galera{}
-	t.Cleanup(func() { g.stop(t) })
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(n)*galeraSyncTimeout)
-	defer cancel()
-	begin := time.Now()
 	waitTimeout := func(i int) int {
 		if i < len(opts.WaitTimeouts) {
 			return opts.WaitTimeouts[i]
 		}
 		return 0
 	}
-	synced := func(i int) {
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(n)*galeraSyncTimeout)
+	defer cancel()
+	begin := time.Now()
+	synced := func(i int) error {
 		m := g.nodes[i]
 		if err := g.WaitState(ctx, i, 4); err != nil {
-			t.Fatalf("testbed: galera: %v%s", err, m.logTail())
+			return fmt.Errorf("%w%s", err, m.logTail())
 		}
 		t.Logf("testbed: galera: node %d (pid %d, %s) synced at +%s", i, m.PID(), m.Addr(), time.Since(begin).Round(time.Millisecond))
+		return nil
 	}
 	// The bootstrap node first: it must be Primary, and users made on it
 	// reach the others by SST.
@@ -93,12 +113,14 @@ func StartGalera(t testing.TB, opts GaleraOptions) *Galera {
 		g.nodes = append(g.nodes, m)
 	}
 	if err != nil {
-		t.Fatalf("testbed: galera: %v", err)
+		return err
 	}
 	if err := m.createUsers(ctx); err != nil {
-		t.Fatalf("testbed: galera: %s: %v%s", m.name, err, m.logTail())
+		return fmt.Errorf("%s: %w%s", m.name, err, m.logTail())
 	}
-	synced(0)
+	if err := synced(0); err != nil {
+		return err
+	}
 	// Joiners are launched one after the other, each as soon as the one
 	// before is a member of the primary component: start-up of the next
 	// overlaps the SST of the previous (the donor serves one SST at a time;
@@ -110,34 +132,47 @@ func StartGalera(t testing.TB, opts GaleraOptions) *Galera {
 			g.nodes = append(g.nodes, m)
 		}
 		if err != nil {
-			t.Fatalf("testbed: galera: %v", err)
+			return err
 		}
 		if err := g.waitMembers(ctx, i+1); err != nil {
-			t.Fatalf("testbed: galera: %v%s", err, m.logTail())
+			return fmt.Errorf("%w%s", err, m.logTail())
 		}
 	}
 	for i := 1; i < n; i++ {
 		if err := g.nodes[i].waitReady(ctx); err != nil {
-			t.Fatalf("testbed: galera: %v", err)
+			return err
 		}
-		synced(i)
+		if err := synced(i); err != nil {
+			return err
+		}
 	}
 	for i, m := range g.nodes {
 		size, err := m.Status(ctx, "wsrep_cluster_size")
 		if err != nil || size != strconv.Itoa(n) {
-			t.Fatalf("testbed: galera: node %d sees wsrep_cluster_size=%q (%v), want %d%s", i, size, err, n, m.logTail())
+			return fmt.Errorf("node %d sees wsrep_cluster_size=%q (%v), want %d%s", i, size, err, n, m.logTail())
 		}
 	}
 	if opts.Clustercheck {
 		for i, m := range g.nodes {
 			s, err := startClustercheck(m)
 			if err != nil {
-				t.Fatalf("testbed: galera: clustercheck for node %d: %v", i, err)
+				return fmt.Errorf("clustercheck for node %d: %w", i, err)
 			}
 			g.checks = append(g.checks, s)
 		}
 	}
-	return g
+	return nil
+}
+
+// portTaken reports whether a node died because one of its ports (client,
+// gcomm, IST or SST) was in use.
+func (g *Galera) portTaken() bool {
+	for _, m := range g.nodes {
+		if m.portTaken() {
+			return true
+		}
+	}
+	return false
 }
 
 // galeraNode is the configuration of node i.
