@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/haguard/haguard/internal/testbed"
 )
 
 func TestParseStat(t *testing.T) {
@@ -168,7 +170,7 @@ func TestMain(m *testing.M) {
 		time.Sleep(time.Minute) // a child for TestListProcessesReal
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	os.Exit(testbed.RunMain(m))
 }
 
 func find(ps []Proc, pid int32) *Proc {
