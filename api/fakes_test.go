@@ -58,6 +58,9 @@ func (f *fakeReloader) Reload(_ context.Context, req ReloadRequest) (Outcome, er
 	f.mu.Lock()
 	f.calls = append(f.calls, req)
 	f.mu.Unlock()
+	if string(req.Candidate) == "panic" {
+		panic("boom")
+	}
 	if req.Candidate != nil && f.hasher != nil {
 		f.hasher.set(fmt.Sprintf("%064x", len(f.calls)))
 	}

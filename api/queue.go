@@ -257,12 +257,7 @@ func (q *queue) execute(ctx context.Context, j *job) {
 		err error
 	)
 	if err = q.precondition(ctx, j.ifMatch); err == nil {
-		switch j.kind {
-		case kindRollback:
-			out, err = q.rel.Rollback(ctx, RollbackRequest{ID: j.id, To: j.rollbackTo})
-		default:
-			out, err = q.rel.Reload(ctx, ReloadRequest{ID: j.id, Candidate: j.candidate, IfMatch: j.ifMatch})
-		}
+		out, err = q.call(ctx, j)
 		if out.Result == "" {
 			out.Result = ResultOK
 			if err != nil {
@@ -294,6 +289,20 @@ func (q *queue) execute(ctx context.Context, j *job) {
 		return
 	}
 	log.Info("transaction finished", "result", out.Result, "duration", out.Duration, "coalesced", j.coalesced)
+}
+
+// call runs the transaction. A panic in it fails the job instead of the
+// daemon: the reload's journal lets the next transaction recover the host.
+func (q *queue) call(ctx context.Context, j *job) (out Outcome, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = Outcome{Result: ResultFailed}, fmt.Errorf("transaction panicked: %v", p)
+		}
+	}()
+	if j.kind == kindRollback {
+		return q.rel.Rollback(ctx, RollbackRequest{ID: j.id, To: j.rollbackTo})
+	}
+	return q.rel.Reload(ctx, ReloadRequest{ID: j.id, Candidate: j.candidate, IfMatch: j.ifMatch})
 }
 
 // precondition re-checks If-Match just before the transaction runs: the

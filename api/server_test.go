@@ -303,6 +303,19 @@ func TestConcurrentReloads(t *testing.T) {
 	}
 }
 
+// TestPanicFailsTheJob: a panicking transaction fails its job; the queue
+// and the server keep working.
+func TestPanicFailsTheJob(t *testing.T) {
+	e := newEnv(t, nil)
+	j := waitDone(t, e, postReload(t, e, "panic", nil).ID)
+	if j.Result != ResultFailed || !strings.Contains(j.Error, "panicked: boom") {
+		t.Fatalf("panicking job: %+v", j)
+	}
+	if j := waitDone(t, e, postReload(t, e, "fine", nil).ID); j.Result != ResultOK {
+		t.Fatalf("after a panic: %+v", j)
+	}
+}
+
 func TestQueueFull(t *testing.T) {
 	gate := make(chan struct{})
 	started := make(chan string, 4)

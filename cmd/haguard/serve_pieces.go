@@ -179,7 +179,9 @@ func outcome(res reload.Result, err error) (api.Outcome, error) {
 			return o, err
 		}
 		return o, nil
-	case errors.Is(err, reload.ErrRefused):
+	case errors.Is(err, reload.ErrRefused), errors.Is(err, reload.ErrLocked):
+		// Nothing was touched: the check failed, or `haguard reload` on the
+		// command line held the lock past reload.lock_timeout.
 		o.Result = api.ResultRefused
 	case errors.Is(err, reload.ErrRolledBack):
 		o.Result = api.ResultRolledBack
