@@ -26,6 +26,7 @@ func TestSystemProbe(t *testing.T) {
 
 	front := fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
 	frontShort := fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
+	frontCut := fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
 	sock := filepath.Join(s.Dir(), "admin.sock")
 	s.StartHAProxy(t, fmt.Sprintf(`global
 	maxconn 256
@@ -48,7 +49,12 @@ listen galera_short_wait
 	bind %s
 	option mysql-check
 	server db1 %s check inter 200ms
-`, sock, front, long.Addr(), frontShort, short.Addr()))
+
+listen galera_proxy_cut
+	bind %s
+	timeout server 5s
+	server db1 %s
+`, sock, front, long.Addr(), frontShort, short.Addr(), frontCut, long.Addr()))
 	user, password := long.ProbeUser()
 
 	run := func(t *testing.T, targets ...Target) Report {
@@ -102,10 +108,17 @@ listen galera_short_wait
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		if !rep.OK || len(rep.Targets) != 2 || rep.Targets[0].Kind != KindMySQL {
-			t.Fatalf("report: ok %v targets %+v", rep.OK, rep.Targets)
+		// galera and galera_short_wait have mysql-check; galera_proxy_cut
+		// has neither a check nor port 3306 (test servers listen on free
+		// ports), so it is probed as tcp.
+		var kinds []string
+		for _, tr := range rep.Targets {
+			kinds = append(kinds, fmt.Sprintf("%s %d/%d", tr.Kind, tr.OK, tr.AttemptsTotal))
 		}
-		if len(rep.Servers) != 2 || !allL7OK(rep.Servers) {
+		if got := strings.Join(kinds, ", "); !rep.OK || got != "mysql 20/20, mysql 20/20, tcp 20/20" {
+			t.Fatalf("report: ok %v targets %s", rep.OK, got)
+		}
+		if len(rep.Servers) != 3 || !allL7OK(rep.Servers) {
 			t.Fatalf("servers = %+v", rep.Servers)
 		}
 	})
@@ -127,6 +140,18 @@ listen galera_short_wait
 		// A behaviour check: the close follows wait_timeout, not the 15 s hold.
 		if got := a.Idle.ClosedAfterMS; got < 2000 || got > 8000 {
 			t.Fatalf("closed after %.0f ms, want about 3000", got)
+		}
+		t.Logf("closed by %s after %.0f ms (%s)", a.Idle.ClosedBy, a.Idle.ClosedAfterMS, a.Idle.How)
+	})
+
+	t.Run("idle-hold: haproxy timeout server 5s cuts before wait_timeout 30 s: the proxy", func(t *testing.T) {
+		rep := run(t, Target{Address: frontCut, Kind: KindIdleHold, Over: KindMySQL, User: user, Password: password, Idle: 15 * time.Second, Count: 1})
+		a := rep.Targets[0].Attempts[0]
+		if a.OK || a.Idle == nil || !a.Idle.Closed || a.Idle.ClosedBy != ClosedByProxy || a.Idle.WaitTimeoutS != 30 {
+			t.Fatalf("attempt %+v idle %+v", a, a.Idle)
+		}
+		if got := a.Idle.ClosedAfterMS; got < 4000 || got > 7000 {
+			t.Fatalf("cut after %.0f ms, want about 5000", got)
 		}
 		t.Logf("closed by %s after %.0f ms (%s)", a.Idle.ClosedBy, a.Idle.ClosedAfterMS, a.Idle.How)
 	})
@@ -155,8 +180,12 @@ listen galera_short_wait
 	})
 }
 
+// allL7OK: every checked server is UP with L7OK, the unchecked ones say so.
 func allL7OK(servers []ServerStatus) bool {
 	for _, s := range servers {
+		if s.Status == "no check" && s.CheckStatus == "" {
+			continue
+		}
 		if s.CheckStatus != "L7OK" || s.Status != "UP" {
 			return false
 		}
@@ -174,12 +203,14 @@ func killGhosts(t *testing.T, s *testbed.Sandbox, ghost *testbed.Proc) {
 	if _, _, err := s.Run(ctx, bin, "ghosts", "--help"); err != nil {
 		t.Logf("haguard ghosts is not built yet (%v); killing the ghost's PID directly", firstLine(err))
 		ghost.Kill()
-	} else if out, errs, err := s.Run(ctx, bin, "ghosts", "--kill"); err != nil {
+	} else {
+		out, errs, err := s.Run(ctx, bin, "ghosts", "--kill")
 		var ee *exec.ExitError
 		// Exit 1 means "ghosts were found" (and killed); anything else is a failure.
-		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		if err != nil && (!errors.As(err, &ee) || ee.ExitCode() != 1) {
 			t.Fatalf("haguard ghosts --kill: %v\n%s\n%s", err, out, errs)
 		}
+		t.Logf("haguard ghosts --kill: %s", strings.TrimSpace(out))
 	}
 	select {
 	case <-ghost.Done():
