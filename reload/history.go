@@ -176,8 +176,10 @@ func (s store) running() (Running, error) {
 	return r, err
 }
 
+// setRunning is not fsynced: losing it to a power cut only makes the next
+// run reload instead of saying "unchanged".
 func (s store) setRunning(r Running) error {
-	return writeJSONFile(filepath.Join(s.dir, "running.json"), r)
+	return writeJSON(filepath.Join(s.dir, "running.json"), r, false)
 }
 
 func writeJSONFile(path string, v any) error { return writeJSON(path, v, true) }
