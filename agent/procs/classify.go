@@ -37,6 +37,9 @@ func Classify(in Input) Report {
 	sort.Slice(procs, func(i, j int) bool { return procs[i].PID < procs[j].PID })
 	for _, p := range procs {
 		class, reason, gen := c.classify(p)
+		if p.ListenErr != "" {
+			reason += "; its LISTEN sockets are unknown (" + p.ListenErr + ")"
+		}
 		listen := p.Listen
 		if listen == nil {
 			listen = []string{}

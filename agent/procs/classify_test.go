@@ -389,3 +389,12 @@ func keys(m map[string]any) []string {
 	sort.Strings(out)
 	return out
 }
+
+func TestClassifySaysWhenSocketsAreUnknown(t *testing.T) {
+	g := proc(900, 1, "/user.slice", 1)
+	g.ListenErr = "read sockets: permission denied"
+	r := Classify(Input{Unit: unit(), Now: now, Procs: []Proc{proc(100, 1, unitCG, 0), g}})
+	if p := r.Processes[1]; p.Class != Ghost || !strings.Contains(p.Reason, "its LISTEN sockets are unknown (read sockets: permission denied)") {
+		t.Fatalf("%+v", p)
+	}
+}

@@ -173,14 +173,16 @@ func (k *Killer) running(p Process) bool {
 // signalGuarded opens a pidfd for pid, checks that the process behind it
 // started at start, and signals through the pidfd, so the PID cannot be
 // recycled between the check and the signal. Without pidfd support
-// (Linux < 5.3) it checks and then uses kill(2).
+// (Linux < 5.3, or a seccomp filter) it checks and then uses kill(2).
 func signalGuarded(pid int32, start uint64, sig syscall.Signal) error {
 	fd, err := unix.PidfdOpen(int(pid), 0)
 	if err != nil {
 		if errors.Is(err, unix.ESRCH) {
 			return errGone
 		}
-		if !errors.Is(err, unix.ENOSYS) {
+		// ENOSYS: Linux < 5.3; EPERM: a seccomp filter. Fall back to
+		// check-then-kill(2).
+		if !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EPERM) {
 			return fmt.Errorf("pidfd_open %d: %w", pid, err)
 		}
 		fd = -1

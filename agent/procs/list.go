@@ -235,7 +235,10 @@ func addListeners(ps []Proc) error {
 			}
 			tables[ns] = tab
 		}
-		ps[i].Listen = socketsOf(pid, tab)
+		ps[i].Listen, err = socketsOf(pid, tab)
+		if err != nil {
+			ps[i].ListenErr = err.Error()
+		}
 	}
 	return nil
 }
@@ -303,15 +306,18 @@ func decodeAddr(s string) (string, bool) {
 }
 
 // socketsOf lists the addresses of tab that pid holds open, sorted.
-func socketsOf(pid string, tab map[uint64]string) []string {
+func socketsOf(pid string, tab map[uint64]string) ([]string, error) {
 	out := []string{}
 	if len(tab) == 0 {
-		return out
+		return out, nil
 	}
 	dir := "/proc/" + pid + "/fd/"
 	fds, err := os.ReadDir(dir)
 	if err != nil {
-		return out
+		if errors.Is(err, fs.ErrNotExist) {
+			return out, nil // exited meanwhile
+		}
+		return out, fmt.Errorf("read sockets: %w", err)
 	}
 	for _, fd := range fds {
 		target, err := os.Readlink(dir + fd.Name())
@@ -331,5 +337,5 @@ func socketsOf(pid string, tab map[uint64]string) []string {
 		}
 	}
 	slices.Sort(out)
-	return out
+	return out, nil
 }

@@ -53,6 +53,10 @@ type Proc struct {
 	// Listen holds the TCP addresses it LISTENs on ("127.0.0.1:3307",
 	// "[::]:80"), sorted.
 	Listen []string
+	// ListenErr says why the sockets could not be read (then Listen is
+	// empty but may not be true): /proc/PID/fd needs CAP_SYS_PTRACE for
+	// another user's process.
+	ListenErr string
 	// Ancestors are the PIDs above PPID up to PID 1, parent's parent
 	// first. Nil means: derive from the table's PPID links.
 	Ancestors []int32
