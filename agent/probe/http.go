@@ -2,11 +2,13 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 )
@@ -79,10 +81,9 @@ func ProbeHTTP(ctx context.Context, t Target, r *Result, _ *slog.Logger) error {
 // unwrapURLError drops net/http's "Get \"http://...\":" preamble; the
 // target is already in the report.
 func unwrapURLError(err error) error {
-	if ue, ok := err.(interface{ Unwrap() error }); ok {
-		if inner := ue.Unwrap(); inner != nil {
-			return inner
-		}
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Err != nil {
+		return ue.Err
 	}
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -147,7 +148,9 @@ func ParseStats(r io.Reader) (Health, error) {
 			CheckDesc:   get(rec, "last_chk"),
 			Address:     get(rec, "addr"),
 		}
-		fmt.Sscan(get(rec, "check_code"), &s.CheckCode)
+		if code, err := strconv.Atoi(get(rec, "check_code")); err == nil {
+			s.CheckCode = code
+		}
 		h.Servers = append(h.Servers, s)
 	}
 	h.BackendsDown = backendsDown(h.Servers, backendStatus)
