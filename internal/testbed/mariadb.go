@@ -139,10 +139,8 @@ func launchNode(t testing.TB, c nodeConfig) (*MariaDB, error) {
 		return nil, fmt.Errorf("%s: %w", c.name, err)
 	}
 	if c.install {
-		out, err := exec.Command("mariadb-install-db", "--defaults-file="+m.cnfPath(),
-			"--user=root", "--auth-root-authentication-method=normal", "--skip-test-db").CombinedOutput()
-		if err != nil {
-			return nil, fmt.Errorf("%s: mariadb-install-db: %w\n%s", c.name, err, lastLines(string(out), 20))
+		if err := installDataDir(m.dataDir()); err != nil {
+			return nil, fmt.Errorf("%s: %w", c.name, err)
 		}
 	}
 
@@ -203,15 +201,15 @@ func (m *MariaDB) myCnf(c nodeConfig) string {
 		"skip-name-resolve",
 		fmt.Sprintf("wait_timeout=%d", wt),
 		fmt.Sprintf("interactive_timeout=%d", it),
-		// Small footprint: tests hold a handful of rows.
-		"innodb_buffer_pool_size=32M",
-		"innodb_log_file_size=16M",
 		"performance_schema=OFF",
 		"max_connections=500",
 		// Probes open and drop many connections without logging in; never
 		// let that block 127.0.0.1 (error 1129) in the middle of a test.
 		"max_connect_errors=1000000",
 	}
+	// Small footprint (tests hold a handful of rows), the same values the
+	// data dir template was made with.
+	lines = append(lines, installCnf...)
 	lines = append(lines, c.cnf...)
 	lines = append(lines, "", "[client]", "socket="+m.socket(), "user=root", "")
 	return strings.Join(lines, "\n") + c.tail
