@@ -105,6 +105,7 @@ func TestMySQLThroughHAProxy(t *testing.T) {
 	frontDead := fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
 	runHAProxy(t, fmt.Sprintf(`defaults
     mode tcp
+    retries 0
     timeout connect 500ms
     timeout client 10s
     timeout server 10s
