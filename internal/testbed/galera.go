@@ -196,7 +196,7 @@ func galeraNode(dir string, i int, p galeraPorts, cluster, clusterAddr string, w
 			fmt.Sprintf("wsrep_node_incoming_address=127.0.0.1:%d", p.client),
 			fmt.Sprintf("wsrep_sst_receive_address=127.0.0.1:%d", p.sst),
 			"wsrep_sst_method=" + sstMethod,
-			fmt.Sprintf(`wsrep_provider_options="gmcast.listen_addr=tcp://127.0.0.1:%d;ist.recv_addr=127.0.0.1:%d;gcache.size=32M;pc.recovery=FALSE"`,
+			fmt.Sprintf(`wsrep_provider_options="gmcast.listen_addr=tcp://127.0.0.1:%d;ist.recv_addr=127.0.0.1:%d;gcache.size=8M;pc.recovery=FALSE"`,
 				p.gcomm, p.ist),
 		},
 		// Keep SST logs in the data dir instead of archiving them beside it.
