@@ -68,7 +68,7 @@ func rssKB(tb testing.TB, pid int) int64 {
 // sweep every 10 s (the yaml newServeBox writes), after one scrape of
 // /metrics and one /v1/status so that those paths are warm.
 func BenchmarkServeIdle(b *testing.B) {
-	sb := newServeBox(b)
+	sb := newServeBox(b, "")
 	pid := sb.hostPID(b)
 	sb.do(b, "GET", "/v1/status", nil, nil)
 	sb.do(b, "GET", "/metrics", nil, nil)
@@ -91,7 +91,7 @@ func BenchmarkServeIdle(b *testing.B) {
 // concurrent keep-alive clients, 25 requests each.
 func BenchmarkServeStatus200(b *testing.B) {
 	const clients, each = 200, 25
-	sb := newServeBox(b)
+	sb := newServeBox(b, "")
 	tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: time.Minute}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -106,13 +107,19 @@ type serveBox struct {
 	state  string
 	good   string
 	client *http.Client
+	sock   string // host path of the API's unix socket, if any
+	// started is when systemctl start returned (READY=1 was seen).
+	started time.Time
 }
 
 // newServeBox boots the box with haproxy.service, writes haguard.yaml and
 // a 0600 token, installs deploy/haguard.service with a runtime drop-in that
 // points it at the test binary and files, and starts it. `systemctl start`
 // of a Type=notify unit returns only after READY=1.
-func newServeBox(t testing.TB, dropIn ...string) *serveBox {
+//
+// listen is api.listen; empty means a free loopback port. With
+// unix:/path the test's client dials the socket through the box's root.
+func newServeBox(t testing.TB, listen string, dropIn ...string) *serveBox {
 	t.Helper()
 	testbed.Require(t, testbed.TierSystem)
 	b := &serveBox{s: testbed.Boot(t), client: &http.Client{Timeout: 2 * time.Minute}}
@@ -121,6 +128,13 @@ func newServeBox(t testing.TB, dropIn ...string) *serveBox {
 	b.good = testbed.TCPProxyConfig(b.listen, testbed.TCPBackend(t))
 	b.s.StartHAProxy(t, b.good)
 	b.api = fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
+	yamlListen := b.api
+	if path, ok := strings.CutPrefix(listen, "unix:"); ok {
+		yamlListen, b.api, b.sock = listen, "haguard", b.s.HostPath(path)
+		b.client.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", b.sock)
+		}}
+	}
 	b.state = filepath.Join(b.s.Dir(), "state")
 	var tok [24]byte
 	_, _ = rand.Read(tok[:])
@@ -145,7 +159,7 @@ probe:
 api:
   listen: %q
   token_file: %q
-`, b.s.HAProxyConfig(), b.state, b.listen, b.api, tokenFile), 0o644)
+`, b.s.HAProxyConfig(), b.state, b.listen, yamlListen, tokenFile), 0o644)
 
 	unit, err := os.ReadFile("../../deploy/haguard.service")
 	if err != nil {
@@ -173,6 +187,7 @@ WatchdogSec=2s
 	if _, err := b.s.Systemctl(t.Context(), "start", "haguard.service"); err != nil {
 		t.Fatalf("start haguard.service: %v\n%s", err, b.journal(t))
 	}
+	b.started = time.Now()
 	return b
 }
 
@@ -246,7 +261,7 @@ func sha(s string) string {
 // ghost started by hand shows up in /v1/ghosts, SIGHUP goes through
 // RELOADING=1/READY=1, and stop is clean.
 func TestServeUnit(t *testing.T) {
-	b := newServeBox(t)
+	b := newServeBox(t, "")
 	if st := b.systemctl(t, "is-active", "haguard.service"); st != "active" {
 		t.Fatalf("haguard.service is %q\n%s", st, b.journal(t))
 	}
@@ -454,7 +469,8 @@ func TestServeUnit(t *testing.T) {
 		}
 	})
 
-	// Seconds past several watchdog periods: still the first process.
+	// Several 2 s watchdog periods after start: still the first process.
+	time.Sleep(time.Until(b.started.Add(5 * time.Second)))
 	if p := b.systemctl(t, "show", "-p", "NRestarts,MainPID,Result", "haguard.service"); !strings.Contains(p, "NRestarts=0") ||
 		!strings.Contains(p, "MainPID="+pid) || !strings.Contains(p, "Result=success") {
 		t.Errorf("haguard restarted (watchdog?): %s\n%s", p, b.journal(t))
@@ -473,7 +489,7 @@ func TestServeUnit(t *testing.T) {
 // transaction is held at its settle stage by the test hook; stop must wait
 // for it, and it must commit, not be cut off.
 func TestServeStopDuringReload(t *testing.T) {
-	b := newServeBox(t, "Environment=HAGUARD_TEST_PAUSE_AT=settle HAGUARD_TEST_PAUSE_FOR=3s")
+	b := newServeBox(t, "", "Environment=HAGUARD_TEST_PAUSE_AT=settle HAGUARD_TEST_PAUSE_FOR=3s")
 	cand := strings.Replace(b.good, "timeout client 30s", "timeout client 34s", 1)
 	code, _, data := b.do(t, "POST", "/v1/reloads", strings.NewReader(cand), nil)
 	var j api.JobView
@@ -511,6 +527,31 @@ func TestServeStopDuringReload(t *testing.T) {
 	j2 := strings.Index(b.journal(t), "haguard serve stopped")
 	if j1 < 0 || j2 < 0 || j1 > j2 {
 		t.Fatalf("journal order: finished at %d, stopped at %d\n%s", j1, j2, b.journal(t))
+	}
+}
+
+// TestServeUnixSocket: the unit listens on a unix socket in its
+// RuntimeDirectory, under ProtectSystem=strict, with mode 0600.
+func TestServeUnixSocket(t *testing.T) {
+	b := newServeBox(t, "unix:/run/haguard/haguard.sock")
+	fi, err := os.Stat(b.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode %v, want a 0600 socket", fi.Mode())
+	}
+	code, _, data := b.do(t, "GET", "/v1/status", nil, nil)
+	if code != 200 || !strings.Contains(string(data), `"active_state":"active"`) {
+		t.Fatalf("status over the socket: %d %s", code, data)
+	}
+	code, _, _ = b.do(t, "GET", "/v1/status", nil, map[string]string{"Authorization": "Bearer nope-nope-nope-nope"})
+	if code != 401 {
+		t.Fatalf("wrong token over the socket: %d", code)
+	}
+	b.systemctl(t, "stop", "haguard.service")
+	if _, err := os.Stat(b.sock); err == nil {
+		t.Error("the socket outlived the daemon")
 	}
 }
 
