@@ -41,6 +41,9 @@ func dpkgDeb(t *testing.T, args ...string) string {
 // back with dpkg-deb: control fields, file list, conffile, maintainer
 // scripts, and the shipped files themselves.
 func TestBuildDeb(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and the package; -short runs unit tests only")
+	}
 	if _, err := exec.LookPath("dpkg-deb"); err != nil {
 		t.Fatalf("dpkg-deb: %v (Debian package dpkg)", err)
 	}

@@ -57,6 +57,9 @@ func TestGendocsNeedsADirectory(t *testing.T) {
 // completion function it registered for haguard, and read COMPREPLY. The
 // script calls the real binary (`haguard __complete re`) from PATH.
 func TestBashCompletion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and needs bash-completion (make deps); -short runs unit tests only")
+	}
 	bash, err := exec.LookPath("bash")
 	if err != nil {
 		t.Fatalf("bash: %v", err)

@@ -60,6 +60,9 @@ var (
 // vars, with ansible's temp dirs under t.TempDir().
 func runPlaybook(t *testing.T, inventory string, extra ...string) play {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs ansible-playbook (make deps); -short runs unit tests only")
+	}
 	bin, err := exec.LookPath("ansible-playbook")
 	if err != nil {
 		t.Fatalf("ansible-playbook: %v (Debian package ansible-core; make deps installs it)", err)

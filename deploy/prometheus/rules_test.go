@@ -28,6 +28,9 @@ const (
 
 func promtool(t *testing.T, args ...string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs promtool (make deps); -short runs unit tests only")
+	}
 	bin, err := exec.LookPath("promtool")
 	if err != nil {
 		t.Fatalf("promtool: %v (Debian package prometheus; make deps installs it)", err)
