@@ -1,0 +1,109 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/haguard/haguard/agent/probe"
+	"github.com/haguard/haguard/internal/testbed"
+)
+
+// TestProbeThroughRealHAProxy is the default path end to end on the host:
+// `haguard probe -f cfg` infers an http and a mysql target from a real
+// haproxy's config, probes through it, and reads its `show stat`.
+func TestProbeThroughRealHAProxy(t *testing.T) {
+	testbed.Require(t, testbed.TierBinary)
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "hello") }))
+	t.Cleanup(web.Close)
+	db := fakeMySQLGreeter(t)
+	frontWeb := fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
+	frontDB := fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "admin.sock")
+	cfg := fmt.Sprintf(`global
+    stats socket %s mode 600 level admin
+defaults
+    timeout connect 1s
+    timeout client 10s
+    timeout server 10s
+    timeout check 1s
+listen web
+    mode http
+    bind %s
+    option httpchk GET /
+    server s1 %s check inter 200ms
+listen db
+    mode tcp
+    bind %s
+    option mysql-check
+    server s1 %s check inter 200ms
+`, sock, frontWeb, strings.TrimPrefix(web.URL, "http://"), frontDB, db)
+	env := probeEnv(t, cfg, "")
+	cfgPath := filepath.Join(filepath.Dir(env[1]), "haproxy.cfg")
+
+	cmd := exec.Command(testbed.HAProxyBin(), "-db", "-f", cfgPath)
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	untrack := testbed.Track(t, cmd.Process.Pid, "haproxy for cmd/haguard probe tests")
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGKILL); <-done; untrack() })
+	waitDial(t, frontDB, done)
+
+	var rep probe.Report
+	for i := 0; i < 25; i++ { // checks every 200 ms: wait (bounded) until both are L7OK
+		code, out, errs := runProbeCmd(t, env, "-f", cfgPath, "--stats-socket", sock, "--count", "5", "--format", "json")
+		if code != exitOK {
+			t.Fatalf("exit %d:\n%s\n%s", code, out, errs)
+		}
+		rep = probe.Report{}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Servers) == 2 && rep.Servers[0].CheckStatus == "L7OK" && rep.Servers[1].CheckStatus == "L7OK" {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var got []string
+	for _, tr := range rep.Targets {
+		got = append(got, fmt.Sprintf("%s %s %d/%d", tr.Target, tr.Kind, tr.OK, tr.AttemptsTotal))
+	}
+	want := []string{frontWeb + " http 5/5", frontDB + " mysql 5/5"}
+	if strings.Join(got, "; ") != strings.Join(want, "; ") {
+		t.Fatalf("targets %v, want %v", got, want)
+	}
+	if rep.Targets[0].Attempts[0].HTTPStatus != 200 || rep.Targets[1].Attempts[0].ServerVersion != "10.11.6-MariaDB-test" {
+		t.Errorf("attempt details: %+v / %+v", rep.Targets[0].Attempts[0], rep.Targets[1].Attempts[0])
+	}
+	if len(rep.Servers) != 2 || rep.Servers[0].CheckStatus != "L7OK" || rep.Servers[1].CheckStatus != "L7OK" || len(rep.BackendsDown) != 0 {
+		t.Fatalf("servers %+v, backends down %+v", rep.Servers, rep.BackendsDown)
+	}
+}
+
+func waitDial(t *testing.T, addr string, exited <-chan struct{}) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-exited:
+			t.Fatal("haproxy exited")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("nothing listens on %s after 5 s", addr)
+}
