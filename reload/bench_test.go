@@ -40,6 +40,34 @@ func BenchmarkSystemReload(b *testing.B) {
 	})
 }
 
+// BenchmarkSystemReloadPaired runs the two back to back in every
+// iteration, so that a load that drifts (other suites on the machine)
+// hits both alike, and reports their mean times and the ratio.
+//
+//	go test -run '^$' -bench BenchmarkSystemReloadPaired -benchtime 30x ./reload/
+func BenchmarkSystemReloadPaired(b *testing.B) {
+	bx := newBenchBox(b)
+	ctx := context.Background()
+	var sys, hg time.Duration
+	n := 0
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := bx.s.Systemctl(ctx, "reload", "haproxy.service"); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if out, errOut, err := bx.s.Run(ctx, bx.bin, "--config-file", bx.yaml, "--log-level", "error", "reload", "--force"); err != nil {
+			b.Fatalf("%v\n%s\n%s", err, out, errOut)
+		}
+		sys += t1.Sub(t0)
+		hg += time.Since(t1)
+		n++
+	}
+	b.ReportMetric(float64(sys.Milliseconds())/float64(n), "systemctl-ms/op")
+	b.ReportMetric(float64(hg.Milliseconds())/float64(n), "haguard-ms/op")
+	b.ReportMetric(float64(hg)/float64(sys), "ratio")
+}
+
 // newBenchBox is newBox for a benchmark (testbed takes a testing.TB).
 func newBenchBox(tb testing.TB) *box {
 	tb.Helper()

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestCommit(t *testing.T) {
@@ -372,4 +373,36 @@ func auditLines(t *testing.T, f *fixture) []AuditRecord {
 		out = append(out, r)
 	}
 	return out
+}
+
+// flakyMaster refuses the first n calls, like a master re-executing
+// after someone else's reload.
+type flakyMaster struct {
+	*world
+	n int
+}
+
+func (m *flakyMaster) ShowProc(ctx context.Context) (Generation, error) {
+	if m.n > 0 {
+		m.n--
+		return Generation{}, errors.New("dial unix /run/haproxy-master.sock: connect: connection refused")
+	}
+	return m.world.ShowProc(ctx)
+}
+
+func TestMasterBusyAtStartIsWaitedFor(t *testing.T) {
+	f := newFixture(t)
+	d := f.w.deps()
+	d.Master = &flakyMaster{world: f.w, n: 3}
+	r, _ := New(f.s, d)
+	if _, err := r.Run(context.Background(), Options{Candidate: f.candidate(t, "good v2\n")}); err != nil {
+		t.Fatalf("a master that answers after 3 refusals: %v", err)
+	}
+	d.Master = &flakyMaster{world: f.w, n: 1 << 30}
+	s := f.s
+	s.SettleTimeout = 200 * time.Millisecond
+	r, _ = New(s, d)
+	if _, err := r.Run(context.Background(), Options{Candidate: f.candidate(t, "good v3\n")}); !errors.Is(err, ErrRefused) {
+		t.Fatalf("a master that never answers: %v, want ErrRefused", err)
+	}
 }

@@ -72,7 +72,7 @@ func (t *txn) check(ctx context.Context) (plan, error) {
 	var p plan
 	err := t.stage(ctx, StageCheck, func() (string, error) {
 		var err error
-		if p.gen0, err = t.r.d.Master.ShowProc(ctx); err != nil {
+		if p.gen0, err = t.currentGeneration(ctx); err != nil {
 			return "", fmt.Errorf("master CLI: %w (without it the new generation cannot be verified)", err)
 		}
 		src := t.r.s.Target
@@ -112,6 +112,30 @@ func (t *txn) check(ctx context.Context) (plan, error) {
 		return detail, nil
 	})
 	return p, err
+}
+
+// currentGeneration reads `show proc`, retrying for up to the settle
+// timeout: right after a reload made by someone else the master is
+// re-executing and refuses connections (or answers nothing) for a moment.
+func (t *txn) currentGeneration(ctx context.Context) (Generation, error) {
+	wctx, cancel := context.WithTimeout(ctx, t.r.s.SettleTimeout)
+	defer cancel()
+	tick := time.NewTicker(settlePoll)
+	defer tick.Stop()
+	for {
+		g, err := t.r.d.Master.ShowProc(wctx)
+		if err == nil {
+			return g, nil
+		}
+		select {
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return Generation{}, ctx.Err()
+			}
+			return Generation{}, err
+		case <-tick.C:
+		}
+	}
 }
 
 func (t *txn) dryRun(ctx context.Context) error {
