@@ -164,6 +164,26 @@ func TestPackageInSandbox(t *testing.T) {
 	if got := run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://"+listen+"/v1/healthz"); got != "200" {
 		t.Errorf("GET /v1/healthz on the packaged daemon: %s", got)
 	}
+
+	// Upgrade (here: the same package again): the operator's edit of the
+	// conffile and the token survive, and the running daemon is restarted
+	// onto the new binary (postinst try-restart).
+	token := run("cat", "/etc/haguard/token")
+	pid := strings.TrimSpace(run("systemctl", "show", "-p", "MainPID", "--value", "haguard.service"))
+	run("dpkg", "-i", deb)
+	if got := run("cat", "/etc/haguard/token"); got != token {
+		t.Error("the upgrade replaced the API token")
+	}
+	if cfg := run("cat", "/etc/haguard/haguard.yaml"); !strings.Contains(cfg, listen) {
+		t.Error("the upgrade lost the operator's edit of /etc/haguard/haguard.yaml")
+	}
+	if st := strings.TrimSpace(run("systemctl", "is-active", "haguard.service")); st != "active" {
+		t.Errorf("haguard.service is %s after the upgrade, want active", st)
+	}
+	if now := strings.TrimSpace(run("systemctl", "show", "-p", "MainPID", "--value", "haguard.service")); now == pid {
+		t.Errorf("haguard.service was not restarted by the upgrade (MainPID still %s)", pid)
+	}
+
 	if out, err := s.Systemctl(ctx, "stop", "haguard.service"); err != nil {
 		t.Fatalf("systemctl stop haguard: %v %s", err, out)
 	}
