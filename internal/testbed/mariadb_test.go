@@ -4,8 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -96,5 +101,58 @@ func TestPortTakenIsRecognised(t *testing.T) {
 	}
 	if !dup.portTaken() {
 		t.Errorf("portTaken() = false for a server that could not bind; error: %v", err)
+	}
+}
+
+// A test process that dies without running its cleanups (a crash, a
+// timeout's panic, kill -9) must not leave its server behind: mariadbd
+// gets SIGKILL when its parent dies (Pdeathsig), and Track's record lets
+// the next run reap it otherwise. The crash is played by this test binary,
+// run again as a child that starts a server and exits at once.
+func TestMariaDBDiesWithCrashedTestProcess(t *testing.T) {
+	if os.Getenv("HAGUARD_TESTBED_CRASH_CHILD") == "1" {
+		m := StartMariaDB(t, MariaDBOptions{})
+		st, _ := StartTime(m.PID())
+		fmt.Printf("mariadbd-pid=%d\nrecord=%d-%d\ndir=%s\n", m.PID(), m.PID(), st, m.Dir())
+		os.Exit(0) // no cleanup runs
+	}
+	Require(t, TierSystem)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMariaDBDiesWithCrashedTestProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "HAGUARD_TESTBED_CRASH_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	var pid int
+	var record, dir string
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "mariadbd-pid="); ok {
+			pid, _ = strconv.Atoi(v)
+		}
+		if v, ok := strings.CutPrefix(line, "record="); ok {
+			record = filepath.Join(StateRoot(), "procs", v)
+		}
+		if v, ok := strings.CutPrefix(line, "dir="); ok && strings.HasPrefix(v, StateRoot()+"/runs/") {
+			dir = v
+		}
+	}
+	// What the next run's ReapLeftovers would remove, removed now.
+	defer func() {
+		if record != "" {
+			os.Remove(record)
+		}
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
+	}()
+	if _, err := os.Stat(record); err != nil {
+		t.Errorf("the crashed run left no record for the next run to reap (%q): %v", record, err)
+	}
+	if pid == 0 {
+		t.Fatalf("child printed no mariadbd pid:\n%s", out)
+	}
+	if err := waitGone(pid); err != nil {
+		t.Errorf("mariadbd of a crashed test process: %v", err)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
