@@ -51,18 +51,18 @@ func (b *builder) directive(line string, d Directive) {
 	switch w[0] {
 	case "timeout":
 		if len(w) >= 3 {
-			p.Timeouts[w[1]] = timeSetting("timeout "+w[1], w[2], Millis, d.Pos)
+			put(&p.Timeouts, w[1], timeSetting("timeout "+w[1], w[2], Millis, d.Pos))
 		}
 	case "hard-stop-after":
 		if p.Kind == KindGlobal && len(w) >= 2 {
-			p.Timeouts["hard-stop-after"] = timeSetting("hard-stop-after", w[1], Millis, d.Pos)
+			put(&p.Timeouts, "hard-stop-after", timeSetting("hard-stop-after", w[1], Millis, d.Pos))
 		}
 	case "clitcpka-idle", "clitcpka-intvl", "srvtcpka-idle", "srvtcpka-intvl", "clitcpka-cnt", "srvtcpka-cnt":
 		if len(w) >= 2 {
 			if kaKnobs[w[0]] {
-				p.KA[w[0]] = timeSetting(w[0], w[1], Seconds, d.Pos)
+				put(&p.KA, w[0], timeSetting(w[0], w[1], Seconds, d.Pos))
 			} else {
-				p.KA[w[0]] = TimeSetting{Keyword: w[0], Time: Time{Raw: w[1]}, Pos: d.Pos}
+				put(&p.KA, w[0], TimeSetting{Keyword: w[0], Time: Time{Raw: w[1]}, Pos: d.Pos})
 			}
 		}
 	case "mode":
@@ -72,14 +72,14 @@ func (b *builder) directive(line string, d Directive) {
 	case "option", "no":
 		b.option(d)
 	case "server":
-		if s, ok := parseServer(d); ok {
-			p.Servers = append(p.Servers, s)
+		if s, ok := b.parseServer(d); ok {
+			b.srvBuf = append(b.srvBuf, s)
 		}
 	case "server-template":
 		// server-template PREFIX NUM FQDN:PORT params: one entry stands for all.
 		if len(w) >= 4 {
-			s, _ := parseServer(Directive{Pos: d.Pos, Words: append([]string{"server", w[1]}, w[3:]...), Comment: d.Comment})
-			p.Servers = append(p.Servers, s)
+			s, _ := b.parseServer(Directive{Pos: d.Pos, Words: append([]string{"server", w[1]}, w[3:]...), Comment: d.Comment})
+			b.srvBuf = append(b.srvBuf, s)
 		}
 	case "default-server":
 		if ds, ok := cnParse(&parsers.DefaultServer{}, sanitizeServerWords(d)).([]types.DefaultServer); ok && len(ds) > 0 {
@@ -105,6 +105,15 @@ func (b *builder) directive(line string, d Directive) {
 			p.DefaultBackend = &Ref{Backend: s.Value, Pos: d.Pos}
 		}
 	}
+}
+
+// put sets m[k] = v, making the map on first use: most proxies set few
+// of the settings the model keeps.
+func put[K comparable, V any](m *map[K]V, k K, v V) {
+	if *m == nil {
+		*m = make(map[K]V, 4)
+	}
+	(*m)[k] = v
 }
 
 func timeSetting(kw, raw string, base Base, pos Pos) TimeSetting {
@@ -143,7 +152,7 @@ func (b *builder) option(d Directive) {
 			}
 		}
 	}
-	b.cur.Options[o.Name] = o
+	put(&b.cur.Options, o.Name, o)
 	if checkOptions[o.Name] {
 		oc := o
 		b.cur.Check = &oc
@@ -170,13 +179,37 @@ func sanitizeServerWords(d Directive) Directive {
 	return d
 }
 
-func parseServer(d Directive) (Server, bool) {
+// maxParamCache bounds the memo of server parameter lists.
+const maxParamCache = 4096
+
+// parseServer parses a server line with client-native. Large configs
+// repeat the same parameters on thousands of lines ("check port 9200
+// inter 2s"), so the parsed list is memoized by its words and copied with
+// the line's position.
+func (b *builder) parseServer(d Directive) (Server, bool) {
 	if len(d.Words) < 3 {
 		return Server{}, false
 	}
 	s := Server{Name: d.Words[1], Address: d.Words[2], Pos: d.Pos, Comment: d.Comment}
-	if ss, ok := cnParse(&parsers.Server{}, sanitizeServerWords(d)).([]types.Server); ok && len(ss) > 0 {
-		s.Params = serverParams(ss[0].Params, d.Pos)
+	key := strings.Join(d.Words[3:], "\x00")
+	tmpl, ok := b.paramCache[key]
+	if !ok {
+		if ss, ok := cnParse(&parsers.Server{}, sanitizeServerWords(d)).([]types.Server); ok && len(ss) > 0 {
+			tmpl = serverParams(ss[0].Params, Pos{})
+		}
+		if b.paramCache == nil {
+			b.paramCache = map[string]Params{}
+		}
+		if len(b.paramCache) < maxParamCache {
+			b.paramCache[key] = tmpl
+		}
+	}
+	if len(tmpl) > 0 {
+		s.Params = make(Params, len(tmpl))
+		for i, p := range tmpl {
+			p.Pos = d.Pos
+			s.Params[i] = p
+		}
 	}
 	return s, true
 }

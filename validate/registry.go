@@ -137,6 +137,7 @@ type Input struct {
 	Routes []Route
 
 	times []timeValue // computed once, on demand
+	tcp   []Route
 }
 
 // Rule is one entry of the registry.

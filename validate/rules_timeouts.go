@@ -76,14 +76,17 @@ func evalHA003(in *Input) []Finding {
 	return out
 }
 
+// tcpRoutes are the routes in mode tcp, computed once per Input.
 func tcpRoutes(in *Input) []Route {
-	var out []Route
-	for _, r := range in.Routes {
-		if r.Mode() == "tcp" {
-			out = append(out, r)
+	if in.tcp == nil {
+		in.tcp = make([]Route, 0, len(in.Routes))
+		for _, r := range in.Routes {
+			if r.Mode() == "tcp" {
+				in.tcp = append(in.tcp, r)
+			}
 		}
 	}
-	return out
+	return in.tcp
 }
 
 func evalHA005(in *Input) []Finding {
