@@ -92,20 +92,21 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, cfg config.Config, 
 		return exitBroken, fmt.Errorf("connect to systemd: %w", err)
 	}
 	defer sd.Close()
-	p, err := buildPieces(cfg, sd, log)
-	if err != nil {
-		return exitUsage, usagef(err)
-	}
-	var cur atomic.Pointer[pieces]
-	cur.Store(p)
-
 	reg := prometheus.NewRegistry()
 	metrics, err := api.NewMetrics(reg)
 	if err != nil {
 		return exitBroken, err
 	}
-	sweeps := newSweepLoop(&cur, metrics, log)
-	ad := apiAdapter{cur: &cur, log: log, afterReload: sweeps.Trigger}
+	var cur atomic.Pointer[pieces]
+	ad := apiAdapter{cur: &cur, log: log}
+	sweeps := newSweeps(metrics, log, ad.RunningSHA256)
+	ad.afterReload = sweeps.Trigger
+	p, err := buildPieces(cfg, sd, sweeps, log)
+	if err != nil {
+		return exitUsage, usagef(err)
+	}
+	cur.Store(p)
+	sweeps.set(p.sweeper)
 	srv, err := api.New(api.Options{
 		Token: token, Logger: log.With("component", "api"), Registry: reg, Metrics: metrics,
 		Checker: ad, Reloader: ad, Hasher: ad, Ghosts: sweeps, Prober: ad, Status: ad,
@@ -168,7 +169,7 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, cfg config.Config, 
 // the pieces it started with. The listen address and the D-Bus address
 // need a restart.
 func (a *app) reloadSelf(cmd *cobra.Command, f serveFlags, cur *atomic.Pointer[pieces], srv *api.Server,
-	sweeps *sweepLoop, notify *systemd.Notifier, sd *systemd.Client, log *slog.Logger) {
+	sweeps *sweeps, notify *systemd.Notifier, sd *systemd.Client, log *slog.Logger) {
 	notifyLog(log, "reloading", notify.Reloading())
 	defer func() { notifyLog(log, "ready", notify.Ready()) }()
 	cfg, err := a.loadConfig(cmd)
@@ -187,7 +188,7 @@ func (a *app) reloadSelf(cmd *cobra.Command, f serveFlags, cur *atomic.Pointer[p
 		}
 	}
 	cfg.API.Listen, cfg.Systemd.BusAddress = old.API.Listen, old.Systemd.BusAddress
-	p, err := buildPieces(cfg, sd, log)
+	p, err := buildPieces(cfg, sd, sweeps, log)
 	if err != nil {
 		log.Error("SIGHUP: haguard.yaml not applied, keeping the running settings", "err", err)
 		return
@@ -198,7 +199,7 @@ func (a *app) reloadSelf(cmd *cobra.Command, f serveFlags, cur *atomic.Pointer[p
 		log.Error("SIGHUP: token not set", "err", err)
 	}
 	cur.Store(p)
-	sweeps.Trigger()
+	sweeps.set(p.sweeper) // the new Sweeper sweeps at once
 	log.Info("SIGHUP: haguard.yaml reloaded", "unit", cfg.Systemd.Unit, "sweep_interval", cfg.Sweep.Interval.D())
 }
 

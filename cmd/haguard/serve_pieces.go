@@ -15,6 +15,7 @@ import (
 
 	"github.com/haguard/haguard/agent/master"
 	"github.com/haguard/haguard/agent/probe"
+	"github.com/haguard/haguard/agent/sweep"
 	"github.com/haguard/haguard/api"
 	"github.com/haguard/haguard/config"
 	"github.com/haguard/haguard/reload"
@@ -28,15 +29,15 @@ import (
 type pieces struct {
 	cfg     config.Config
 	rel     *reload.Reloader
-	sweeper ghostSweeper
+	sweeper *sweep.Sweeper
 	checker *checkAdapter
 	prober  *probeAdapter
 }
 
-// buildPieces builds the reloader and adapters over one shared D-Bus
-// connection (build.go's buildReloader dials its own; the daemon keeps
-// one for its lifetime).
-func buildPieces(cfg config.Config, sd *systemd.Client, log *slog.Logger) (*pieces, error) {
+// buildPieces builds the reloader, sweeper and adapters over one shared
+// D-Bus connection (build.go's buildReloader dials its own; the daemon
+// keeps one for its lifetime).
+func buildPieces(cfg config.Config, sd *systemd.Client, sweeps *sweeps, log *slog.Logger) (*pieces, error) {
 	mc := master.New(cfg.HAProxy.MasterSocket)
 	sw := newSweepAdapter(cfg, sd, mc, log)
 	chk := &checkAdapter{cfg: cfg, log: log}
@@ -64,13 +65,7 @@ func buildPieces(cfg config.Config, sd *systemd.Client, log *slog.Logger) (*piec
 	if err != nil {
 		return nil, err
 	}
-	return &pieces{cfg: cfg, rel: rel, sweeper: sw, checker: chk, prober: prb}, nil
-}
-
-// ghostSweeper is what the sweep loop needs of the sweeper.
-type ghostSweeper interface {
-	Sweep(ctx context.Context) (reload.SweepReport, error)
-	Kill(ctx context.Context, procs []reload.Process) error
+	return &pieces{cfg: cfg, rel: rel, sweeper: sweeps.build(cfg, sd, mc), checker: chk, prober: prb}, nil
 }
 
 // apiAdapter implements every interface api declares over the current

@@ -3,113 +3,141 @@ package main
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/haguard/haguard/agent/master"
+	"github.com/haguard/haguard/agent/procs"
+	"github.com/haguard/haguard/agent/sweep"
 	"github.com/haguard/haguard/api"
-	"github.com/haguard/haguard/reload"
+	"github.com/haguard/haguard/config"
 )
 
-// sweepLoop is the daemon's periodic ghost sweep: one sweep at start, then
-// one per sweep.interval and one per Trigger. Triggers that arrive while a
-// sweep runs are coalesced into one (a channel buffered to 1). Sweeps never
-// overlap: the loop's and SweepNow's share a mutex. It is an interim home
-// until agent/ grows a Sweeper; then this becomes an adapter over it.
-type sweepLoop struct {
-	cur     *atomic.Pointer[pieces]
+// sweeps is the daemon's ghost sweep: agent/sweep's Sweeper (a sweep at
+// start, every sweep.interval, on Trigger with coalescing, never two at
+// once) over the procs scanner `haguard ghosts` uses. SIGHUP builds a new
+// Sweeper from the new haguard.yaml and Run swaps it in. Each result
+// updates the metrics, the config sha256, and logs one warning per ghost
+// or divergent process. Killing is on only with sweep.kill_ghosts.
+type sweeps struct {
 	metrics *api.Metrics
 	log     *slog.Logger
-	now     func() time.Time
+	// hash is the running config's sha256 (haguard_config_info follows
+	// edits made outside the API too).
+	hash func(context.Context) (string, error)
 
-	trigger chan struct{}
-	mu      sync.Mutex // one sweep at a time
-	last    atomic.Pointer[api.SweepReport]
-	lastErr string // guarded by mu: log a failing sweep once, not every tick
+	cur  atomic.Pointer[sweep.Sweeper]
+	swap chan struct{} // buffered 1: a new Sweeper is waiting
+	last atomic.Pointer[api.SweepReport]
 }
 
-func newSweepLoop(cur *atomic.Pointer[pieces], m *api.Metrics, log *slog.Logger) *sweepLoop {
-	return &sweepLoop{cur: cur, metrics: m, log: log.With("loop", "sweep"), now: time.Now, trigger: make(chan struct{}, 1)}
+func newSweeps(m *api.Metrics, log *slog.Logger, hash func(context.Context) (string, error)) *sweeps {
+	return &sweeps{metrics: m, log: log.With("loop", "sweep"), hash: hash, swap: make(chan struct{}, 1)}
 }
 
-// Run sweeps until ctx ends, then returns nil.
-func (l *sweepLoop) Run(ctx context.Context) error {
-	interval := l.cur.Load().cfg.Sweep.Interval.D()
-	t := time.NewTicker(interval)
-	defer t.Stop()
+// build makes a Sweeper for cfg.
+func (s *sweeps) build(cfg config.Config, units procs.UnitSource, mc *master.Client) *sweep.Sweeper {
+	return s.newSweeper(newProcScanner(cfg, units, mc, s.log), killerFor(cfg, s.log), cfg)
+}
+
+// killerFor is nil unless sweep.kill_ghosts is on (it is off by default):
+// the Sweeper then only reports.
+func killerFor(cfg config.Config, log *slog.Logger) sweep.Killer {
+	if !cfg.Sweep.KillGhosts {
+		return nil
+	}
+	return procs.NewKiller(cfg.Sweep.KillGrace.D(), log)
+}
+
+func (s *sweeps) newSweeper(scan sweep.Scanner, kill sweep.Killer, cfg config.Config) *sweep.Sweeper {
+	return sweep.New(scan, kill, sweep.Options{Interval: cfg.Sweep.Interval.D(), Logger: s.log, OnResult: s.record})
+}
+
+// set installs sw: the first call before Run, later ones (SIGHUP) make
+// Run stop the old Sweeper and start sw.
+func (s *sweeps) set(sw *sweep.Sweeper) {
+	if s.cur.Swap(sw) == nil {
+		return
+	}
+	select {
+	case s.swap <- struct{}{}:
+	default: // a swap is already pending; it will pick up sw
+	}
+}
+
+// Run runs the current Sweeper until ctx ends, restarting on set.
+func (s *sweeps) Run(ctx context.Context) error {
 	for {
-		_, _ = l.SweepNow(ctx)
+		sw := s.cur.Load()
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- sw.Run(rctx) }()
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		case <-l.trigger:
-		}
-		// SIGHUP may have changed the interval.
-		if d := l.cur.Load().cfg.Sweep.Interval.D(); d != interval {
-			interval = d
-			t.Reset(d)
+			cancel()
+			return <-done
+		case <-s.swap:
+			cancel()
+			if err := <-done; err != nil {
+				return err
+			}
 		}
 	}
 }
 
-// Trigger asks for a sweep soon; it never blocks.
-func (l *sweepLoop) Trigger() {
-	select {
-	case l.trigger <- struct{}{}:
-	default: // one is already pending
-	}
-}
+// Trigger asks for a sweep soon (after a transaction); it never blocks.
+func (s *sweeps) Trigger() { s.cur.Load().Trigger() }
 
 // Last implements api.GhostSource.
-func (l *sweepLoop) Last() (api.SweepReport, bool) {
-	r := l.last.Load()
+func (s *sweeps) Last() (api.SweepReport, bool) {
+	r := s.last.Load()
 	if r == nil {
 		return api.SweepReport{}, false
 	}
 	return *r, true
 }
 
-// SweepNow implements api.GhostSource: one sweep, recorded as the last,
-// counted in the metrics, ghosts logged (and killed when sweep.kill_ghosts
-// is on; it is off by default).
-func (l *sweepLoop) SweepNow(ctx context.Context) (api.SweepReport, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	p := l.cur.Load()
-	rep, err := p.sweeper.Sweep(ctx)
-	if err != nil {
-		if msg := err.Error(); msg != l.lastErr {
-			l.log.Warn("sweep failed", "err", err)
-			l.lastErr = msg
-		}
-		return api.SweepReport{}, err
+// SweepNow implements api.GhostSource.
+func (s *sweeps) SweepNow(ctx context.Context) (api.SweepReport, error) {
+	res := s.cur.Load().Now(ctx)
+	if res.Err != nil {
+		return api.SweepReport{}, res.Err
 	}
-	if l.lastErr != "" {
-		l.log.Info("sweep works again")
-		l.lastErr = ""
+	return toSweepReport(res), nil
+}
+
+// record is the Sweeper's OnResult.
+func (s *sweeps) record(res sweep.Result) {
+	if res.Err != nil {
+		return // the Sweeper logged it; the last good sweep stays
 	}
-	r := api.SweepReport{At: l.now().UTC(), Counts: map[string]int{}, Processes: rep.Processes}
-	var bad []reload.Process
-	for _, pr := range rep.Processes {
-		r.Counts[pr.Class]++
-		if pr.Class == reload.ClassGhost || pr.Class == reload.ClassDivergent {
-			bad = append(bad, pr)
+	r := toSweepReport(res)
+	s.last.Store(&r)
+	s.metrics.ObserveSweep(r)
+	for _, p := range res.Report.Processes {
+		if p.Class == procs.Ghost || p.Class == procs.Divergent {
+			s.log.Warn("ghost haproxy process", "pid", p.PID, "class", p.Class, "reason", p.Reason,
+				"exe", p.Exe, "cmdline", p.Cmdline, "listen", p.Listen)
 		}
 	}
-	l.last.Store(&r)
-	l.metrics.ObserveSweep(r)
-	// haguard_config_info follows edits made outside the API too.
-	if sha, err := (apiAdapter{cur: l.cur}).RunningSHA256(ctx); err == nil {
-		l.metrics.SetConfig(sha)
+	ctx, cancel := context.WithTimeout(context.Background(), statusHashTimeout)
+	defer cancel()
+	if sha, err := s.hash(ctx); err == nil {
+		s.metrics.SetConfig(sha)
 	}
-	for _, g := range bad {
-		l.log.Warn("ghost haproxy process", "pid", g.PID, "class", g.Class, "reason", g.Reason, "exe", g.Exe, "cmdline", g.Cmdline)
+}
+
+// statusHashTimeout bounds reading the config for its hash.
+const statusHashTimeout = 5 * time.Second
+
+func toSweepReport(res sweep.Result) api.SweepReport {
+	c := res.Report.Counts
+	ps := res.Report.Processes
+	if ps == nil {
+		ps = []procs.Process{}
 	}
-	if len(bad) > 0 && p.cfg.Sweep.KillGhosts {
-		if err := p.sweeper.Kill(ctx, bad); err != nil {
-			l.log.Warn("kill ghosts", "err", err)
-		}
-	}
-	return r, nil
+	return api.SweepReport{At: res.Started.UTC(), Processes: ps, Counts: map[string]int{
+		string(procs.Current): c.Current, string(procs.Draining): c.Draining,
+		string(procs.Ghost): c.Ghost, string(procs.Divergent): c.Divergent,
+	}}
 }

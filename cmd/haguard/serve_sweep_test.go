@@ -8,81 +8,44 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/haguard/haguard/agent/procs"
 	"github.com/haguard/haguard/api"
 	"github.com/haguard/haguard/config"
-	"github.com/haguard/haguard/reload"
 )
 
-// fakeSweeper returns a fixed table; block, when set, holds each sweep
-// until a value arrives.
-type fakeSweeper struct {
+// fakeScanner returns a fixed table with one ghost, or fail.
+type fakeScanner struct {
 	mu     sync.Mutex
 	sweeps int
-	killed []int
 	fail   error
-	block  chan struct{}
-	in     chan struct{}
+	swept  chan struct{} // gets a value after each sweep, if set
 }
 
-func (f *fakeSweeper) Sweep(context.Context) (reload.SweepReport, error) {
+func (f *fakeScanner) Sweep(context.Context) (procs.Report, error) {
 	f.mu.Lock()
 	f.sweeps++
 	fail := f.fail
 	f.mu.Unlock()
-	if f.in != nil {
-		f.in <- struct{}{}
-	}
-	if f.block != nil {
-		<-f.block
+	if f.swept != nil {
+		defer func() { f.swept <- struct{}{} }()
 	}
 	if fail != nil {
-		return reload.SweepReport{}, fail
+		return procs.Report{}, fail
 	}
-	return reload.SweepReport{Processes: []reload.Process{
-		{PID: 10, Class: reload.ClassCurrent}, {PID: 11, Class: reload.ClassCurrent},
-		{PID: 99, Class: reload.ClassGhost, Reason: "outside the unit's cgroup", Cmdline: "haproxy -f old.cfg"},
-	}}, nil
-}
-
-func (f *fakeSweeper) Kill(_ context.Context, ps []reload.Process) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, p := range ps {
-		f.killed = append(f.killed, p.PID)
-	}
-	return nil
-}
-
-func (f *fakeSweeper) count() int { f.mu.Lock(); defer f.mu.Unlock(); return f.sweeps }
-
-func newTestLoop(t *testing.T, sw *fakeSweeper, kill bool, interval time.Duration) (*sweepLoop, *prometheus.Registry, *bytes.Buffer) {
-	t.Helper()
-	cfg := config.Default()
-	cfg.Sweep.KillGhosts = kill
-	cfg.Sweep.Interval = config.Duration(interval)
-	var cur atomic.Pointer[pieces]
-	cur.Store(&pieces{cfg: cfg, sweeper: sw})
-	reg := prometheus.NewRegistry()
-	m, err := api.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))
-	l := newSweepLoop(&cur, m, log)
-	l.now = func() time.Time { return time.Unix(1800000000, 0) }
-	return l, reg, &logs
+	return procs.Report{Unit: "haproxy.service", Processes: []procs.Process{
+		{PID: 10, Class: procs.Current}, {PID: 11, Class: procs.Current},
+		{PID: 99, Class: procs.Ghost, Reason: "outside the unit's cgroup", Cmdline: "haproxy -f old.cfg"},
+	}, Counts: procs.Counts{Current: 2, Ghost: 1}}, nil
 }
 
 type syncWriter struct {
 	mu sync.Mutex
-	w  *bytes.Buffer
+	w  bytes.Buffer
 }
 
 func (s *syncWriter) Write(p []byte) (int, error) {
@@ -91,89 +54,111 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	return s.w.Write(p)
 }
 
-func TestSweepNowRecordsAndWarns(t *testing.T) {
-	sw := &fakeSweeper{}
-	l, _, logs := newTestLoop(t, sw, false, time.Hour)
-	if _, ok := l.Last(); ok {
-		t.Fatal("Last before any sweep")
-	}
-	r, err := l.SweepNow(t.Context())
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
+}
+
+func newTestSweeps(t *testing.T) (*sweeps, *prometheus.Registry, *syncWriter) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m, err := api.NewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Counts["ghost"] != 1 || r.Counts["current"] != 2 {
-		t.Fatalf("counts %v", r.Counts)
+	logs := &syncWriter{}
+	hash := func(context.Context) (string, error) { return strings.Repeat("c", 64), nil }
+	return newSweeps(m, slog.New(slog.NewTextHandler(logs, nil)), hash), reg, logs
+}
+
+func sweepCfg(interval time.Duration) config.Config {
+	cfg := config.Default()
+	cfg.Sweep.Interval = config.Duration(interval)
+	return cfg
+}
+
+func TestSweepNowRecordsAndWarns(t *testing.T) {
+	s, reg, logs := newTestSweeps(t)
+	sc := &fakeScanner{}
+	s.set(s.newSweeper(sc, nil, sweepCfg(time.Hour)))
+	if _, ok := s.Last(); ok {
+		t.Fatal("Last before any sweep")
 	}
-	if last, ok := l.Last(); !ok || !last.At.Equal(r.At) {
+	r, err := s.SweepNow(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Counts["ghost"] != 1 || r.Counts["current"] != 2 || r.Counts["divergent"] != 0 || r.At.IsZero() {
+		t.Fatalf("report %+v", r)
+	}
+	if last, ok := s.Last(); !ok || !last.At.Equal(r.At) {
 		t.Fatalf("Last = %+v %v", last, ok)
 	}
-	if l := logs.String(); !strings.Contains(l, "level=WARN msg=\"ghost haproxy process\"") || !strings.Contains(l, "pid=99 class=ghost") {
-		t.Fatalf("no warning for the ghost:\n%s", logs)
-	}
-	if len(sw.killed) != 0 {
-		t.Fatal("auto-kill is off by default but a ghost was killed")
-	}
-	// A failing sweep is logged once, not on every tick.
-	sw.fail = errors.New("master socket: connection refused")
-	for range 3 {
-		if _, err := l.SweepNow(t.Context()); err == nil {
-			t.Fatal("want the sweep error")
-		}
-	}
-	if n := strings.Count(logs.String(), "sweep failed"); n != 1 {
-		t.Fatalf("sweep failure logged %d times", n)
-	}
-}
-
-func TestSweepKillsOnlyWhenEnabled(t *testing.T) {
-	sw := &fakeSweeper{}
-	l, _, _ := newTestLoop(t, sw, true, time.Hour)
-	if _, err := l.SweepNow(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if len(sw.killed) != 1 || sw.killed[0] != 99 {
-		t.Fatalf("killed %v, want [99]", sw.killed)
-	}
-}
-
-// TestTriggersCoalesce: triggers that arrive while a sweep runs cause one
-// more sweep, not one each.
-func TestTriggersCoalesce(t *testing.T) {
-	sw := &fakeSweeper{block: make(chan struct{}), in: make(chan struct{})}
-	l, reg, _ := newTestLoop(t, sw, false, time.Hour)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- l.Run(ctx) }()
-	<-sw.in // the start-up sweep is running
-	for range 50 {
-		l.Trigger()
-	}
-	sw.block <- struct{}{} // finish it
-	<-sw.in                // exactly one more starts
-	sw.block <- struct{}{}
-	// No third sweep is pending: the next one would come from the hourly
-	// ticker. Cancel while the loop waits.
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if n := sw.count(); n != 2 {
-		t.Fatalf("%d sweeps for 50 coalesced triggers, want 2", n)
+	if l := logs.String(); !strings.Contains(l, `level=WARN msg="ghost haproxy process"`) || !strings.Contains(l, "pid=99 class=ghost") {
+		t.Fatalf("no warning for the ghost:\n%s", l)
 	}
 	got := gathered(t, reg)
 	for name, want := range map[string]float64{
-		"haguard_last_sweep_timestamp_seconds": 1.8e9,
-		`haguard_processes{class="current"}`:   2,
-		`haguard_processes{class="ghost"}`:     1,
-		`haguard_processes{class="divergent"}`: 0,
+		`haguard_processes{class="current"}`:                            2,
+		`haguard_processes{class="ghost"}`:                              1,
+		`haguard_processes{class="divergent"}`:                          0,
+		`haguard_config_info{sha256="` + strings.Repeat("c", 64) + `"}`: 1,
 	} {
 		if v, ok := got[name]; !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)
 		}
 	}
+	if got["haguard_last_sweep_timestamp_seconds"] != float64(r.At.UnixNano())/1e9 {
+		t.Errorf("last sweep timestamp %v, want %v", got["haguard_last_sweep_timestamp_seconds"], r.At)
+	}
+	// A failing sweep is an error for SweepNow and keeps the last good one.
+	sc.fail = errors.New("master socket: connection refused")
+	if _, err := s.SweepNow(t.Context()); err == nil {
+		t.Fatal("want the sweep error")
+	}
+	if last, _ := s.Last(); !last.At.Equal(r.At) {
+		t.Fatal("a failed sweep replaced the last good one")
+	}
 }
 
-// gathered flattens gauges to "name{label="value"}" -> value.
+func TestKillOffByDefault(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	if killerFor(config.Default(), log) != nil {
+		t.Fatal("sweep.kill_ghosts defaults to off, but a killer was built")
+	}
+	cfg := config.Default()
+	cfg.Sweep.KillGhosts = true
+	if killerFor(cfg, log) == nil {
+		t.Fatal("sweep.kill_ghosts: true built no killer")
+	}
+}
+
+// TestSwapRestartsTheSweeper: SIGHUP's new Sweeper takes over Run (it
+// sweeps at once), and the old one stops.
+func TestSwapRestartsTheSweeper(t *testing.T) {
+	s, _, _ := newTestSweeps(t)
+	first := &fakeScanner{swept: make(chan struct{}, 8)}
+	second := &fakeScanner{swept: make(chan struct{}, 8)}
+	s.set(s.newSweeper(first, nil, sweepCfg(time.Hour)))
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	<-first.swept // the start-up sweep
+	s.set(s.newSweeper(second, nil, sweepCfg(time.Hour)))
+	<-second.swept // the new Sweeper's start-up sweep
+	s.Trigger()    // goes to the new one
+	<-second.swept
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if first.sweeps != 1 || second.sweeps != 2 {
+		t.Fatalf("sweeps: old %d (want 1), new %d (want 2)", first.sweeps, second.sweeps)
+	}
+}
+
+// gathered flattens gauges to `name{label="value"}` -> value.
 func gathered(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	t.Helper()
 	mfs, err := reg.Gather()

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haguard/haguard/agent/procs"
 	"github.com/haguard/haguard/api"
 	"github.com/haguard/haguard/internal/testbed"
 	"github.com/haguard/haguard/reload"
@@ -404,14 +405,14 @@ func TestServeUnit(t *testing.T) {
 		code, _, data := b.do(t, "GET", "/v1/ghosts?fresh=1", nil, nil)
 		var sw struct {
 			Ghosts    int              `json:"ghosts"`
-			Processes []reload.Process `json:"processes"`
+			Processes []procs.Process `json:"processes"`
 		}
 		if code != 200 || json.Unmarshal(data, &sw) != nil {
 			t.Fatalf("ghosts: %d %s", code, data)
 		}
 		found := false
 		for _, p := range sw.Processes {
-			if p.PID == ghost.BoxPID && p.Class == reload.ClassGhost {
+			if int(p.PID) == ghost.BoxPID && p.Class == procs.Ghost {
 				found = true
 			}
 		}
