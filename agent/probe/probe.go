@@ -40,9 +40,11 @@ type Target struct {
 	Timeout time.Duration
 
 	// tcp: bytes to send after connecting, and a regular expression the
-	// reply must match.
+	// reply must match. Without Expect, Linger is how long to watch for
+	// the peer closing right after accept (0: do not watch).
 	Send   string
 	Expect string
+	Linger time.Duration
 
 	// http: request path (default "/"), Host header, wanted status (0
 	// means any 2xx) and a regular expression the body must match.

@@ -114,6 +114,10 @@ func TestProbeTCP(t *testing.T) {
 		{"send expect", Target{Address: echo, Send: "PING\n", Expect: "^PING"}, ""},
 		{"expect mismatch", Target{Address: echo, Send: "PING\n", Expect: "PONG"}, ReasonUnexpectedReply},
 		{"refused", Target{Address: deadAddr(t)}, ReasonRefused},
+		{"linger: alive", Target{Address: echo, Linger: 50 * time.Millisecond}, ""},
+		{"linger: greeting counts as alive", Target{Address: startFakeMySQL(t, fakeHandshake), Linger: time.Second}, ""},
+		{"linger: closed after accept", Target{Address: startFakeMySQL(t, fakeClose), Linger: time.Second}, ReasonClosedEarly},
+		{"no linger: closed after accept passes", Target{Address: startFakeMySQL(t, fakeClose)}, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

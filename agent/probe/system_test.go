@@ -172,10 +172,20 @@ listen galera_proxy_cut
 			t.Errorf("default count with %d listeners = %d", tr.Listeners, got)
 		}
 
+		// A plain connect cannot see the ghost; lingering can.
+		tcpLinger := Target{Address: front, Kind: KindTCP, Count: 40, Linger: 300 * time.Millisecond}
+		tl := run(t, tcpLinger).Targets[0]
+		t.Logf("tcp with linger, with ghost: OK %d / FAIL %d, errors %v", tl.OK, tl.Fail, tl.Errors)
+		if tl.OK == 0 || tl.Fail == 0 || tl.Errors[ReasonClosedEarly] != tl.Fail {
+			t.Errorf("tcp with linger: OK %d FAIL %d errors %v, want a mix of %q", tl.OK, tl.Fail, tl.Errors, ReasonClosedEarly)
+		}
+
 		killGhosts(t, s, ghost)
-		rep = run(t, target)
-		if tr := rep.Targets[0]; tr.OK != tr.AttemptsTotal {
-			t.Fatalf("after the ghost is gone: %d/%d OK, errors %v", tr.OK, tr.AttemptsTotal, tr.Errors)
+		rep = run(t, target, tcpLinger)
+		for _, tr := range rep.Targets {
+			if tr.OK != tr.AttemptsTotal {
+				t.Fatalf("after the ghost is gone: %s %d/%d OK, errors %v", tr.Kind, tr.OK, tr.AttemptsTotal, tr.Errors)
+			}
 		}
 	})
 }

@@ -32,6 +32,7 @@ type probeFlags struct {
 	user         string
 	passwordFile string
 	send, expect string
+	linger       time.Duration
 	path         string
 	expectStatus int
 	expectBody   string
@@ -75,6 +76,7 @@ status and last check. Exit codes: 0 every attempt OK, 1 any failed,
 	fl.StringVar(&f.passwordFile, "mysql-password-file", "", "file holding the password of --mysql-user (default: probe.mysql.password[_file])")
 	fl.StringVar(&f.send, "send", "", "tcp: bytes to send after connecting")
 	fl.StringVar(&f.expect, "expect", "", "tcp: regular expression the reply must match")
+	fl.DurationVar(&f.linger, "linger", 0, "tcp without --expect: fail if the peer closes within this time after accept (a proxy with no server)")
 	fl.StringVar(&f.path, "path", "", "http: request path (default /)")
 	fl.IntVar(&f.expectStatus, "expect-status", 0, "http: wanted status (default: any 2xx)")
 	fl.StringVar(&f.expectBody, "expect-body", "", "http: regular expression the body must match")
@@ -180,8 +182,8 @@ func (f probeFlags) validate() error {
 	default:
 		return fmt.Errorf("--over: %q is not mysql or tcp", f.over)
 	}
-	if f.count < 0 || f.concurrency < 0 || f.timeout < 0 {
-		return errors.New("--count, --concurrency and --timeout must not be negative")
+	if f.count < 0 || f.concurrency < 0 || f.timeout < 0 || f.linger < 0 {
+		return errors.New("--count, --concurrency, --timeout and --linger must not be negative")
 	}
 	if f.idle <= 0 {
 		return errors.New("--idle must be positive")

@@ -76,6 +76,9 @@ func probeTargets(cmd *cobra.Command, f probeFlags, cfg config.Config) ([]probe.
 		}
 		setIf(fl.Changed("send"), &t.Send, f.send)
 		setIf(fl.Changed("expect"), &t.Expect, f.expect)
+		if fl.Changed("linger") {
+			t.Linger = f.linger
+		}
 		setIf(fl.Changed("path"), &t.Path, f.path)
 		setIf(fl.Changed("expect-body"), &t.ExpectBody, f.expectBody)
 		if fl.Changed("expect-status") {
