@@ -188,3 +188,18 @@ func TestAbandonedCheckDoesNotCancelSharedRead(t *testing.T) {
 		t.Errorf("next check: %+v, want the result of the read that went on", r)
 	}
 }
+
+// BenchmarkServeHTTPCached is the cost of one check answered from the
+// cache, the common case under haproxy's checks.
+func BenchmarkServeHTTPCached(b *testing.B) {
+	c := NewChecker(&fakeSource{state: 4}, Options{CacheTTL: time.Hour})
+	req := httptest.NewRequest(http.MethodOptions, "/", nil)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		rec := httptest.NewRecorder()
+		c.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatal(rec.Code)
+		}
+	}
+}

@@ -24,6 +24,7 @@ import (
 // subtests, what other tests rely on. After the cluster's cleanup it
 // asserts that no node process is left.
 func TestGalera(t *testing.T) {
+	Require(t, TierSystem)
 	var pids []int
 	t.Run("cluster", func(t *testing.T) {
 		g := StartGalera(t, GaleraOptions{WaitTimeouts: []int{10, 10, 28800}, Clustercheck: true})

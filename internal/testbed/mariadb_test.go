@@ -21,6 +21,7 @@ import (
 // the TCP users log in, the idle timeouts are the ones asked for, and the
 // process is gone after cleanup.
 func TestStartMariaDB(t *testing.T) {
+	Require(t, TierSystem)
 	var pid int
 	t.Run("server", func(t *testing.T) {
 		m := StartMariaDB(t, MariaDBOptions{WaitTimeout: 7, InteractiveTimeout: 9})
