@@ -82,8 +82,8 @@ func (a apiAdapter) p() *pieces { return a.cur.Load() }
 // scratch writes body to a new 0600 file in <state_dir>/api: the only
 // place the API writes besides the managed config, which the reload
 // transaction installs. The caller removes it.
-func (a apiAdapter) scratch(prefix string, body []byte) (string, error) {
-	dir := filepath.Join(a.p().cfg.StateDir, "api")
+func scratch(stateDir, prefix string, body []byte) (string, error) {
+	dir := filepath.Join(stateDir, "api")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("state dir: %w", err)
 	}
@@ -105,12 +105,13 @@ func (a apiAdapter) scratch(prefix string, body []byte) (string, error) {
 
 // Check implements api.Checker.
 func (a apiAdapter) Check(ctx context.Context, cfg []byte) (api.CheckReport, error) {
-	path, err := a.scratch("check", cfg)
+	p := a.p()
+	path, err := scratch(p.cfg.StateDir, "check", cfg)
 	if err != nil {
 		return api.CheckReport{}, err
 	}
 	defer os.Remove(path)
-	rep, err := a.p().checker.Check(ctx, []string{path})
+	rep, err := p.checker.Check(ctx, []string{path})
 	if err != nil {
 		return api.CheckReport{}, err
 	}
@@ -128,16 +129,17 @@ func severityCounts(fs []reload.Finding) map[string]int {
 // Reload implements api.Reloader: the candidate becomes a scratch file
 // that reload.Run installs over the managed config.
 func (a apiAdapter) Reload(ctx context.Context, req api.ReloadRequest) (api.Outcome, error) {
-	opt := reload.Options{Reason: "api " + req.ID, Who: "api", KillGhosts: a.p().cfg.Reload.KillGhosts}
+	p := a.p() // one set of pieces for the whole transaction, whatever SIGHUP does
+	opt := reload.Options{Reason: "api " + req.ID, Who: "api", KillGhosts: p.cfg.Reload.KillGhosts}
 	if req.Candidate != nil {
-		path, err := a.scratch("candidate-"+req.ID, req.Candidate)
+		path, err := scratch(p.cfg.StateDir, "candidate-"+req.ID, req.Candidate)
 		if err != nil {
 			return api.Outcome{}, err
 		}
 		defer os.Remove(path)
 		opt.Candidate = path
 	}
-	res, err := a.p().rel.Run(ctx, opt)
+	res, err := p.rel.Run(ctx, opt)
 	a.after()
 	return outcome(res, err)
 }

@@ -404,7 +404,7 @@ func TestServeUnit(t *testing.T) {
 		ghost := b.s.StartGhost(t, testbed.TCPProxyConfig(b.listen, testbed.DeadAddr(t)))
 		code, _, data := b.do(t, "GET", "/v1/ghosts?fresh=1", nil, nil)
 		var sw struct {
-			Ghosts    int              `json:"ghosts"`
+			Ghosts    int             `json:"ghosts"`
 			Processes []procs.Process `json:"processes"`
 		}
 		if code != 200 || json.Unmarshal(data, &sw) != nil {
