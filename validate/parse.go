@@ -133,7 +133,7 @@ func (b *builder) read(file string, r io.Reader) error {
 	b.cur = nil
 	for sc.Scan() {
 		n++
-		line := sc.Text()
+		line := strings.TrimSuffix(sc.Text(), "\r") // CRLF files
 		if strings.TrimSpace(line) == "" {
 			continue
 		}

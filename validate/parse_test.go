@@ -204,3 +204,16 @@ func FuzzParseReader(f *testing.F) {
 		_ = DefaultRegistry().Lint(cfg, nil)
 	})
 }
+
+func TestParseCRLF(t *testing.T) {
+	cfg, err := ParseReader("crlf.cfg", strings.NewReader("defaults\r\n    timeout client 50s\r\nlisten l\r\n    server s 127.0.0.1:3306 check\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cfg.Listens[0].EffTimeout("client"); !c.Set() || c.Time.D != 50*time.Second {
+		t.Fatalf("client = %+v", c)
+	}
+	if _, ok := cfg.Listens[0].Servers[0].Params.Get("check"); !ok {
+		t.Fatal("check lost to the trailing CR")
+	}
+}

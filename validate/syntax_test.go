@@ -3,6 +3,7 @@ package validate
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -74,5 +75,29 @@ func TestGoldenConfigsAreValid(t *testing.T) {
 		if res.OK != wantOK {
 			t.Errorf("%s: haproxy -c ok=%v, want %v\n%s", c, res.OK, wantOK, res.Output)
 		}
+	}
+}
+
+// TestRunSyntaxFakeBinary pins how RunSyntax reads a binary's exit status
+// and warnings, with a shell script standing in for haproxy (unit tier).
+func TestRunSyntaxFakeBinary(t *testing.T) {
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "haproxy")
+	script := "#!/bin/sh\necho \"[WARNING]  (1) : config : something odd in $3\"\necho 'Configuration file is valid'\n[ \"$3\" = bad.cfg ] && exit 3\nexit 0\n"
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	res, err := RunSyntax(context.Background(), fake, []string{"good.cfg"})
+	if err != nil || !res.OK || res.ExitCode != 0 || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "good.cfg") {
+		t.Fatalf("good: %+v, %v", res, err)
+	}
+	res, err = RunSyntax(context.Background(), fake, []string{"bad.cfg"})
+	if err != nil || res.OK || res.ExitCode != 3 || res.Command != fake+" -c -f bad.cfg" {
+		t.Fatalf("bad: %+v, %v", res, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := RunSyntax(ctx, fake, []string{"good.cfg"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled ctx: %v", err)
 	}
 }
