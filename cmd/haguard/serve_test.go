@@ -338,6 +338,54 @@ func TestServeUnit(t *testing.T) {
 		}
 	})
 
+	t.Run("check, probes and rollback over REST", func(t *testing.T) {
+		var chk struct {
+			OK     bool           `json:"ok"`
+			Valid  bool           `json:"valid"`
+			Output string         `json:"output"`
+			Counts map[string]int `json:"counts"`
+		}
+		code, _, data := b.do(t, "POST", "/v1/check", strings.NewReader(b.good), nil)
+		if code != 200 || json.Unmarshal(data, &chk) != nil || !chk.Valid {
+			t.Fatalf("check of the good config: %d %s", code, data)
+		}
+		code, _, data = b.do(t, "POST", "/v1/check", strings.NewReader(b.good+"\nbogus_keyword here\n"), nil)
+		if code != 200 || json.Unmarshal(data, &chk) != nil || chk.Valid || chk.OK {
+			t.Fatalf("check of a config haproxy -c refuses: %d %s", code, data)
+		}
+		if ents, _ := os.ReadDir(filepath.Join(b.state, "api")); len(ents) != 0 {
+			t.Errorf("scratch files left in the state dir: %v", ents)
+		}
+
+		var pr api.ProbeReport
+		code, _, data = b.do(t, "POST", "/v1/probes", strings.NewReader(`{"targets":["`+b.listen+`"],"count":5}`), nil)
+		if code != 200 || json.Unmarshal(data, &pr) != nil || pr.Totals.OK != 5 || pr.Totals.Failed != 0 {
+			t.Fatalf("probes: %d %s", code, data)
+		}
+		code, _, data = b.do(t, "POST", "/v1/probes", strings.NewReader(`{"targets":["127.0.0.1:1"]}`), nil)
+		if code != http.StatusUnprocessableEntity {
+			t.Fatalf("probe of an address that is not a target: %d %s", code, data)
+		}
+
+		// Roll back the REST reload above: the original config returns.
+		before, err := os.ReadFile(b.s.HAProxyConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, _, data = b.do(t, "POST", "/v1/rollback", nil, nil)
+		var j api.JobView
+		if code != http.StatusAccepted || json.Unmarshal(data, &j) != nil || j.Kind != "rollback" {
+			t.Fatalf("rollback: %d %s", code, data)
+		}
+		if j = b.waitJob(t, j.ID); j.Result != api.ResultOK {
+			t.Fatalf("rollback job: %+v\n%s", j, b.journal(t))
+		}
+		after, _ := os.ReadFile(b.s.HAProxyConfig())
+		if string(after) == string(before) || string(after) != b.good {
+			t.Fatalf("rollback did not restore the original config")
+		}
+	})
+
 	t.Run("100 concurrent reloads, one at a time", func(t *testing.T) {
 		cands := []string{
 			strings.Replace(b.good, "timeout client 30s", "timeout client 32s", 1),
