@@ -33,8 +33,11 @@ type Failure struct {
 }
 
 func (f *Failure) Error() string {
-	if f.Err == nil {
+	switch {
+	case f.Err == nil:
 		return f.Reason
+	case f.Reason == "":
+		return f.Err.Error()
 	}
 	return f.Reason + ": " + f.Err.Error()
 }

@@ -12,10 +12,11 @@ import (
 // fakeMySQL is a tiny server on 127.0.0.1:0 that behaves like one of the
 // cases a probe must tell apart. It speaks just enough of the protocol.
 type fakeMySQL struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns []net.Conn
+	ln     net.Listener
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  []net.Conn
+	logins int // logins answered in fakeHandshake mode
 }
 
 type fakeMode int
@@ -35,6 +36,17 @@ const fakeIdleAfter = 300 * time.Millisecond
 const fakeVersion = "10.11.6-MariaDB-fake"
 
 func startFakeMySQL(t testing.TB, mode fakeMode) string {
+	t.Helper()
+	return startFake(t, mode).ln.Addr().String()
+}
+
+func (f *fakeMySQL) loginCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.logins
+}
+
+func startFake(t testing.TB, mode fakeMode) *fakeMySQL {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -71,7 +83,7 @@ func startFakeMySQL(t testing.TB, mode fakeMode) string {
 		f.mu.Unlock()
 		f.wg.Wait()
 	})
-	return ln.Addr().String()
+	return f
 }
 
 func (f *fakeMySQL) serve(c net.Conn, mode fakeMode, id uint32) {
@@ -82,27 +94,35 @@ func (f *fakeMySQL) serve(c net.Conn, mode fakeMode, id uint32) {
 		io.Copy(io.Discard, c)
 		return
 	case fakeTooMany:
-		writePacket(c, 0, errPacket(1040, "", "Too many connections"))
+		fakeWrite(c, 0, errPacket(1040, "", "Too many connections"))
 		return
 	}
-	writePacket(c, 0, handshakePacket(id))
+	fakeWrite(c, 0, handshakePacket(id))
 	switch mode {
 	case fakeDeny:
 		if _, _, err := readPacket(c, 1<<16); err != nil {
 			return
 		}
-		writePacket(c, 2, errPacket(1045, "28000", "Access denied for user 'probe'@'127.0.0.1' (using password: YES)"))
+		fakeWrite(c, 2, errPacket(1045, "28000", "Access denied for user 'probe'@'127.0.0.1' (using password: YES)"))
 	case fakeIdleClose:
 		time.Sleep(fakeIdleAfter)
 	case fakeIdleErr:
 		time.Sleep(fakeIdleAfter)
-		writePacket(c, 0, errPacket(4031, "HY000", "The client was disconnected by the server because of inactivity."))
+		fakeWrite(c, 0, errPacket(4031, "HY000", "The client was disconnected by the server because of inactivity."))
 	default:
-		io.Copy(io.Discard, c)
+		// A server answers a login without a password for an unknown
+		// user with 1045, then closes.
+		if _, _, err := readPacket(c, 1<<16); err != nil {
+			return
+		}
+		f.mu.Lock()
+		f.logins++
+		f.mu.Unlock()
+		fakeWrite(c, 2, errPacket(1045, "28000", "Access denied for user 'haguard-probe'@'127.0.0.1' (using password: NO)"))
 	}
 }
 
-func writePacket(w io.Writer, seq byte, p []byte) {
+func fakeWrite(w io.Writer, seq byte, p []byte) {
 	hdr := []byte{byte(len(p)), byte(len(p) >> 8), byte(len(p) >> 16), seq}
 	w.Write(append(hdr, p...))
 }

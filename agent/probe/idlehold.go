@@ -69,7 +69,11 @@ func ProbeIdleHold(ctx context.Context, t Target, r *Result, logger *slog.Logger
 			return err
 		}
 		r.ServerVersion, r.ConnectionID = hs.ServerVersion, hs.ConnectionID
-		return holdIdle(ctx, conn, t.Idle, ir, 0)
+		if err := holdIdle(ctx, conn, t.Idle, ir, 0); err != nil {
+			return err
+		}
+		r.Note = finishHandshake(ctx, conn)
+		return nil
 	case "", KindTCP:
 		conn, err := dial(ctx, t.Address)
 		if err != nil {

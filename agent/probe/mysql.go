@@ -45,7 +45,84 @@ func ProbeMySQL(ctx context.Context, t Target, r *Result, logger *slog.Logger) e
 		return err
 	}
 	r.ServerVersion, r.ConnectionID = hs.ServerVersion, hs.ConnectionID
+	r.Note = finishHandshake(ctx, conn)
 	return nil
+}
+
+// NoLoginUser is the user name a credential-less mysql probe answers the
+// handshake with. Create it without a password and without privileges
+// (like haproxy's `mysql-check user`) to keep "access denied" lines out
+// of the server's log; otherwise the server answers 1045, which is fine.
+const NoLoginUser = "haguard-probe"
+
+// finishTimeout bounds the wait for the answer to our login: the verdict
+// is already in, this is only politeness.
+const finishTimeout = time.Second
+
+// Capability flags of our handshake response (protocol 4.1, secure
+// connection, plugin auth, long password).
+const probeCaps = 0x00000001 | 0x00000200 | 0x00008000 | 0x00080000
+
+// finishHandshake answers the server's handshake with a login as
+// NoLoginUser with no password, and then quits. Dropping the connection
+// right after the handshake would count as a connection error for the
+// client host: after max_connect_errors (100 by default) of those without
+// a successful login in between, MariaDB and MySQL block the host (1129)
+// when they resolve names, which would cut haproxy off from the server.
+// An authentication failure does not count. The path already proved
+// itself with the handshake, so what happens here only becomes a note.
+func finishHandshake(ctx context.Context, conn net.Conn) string {
+	dl := time.Now().Add(finishTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+		dl = d
+	}
+	if err := conn.SetDeadline(dl); err != nil {
+		return err.Error()
+	}
+	resp := binary.LittleEndian.AppendUint32(nil, probeCaps)
+	resp = binary.LittleEndian.AppendUint32(resp, 1<<24) // max packet
+	resp = append(resp, 0x21)                            // utf8_general_ci
+	resp = append(resp, make([]byte, 23)...)
+	resp = append(resp, NoLoginUser...)
+	resp = append(resp, 0, 0) // end of user; empty auth response
+	resp = append(resp, "mysql_native_password"...)
+	resp = append(resp, 0)
+	seq := byte(1)
+	if err := writePacket(conn, seq, resp); err != nil {
+		return "no login answer sent: " + err.Error()
+	}
+	for range 3 { // OK, ERR, or at most a couple of auth switches
+		s, p, err := readPacket(conn, 1<<16)
+		if err != nil {
+			return "no reply to the login: " + err.Error()
+		}
+		seq = s + 1
+		switch {
+		case len(p) == 0:
+			return "empty reply to the login"
+		case p[0] == 0x00:
+			_ = writePacket(conn, 0, []byte{0x01}) // COM_QUIT
+			return ""
+		case p[0] == 0xff:
+			if e := parseErrPacket(p); e.Code != errAccessDenied {
+				return "login answer: " + e.Error()
+			}
+			return ""
+		case p[0] == 0xfe: // auth switch: answer with an empty password
+			if err := writePacket(conn, seq, nil); err != nil {
+				return "no auth switch answer sent: " + err.Error()
+			}
+		default:
+			return fmt.Sprintf("unexpected login reply 0x%02x", p[0])
+		}
+	}
+	return "login did not finish"
+}
+
+func writePacket(w io.Writer, seq byte, payload []byte) error {
+	n := len(payload)
+	_, err := w.Write(append([]byte{byte(n), byte(n >> 8), byte(n >> 16), seq}, payload...))
+	return err
 }
 
 // dial connects under ctx and makes every later read and write on the

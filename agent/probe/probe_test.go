@@ -73,6 +73,31 @@ func TestProbeMySQL(t *testing.T) {
 	}
 }
 
+// TestProbeMySQLFinishesLogin: a credential-less probe answers the
+// handshake (as NoLoginUser) instead of dropping the connection, which
+// servers count towards max_connect_errors (see finishHandshake).
+func TestProbeMySQLFinishesLogin(t *testing.T) {
+	f := startFake(t, fakeHandshake)
+	addr := f.ln.Addr().String()
+	rep := Run(context.Background(), []Target{{Address: addr, Kind: KindMySQL, Count: 5}}, Options{Timeout: 2 * time.Second})
+	if !rep.OK {
+		t.Fatalf("report %+v", rep.Targets[0].Errors)
+	}
+	for _, a := range rep.Targets[0].Attempts {
+		if a.Note != "" {
+			t.Errorf("note %q: the 1045 answer to the no-login user is the expected end", a.Note)
+		}
+	}
+	// The fake counts a login once it has read it; the last may still be
+	// on its way when Run returns, so wait (bounded) for all five.
+	for i := 0; i < 100 && f.loginCount() < 5; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := f.loginCount(); n != 5 {
+		t.Fatalf("%d logins answered, want 5", n)
+	}
+}
+
 func TestProbeMySQLRefused(t *testing.T) {
 	err := ProbeMySQL(attemptCtx(t, time.Second), Target{Address: deadAddr(t)}, &Result{}, quiet)
 	if got := Reason(err); got != ReasonRefused {

@@ -233,3 +233,51 @@ func firstLine(err error) string {
 	s, _, _ := strings.Cut(err.Error(), "\n")
 	return s
 }
+
+// TestSystemProbesDoNotBlockTheHost: MariaDB blocks a client host (1129)
+// after max_connect_errors connections that end during the handshake, when
+// it resolves names (Debian's default). haproxy on another host looks like
+// that to the server; here haproxy connects from 127.0.0.2, which the
+// server does not treat as loopback. Credential-less mysql probes finish
+// the handshake with a refused login instead, so they never count; the
+// same number of plain drops does get the host blocked.
+func TestSystemProbesDoNotBlockTheHost(t *testing.T) {
+	testbed.Require(t, testbed.TierSystem)
+	m := testbed.StartMariaDB(t, testbed.MariaDBOptions{ExtraArgs: []string{"--max-connect-errors=5", "--skip-name-resolve=0"}})
+	front := fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
+	runHAProxy(t, fmt.Sprintf(`defaults
+    mode tcp
+    retries 0
+    timeout connect 1s
+    timeout client 10s
+    timeout server 10s
+listen db
+    bind %s
+    server db1 %s source 127.0.0.2
+`, front, m.Addr()), front)
+
+	rep := Run(context.Background(), []Target{{Address: front, Kind: KindMySQL, Count: 20}}, Options{Timeout: 3 * time.Second})
+	if tr := rep.Targets[0]; tr.OK != 20 {
+		t.Fatalf("20 probes with max_connect_errors=5: %d OK, errors %v", tr.OK, tr.Errors)
+	}
+
+	// The control: dropping right after the handshake, as a naive probe
+	// (or mysql-check without a user) does, gets the host blocked.
+	var blocked error
+	for i := 0; i < 10 && blocked == nil; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		conn, err := dial(ctx, front)
+		if err == nil {
+			_, err = ReadHandshake(conn)
+			conn.Close()
+		}
+		cancel()
+		if Reason(err) == "mysql error 1129" {
+			blocked = err
+		}
+	}
+	if blocked == nil {
+		t.Fatal("the control never got 127.0.0.2 blocked: this test proves nothing on this server")
+	}
+	t.Logf("control: %v", blocked)
+}
