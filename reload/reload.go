@@ -190,19 +190,24 @@ func newID(t time.Time) string {
 // ErrLocked). The Result is filled in every case.
 func (r *Reloader) Run(ctx context.Context, opt Options) (Result, error) {
 	start := r.d.Now()
-	res := Result{ID: newID(start), Stages: []Stage{}, Findings: []Finding{}, Processes: []Process{}, Probes: ProbeReport{Attempts: []ProbeAttempt{}}}
+	res := Result{Stages: []Stage{}, Findings: []Finding{}, Processes: []Process{}, Probes: ProbeReport{Attempts: []ProbeAttempt{}}}
 	t := &txn{r: r, res: &res, opt: opt, start: start}
 	var err error
 	if opt.DryRun {
+		res.ID = newID(start)
 		err = t.dryRun(ctx)
 	} else {
 		var lk *lockFile
-		lk, err = acquireLock(ctx, r.s.StateDir, r.s.LockWait, r.s.LockTimeout, fmt.Sprintf("%s pid %d", res.ID, os.Getpid()))
+		lk, err = acquireLock(ctx, r.s.StateDir, r.s.LockWait, r.s.LockTimeout,
+			fmt.Sprintf("pid %d since %s", os.Getpid(), start.UTC().Format(time.RFC3339)))
 		if err != nil {
 			res.Outcome = OutcomeRefused
 			res.DurationMS = r.d.Now().Sub(start).Milliseconds()
 			return res, err
 		}
+		// The id is taken under the lock, so ids sort in the order the
+		// transactions ran (a waiter's id is later than the holder's).
+		res.ID = newID(r.d.Now())
 		err = t.run(ctx)
 		t.finish(err)
 		lk.release()

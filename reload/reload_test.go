@@ -260,7 +260,7 @@ func TestDryRunTouchesNothing(t *testing.T) {
 
 func TestLockFailFast(t *testing.T) {
 	f := newFixture(t)
-	lk, err := acquireLock(context.Background(), f.s.StateDir, false, 0, "holder-x pid 1")
+	lk, err := acquireLock(context.Background(), f.s.StateDir, false, 0, "pid 1 since then")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +269,7 @@ func TestLockFailFast(t *testing.T) {
 	r, _ := New(s, f.w.deps())
 	_, err = r.Run(context.Background(), Options{Candidate: f.candidate(t, "good v2\n")})
 	var le *LockedError
-	if !errors.Is(err, ErrLocked) || !errors.As(err, &le) || le.Holder != "holder-x pid 1" {
+	if !errors.Is(err, ErrLocked) || !errors.As(err, &le) || le.Holder != "pid 1 since then" {
 		t.Fatalf("err %v", err)
 	}
 	lk.release()

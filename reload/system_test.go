@@ -231,6 +231,8 @@ func TestSystemConcurrentReloadsSerialize(t *testing.T) {
 	if err != nil || len(es) != 2 || es[0].Outcome != reload.OutcomeCommitted || es[1].Outcome != reload.OutcomeCommitted {
 		t.Fatalf("history %+v %v", es, err)
 	}
+	// History ids are taken under the lock: es[1] ran after es[0] and saw
+	// es[0]'s config as the running one.
 	if es[1].BeforeSHA256 != es[0].AfterSHA256 {
 		t.Fatal("the second run did not see the first one's config as running: they overlapped")
 	}
