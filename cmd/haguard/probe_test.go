@@ -38,7 +38,20 @@ func fakeMySQLGreeter(t *testing.T) string {
 			if err != nil {
 				return
 			}
-			go func() { defer c.Close(); c.Write(pkt); io.Copy(io.Discard, c) }()
+			go func() {
+				defer c.Close()
+				c.Write(pkt)
+				// Answer the probe's no-login user with 1045, as a server does.
+				var hdr [4]byte
+				if _, err := io.ReadFull(c, hdr[:]); err != nil {
+					return
+				}
+				if _, err := io.CopyN(io.Discard, c, int64(hdr[0])|int64(hdr[1])<<8|int64(hdr[2])<<16); err != nil {
+					return
+				}
+				denied := "\xff\x15\x04#28000Access denied"
+				c.Write(append([]byte{byte(len(denied)), 0, 0, 2}, denied...))
+			}()
 		}
 	}()
 	t.Cleanup(func() { ln.Close(); <-done })
