@@ -65,7 +65,7 @@ rollback failed or the unit failed: the host needs a human.`,
 		log := a.logger()
 		r, closeFn, err := a.buildReloader(ctx, cfg, o.unit, log)
 		if err != nil {
-			return exitBroken, err
+			return exitNegative, err // nothing was touched: refused
 		}
 		defer closeFn()
 		res, err := r.Run(ctx, reload.Options{Candidate: o.candidate, DryRun: o.dryRun,

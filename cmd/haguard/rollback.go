@@ -38,7 +38,7 @@ Exit codes are those of 'haguard reload'.`,
 			}
 			r, closeFn, err := a.buildReloader(ctx, cfg, o.unit, a.logger())
 			if err != nil {
-				return exitBroken, err
+				return exitNegative, err // nothing was touched: refused
 			}
 			defer closeFn()
 			res, err := r.RollbackTo(ctx, id, reload.Options{KillGhosts: o.killGhosts || cfg.Reload.KillGhosts,
