@@ -147,4 +147,9 @@ type UnitStatus struct {
 	MainPID     int    `json:"main_pid"`
 	// Generation is the current worker generation (master CLI reloads count).
 	Generation int `json:"generation"`
+	// Drift is true when the running generation was not loaded from the
+	// bytes on disk (the file was edited without a reload), or haguard
+	// cannot tell; DriftReason says which.
+	Drift       bool   `json:"drift"`
+	DriftReason string `json:"drift_reason,omitempty"`
 }

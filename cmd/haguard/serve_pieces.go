@@ -239,7 +239,7 @@ func (a apiAdapter) Status(ctx context.Context) (api.UnitStatus, error) {
 		return api.UnitStatus{}, errors.New(st.Errors[0])
 	}
 	return api.UnitStatus{Unit: st.Unit, ActiveState: st.ActiveState, SubState: st.SubState,
-		MainPID: st.MainPID, Generation: st.Generation}, nil
+		MainPID: st.MainPID, Generation: st.Generation, Drift: st.Drift, DriftReason: st.DriftReason}, nil
 }
 
 // Probe implements api.Prober over the configured (or inferred) targets;

@@ -329,7 +329,7 @@ func TestServeUnit(t *testing.T) {
 			t.Fatalf("config on disk is not the candidate (%v)", err)
 		}
 		_, _, data = b.do(t, "GET", "/v1/status", nil, nil)
-		if json.Unmarshal(data, &st) != nil || st.Unit.Generation <= gen || st.ConfigSHA256 != sha(cand) {
+		if json.Unmarshal(data, &st) != nil || st.Unit.Generation <= gen || st.ConfigSHA256 != sha(cand) || st.Unit.Drift {
 			t.Fatalf("after reload: generation %d (was %d), sha %s: %s", st.Unit.Generation, gen, st.ConfigSHA256, data)
 		}
 		ok, fail := testbed.ConnectLoop(t.Context(), b.listen, 20, testbed.Greeting)
