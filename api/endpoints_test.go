@@ -285,3 +285,30 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsDocumented fails when a haguard_ metric is missing from
+// docs/metrics.md.
+func TestMetricsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, nil)
+	e.srv.Metrics().SetConfig(strings.Repeat("d", 64)) // config_info has a series once a config is known
+	mfs, err := e.srv.opts.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, mf := range mfs {
+		if name := mf.GetName(); strings.HasPrefix(name, "haguard_") {
+			n++
+			if !strings.Contains(string(doc), "`"+name+"`") {
+				t.Errorf("%s is not documented in docs/metrics.md", name)
+			}
+		}
+	}
+	if n != 7 {
+		t.Errorf("%d haguard_ metrics registered, want the 7 of the issue", n)
+	}
+}
