@@ -186,3 +186,20 @@ func TestWriteAtomic(t *testing.T) {
 		t.Fatalf("temp files left: %v", ents)
 	}
 }
+
+func TestForgetInterrupted(t *testing.T) {
+	f := newFixture(t)
+	crashAt(t, f, StageProbe, "good v2\n")
+	f.w.jobErr = errJob
+	if _, err := f.r.Run(context.Background(), Options{}); !errors.Is(err, ErrBroken) {
+		t.Fatalf("setup: %v", err)
+	}
+	f.w.jobErr = nil
+	res, err := f.r.Run(context.Background(), Options{Candidate: f.candidate(t, "good v3\n"), ForgetInterrupted: true})
+	if err != nil || !strings.Contains(res.Stages[0].Detail, "forgotten on request") {
+		t.Fatalf("err %v stages %+v", err, res.Stages)
+	}
+	if f.disk(t) != "good v3\n" {
+		t.Fatalf("disk %q", f.disk(t))
+	}
+}

@@ -128,9 +128,13 @@ type Options struct {
 	DryRun     bool
 	KillGhosts bool
 	// Force reloads even when the config is unchanged.
-	Force  bool
-	Reason string
-	Who    string
+	Force bool
+	// ForgetInterrupted drops the journal of a dead run instead of
+	// completing its rollback (the operator's escape hatch when that
+	// rollback cannot succeed); the recover stage says what is on disk.
+	ForgetInterrupted bool
+	Reason            string
+	Who               string
 }
 
 // Reloader runs transactions against one haproxy unit.

@@ -77,6 +77,14 @@ func (t *txn) recoverFrom(ctx context.Context, j Journal) error {
 	err := t.stage(ctx, StageRecover, func() (string, error) {
 		what := fmt.Sprintf("transaction %s (pid %d) died at stage %s", j.ID, j.PID, j.Stage)
 		switch {
+		case t.opt.ForgetInterrupted:
+			disk := "unreadable"
+			if b, rerr := readFileOrNil(j.Target); rerr == nil {
+				disk = short(sha(b))
+			}
+			t.markEntry(j.ID, OutcomeBroken)
+			return fmt.Sprintf("%s; forgotten on request (installed: %v): %s holds sha256 %s, candidate %s, snapshot %s",
+				what, j.Installed, j.Target, disk, short(j.CandidateSHA256), short(j.RollbackSHA256)), t.r.st.clearJournal()
 		case !j.Installed:
 			t.markEntry(j.ID, OutcomeRefused)
 			return what + " before install; nothing was changed", t.r.st.clearJournal()

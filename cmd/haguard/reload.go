@@ -17,6 +17,7 @@ type reloadOpts struct {
 	dryRun     bool
 	killGhosts bool
 	force      bool
+	forget     bool
 	reason     string
 	unit       unitFlags
 }
@@ -55,6 +56,7 @@ rollback failed or the unit failed: the host needs a human.`,
 	f.BoolVar(&o.killGhosts, "kill-ghosts", false, "kill ghost and divergent haproxy processes instead of failing")
 	f.BoolVar(&o.force, "force", false, "reload even when the config is unchanged")
 	f.StringVar(&o.reason, "reason", "", "why, for the history and audit log")
+	f.BoolVar(&o.forget, "forget-interrupted", false, "drop the journal of a reload that died, instead of completing its rollback (when that rollback keeps failing)")
 	addUnitFlags(cmd, &o.unit)
 	cmd.RunE = a.exec(func(ctx context.Context) (int, error) {
 		cfg, err := a.loadConfig(cmd)
@@ -69,7 +71,7 @@ rollback failed or the unit failed: the host needs a human.`,
 		}
 		defer closeFn()
 		res, err := r.Run(ctx, reload.Options{Candidate: o.candidate, DryRun: o.dryRun,
-			KillGhosts: cfg.Reload.KillGhosts, Force: o.force, Reason: o.reason, Who: who()})
+			KillGhosts: cfg.Reload.KillGhosts, Force: o.force, ForgetInterrupted: o.forget, Reason: o.reason, Who: who()})
 		return a.reportReload(res, err)
 	})
 	return cmd
