@@ -115,11 +115,13 @@ func (g *Galera) start(t testing.TB, opts GaleraOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := m.createUsers(ctx); err != nil {
-		return fmt.Errorf("%s: %w%s", m.name, err, m.logTail())
-	}
+	// Synced first: until then wsrep refuses DDL with 1047 ("WSREP has not
+	// yet prepared node for application use"), which a loaded machine hits.
 	if err := synced(0); err != nil {
 		return err
+	}
+	if err := m.createUsers(ctx); err != nil {
+		return fmt.Errorf("%s: %w%s", m.name, err, m.logTail())
 	}
 	// Joiners are launched one after the other, each as soon as the one
 	// before is a member of the primary component: start-up of the next
