@@ -184,8 +184,7 @@ const maxParamCache = 4096
 
 // parseServer parses a server line with client-native. Large configs
 // repeat the same parameters on thousands of lines ("check port 9200
-// inter 2s"), so the parsed list is memoized by its words and copied with
-// the line's position.
+// inter 2s"), so the parsed list is memoized by its words.
 func (b *builder) parseServer(d Directive) (Server, bool) {
 	if len(d.Words) < 3 {
 		return Server{}, false
@@ -204,13 +203,10 @@ func (b *builder) parseServer(d Directive) (Server, bool) {
 			b.paramCache[key] = tmpl
 		}
 	}
-	if len(tmpl) > 0 {
-		s.Params = make(Params, len(tmpl))
-		for i, p := range tmpl {
-			p.Pos = d.Pos
-			s.Params[i] = p
-		}
-	}
+	// Servers with the same parameter words share one read-only list (its
+	// capacity is capped, so an append copies); Proxy.ServerParam fills in
+	// the line.
+	s.Params = tmpl[:len(tmpl):len(tmpl)]
 	return s, true
 }
 

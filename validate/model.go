@@ -93,7 +93,10 @@ func (ps Params) Get(name string) (Param, bool) {
 type Server struct {
 	Name    string
 	Address string // as written: "db-node-1:3306", "127.0.0.1:3306"
-	Params  Params
+	// Params are the line's own parameters. Their Pos is left zero (the
+	// list is shared by lines with identical parameters): the position is
+	// Server.Pos, which Proxy.ServerParam fills in. Read-only.
+	Params Params
 	Pos     Pos
 	Comment string
 }
@@ -233,6 +236,7 @@ func (p *Proxy) EffCheck() *Option {
 // proxy's default-server lines, then the defaults chain's.
 func (p *Proxy) ServerParam(s Server, name string) (Param, bool) {
 	if v, ok := s.Params.Get(name); ok {
+		v.Pos = s.Pos
 		return v, true
 	}
 	for q := p; q != nil; q = q.Defaults {

@@ -43,21 +43,26 @@ func collectTimeValues(cfg *Config) []timeValue {
 				add(timeValue{kw: name, short: name, raw: t.Time.Raw, base: Seconds, pos: t.Pos, section: sec})
 			}
 		}
-		params := []Params{p.DefaultServer}
+		// scan adds the time parameters of one list; pos overrides the
+		// params' own (zero for server lines, which share their lists).
+		scan := func(ps Params, pos Pos) {
+			for _, name := range serverTimes {
+				if prm, ok := ps.Get(name); ok {
+					if pos.Line > 0 {
+						prm.Pos = pos
+					}
+					add(timeValue{kw: name, short: name, raw: prm.Value, base: Millis, pos: prm.Pos, section: sec})
+				}
+			}
+		}
+		scan(p.DefaultServer, Pos{})
 		for _, s := range p.Servers {
-			params = append(params, s.Params)
+			scan(s.Params, s.Pos)
 		}
 		for i, b := range p.Binds {
 			// "bind a:1,b:2 tcp-ut 5" shares one parameter list: count it once.
 			if i == 0 || b.Pos != p.Binds[i-1].Pos {
-				params = append(params, b.Params)
-			}
-		}
-		for _, m := range params {
-			for _, name := range serverTimes {
-				if prm, ok := m.Get(name); ok {
-					add(timeValue{kw: name, short: name, raw: prm.Value, base: Millis, pos: prm.Pos, section: sec})
-				}
+				scan(b.Params, Pos{})
 			}
 		}
 	}
