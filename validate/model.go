@@ -96,7 +96,7 @@ type Server struct {
 	// Params are the line's own parameters. Their Pos is left zero (the
 	// list is shared by lines with identical parameters): the position is
 	// Server.Pos, which Proxy.ServerParam fills in. Read-only.
-	Params Params
+	Params  Params
 	Pos     Pos
 	Comment string
 }
