@@ -142,13 +142,7 @@ func (a *app) runProbe(ctx context.Context, cmd *cobra.Command, f probeFlags) (i
 	if opts.Count == 0 && cfg.Probe.Count > 0 {
 		opts.Count = cfg.Probe.Count
 	}
-	if socks, err := probe.ListenSockets(ctx); err == nil {
-		opts.ListenerCount = probe.ListenerCounter(socks)
-	} else {
-		log.Debug("cannot count listeners; assuming one per target", "err", err)
-	}
-
-	rep := probe.Run(ctx, targets, opts)
+	rep := runCounted(ctx, targets, opts)
 	if health != nil {
 		// Read again after the probes: checks may have moved meanwhile.
 		if h, err := readHealth(ctx, socket); err == nil {
@@ -169,6 +163,44 @@ func (a *app) runProbe(ctx context.Context, cmd *cobra.Command, f probeFlags) (i
 	}
 	writeProbeHuman(a.stdout, rep)
 	return code, nil
+}
+
+// runCounted runs the probes with the number of processes LISTENing on
+// each target. When every target's attempt count is fixed, the count is
+// only reported, so the socket scan runs while the probes do.
+func runCounted(ctx context.Context, targets []probe.Target, opts probe.Options) probe.Report {
+	fixed := true
+	for _, t := range targets {
+		if t.Count == 0 && opts.Count == 0 {
+			fixed = false
+		}
+	}
+	if !fixed {
+		if socks, err := probe.ListenSockets(ctx); err == nil {
+			opts.ListenerCount = probe.ListenerCounter(socks)
+		} else {
+			opts.Logger.Debug("cannot count listeners; assuming one per target", "err", err)
+		}
+		return probe.Run(ctx, targets, opts)
+	}
+	var socks []probe.Socket
+	var err error
+	scanned := make(chan struct{})
+	go func() {
+		defer close(scanned)
+		socks, err = probe.ListenSockets(ctx)
+	}()
+	rep := probe.Run(ctx, targets, opts)
+	<-scanned
+	if err != nil {
+		opts.Logger.Debug("cannot count listeners", "err", err)
+		return rep
+	}
+	count := probe.ListenerCounter(socks)
+	for i := range rep.Targets {
+		rep.Targets[i].Listeners = count(rep.Targets[i].Target)
+	}
+	return rep
 }
 
 func (f probeFlags) validate() error {
