@@ -38,7 +38,10 @@ func (a *app) buildReloader(ctx context.Context, cfg config.Config, uf unitFlags
 	if uf.busAddress != "" {
 		cfg.Systemd.BusAddress = uf.busAddress
 	}
-	sd, err := systemd.Dial(ctx, cfg.Systemd.BusAddress)
+	// The connection outlives ctx: godbus closes a connection when its dial
+	// context ends, and a Ctrl-C during the transaction must not cut the bus
+	// under the rollback that the cancellation itself triggers.
+	sd, err := systemd.Dial(context.WithoutCancel(ctx), cfg.Systemd.BusAddress)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to systemd: %w", err)
 	}
