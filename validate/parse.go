@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/haproxytech/client-native/v5/config-parser/parsers/extra"
@@ -49,6 +50,10 @@ func Parse(files ...string) (*Config, error) {
 	if len(files) == 0 {
 		return nil, errors.New("no configuration file given")
 	}
+	files, err := expandDirs(files)
+	if err != nil {
+		return nil, err
+	}
 	b := newBuilder(files)
 	for _, f := range files {
 		fh, err := os.Open(f)
@@ -62,6 +67,29 @@ func Parse(files ...string) (*Config, error) {
 		}
 	}
 	return b.finish()
+}
+
+// expandDirs replaces each directory argument by its *.cfg files in
+// lexical order, as `haproxy -f DIR` does.
+func expandDirs(args []string) ([]string, error) {
+	out := make([]string, 0, len(args))
+	for _, a := range args {
+		st, err := os.Stat(a)
+		if err != nil || !st.IsDir() {
+			out = append(out, a) // Open reports the error with the file's name
+			continue
+		}
+		ents, err := os.ReadDir(a)
+		if err != nil {
+			return nil, &FileError{File: a, Err: err}
+		}
+		for _, e := range ents { // ReadDir sorts by name
+			if !e.IsDir() && strings.HasSuffix(e.Name(), ".cfg") {
+				out = append(out, filepath.Join(a, e.Name()))
+			}
+		}
+	}
+	return out, nil
 }
 
 // ParseReader parses one configuration read from r, named name in positions.

@@ -217,3 +217,21 @@ func TestParseCRLF(t *testing.T) {
 		t.Fatal("check lost to the trailing CR")
 	}
 }
+
+func TestParseDirectory(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "20-backend.cfg", "backend be\n    server s 127.0.0.1:3306\n")
+	writeFile(t, dir, "10-defaults.cfg", "defaults\n    timeout server 8h\n")
+	writeFile(t, dir, "README", "not a config\n")
+	cfg, err := Parse(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Join(dir, "10-defaults.cfg"), filepath.Join(dir, "20-backend.cfg")}
+	if strings.Join(cfg.Files, ",") != strings.Join(want, ",") {
+		t.Fatalf("files = %v, want %v (haproxy -f DIR: *.cfg in lexical order)", cfg.Files, want)
+	}
+	if s := cfg.Backends[0].EffTimeout("server"); s.Time.D != 8*time.Hour {
+		t.Fatalf("defaults from the earlier file not applied: %+v", s)
+	}
+}
