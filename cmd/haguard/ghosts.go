@@ -30,7 +30,7 @@ type ghostsOpts struct {
 func (a *app) ghostsCmd() *cobra.Command {
 	var o ghostsOpts
 	cmd := &cobra.Command{
-		Use:   "ghosts [--kill] [--grace 10s]",
+		Use:   "ghosts [--kill] [--grace DURATION]",
 		Short: "Find haproxy processes that the unit does not own (ghosts) or that run an outdated config",
 		Long: `ghosts classifies every haproxy process on the host against the systemd unit
 that should own it (docs/ghosts.md):
@@ -50,11 +50,20 @@ the process table; every process carries the reason for its class.
 
 --kill sends SIGTERM to ghosts only, then SIGKILL after --grace, each signal
 guarded by the process's start time against PID reuse. The report shows what
-was found; kill outcomes go to stderr.
+the sweep found, then one line per ghost with what was done to it
+(terminated, killed, gone, pid-reused or failed), and closes on the state
+after the kill. With --format json the same outcomes are in "kills".
 
-Exit codes: 0 no ghost and nothing divergent (ghosts killed with --kill
-count as gone); 1 ghosts or divergent processes remain; 2 usage error, or
-neither systemd nor the master CLI could be read; 3 a kill failed.`,
+Exit codes:
+  0  no ghost and nothing divergent (ghosts removed by --kill count as gone)
+  1  ghosts or divergent processes remain
+  2  usage error, or neither systemd nor the master CLI could be read
+  3  a kill failed: a ghost still runs
+
+Examples:
+  haguard ghosts                      # look only
+  haguard ghosts --kill --grace 5s    # remove ghosts, SIGKILL after 5s
+  haguard ghosts --format json | jq '.processes[] | select(.class=="ghost")'`,
 		Args: cobra.NoArgs,
 	}
 	fl := cmd.Flags()
@@ -127,7 +136,7 @@ func (a *app) runGhosts(ctx context.Context, cfg config.Config, o ghostsOpts) (i
 		}
 	}
 	if a.jsonOutput() {
-		if err := a.writeJSON(report); err != nil {
+		if err := a.writeJSON(ghostsJSON(report, kills)); err != nil {
 			return exitBroken, err
 		}
 	} else {
@@ -157,21 +166,80 @@ func (u unreachableUnit) Unit(context.Context, string) (systemd.Unit, error) {
 	return systemd.Unit{}, u.err
 }
 
+// ghostsDoc is the JSON document of `haguard ghosts`: the sweep's report
+// (the issue-5 contract, unchanged) plus what --kill did to each ghost.
+type ghostsDoc struct {
+	procs.Report
+	Kills []ghostKill `json:"kills"`
+}
+
+// ghostKill is one kill outcome; error is always present (empty unless
+// the outcome is failed) so scripts can read it without a default.
+type ghostKill struct {
+	PID     int32         `json:"pid"`
+	Outcome procs.Outcome `json:"outcome"`
+	Error   string        `json:"error"`
+}
+
+func ghostsJSON(r procs.Report, kills []procs.KillResult) ghostsDoc {
+	d := ghostsDoc{Report: r, Kills: make([]ghostKill, 0, len(kills))}
+	for _, k := range kills {
+		d.Kills = append(d.Kills, ghostKill{PID: k.PID, Outcome: k.Outcome, Error: k.Error})
+	}
+	return d
+}
+
 // ghostsExit maps a sweep (and the kills done after it) to the exit code.
 func ghostsExit(r procs.Report, kills []procs.KillResult) int {
-	removed := 0
+	removed, failed := killTally(kills)
+	switch {
+	case failed > 0:
+		return exitBroken
+	case r.Counts.Divergent > 0 || r.Counts.Ghost > removed:
+		return exitNegative
+	}
+	return exitOK
+}
+
+// killTally counts the ghosts that no longer run (whatever the way) and
+// the kills that failed.
+func killTally(kills []procs.KillResult) (removed, failed int) {
 	for _, k := range kills {
 		switch k.Outcome {
 		case procs.Failed:
-			return exitBroken
+			failed++
 		case procs.Terminated, procs.Killed, procs.Gone, procs.Reused:
 			removed++
 		}
 	}
-	if r.Counts.Divergent > 0 || r.Counts.Ghost > removed {
-		return exitNegative
+	return removed, failed
+}
+
+// killMeaning says in words what a kill outcome means for the operator.
+func killMeaning(k procs.KillResult) string {
+	switch k.Outcome {
+	case procs.Terminated:
+		return "exited after SIGTERM"
+	case procs.Killed:
+		return "still running after the grace, exited after SIGKILL"
+	case procs.Gone:
+		return "had already exited, not signalled"
+	case procs.Reused:
+		return "the pid now names another process, not signalled"
+	case procs.Failed:
+		if k.Error == "" {
+			return "still running"
+		}
+		return "still running: " + k.Error
 	}
-	return exitOK
+	return k.Error
+}
+
+func ghostNoun(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func printGhosts(w io.Writer, r procs.Report, kills []procs.KillResult, killed bool) {
@@ -197,21 +265,39 @@ func printGhosts(w io.Writer, r procs.Report, kills []procs.KillResult, killed b
 	if len(kills) > 0 {
 		fmt.Fprintln(w, "\nkilled:")
 		for _, k := range kills {
-			line := fmt.Sprintf("  %d %s", k.PID, k.Outcome)
-			if k.Error != "" {
-				line += ": " + k.Error
-			}
-			fmt.Fprintln(w, line)
+			fmt.Fprintf(w, "  %d %s: %s\n", k.PID, k.Outcome, killMeaning(k))
 		}
 	}
 	c := r.Counts
-	fmt.Fprintf(w, "\n%d current, %d draining, %d ghost, %d divergent", c.Current, c.Draining, c.Ghost, c.Divergent)
+	counts := fmt.Sprintf("%d current, %d draining, %d ghost, %d divergent", c.Current, c.Draining, c.Ghost, c.Divergent)
+	if !killed {
+		fmt.Fprintf(w, "\n%s", counts)
+		switch {
+		case r.Clean():
+			fmt.Fprintln(w, ": clean")
+		case c.Ghost > 0:
+			fmt.Fprintln(w, ": ghosts found; check them, then run 'haguard ghosts --kill'")
+		default:
+			fmt.Fprintln(w, ": needs attention (divergent processes are never killed; see docs/ghosts.md)")
+		}
+		return
+	}
+	// With --kill the counts are what the sweep found; the last line is
+	// the state after the kill.
+	fmt.Fprintf(w, "\nfound %s\n", counts)
+	removed, failed := killTally(kills)
+	ghosts := max(c.Ghost-removed, 0)
+	did := "no ghost to kill"
+	if c.Ghost > 0 {
+		did = fmt.Sprintf("%d of %d %s removed", removed, c.Ghost, ghostNoun(c.Ghost, "ghost", "ghosts"))
+	}
+	fmt.Fprintf(w, "after --kill: %s, %d ghost and %d divergent remain: ", did, ghosts, c.Divergent)
 	switch {
-	case r.Clean():
-		fmt.Fprintln(w, ": clean")
-	case c.Ghost > 0 && !killed:
-		fmt.Fprintln(w, ": ghosts found; check them, then run 'haguard ghosts --kill'")
+	case failed > 0:
+		fmt.Fprintln(w, "a kill failed; needs a human")
+	case ghosts > 0 || c.Divergent > 0:
+		fmt.Fprintln(w, "needs attention (--kill never touches divergent processes; see docs/ghosts.md)")
 	default:
-		fmt.Fprintln(w, ": needs attention")
+		fmt.Fprintln(w, "clean")
 	}
 }

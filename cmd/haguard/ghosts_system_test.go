@@ -28,6 +28,7 @@ type ghostBox struct {
 	listen  string
 	backend string
 	good    string
+	kills   []ghostKill // of the last ghosts run
 }
 
 func newGhostBox(t *testing.T) *ghostBox {
@@ -57,12 +58,13 @@ func (b *ghostBox) ghosts(t *testing.T, args ...string) (procs.Report, int) {
 		}
 		code = ee.ExitCode()
 	}
-	var r procs.Report
-	if err := json.Unmarshal([]byte(out), &r); err != nil {
+	var d ghostsDoc
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
 		t.Fatalf("haguard ghosts (exit %d) printed no JSON report: %v\nstdout:\n%s\nstderr:\n%s", code, err, out, errOut)
 	}
-	t.Logf("haguard ghosts %s: exit %d, counts %+v", strings.Join(args, " "), code, r.Counts)
-	return r, code
+	t.Logf("haguard ghosts %s: exit %d, counts %+v, kills %+v", strings.Join(args, " "), code, d.Counts, d.Kills)
+	b.kills = d.Kills
+	return d.Report, code
 }
 
 func (b *ghostBox) showProc(t *testing.T) *master.ShowProc {
@@ -162,6 +164,10 @@ func TestGhostsSystemGhost(t *testing.T) {
 	if code != exitOK || r.Counts.Ghost != 1 {
 		t.Fatalf("--kill: exit %d, counts %+v", code, r.Counts)
 	}
+	if len(b.kills) != 1 || b.kills[0].PID != int32(ghost.BoxPID) ||
+		(b.kills[0].Outcome != procs.Terminated && b.kills[0].Outcome != procs.Killed) || b.kills[0].Error != "" {
+		t.Fatalf("--kill: kills %+v, want the ghost (box pid %d) terminated or killed", b.kills, ghost.BoxPID)
+	}
 	select {
 	case <-ghost.Done():
 	case <-ctx.Done():
@@ -175,6 +181,26 @@ func TestGhostsSystemGhost(t *testing.T) {
 	r, code = b.ghosts(t)
 	if code != exitOK || !r.Clean() || r.Counts.Current != 2 {
 		t.Fatalf("after the kill: exit %d, counts %+v", code, r.Counts)
+	}
+
+	// The human report of a kill says what was done and closes on the
+	// state after it (it used to close on "1 ghost ...: needs attention").
+	ghost2 := b.s.StartGhost(t, testbed.TCPProxyConfig(b.listen, testbed.DeadAddr(t)))
+	out, errOut, err := b.s.Run(ctx, b.bin, "ghosts", "--kill", "--grace", "5s")
+	if err != nil {
+		t.Fatalf("human ghosts --kill: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("\nkilled:\n  %d ", ghost2.BoxPID),
+		"found 2 current, 0 draining, 1 ghost, 0 divergent\n",
+		"after --kill: 1 of 1 ghost removed, 0 ghost and 0 divergent remain: clean\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("human ghosts --kill lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "needs attention") {
+		t.Errorf("human ghosts --kill still says needs attention after a clean kill:\n%s", out)
 	}
 }
 
@@ -210,6 +236,9 @@ func TestGhostsSystemDraining(t *testing.T) {
 	r, code = b.ghosts(t, "--kill", "--grace", "2s")
 	if code != exitOK || byPID(r)[old.PID].Class != procs.Draining {
 		t.Fatalf("--kill: exit %d, %+v", code, r.Processes)
+	}
+	if b.kills == nil || len(b.kills) != 0 {
+		t.Fatalf("--kill with no ghost: kills %+v, want []", b.kills)
 	}
 	if r2, _ := b.ghosts(t); byPID(r2)[old.PID].Class != procs.Draining {
 		t.Fatalf("the draining worker is gone after --kill: %+v", r2.Processes)

@@ -86,10 +86,86 @@ func TestPrintGhosts(t *testing.T) {
 			t.Errorf("human output lacks %q:\n%s", want, out)
 		}
 	}
-	b.Reset()
-	printGhosts(&b, r, []procs.KillResult{{PID: 900, Outcome: procs.Terminated}}, true)
-	if !strings.Contains(b.String(), "killed:\n  900 terminated") {
-		t.Errorf("kill outcomes missing:\n%s", b.String())
+}
+
+// TestPrintGhostsAfterKill: with --kill the human report says what was
+// found, what was done to each ghost, and closes on the state after the
+// kill, not the state before it.
+func TestPrintGhostsAfterKill(t *testing.T) {
+	r := procs.Report{Unit: "haproxy.service", MasterPID: 100, Processes: []procs.Process{
+		{PID: 100, PPID: 1, Class: procs.Current, Reason: "master", Generation: 2},
+		{PID: 900, PPID: 1, Class: procs.Ghost, Reason: "not in haproxy.service's cgroup"},
+		{PID: 901, PPID: 1, Class: procs.Ghost, Reason: "not in haproxy.service's cgroup"},
+		{PID: 902, PPID: 1, Class: procs.Ghost, Reason: "not in haproxy.service's cgroup"},
+		{PID: 903, PPID: 1, Class: procs.Ghost, Reason: "not in haproxy.service's cgroup"},
+	}, Counts: procs.Counts{Current: 1, Ghost: 4}}
+	all := []procs.KillResult{{PID: 900, Outcome: procs.Terminated}, {PID: 901, Outcome: procs.Killed},
+		{PID: 902, Outcome: procs.Gone}, {PID: 903, Outcome: procs.Reused}}
+	for _, tc := range []struct {
+		name  string
+		r     procs.Report
+		kills []procs.KillResult
+		want  []string
+		not   []string
+	}{
+		{"all removed", r, all, []string{
+			"killed:\n",
+			"  900 terminated: exited after SIGTERM\n",
+			"  901 killed: still running after the grace, exited after SIGKILL\n",
+			"  902 gone: had already exited, not signalled\n",
+			"  903 pid-reused: the pid now names another process, not signalled\n",
+			"found 1 current, 0 draining, 4 ghost, 0 divergent\n",
+			"after --kill: 4 of 4 ghosts removed, 0 ghost and 0 divergent remain: clean\n",
+		}, []string{"needs attention", "ghosts found"}},
+		{"one failed", r, []procs.KillResult{all[0], all[1], all[2], {PID: 903, Outcome: procs.Failed, Error: "operation not permitted"}}, []string{
+			"  903 failed: still running: operation not permitted\n",
+			"after --kill: 3 of 4 ghosts removed, 1 ghost and 0 divergent remain: a kill failed; needs a human\n",
+		}, []string{": clean"}},
+		{"divergent remains", procs.Report{Unit: "haproxy.service", MasterPID: 100, Processes: r.Processes[:2],
+			Counts: procs.Counts{Current: 1, Ghost: 1, Divergent: 1}}, all[:1], []string{
+			"after --kill: 1 of 1 ghost removed, 0 ghost and 1 divergent remain: needs attention (--kill never touches divergent processes; see docs/ghosts.md)\n",
+		}, []string{": clean"}},
+		{"nothing to kill", procs.Report{Unit: "haproxy.service", MasterPID: 100, Processes: r.Processes[:1],
+			Counts: procs.Counts{Current: 1}}, []procs.KillResult{}, []string{
+			"found 1 current, 0 draining, 0 ghost, 0 divergent\n",
+			"after --kill: no ghost to kill, 0 ghost and 0 divergent remain: clean\n",
+		}, []string{"killed:"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			printGhosts(&b, tc.r, tc.kills, true)
+			out := b.String()
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("human output lacks %q:\n%s", w, out)
+				}
+			}
+			for _, w := range tc.not {
+				if strings.Contains(out, w) {
+					t.Errorf("human output has %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+// TestGhostsJSONKills: --format json carries the kill outcomes in "kills"
+// next to the issue-5 fields, with "error" always present; without
+// --kill "kills" is an empty list.
+func TestGhostsJSONKills(t *testing.T) {
+	r := procs.Report{Unit: "haproxy.service", MasterPID: 100, Processes: []procs.Process{}, Counts: procs.Counts{Ghost: 2}}
+	b, err := json.Marshal(ghostsJSON(r, []procs.KillResult{{PID: 900, Outcome: procs.Terminated},
+		{PID: 901, Outcome: procs.Failed, Error: "operation not permitted"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `"kills":[{"pid":900,"outcome":"terminated","error":""},{"pid":901,"outcome":"failed","error":"operation not permitted"}]`
+	if !strings.Contains(string(b), want) || !strings.HasPrefix(string(b), `{"unit":"haproxy.service","master_pid":100,"processes":[],"counts":{`) {
+		t.Fatalf("json %s\nwant the report's fields, then %s", b, want)
+	}
+	b, _ = json.Marshal(ghostsJSON(r, nil))
+	if !strings.Contains(string(b), `"kills":[]`) {
+		t.Fatalf("without --kill: %s, want \"kills\":[]", b)
 	}
 }
 
