@@ -15,8 +15,10 @@ type Status struct {
 	Unit        string `json:"unit"`
 	ActiveState string `json:"active_state"`
 	SubState    string `json:"sub_state"`
-	StatusText  string `json:"status_text"`
-	MainPID     int    `json:"main_pid"`
+	// StatusText is the unit's systemd StatusText (STATUS= from the
+	// service); "" when it sent none. The JSON key is always present.
+	StatusText string `json:"status_text"`
+	MainPID    int    `json:"main_pid"`
 	// Generation is the master's reload counter; -1 when unreadable.
 	Generation int `json:"generation"`
 	Failed     int `json:"failed_reloads"`

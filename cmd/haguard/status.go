@@ -21,8 +21,20 @@ drift: whether the running generation was loaded from a config that
 differs from the file on disk (edited without a reload, or reloaded
 outside haguard). It also reports a reload that died mid-transaction.
 
-Exit codes: 0 active, no drift; 1 drift, an interrupted transaction, or
-a failed last reload; 3 the unit is not active.`,
+The unit line shows systemd's StatusText (STATUS= sent by haproxy, e.g.
+"Reload failed!") only when there is one. --format json prints the same
+facts as one document (docs/reload.md); "status_text" is "" when there is
+none.
+
+Exit codes:
+  0  the unit is active and runs the config on disk
+  1  drift, an interrupted transaction, or a failed last reload
+  2  usage error, unreadable haguard.yaml or state dir
+  3  the unit is not active, or systemd cannot be reached
+
+Examples:
+  haguard status
+  haguard status --unit haproxy-edge.service --format json | jq .drift_reason`,
 		Args: cobra.NoArgs,
 	}
 	addUnitFlags(cmd, &uf)
@@ -59,7 +71,15 @@ a failed last reload; 3 the unit is not active.`,
 }
 
 func writeStatusHuman(w io.Writer, st reload.Status) {
-	fmt.Fprintf(w, "unit:       %s %s/%s (main pid %d) %q\n", st.Unit, st.ActiveState, st.SubState, st.MainPID, st.StatusText)
+	switch {
+	case st.ActiveState == "":
+		fmt.Fprintf(w, "unit:       %s state unknown (see the errors below)\n", st.Unit)
+	case st.StatusText == "":
+		// No STATUS= from the unit: say nothing rather than print "".
+		fmt.Fprintf(w, "unit:       %s %s/%s (main pid %d)\n", st.Unit, st.ActiveState, st.SubState, st.MainPID)
+	default:
+		fmt.Fprintf(w, "unit:       %s %s/%s (main pid %d), status %q\n", st.Unit, st.ActiveState, st.SubState, st.MainPID, st.StatusText)
+	}
 	if st.Generation >= 0 {
 		fmt.Fprintf(w, "generation: %d (failed reloads since last success: %d), %d workers\n", st.Generation, st.Failed, st.Workers)
 		if st.OldWorkers > 0 && st.OldestDraining != nil {

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/haguard/haguard/reload"
+)
+
+// TestStatusHumanStatusText: the unit line shows systemd's StatusText when
+// there is one, and no empty quotes when there is none (haproxy sends no
+// STATUS= until its first reload, and not at all with Type=forking).
+func TestStatusHumanStatusText(t *testing.T) {
+	st := reload.Status{Unit: "haproxy.service", ActiveState: "active", SubState: "running", MainPID: 106,
+		Generation: 2, Workers: 1, Target: "/etc/haproxy/haproxy.cfg", Errors: []string{}}
+	var b bytes.Buffer
+	writeStatusHuman(&b, st)
+	first, _, _ := strings.Cut(b.String(), "\n")
+	if want := "unit:       haproxy.service active/running (main pid 106)"; first != want {
+		t.Errorf("unit line %q, want %q", first, want)
+	}
+	if strings.Contains(b.String(), `""`) {
+		t.Errorf("empty quotes in:\n%s", b.String())
+	}
+
+	st.StatusText = "Ready."
+	b.Reset()
+	writeStatusHuman(&b, st)
+	first, _, _ = strings.Cut(b.String(), "\n")
+	if want := `unit:       haproxy.service active/running (main pid 106), status "Ready."`; first != want {
+		t.Errorf("unit line %q, want %q", first, want)
+	}
+
+	st.ActiveState, st.SubState, st.StatusText, st.MainPID = "", "", "", 0
+	st.Errors = []string{"unit: dial unix /run/dbus/system_bus_socket: connect: no such file or directory"}
+	b.Reset()
+	writeStatusHuman(&b, st)
+	first, _, _ = strings.Cut(b.String(), "\n")
+	if want := "unit:       haproxy.service state unknown (see the errors below)"; first != want {
+		t.Errorf("unit line %q, want %q", first, want)
+	}
+}
