@@ -157,10 +157,13 @@ type Registry struct {
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry { return &Registry{} }
 
-// DefaultRegistry returns a registry with every rule haguard implements.
+// DefaultRegistry returns a registry with every rule haguard implements:
+// the config-only rules (HA) and the rules that need facts (DB, KN, PA),
+// which Lint skips when their facts are absent.
 func DefaultRegistry() *Registry {
 	r := NewRegistry()
-	for _, family := range [][]Rule{timeUnitRules(), timeoutRules(), checkRules(), keepaliveRules()} {
+	for _, family := range [][]Rule{timeUnitRules(), timeoutRules(), checkRules(), keepaliveRules(),
+		dbRules(), kernelRules(), pathRules()} {
 		if err := r.Register(family...); err != nil {
 			panic(err) // a duplicate ID is a programming error caught by the tests
 		}

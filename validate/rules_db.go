@@ -2,7 +2,6 @@ package validate
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,12 +20,6 @@ func dbRules() []Rule {
 		{ID: "DB104", Severity: SevError, Title: "Galera node in rotation but not Synced", Needs: NeedsDB, Eval: evalDB104},
 		{ID: "DB105", Severity: SevWarning, Title: "Timeout server shorter than allowed query runtime", Needs: NeedsDB, Eval: evalDB105},
 	}
-}
-
-// FactRules are the rules that need live or declared facts (DB, KN, PA).
-// DefaultRegistry does not hold them yet; register them next to it.
-func FactRules() []Rule {
-	return slices.Concat(dbRules(), kernelRules(), pathRules())
 }
 
 // dbServers returns p's servers that have facts, in config order.

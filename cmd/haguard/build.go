@@ -120,7 +120,7 @@ type checkAdapter struct {
 func (c *checkAdapter) Check(ctx context.Context, files []string) (reload.CheckReport, error) {
 	facts := gatherFacts(ctx, c.cfg, c.cfg.Facts.Mode, files, c.log)
 	rep, err := validate.Check(ctx, validate.Options{Files: files, HAProxyBin: c.cfg.HAProxy.Binary,
-		Facts: facts, Registry: factsRegistry(), Logger: c.log})
+		Facts: facts, Logger: c.log})
 	if err != nil {
 		return reload.CheckReport{}, err
 	}

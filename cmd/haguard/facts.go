@@ -13,17 +13,6 @@ import (
 	"github.com/haguard/haguard/validate/facts"
 )
 
-// factsRegistry is every rule haguard implements, the fact rules (DB, KN,
-// PA) included. A rule already in DefaultRegistry is skipped, so this
-// keeps working once validate registers them itself.
-func factsRegistry() *validate.Registry {
-	reg := validate.DefaultRegistry()
-	for _, r := range validate.FactRules() {
-		_ = reg.Register(r) // only fails on a duplicate ID
-	}
-	return reg
-}
-
 // gatherFacts collects the facts for mode (none, declared, live) about the
 // config in files. Declared backend wait_timeouts stand in for live ones
 // when the DB is not asked.
@@ -110,7 +99,7 @@ func (a *app) withFacts(cmd *cobra.Command) *cobra.Command {
 		}
 		log := a.logger()
 		rep, err := validate.Check(ctx, validate.Options{Files: files, HAProxyBin: bin, NoSyntax: noSyntax, FailOn: failOn,
-			Facts: gatherFacts(ctx, cfg, mode, files, log), Registry: factsRegistry(), Logger: log})
+			Facts: gatherFacts(ctx, cfg, mode, files, log), Logger: log})
 		if err != nil {
 			var fe *validate.FileError
 			if errors.As(err, &fe) {
