@@ -1,14 +1,11 @@
 package procs
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/haguard/haguard/agent/sockets"
 	"github.com/shirou/gopsutil/v3/process"
 )
 
@@ -221,21 +219,25 @@ func parseCgroup(text string) (unified, systemd string) {
 // another one (a process in a container) through /proc/PID/net/tcp{,6}.
 func addListeners(ps []Proc) error {
 	own := ownNetns()
-	tables := map[string]map[uint64]string{} // netns -> inode -> address
+	tables := map[string]sockets.Table{} // by netns
 	for i := range ps {
-		pid := strconv.Itoa(int(ps[i].PID))
-		ns, err := os.Readlink("/proc/" + pid + "/ns/net")
+		ns, err := os.Readlink("/proc/" + strconv.Itoa(int(ps[i].PID)) + "/ns/net")
 		if err != nil {
 			continue // gone, or no permission: no sockets known
 		}
 		tab, ok := tables[ns]
 		if !ok {
-			if tab, err = listenTable(pid, ns == own); err != nil {
+			if ns == own {
+				tab, err = sockets.Listening()
+			} else {
+				tab, err = sockets.ListeningIn(ps[i].PID)
+			}
+			if err != nil {
 				return err
 			}
 			tables[ns] = tab
 		}
-		ps[i].Listen, err = socketsOf(pid, tab)
+		ps[i].Listen, err = listenAddrs(ps[i].PID, tab)
 		if err != nil {
 			ps[i].ListenErr = err.Error()
 		}
@@ -243,96 +245,24 @@ func addListeners(ps []Proc) error {
 	return nil
 }
 
-// listenTable reads the LISTEN sockets of pid's network namespace.
-func listenTable(pid string, ours bool) (map[uint64]string, error) {
-	if ours {
-		if tab, err := listenDiag(); err == nil {
-			return tab, nil
-		}
-		// No sock_diag (module missing, seccomp): read /proc instead.
-	}
-	tab := map[uint64]string{}
-	for _, f := range []string{"tcp", "tcp6"} {
-		b, err := os.ReadFile("/proc/" + pid + "/net/" + f)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("read socket table: %w", err)
-		}
-		parseListen(b, tab)
-	}
-	return tab, nil
+// ownNetns is the network namespace of this process ("net:[4026531840]").
+func ownNetns() string {
+	ns, _ := os.Readlink("/proc/self/ns/net")
+	return ns
 }
 
-// parseListen adds the LISTEN rows (state 0A) of a /proc/net/tcp{,6} table.
-func parseListen(b []byte, into map[uint64]string) {
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	sc.Scan() // header
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 10 || f[3] != "0A" {
-			continue
-		}
-		ino, err := strconv.ParseUint(f[9], 10, 64)
-		if err != nil || ino == 0 {
-			continue
-		}
-		if addr, ok := decodeAddr(f[1]); ok {
-			into[ino] = addr
-		}
-	}
-}
-
-// decodeAddr turns "0100007F:0CEB" (or its 32-hex-digit IPv6 form) into
-// "127.0.0.1:3307". The kernel prints each 32-bit word in host (little
-// endian) order.
-func decodeAddr(s string) (string, bool) {
-	h, p, ok := strings.Cut(s, ":")
-	if !ok {
-		return "", false
-	}
-	raw, err := hex.DecodeString(h)
-	if err != nil || (len(raw) != 4 && len(raw) != 16) {
-		return "", false
-	}
-	port, err := strconv.ParseUint(p, 16, 16)
-	if err != nil {
-		return "", false
-	}
-	ip := make(net.IP, len(raw))
-	for w := 0; w < len(raw); w += 4 {
-		ip[w], ip[w+1], ip[w+2], ip[w+3] = raw[w+3], raw[w+2], raw[w+1], raw[w]
-	}
-	return net.JoinHostPort(ip.String(), strconv.Itoa(int(port))), true
-}
-
-// socketsOf lists the addresses of tab that pid holds open, sorted.
-func socketsOf(pid string, tab map[uint64]string) ([]string, error) {
+// listenAddrs lists the addresses of tab that pid holds open, sorted.
+func listenAddrs(pid int32, tab sockets.Table) ([]string, error) {
 	out := []string{}
-	if len(tab) == 0 {
-		return out, nil
-	}
-	dir := "/proc/" + pid + "/fd/"
-	fds, err := os.ReadDir(dir)
+	inodes, err := sockets.Held(pid, tab)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return out, nil // exited meanwhile
 		}
 		return out, fmt.Errorf("read sockets: %w", err)
 	}
-	for _, fd := range fds {
-		target, err := os.Readlink(dir + fd.Name())
-		if err != nil {
-			continue
-		}
-		ino, ok := strings.CutPrefix(target, "socket:[")
-		if !ok {
-			continue
-		}
-		n, err := strconv.ParseUint(strings.TrimSuffix(ino, "]"), 10, 64)
-		if err != nil {
-			continue
-		}
-		if addr, ok := tab[n]; ok && !slices.Contains(out, addr) {
+	for _, ino := range inodes {
+		if addr := tab[ino].String(); !slices.Contains(out, addr) {
 			out = append(out, addr)
 		}
 	}
