@@ -118,9 +118,7 @@ type checkAdapter struct {
 }
 
 func (c *checkAdapter) Check(ctx context.Context, files []string) (reload.CheckReport, error) {
-	facts := gatherFacts(ctx, c.cfg, c.cfg.Facts.Mode, files, c.log)
-	rep, err := validate.Check(ctx, validate.Options{Files: files, HAProxyBin: c.cfg.HAProxy.Binary,
-		Facts: facts, Logger: c.log})
+	rep, err := checkConfig(ctx, c.cfg, c.cfg.Facts.Mode, validate.Options{Files: files, HAProxyBin: c.cfg.HAProxy.Binary, Logger: c.log})
 	if err != nil {
 		return reload.CheckReport{}, err
 	}

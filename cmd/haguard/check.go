@@ -9,7 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/haguard/haguard/config"
 	"github.com/haguard/haguard/validate"
+	"github.com/haguard/haguard/validate/facts"
 )
 
 type checkOpts struct {
@@ -17,6 +19,7 @@ type checkOpts struct {
 	haproxyBin string
 	noSyntax   bool
 	failOn     string
+	facts      string // none, declared, live; "" = facts.mode in haguard.yaml
 }
 
 func (a *app) checkCmd() *cobra.Command {
@@ -28,7 +31,9 @@ func (a *app) checkCmd() *cobra.Command {
 (docs/rules.md) and runs 'haproxy -c' on the same files at the same time.
 
 -f may be repeated, as with haproxy; its default is haproxy.configs from
-haguard.yaml (/etc/haproxy/haproxy.cfg without one).
+haguard.yaml (/etc/haproxy/haproxy.cfg without one). --facts chooses what
+the DB/KN/PA rules get to read (docs/facts.md); its default is facts.mode
+from haguard.yaml (declared without one).
 
 Exit codes: 0 syntax OK and no finding at or above --fail-on; 1 findings at
 or above --fail-on, or 'haproxy -c' failed; 2 usage error or unreadable file.`,
@@ -39,10 +44,13 @@ or above --fail-on, or 'haproxy -c' failed; 2 usage error or unreadable file.`,
 	f.StringVar(&o.haproxyBin, "haproxy-bin", "", "haproxy binary for -c (default: haproxy.binary in haguard.yaml)")
 	f.BoolVar(&o.noSyntax, "no-syntax", false, "skip 'haproxy -c'")
 	f.StringVar(&o.failOn, "fail-on", "error", "lowest severity that fails the check: error or warning")
+	f.StringVar(&o.facts, "facts", "", "facts for the lint: none, declared (haguard.yaml) or live (ask the DBs, read sysctls); default facts.mode in haguard.yaml")
 	cmd.RunE = a.exec(func(ctx context.Context) (int, error) { return a.runCheck(ctx, cmd, o) })
 	return cmd
 }
 
+// runCheck is the body of `haguard check`: resolve the flags against
+// haguard.yaml, gather the facts, lint and run `haproxy -c` once.
 func (a *app) runCheck(ctx context.Context, cmd *cobra.Command, o checkOpts) (int, error) {
 	failOn, err := validate.ParseSeverity(o.failOn)
 	if err != nil || failOn == validate.SevInfo {
@@ -52,6 +60,15 @@ func (a *app) runCheck(ctx context.Context, cmd *cobra.Command, o checkOpts) (in
 	if err != nil {
 		return exitUsage, err
 	}
+	mode := o.facts
+	if mode == "" {
+		mode = cfg.Facts.Mode
+	}
+	switch mode {
+	case facts.ModeNone, facts.ModeDeclared, facts.ModeLive:
+	default:
+		return exitUsage, usagef(fmt.Errorf("--facts: %q is not none, declared or live", mode))
+	}
 	files := o.files
 	if len(files) == 0 {
 		files = cfg.HAProxy.Configs
@@ -60,15 +77,8 @@ func (a *app) runCheck(ctx context.Context, cmd *cobra.Command, o checkOpts) (in
 	if bin == "" {
 		bin = cfg.HAProxy.Binary
 	}
-	facts := &validate.Facts{Backends: cfg.Facts.Backends}
-	if len(cfg.Path.Middleboxes) > 0 || len(cfg.Path.Clients) > 0 {
-		p := cfg.Path
-		facts.Path = &p
-	}
-	rep, err := validate.Check(ctx, validate.Options{
-		Files: files, HAProxyBin: bin, NoSyntax: o.noSyntax, FailOn: failOn,
-		Facts: facts, Logger: a.logger(),
-	})
+	rep, err := checkConfig(ctx, cfg, mode, validate.Options{Files: files, HAProxyBin: bin,
+		NoSyntax: o.noSyntax, FailOn: failOn, Logger: a.logger()})
 	if err != nil {
 		var fe *validate.FileError
 		if errors.As(err, &fe) {
@@ -87,6 +97,14 @@ func (a *app) runCheck(ctx context.Context, cmd *cobra.Command, o checkOpts) (in
 		return exitNegative, nil
 	}
 	return exitOK, nil
+}
+
+// checkConfig gathers the facts for mode about opts.Files and runs
+// validate.Check with them: `haguard check` and the reload's check stage
+// (checkAdapter) both lint this way.
+func checkConfig(ctx context.Context, cfg config.Config, mode string, opts validate.Options) (validate.Report, error) {
+	opts.Facts = gatherFacts(ctx, cfg, mode, opts.Files, opts.Logger)
+	return validate.Check(ctx, opts)
 }
 
 // writeCheckHuman prints the report the way `nginx -t` reads: findings,

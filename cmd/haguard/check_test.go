@@ -136,3 +136,62 @@ func TestCheckSyntaxErrorRealHAProxy(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckFactsFlag proves check owns --facts: its default is facts.mode
+// from haguard.yaml, the flag overrides it, a bad mode is a usage error,
+// and the fact rules come from the default registry (PA301 needs the
+// declared path, which mode none does not gather).
+func TestCheckFactsFlag(t *testing.T) {
+	dir := t.TempDir()
+	final := filepath.Join(goldenDir, "seed003_final.cfg")
+	path := "path:\n  clients:\n    - name: nova\n      kind: sqlalchemy\n      pool_recycle: 1h\n  middleboxes:\n    - name: f5\n      kind: f5-ltm\n      hop: client\n"
+	yamlNone := filepath.Join(dir, "none.yaml")
+	yamlDecl := filepath.Join(dir, "declared.yaml")
+	if err := os.WriteFile(yamlNone, []byte("facts:\n  mode: none\n"+path), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(yamlDecl, []byte("facts:\n  mode: declared\n"+path), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rules := func(t *testing.T, args ...string) (map[string]bool, int, string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		code := run(context.Background(), append([]string{"check", "--no-syntax", "--format", "json", "-f", final}, args...), &out, &errb)
+		got := map[string]bool{}
+		var rep struct {
+			Findings []struct{ Rule string } `json:"findings"`
+		}
+		if code != 2 {
+			if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+				t.Fatalf("stdout: %v\n%s", err, out.String())
+			}
+		}
+		for _, f := range rep.Findings {
+			got[f.Rule] = true
+		}
+		return got, code, errb.String()
+	}
+	for _, tt := range []struct {
+		name   string
+		args   []string
+		pa301  bool
+		code   int
+		stderr string
+	}{
+		{name: "facts.mode none from haguard.yaml", args: []string{"--config-file", yamlNone}, code: 0},
+		{name: "facts.mode declared from haguard.yaml", args: []string{"--config-file", yamlDecl}, pa301: true, code: 1},
+		{name: "--facts declared overrides facts.mode none", args: []string{"--config-file", yamlNone, "--facts", "declared"}, pa301: true, code: 1},
+		{name: "--facts none overrides facts.mode declared", args: []string{"--config-file", yamlDecl, "--facts", "none"}, code: 0},
+		{name: "bad --facts", args: []string{"--config-file", yamlDecl, "--facts", "maybe"}, code: 2, stderr: `--facts: "maybe" is not none, declared or live`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, code, stderr := rules(t, tt.args...)
+			if code != tt.code || got["PA301"] != tt.pa301 {
+				t.Fatalf("exit %d (want %d), PA301 %v (want %v), rules %v\n%s", code, tt.code, got["PA301"], tt.pa301, got, stderr)
+			}
+			if !strings.Contains(stderr, tt.stderr) {
+				t.Fatalf("stderr lacks %q:\n%s", tt.stderr, stderr)
+			}
+		})
+	}
+}

@@ -79,7 +79,7 @@ is left in a bad state and needs a human.`,
 
 	root.AddCommand(
 		a.versionCmd(),
-		a.withFacts(a.checkCmd()),
+		a.checkCmd(),
 		a.gendocsCmd(),
 		a.reloadCmd(), a.historyCmd(), a.rollbackCmd(), a.statusCmd(),
 		a.serveCmd(),
