@@ -1,9 +1,12 @@
 package reload
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -30,6 +33,9 @@ type Entry struct {
 	// recovered (a run that died and the next run rolled back).
 	Outcome    string `json:"outcome"`
 	DurationMS int64  `json:"duration_ms"`
+	// Error is the first failed stage as "stage: error", read from
+	// audit.log when the history is listed; "" when no stage failed.
+	Error string `json:"error"`
 }
 
 // Outcomes.
@@ -211,6 +217,157 @@ func short(sum string) string {
 		return sum[:12]
 	}
 	return sum
+}
+
+// auditLine is the part of an audit.log line the history needs (the full
+// Result, with every probe attempt, is not kept in memory).
+type auditLine struct {
+	Time    time.Time `json:"time"`
+	Who     string    `json:"who"`
+	Reason  string    `json:"reason"`
+	Target  string    `json:"target"`
+	Outcome string    `json:"outcome"`
+	Result  struct {
+		ID         string  `json:"id"`
+		Stages     []Stage `json:"stages"`
+		DurationMS int64   `json:"duration_ms"`
+	} `json:"result"`
+}
+
+// firstError is the first failed stage as "stage: error".
+func (l auditLine) firstError() string {
+	for _, st := range l.Result.Stages {
+		if !st.OK {
+			if st.Error == "" {
+				return st.Name + ": failed"
+			}
+			return st.Name + ": " + st.Error
+		}
+	}
+	return ""
+}
+
+// auditLines reads audit.log, oldest first. A line that does not parse (a
+// torn write when the host lost power) is skipped: the log is a record,
+// and one bad line must not hide the rest.
+func (s store) auditLines() ([]auditLine, error) {
+	f, err := os.Open(filepath.Join(s.dir, "audit.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []auditLine
+	rd := bufio.NewReader(f)
+	for {
+		line, rerr := rd.ReadBytes('\n')
+		if line = bytes.TrimSpace(line); len(line) > 0 {
+			var l auditLine
+			if json.Unmarshal(line, &l) == nil && l.Result.ID != "" {
+				out = append(out, l)
+			}
+		}
+		if rerr != nil {
+			if errors.Is(rerr, io.EOF) {
+				return out, nil
+			}
+			return out, fmt.Errorf("audit log: %w", rerr)
+		}
+	}
+}
+
+// listing is the history as `haguard history` shows it: the entries in
+// history/, plus the refused transactions that never reached the snapshot
+// stage (they have no entry, since they installed nothing and have no
+// snapshot, but audit.log records them), each with the first failed
+// stage from audit.log in Error. Oldest first. Refused transactions are
+// not entries on purpose: they would push rollback targets out of
+// reload.history_keep.
+func (s store) listing() ([]Entry, error) {
+	es, err := s.entries()
+	if err != nil {
+		return nil, err
+	}
+	lines, err := s.auditLines()
+	if err != nil && !isNotExist(err) {
+		return es, err
+	}
+	have := make(map[string]int, len(es))
+	for i, e := range es {
+		have[e.ID] = i
+	}
+	added := false
+	for _, l := range lines {
+		if i, ok := have[l.Result.ID]; ok {
+			if es[i].Error == "" {
+				es[i].Error = l.firstError()
+			}
+			continue
+		}
+		if l.Outcome != OutcomeRefused {
+			continue // unchanged runs: audit.log only
+		}
+		have[l.Result.ID] = len(es)
+		es = append(es, Entry{ID: l.Result.ID, Time: l.Time.UTC(), Who: l.Who, Reason: l.Reason, Target: l.Target,
+			Outcome: OutcomeRefused, DurationMS: l.Result.DurationMS, Error: l.firstError()})
+		added = true
+	}
+	if added {
+		sort.SliceStable(es, func(i, j int) bool { return es[i].ID < es[j].ID })
+	}
+	return es, nil
+}
+
+// refusedError says why transaction e cannot be rolled back.
+func refusedError(e Entry) error {
+	why := ""
+	if e.Error != "" {
+		why = " (" + e.Error + ")"
+	}
+	return fmt.Errorf("%w: transaction %s was refused%s: nothing was installed, so there is no earlier config to return to",
+		ErrNoHistory, e.ID, why)
+}
+
+// RollbackTarget is the history entry `haguard rollback ID` would undo
+// (empty id: the last committed transaction with a snapshot). Every error
+// wraps ErrNoHistory and names what is wrong: an unknown or pruned id, a
+// refused transaction, or one without a snapshot. It needs no systemd, so
+// the command can check its argument before connecting.
+func RollbackTarget(stateDir, id string) (Entry, error) {
+	s := store{dir: stateDir}
+	if id == "" {
+		es, err := s.entries()
+		if err != nil && !isNotExist(err) {
+			return Entry{}, err
+		}
+		for i := len(es) - 1; i >= 0; i-- {
+			if es[i].Outcome == OutcomeCommitted && es[i].BeforeSHA256 != "" {
+				return es[i], nil
+			}
+		}
+		return Entry{}, fmt.Errorf("%w: no committed transaction with a snapshot in %s", ErrNoHistory, s.historyDir())
+	}
+	if strings.ContainsAny(id, "/\\") {
+		return Entry{}, fmt.Errorf("%w: %q is not a transaction id ('haguard history' lists them)", ErrNoHistory, id)
+	}
+	es, err := s.listing()
+	if err != nil && !isNotExist(err) {
+		return Entry{}, err
+	}
+	for _, e := range es {
+		if e.ID != id {
+			continue
+		}
+		switch {
+		case e.Outcome == OutcomeRefused:
+			return Entry{}, refusedError(e)
+		case e.BeforeSHA256 == "":
+			return Entry{}, fmt.Errorf("%w: transaction %s (%s) has no snapshot of the config before it (a first in-place reload, or reloaded outside haguard)",
+				ErrNoHistory, id, e.Outcome)
+		}
+		return e, nil
+	}
+	return Entry{}, fmt.Errorf("%w: no transaction %s in %s (a wrong id, or pruned by reload.history_keep; 'haguard history' lists them)",
+		ErrNoHistory, id, s.historyDir())
 }
 
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

@@ -92,15 +92,16 @@ func (r *Reloader) Status(ctx context.Context) (Status, error) {
 	if j, err := r.st.journal(); err == nil {
 		st.Interrupted = &j
 	}
-	if es, err := r.st.entries(); err == nil && len(es) > 0 {
+	if es, err := r.st.listing(); err == nil && len(es) > 0 {
 		st.Last = &es[len(es)-1]
 	}
 	return st, nil
 }
 
-// History lists past transactions, oldest first.
+// History lists past transactions, oldest first, including refused ones
+// that never reached the snapshot stage (from audit.log).
 func (r *Reloader) History() ([]Entry, error) {
-	es, err := r.st.entries()
+	es, err := r.st.listing()
 	if err != nil && !isNotExist(err) {
 		return nil, err
 	}
@@ -113,31 +114,12 @@ var ErrNoHistory = errors.New("nothing in history to roll back to")
 // RollbackTo undoes transaction id (empty = the last committed one): it
 // reinstalls the config that ran before it, as a full transaction (check,
 // snapshot, reload, settle, sweep, probe, and a rollback of the rollback if
-// that fails). The history entry's reason says what it undid.
+// that fails). The history entry's reason says what it undid. A refused
+// transaction installed nothing and is not a target (ErrNoHistory).
 func (r *Reloader) RollbackTo(ctx context.Context, id string, opt Options) (Result, error) {
-	var e Entry
-	if id == "" {
-		es, err := r.History()
-		if err != nil {
-			return Result{}, err
-		}
-		for i := len(es) - 1; i >= 0; i-- {
-			if es[i].Outcome == OutcomeCommitted && es[i].BeforeSHA256 != "" {
-				e = es[i]
-				break
-			}
-		}
-		if e.ID == "" {
-			return Result{}, ErrNoHistory
-		}
-	} else {
-		var err error
-		if e, err = r.st.entry(id); err != nil {
-			return Result{}, fmt.Errorf("%w: %w", ErrNoHistory, err)
-		}
-		if e.BeforeSHA256 == "" {
-			return Result{}, fmt.Errorf("%w: transaction %s has no snapshot", ErrNoHistory, id)
-		}
+	e, err := RollbackTarget(r.s.StateDir, id)
+	if err != nil {
+		return Result{}, err
 	}
 	data, err := r.st.blob(e.BeforeSHA256)
 	if err != nil {
@@ -171,9 +153,10 @@ func (r *Reloader) RollbackTo(ctx context.Context, id string, opt Options) (Resu
 func readFileOrNil(path string) ([]byte, error) { return os.ReadFile(path) }
 
 // ReadHistory lists the transactions kept in stateDir, oldest first,
-// without a Reloader (history needs no systemd).
+// without a Reloader (history needs no systemd): the entries in history/
+// and the refused transactions recorded only in audit.log.
 func ReadHistory(stateDir string) ([]Entry, error) {
-	es, err := store{dir: stateDir}.entries()
+	es, err := store{dir: stateDir}.listing()
 	if err != nil && !isNotExist(err) {
 		return nil, err
 	}

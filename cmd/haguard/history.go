@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -13,12 +18,28 @@ import (
 func (a *app) historyCmd() *cobra.Command {
 	var limit int
 	cmd := &cobra.Command{
-		Use:   "history",
+		Use:   "history [--limit N]",
 		Short: "List past reload transactions (newest last)",
-		Long: `history lists the reload transactions kept in state_dir/history: when,
-who, why, the config before and after (sha256), and the outcome
-(committed, unchanged, refused, rolled_back, broken, recovered).
-'haguard rollback ID' returns to the config that ran before one of them.`,
+		Long: `history lists the reload transactions of state_dir: when, who, why
+(--reason), the config before and after (sha256), the outcome and, when a
+stage failed, which one and why.
+
+Outcomes: committed, refused (the check failed: nothing was installed, no
+snapshot), rolled_back, broken, recovered (a run that died, finished by
+the next one), running (in progress). Transactions that got past the
+check are kept in state_dir/history (reload.history_keep of them); refused
+ones come from state_dir/audit.log. Unchanged runs are in audit.log only.
+
+'haguard rollback ID' returns to the config that ran before transaction
+ID; a refused transaction installed nothing and is not a rollback target.
+
+Exit codes:
+  0  listed (also when the history is empty)
+  2  usage error, unreadable haguard.yaml or state dir
+
+Examples:
+  haguard history --limit 10
+  haguard history --format json | jq '.[] | select(.outcome=="refused")'`,
 		Args: cobra.NoArgs,
 	}
 	cmd.Flags().IntVar(&limit, "limit", 0, "show only the newest N (0 = all)")
@@ -26,6 +47,9 @@ who, why, the config before and after (sha256), and the outcome
 		cfg, err := a.loadConfig(cmd)
 		if err != nil {
 			return exitUsage, err
+		}
+		if limit < 0 {
+			return exitUsage, usagef(errors.New("--limit: must not be negative (0 = all)"))
 		}
 		es, err := reload.ReadHistory(cfg.StateDir)
 		if err != nil {
@@ -40,15 +64,43 @@ who, why, the config before and after (sha256), and the outcome
 			}
 			return exitOK, a.writeJSON(es)
 		}
-		tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tTIME\tWHO\tOUTCOME\tBEFORE\tAFTER\tREASON")
-		for _, e := range es {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Time.Format("2006-01-02 15:04:05Z"), e.Who, e.Outcome,
-				short12(e.BeforeSHA256), short12(e.AfterSHA256), e.Reason)
+		if len(es) == 0 {
+			fmt.Fprintf(a.stdout, "no transaction in %s yet\n", filepath.Join(cfg.StateDir, "history"))
+			return exitOK, nil
 		}
-		return exitOK, tw.Flush()
+		return exitOK, writeHistoryHuman(a.stdout, es)
 	})
 	return cmd
+}
+
+// writeHistoryHuman prints one row per transaction; ERROR is the first
+// failed stage on one line, shortened (the JSON has it whole).
+func writeHistoryHuman(w io.Writer, es []reload.Entry) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTIME\tWHO\tOUTCOME\tBEFORE\tAFTER\tREASON\tERROR")
+	for _, e := range es {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Time.Format("2006-01-02 15:04:05Z"), dash(e.Who), e.Outcome,
+			short12(e.BeforeSHA256), short12(e.AfterSHA256), dash(oneLine(e.Reason, 60)), dash(oneLine(e.Error, 120)))
+	}
+	return tw.Flush()
+}
+
+// oneLine folds s onto one line (no tabs, which would break the table)
+// and shortens it to n runes.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func short12(s string) string {

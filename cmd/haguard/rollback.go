@@ -16,10 +16,29 @@ func (a *app) rollbackCmd() *cobra.Command {
 		Short: "Undo a reload: reinstall the config that ran before transaction ID (default: the last committed one)",
 		Long: `rollback reinstalls, as a full reload transaction (check, snapshot, reload,
 settle, sweep, probe, and a rollback of the rollback if that fails), the
-config that ran before transaction ID ('haguard history' lists them).
+config that ran before transaction ID. 'haguard history' lists the ids.
 Without ID it undoes the last committed transaction.
 
-Exit codes are those of 'haguard reload'.`,
+A transaction is a target only if haguard kept a snapshot of the config
+before it: a refused transaction installed nothing and is not one, nor is
+a first in-place reload (no known-good config) or an id pruned by
+reload.history_keep. These are refused with exit 2 before systemd is
+contacted. The rollback itself is recorded in the history ('rollback of
+ID' in its reason).
+
+Exit codes (those of 'haguard reload'):
+  0  the old config is installed, settled, swept and probed
+  1  refused (check failed, lock busy, systemd or the master CLI
+     unreachable), or it failed and was rolled back cleanly
+  2  usage error, or ID is not a rollback target (unknown, pruned,
+     refused, or without a snapshot)
+  3  the host needs a human: the rollback of the rollback failed, or
+     the unit failed
+
+Examples:
+  haguard history --limit 5
+  haguard rollback                                   # undo the last commit
+  haguard rollback 20261128T015742.123Z-1a2b --reason "INC-4411"`,
 		Args: cobra.MaximumNArgs(1),
 	}
 	f := cmd.Flags()
@@ -34,6 +53,14 @@ Exit codes are those of 'haguard reload'.`,
 		return a.exec(func(ctx context.Context) (int, error) {
 			cfg, err := a.loadConfig(cmd)
 			if err != nil {
+				return exitUsage, err
+			}
+			// Check the target first: a wrong id is the caller's error and
+			// needs no systemd to be told.
+			if _, err := reload.RollbackTarget(cfg.StateDir, id); err != nil {
+				if errors.Is(err, reload.ErrNoHistory) {
+					return exitUsage, usagef(err)
+				}
 				return exitUsage, err
 			}
 			r, closeFn, err := a.buildReloader(ctx, cfg, o.unit, a.logger())
