@@ -24,6 +24,7 @@ type ghostsOpts struct {
 	kill         bool
 	grace        time.Duration
 	settle       time.Duration
+	settleSet    bool // --settle given, so 0 means 0, not the default
 	masterSocket string
 }
 
@@ -70,7 +71,7 @@ Examples:
 	addUnitFlags(cmd, &o.unit)
 	fl.BoolVar(&o.kill, "kill", false, "kill ghosts (never current, draining or divergent processes)")
 	fl.DurationVar(&o.grace, "grace", 0, "wait this long after SIGTERM before SIGKILL (default: sweep.kill_grace, 10s)")
-	fl.DurationVar(&o.settle, "settle", 0, "how long an old worker may keep listening after a reload (default: sweep.settle, 5s)")
+	fl.DurationVar(&o.settle, "settle", 0, "how long an old worker may keep listening after a reload before it counts as divergent; 0 = not at all (default: sweep.settle, 5s)")
 	fl.StringVar(&o.masterSocket, "master-socket", "", "haproxy master CLI socket (default: haproxy.master_socket)")
 	cmd.RunE = a.exec(func(ctx context.Context) (int, error) {
 		cfg, err := a.loadConfig(cmd)
@@ -80,7 +81,7 @@ Examples:
 		if fl.Changed("grace") && o.grace <= 0 {
 			return exitUsage, usagef(errors.New("--grace: must be positive"))
 		}
-		if fl.Changed("settle") && o.settle < 0 {
+		if o.settleSet = fl.Changed("settle"); o.settleSet && o.settle < 0 {
 			return exitUsage, usagef(errors.New("--settle: must not be negative"))
 		}
 		return a.runGhosts(ctx, cfg, o)
@@ -102,7 +103,7 @@ func applyGhostsFlags(cfg config.Config, o ghostsOpts) config.Config {
 	if o.grace > 0 {
 		cfg.Sweep.KillGrace = config.Duration(o.grace)
 	}
-	if o.settle > 0 {
+	if o.settleSet || o.settle > 0 {
 		cfg.Sweep.Settle = config.Duration(o.settle)
 	}
 	return cfg

@@ -9,9 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/haguard/haguard/agent/master/mastertest"
 	"github.com/haguard/haguard/agent/procs"
+	"github.com/haguard/haguard/config"
 	"github.com/haguard/haguard/internal/testbed"
 )
 
@@ -166,6 +168,19 @@ func TestGhostsJSONKills(t *testing.T) {
 	b, _ = json.Marshal(ghostsJSON(r, nil))
 	if !strings.Contains(string(b), `"kills":[]`) {
 		t.Fatalf("without --kill: %s, want \"kills\":[]", b)
+	}
+}
+
+// TestApplyGhostsFlags: flags override haguard.yaml; an explicit
+// --settle 0 means no settle time, not "use the default".
+func TestApplyGhostsFlags(t *testing.T) {
+	cfg := config.Default()
+	got := applyGhostsFlags(cfg, ghostsOpts{settle: 0, settleSet: true, grace: 3 * time.Second})
+	if got.Sweep.Settle.D() != 0 || got.Sweep.KillGrace.D() != 3*time.Second {
+		t.Fatalf("settle %v grace %v, want 0 and 3s", got.Sweep.Settle.D(), got.Sweep.KillGrace.D())
+	}
+	if got := applyGhostsFlags(cfg, ghostsOpts{}); got.Sweep.Settle != cfg.Sweep.Settle || got.Sweep.KillGrace != cfg.Sweep.KillGrace {
+		t.Fatalf("no flags changed the config: %+v", got.Sweep)
 	}
 }
 
