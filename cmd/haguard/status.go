@@ -28,7 +28,8 @@ none.
 
 Exit codes:
   0  the unit is active and runs the config on disk
-  1  drift, an interrupted transaction, or a failed last reload
+  1  drift, an interrupted transaction, or haproxy's master counts a
+     failed reload since its last good one (show proc "failed")
   2  usage error, unreadable haguard.yaml or state dir
   3  the unit is not active, or systemd cannot be reached
 
