@@ -99,7 +99,14 @@ func writeStatusHuman(w io.Writer, st reload.Status) {
 		fmt.Fprintf(w, "interrupted: transaction %s (pid %d) died at stage %s; the next 'haguard reload' finishes it\n", j.ID, j.PID, j.Stage)
 	}
 	if e := st.Last; e != nil {
-		fmt.Fprintf(w, "last:       %s %s by %s (%s)\n", e.ID, e.Outcome, e.Who, e.Reason)
+		line := fmt.Sprintf("last:       %s %s by %s", e.ID, e.Outcome, dash(e.Who))
+		if e.Reason != "" {
+			line += fmt.Sprintf(" (%s)", oneLine(e.Reason, 60))
+		}
+		if e.Error != "" {
+			line += ": " + oneLine(e.Error, 120)
+		}
+		fmt.Fprintln(w, line)
 	}
 	for _, e := range st.Errors {
 		fmt.Fprintf(w, "error:      %s\n", e)

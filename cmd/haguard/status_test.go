@@ -40,4 +40,12 @@ func TestStatusHumanStatusText(t *testing.T) {
 	if want := "unit:       haproxy.service state unknown (see the errors below)"; first != want {
 		t.Errorf("unit line %q, want %q", first, want)
 	}
+
+	st.Last = &reload.Entry{ID: "20261128T020000.000Z-bbbb", Outcome: reload.OutcomeRefused, Who: "bob",
+		Error: "check: haproxy -c refused the config:\n[ALERT] unknown keyword"}
+	b.Reset()
+	writeStatusHuman(&b, st)
+	if want := "last:       20261128T020000.000Z-bbbb refused by bob: check: haproxy -c refused the config: [ALERT] unknown keyword\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("status lacks %q:\n%s", want, b.String())
+	}
 }
