@@ -45,19 +45,30 @@ func (a *app) buildReloader(ctx context.Context, cfg config.Config, uf unitFlags
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to systemd: %w", err)
 	}
-	mc := master.New(cfg.HAProxy.MasterSocket)
-	deps := reload.Deps{
-		Checker: &checkAdapter{cfg: cfg, log: log},
-		Reload:  unitAdapter{sd},
-		Unit:    unitAdapter{sd},
-		Master:  masterAdapter{mc},
-		Sweeper: newSweepAdapter(cfg, sd, mc, log),
-		Prober:  &probeAdapter{cfg: cfg, log: log},
-		Logs:    logsAdapter{mc: mc, unit: cfg.Systemd.Unit},
-		Pause:   testPause(log),
-		Logger:  log,
+	rp, err := newReloader(cfg, sd, log)
+	if err != nil {
+		sd.Close()
+		return nil, nil, err
 	}
-	r, err := reload.New(reload.Settings{
+	return rp.rel, sd.Close, nil
+}
+
+// reloadParts are a Reloader and the concrete values it was built over,
+// for callers (serve) that use them beside it.
+type reloadParts struct {
+	rel     *reload.Reloader
+	mc      *master.Client
+	checker *checkAdapter
+	prober  *probeAdapter
+}
+
+// newReloader builds a Reloader for cfg over an existing D-Bus connection,
+// which it does not own: `haguard reload` dials one per run (buildReloader),
+// the daemon keeps one for its lifetime and calls this again on SIGHUP.
+func newReloader(cfg config.Config, sd *systemd.Client, log *slog.Logger) (reloadParts, error) {
+	mc := master.New(cfg.HAProxy.MasterSocket)
+	p := reloadParts{mc: mc, checker: &checkAdapter{cfg: cfg, log: log}, prober: &probeAdapter{cfg: cfg, log: log}}
+	rel, err := reload.New(reload.Settings{
 		StateDir:      cfg.StateDir,
 		Unit:          cfg.Systemd.Unit,
 		Files:         cfg.HAProxy.Configs,
@@ -66,12 +77,22 @@ func (a *app) buildReloader(ctx context.Context, cfg config.Config, uf unitFlags
 		LockTimeout:   cfg.Reload.LockTimeout.D(),
 		HistoryKeep:   cfg.Reload.HistoryKeep,
 		Probe:         cfg.Reload.ProbeOnStart,
-	}, deps)
+	}, reload.Deps{
+		Checker: p.checker,
+		Reload:  unitAdapter{sd},
+		Unit:    unitAdapter{sd},
+		Master:  masterAdapter{mc},
+		Sweeper: newSweepAdapter(cfg, sd, mc, log),
+		Prober:  p.prober,
+		Logs:    logsAdapter{mc: mc, unit: cfg.Systemd.Unit},
+		Pause:   testPause(log),
+		Logger:  log,
+	})
 	if err != nil {
-		sd.Close()
-		return nil, nil, err
+		return reloadParts{}, err
 	}
-	return r, sd.Close, nil
+	p.rel = rel
+	return p, nil
 }
 
 // testPause is the hidden hook the crash tests use:

@@ -86,12 +86,8 @@ func (a *app) runCheck(ctx context.Context, cmd *cobra.Command, o checkOpts) (in
 		}
 		return exitUsage, err
 	}
-	if a.jsonOutput() {
-		if err := a.writeJSON(rep); err != nil {
-			return exitBroken, err
-		}
-	} else {
-		writeCheckHuman(a.stdout, rep, failOn)
+	if err := a.writeResult(rep, func(w io.Writer) { writeCheckHuman(w, rep, failOn) }); err != nil {
+		return exitBroken, err
 	}
 	if !rep.OK {
 		return exitNegative, nil
@@ -105,6 +101,17 @@ func (a *app) runCheck(ctx context.Context, cmd *cobra.Command, o checkOpts) (in
 func checkConfig(ctx context.Context, cfg config.Config, mode string, opts validate.Options) (validate.Report, error) {
 	opts.Facts = gatherFacts(ctx, cfg, mode, opts.Files, opts.Logger)
 	return validate.Check(ctx, opts)
+}
+
+// writeResult prints a command's result: v as JSON with --format json,
+// else what human writes. check and reload print this way; the error is
+// stdout's.
+func (a *app) writeResult(v any, human func(io.Writer)) error {
+	if a.jsonOutput() {
+		return a.writeJSON(v)
+	}
+	human(a.stdout)
+	return nil
 }
 
 // writeCheckHuman prints the report the way `nginx -t` reads: findings,

@@ -88,12 +88,8 @@ func (a *app) reportReload(res reload.Result, err error) (int, error) {
 	if errors.Is(err, reload.ErrLocked) || res.ID == "" {
 		return code, err
 	}
-	if a.jsonOutput() {
-		if werr := a.writeJSON(res); werr != nil {
-			return exitBroken, werr
-		}
-	} else {
-		writeReloadHuman(a.stdout, res, err)
+	if werr := a.writeResult(res, func(w io.Writer) { writeReloadHuman(w, res, err) }); werr != nil {
+		return exitBroken, werr
 	}
 	return code, nil
 }

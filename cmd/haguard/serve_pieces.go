@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/haguard/haguard/agent/master"
 	"github.com/haguard/haguard/agent/probe"
 	"github.com/haguard/haguard/agent/sweep"
 	"github.com/haguard/haguard/api"
@@ -35,37 +34,14 @@ type pieces struct {
 }
 
 // buildPieces builds the reloader, sweeper and adapters over one shared
-// D-Bus connection (build.go's buildReloader dials its own; the daemon
-// keeps one for its lifetime).
+// D-Bus connection (the daemon keeps one for its lifetime; newReloader is
+// what `haguard reload` builds over the connection it dials per run).
 func buildPieces(cfg config.Config, sd *systemd.Client, sweeps *sweeps, log *slog.Logger) (*pieces, error) {
-	mc := master.New(cfg.HAProxy.MasterSocket)
-	sw := newSweepAdapter(cfg, sd, mc, log)
-	chk := &checkAdapter{cfg: cfg, log: log}
-	prb := &probeAdapter{cfg: cfg, log: log}
-	rel, err := reload.New(reload.Settings{
-		StateDir:      cfg.StateDir,
-		Unit:          cfg.Systemd.Unit,
-		Files:         cfg.HAProxy.Configs,
-		SettleTimeout: cfg.Reload.SettleTimeout.D(),
-		LockWait:      cfg.Reload.Lock == "wait",
-		LockTimeout:   cfg.Reload.LockTimeout.D(),
-		HistoryKeep:   cfg.Reload.HistoryKeep,
-		Probe:         cfg.Reload.ProbeOnStart,
-	}, reload.Deps{
-		Checker: chk,
-		Reload:  unitAdapter{sd},
-		Unit:    unitAdapter{sd},
-		Master:  masterAdapter{mc},
-		Sweeper: sw,
-		Prober:  prb,
-		Logs:    logsAdapter{mc: mc, unit: cfg.Systemd.Unit},
-		Pause:   testPause(log),
-		Logger:  log,
-	})
+	rp, err := newReloader(cfg, sd, log)
 	if err != nil {
 		return nil, err
 	}
-	return &pieces{cfg: cfg, rel: rel, sweeper: sweeps.build(cfg, sd, mc), checker: chk, prober: prb}, nil
+	return &pieces{cfg: cfg, rel: rp.rel, sweeper: sweeps.build(cfg, sd, rp.mc), checker: rp.checker, prober: rp.prober}, nil
 }
 
 // apiAdapter implements every interface api declares over the current

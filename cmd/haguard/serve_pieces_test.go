@@ -3,10 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"testing"
 
 	"github.com/haguard/haguard/api"
+	"github.com/haguard/haguard/config"
 	"github.com/haguard/haguard/reload"
+	"github.com/haguard/haguard/systemd"
 )
 
 func TestOutcomeMapping(t *testing.T) {
@@ -41,5 +44,39 @@ func TestOutcomeMapping(t *testing.T) {
 		if _, isResult := o.Body.(reload.Result); !isResult {
 			t.Errorf("body is %T, want reload.Result", o.Body)
 		}
+	}
+}
+
+// TestBuildPiecesUsesNewReloader proves the daemon's pieces are the ones
+// newReloader builds for `haguard reload` (one construction, no copy): the
+// adapters carry the same haguard.yaml, and a SIGHUP rebuild over the same
+// connection makes a fresh set.
+func TestBuildPiecesUsesNewReloader(t *testing.T) {
+	cfg := config.Default()
+	cfg.StateDir = t.TempDir()
+	cfg.Systemd.Unit = "pieces-test.service"
+	log := slog.New(slog.DiscardHandler)
+	sd := &systemd.Client{} // not dialled: building must not touch the bus
+	rp, err := newReloader(cfg, sd, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rp.rel == nil || rp.mc == nil || rp.checker.cfg.Systemd.Unit != cfg.Systemd.Unit || rp.prober.cfg.StateDir != cfg.StateDir {
+		t.Fatalf("newReloader parts: %+v", rp)
+	}
+	sw := newSweeps(nil, log, nil) // metrics are only touched when a sweep runs
+	p1, err := buildPieces(cfg, sd, sw, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := buildPieces(cfg, sd, sw, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p1.rel == nil || p1.sweeper == nil || p1.checker.cfg.StateDir != cfg.StateDir || p1.prober.cfg.Systemd.Unit != cfg.Systemd.Unit {
+		t.Fatalf("pieces: %+v", p1)
+	}
+	if p1.rel == p2.rel || p1.checker == p2.checker {
+		t.Fatal("a rebuild (SIGHUP) must make new pieces")
 	}
 }
