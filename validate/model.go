@@ -6,6 +6,7 @@ package validate
 
 import (
 	"fmt"
+	"sort"
 	"time"
 )
 
@@ -279,6 +280,47 @@ type Config struct {
 	Lines int
 
 	byName map[string]*Proxy // backends and listens; the first of a name wins
+	// spans are the section headers of each file, in the order read.
+	spans map[string][]span
+}
+
+// span is a section header: the section runs from its line to the next
+// header of the same file. p is nil for sections the model does not keep
+// (resolvers, userlist...), which carry their label instead.
+type span struct {
+	line  int
+	p     *Proxy
+	label string
+}
+
+func (c *Config) addSpan(pos Pos, p *Proxy, label string) {
+	if c.spans == nil {
+		c.spans = map[string][]span{}
+	}
+	ss := c.spans[pos.File]
+	if n := len(ss); n > 0 && ss[n-1].line >= pos.Line {
+		// The file is read again (named twice with -f): its headers, and
+		// so the names of its sections, are those of the first reading.
+		return
+	}
+	c.spans[pos.File] = append(ss, span{line: pos.Line, p: p, label: label})
+}
+
+// SectionAt names the section that contains pos, as findings print it
+// ("backend db", "defaults", "global"); "" for a line outside any section
+// (before the first header of its file) or an unknown position. Every
+// file starts outside any section, as in HAProxy.
+func (c *Config) SectionAt(pos Pos) string {
+	spans := c.spans[pos.File]
+	// The first header after the line; the one before it contains the line.
+	i := sort.Search(len(spans), func(i int) bool { return spans[i].line > pos.Line }) - 1
+	if i < 0 || pos.Line <= 0 {
+		return ""
+	}
+	if spans[i].p == nil {
+		return spans[i].label
+	}
+	return spans[i].p.Section()
 }
 
 // Backend finds a backend or listen by name.

@@ -210,11 +210,13 @@ func (b *builder) section(line string, words []string, comment string, pos Pos) 
 		if b.cur.Pos.Line == 0 {
 			b.cur.Pos = pos
 		}
+		b.cfg.addSpan(pos, b.cur, "")
 		b.tag(pos, comment)
 		return
 	case KindDefaults, KindFrontend, KindBackend, KindListen:
 	default:
 		b.cur = nil
+		b.cfg.addSpan(pos, nil, strings.Join(words[:min(2, len(words))], " "))
 		return
 	}
 	// client-native's section parser knows "NAME from DEFAULTS".
@@ -238,6 +240,7 @@ func (b *builder) section(line string, words []string, comment string, pos Pos) 
 		p.Defaults = b.lastDefaults
 	}
 	b.cur = p
+	b.cfg.addSpan(pos, p, "")
 	b.tag(pos, comment)
 	switch kind {
 	case KindDefaults:

@@ -231,9 +231,25 @@ func sortFindings(fs []Finding, files []string) []Finding {
 	return slices.CompactFunc(fs, func(a, b Finding) bool { return a == b })
 }
 
-// finding builds a finding at pos, in section sec.
-func finding(sev Severity, pos Pos, sec, msg, fix string) Finding {
-	return Finding{Severity: sev, Message: msg, Fix: fix, File: pos.File, Line: pos.Line, Section: sec}
+// finding builds a finding at pos. Its section is the one that contains
+// pos, so a finding's file, line and section always agree: a rule that
+// points at a value inherited from defaults names the defaults section,
+// and says in its message which proxy or route the value decides.
+func (in *Input) finding(sev Severity, pos Pos, msg, fix string) Finding {
+	return Finding{Severity: sev, Message: msg, Fix: fix, File: pos.File, Line: pos.Line, Section: in.Config.SectionAt(pos)}
+}
+
+// configPos is where a finding about the config or the host as a whole
+// points: the global header, else line 0 of the first file (no line, no
+// section).
+func (in *Input) configPos() Pos {
+	if g := in.Config.Global; g != nil && g.Pos.Line > 0 {
+		return g.Pos
+	}
+	if len(in.Config.Files) > 0 {
+		return Pos{File: in.Config.Files[0]}
+	}
+	return Pos{}
 }
 
 // Infinite stands for an unset timer in comparisons.

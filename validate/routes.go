@@ -93,7 +93,3 @@ func (r Route) Name() string {
 	}
 	return string(r.Front.Kind) + " '" + r.Front.Name + "' → " + string(r.Back.Kind) + " '" + r.Back.Name + "'"
 }
-
-// SectionName is the section findings about this route are filed under:
-// the backend, where the fix usually goes.
-func (r Route) SectionName() string { return r.Back.Section() }

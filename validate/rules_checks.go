@@ -67,7 +67,7 @@ func evalHA008(in *Input) []Finding {
 		fix := "lower the check timeout below `timeout server` (e.g. `timeout check 5s`)"
 		if tc := p.EffTimeout("check"); tc.Set() {
 			if tc.Time.D >= srv.Time.D {
-				out = append(out, finding(SevWarning, tc.Pos, p.Section(),
+				out = append(out, in.finding(SevWarning, tc.Pos,
 					fmt.Sprintf("timeout check %s ≥ timeout server %s in %s '%s'; HAProxy's doc says it \"should be smaller than timeout server\"",
 						FormatDuration(tc.Time.D), FormatDuration(srv.Time.D), p.Kind, p.Name), fix))
 			}
@@ -84,7 +84,7 @@ func evalHA008(in *Input) []Finding {
 			}
 		}
 		if worst >= srv.Time.D {
-			out = append(out, finding(SevWarning, at, p.Section(),
+			out = append(out, in.finding(SevWarning, at,
 				fmt.Sprintf("check timeout (inter, no timeout check) %s ≥ timeout server %s in %s '%s'; HAProxy's doc says it \"should be smaller than timeout server\"",
 					FormatDuration(worst), FormatDuration(srv.Time.D), p.Kind, p.Name),
 				"set `timeout check` below `timeout server` (e.g. 5s), or lower `inter`"))
@@ -129,7 +129,7 @@ func evalHA009(in *Input) []Finding {
 			if detect < srv.Time.D {
 				continue
 			}
-			out = append(out, finding(SevInfo, s.Pos, p.Section(),
+			out = append(out, in.finding(SevInfo, s.Pos,
 				fmt.Sprintf("dead node '%s' keeps receiving new sessions for up to %s (inter %s + %d×fastinter %s + %s %s) ≥ timeout server %s",
 					s.Name, FormatDuration(detect), FormatDuration(inter), fall-1, FormatDuration(fast), tcName, FormatDuration(tc), FormatDuration(srv.Time.D)),
 				"detect faster: `fastinter 1s`, a lower `fall`, and `on-marked-down shutdown-sessions`"))
@@ -179,7 +179,7 @@ func evalHA011(in *Input) []Finding {
 		if !sure {
 			sev = SevWarning
 		}
-		out = append(out, finding(sev, chk.Pos, p.Section(),
+		out = append(out, in.finding(sev, chk.Pos,
 			fmt.Sprintf("option mysql-check on Galera %s '%s' (%s): mysql-check only parses the handshake; a Donor/Joining/non-primary node stays UP", p.Kind, p.Name, how),
 			"use `option httpchk` + clustercheck: `server … check port 9200 inter 2s fall 3 rise 2`"))
 	}
@@ -206,7 +206,7 @@ func evalHA012(in *Input) []Finding {
 			if _, ok := p.ServerParam(s, "port"); ok {
 				continue
 			}
-			out = append(out, finding(SevWarning, s.Pos, p.Section(),
+			out = append(out, in.finding(SevWarning, s.Pos,
 				fmt.Sprintf("option httpchk on Galera %s '%s': server '%s' has no check `port`, so the HTTP probe hits %s and every node goes DOWN",
 					p.Kind, p.Name, s.Name, s.Address),
 				"point the check at clustercheck: `server … check port 9200` (or `default-server port 9200`)"))

@@ -53,7 +53,7 @@ func evalDB100(in *Input) []Finding {
 		servers, fs := dbServers(in, p)
 		for _, s := range servers {
 			if err := fs[s.Name].Err; err != nil {
-				out = append(out, finding(SevWarning, s.Pos, p.Section(),
+				out = append(out, in.finding(SevWarning, s.Pos,
 					fmt.Sprintf("cannot read live facts from %s/%s (%s): %v; the DB rules did not check it", p.Name, s.Name, s.Address, err),
 					"give haguard a read-only user (haguard.yaml facts.db: user/password_file or defaults_file) that can connect from this host"))
 			}
@@ -86,7 +86,7 @@ func evalDB101(in *Input) []Finding {
 			if pos.Line == 0 {
 				pos = r.Back.Pos
 			}
-			out = append(out, finding(SevWarning, pos, r.SectionName(),
+			out = append(out, in.finding(SevWarning, pos,
 				fmt.Sprintf("%s/%s %s=%s < HA_idle=%s on %s: MySQL closes idle sessions first, so clients get 2006 on reuse",
 					r.Back.Name, s.Name, name, fmtDur(wt), fmtDur(idle), r.Name()),
 				fmt.Sprintf("set timeout client = timeout server ≤ %s (%s), and keep pool idle bounds below both", fmtDur(wt), name)))
@@ -123,7 +123,7 @@ func evalDB102(in *Input) []Finding {
 			if len(distinct) < 2 {
 				continue
 			}
-			out = append(out, finding(v.sev, p.Pos, p.Section(),
+			out = append(out, in.finding(v.sev, p.Pos,
 				fmt.Sprintf("%s '%s': %s differs between servers: %s", p.Kind, p.Name, v.name, strings.Join(parts, " ")),
 				fmt.Sprintf("make %s identical on every server (my.cnf and SET GLOBAL); until then size haproxy timeouts and pools to the minimum, %s", v.name, fmtDur(lo))))
 		}
@@ -147,7 +147,7 @@ func evalDB103(in *Input) []Finding {
 			if !ok || wt <= 0 || wt >= time.Minute {
 				continue
 			}
-			out = append(out, finding(SevWarning, s.Pos, r.SectionName(),
+			out = append(out, in.finding(SevWarning, s.Pos,
 				fmt.Sprintf("%s/%s wait_timeout=%s behind pooled or long-idle clients (HA_idle %s): pooled connections die after %s idle",
 					r.Back.Name, s.Name, fmtDur(wt), fmtDur(idle), fmtDur(wt)),
 				"raise wait_timeout (default 28800 s), or bound every pool's idle time below it"))
@@ -186,7 +186,7 @@ func evalDB104(in *Input) []Finding {
 			if clustercheck {
 				sev, how = SevWarning, "httpchk/clustercheck should take it out of rotation; confirm it is DOWN in the stats"
 			}
-			out = append(out, finding(sev, s.Pos, p.Section(),
+			out = append(out, in.finding(sev, s.Pos,
 				fmt.Sprintf("%s/%s is Galera state %s (%s, cluster %s): %s", p.Name, s.Name, state,
 					f.Status["wsrep_local_state_comment"], f.Status["wsrep_cluster_status"], how),
 				"use option httpchk + clustercheck (`check port 9200`), or `set server "+p.Name+"/"+s.Name+" state maint` until it is Synced"))
@@ -219,7 +219,7 @@ func evalDB105(in *Input) []Finding {
 		if longest == 0 || srv.Time.D >= longest {
 			continue
 		}
-		out = append(out, finding(SevWarning, srv.Pos, r.SectionName(),
+		out = append(out, in.finding(SevWarning, srv.Pos,
 			fmt.Sprintf("timeout server %s < %s %s on %s: longer queries die with 2013 Lost connection during query",
 				fmtDur(srv.Time.D), why, fmtDur(longest), r.Name()),
 			fmt.Sprintf("raise timeout server (and client) above %s", fmtDur(longest))))

@@ -97,7 +97,7 @@ func evalHA013(in *Input) []Finding {
 		if k.side == "client" {
 			opt, knob = "clitcpka", "clitcpka-idle"
 		}
-		out = append(out, finding(SevWarning, k.p.Pos, k.p.Section(),
+		out = append(out, in.finding(SevWarning, k.p.Pos,
 			fmt.Sprintf("%s rely on every middlebox keeping state for %s: %s '%s' has no option tcpka/%s (%s side)",
 				what, fmtDur(worst[k]), k.p.Kind, k.p.Name, opt, k.side),
 			fmt.Sprintf("add `option %s` with an explicit `%s` below the shortest middlebox idle timeout (e.g. 240s)", opt, knob)))
@@ -123,7 +123,7 @@ func evalHA014(in *Input) []Finding {
 			if p.EffKA(pre + "-idle").Set() {
 				continue
 			}
-			out = append(out, finding(SevInfo, o.Pos, p.Section(),
+			out = append(out, in.finding(SevInfo, o.Pos,
 				fmt.Sprintf("option %s is on for the %s side of %s '%s' but %s-idle is unset: first probe after kernel tcp_keepalive_time (default 7200 s)",
 					o.Name, side, p.Kind, p.Name, pre),
 				fmt.Sprintf("`%s-idle 240s`, `%s-intvl 30s`, `%s-cnt 4` (below every middlebox idle timeout)", pre, pre, pre)))
@@ -159,7 +159,7 @@ func evalHA015(in *Input) []Finding {
 		if missing == 0 {
 			continue
 		}
-		out = append(out, finding(SevInfo, p.Pos, p.Section(),
+		out = append(out, in.finding(SevInfo, p.Pos,
 			fmt.Sprintf("HA_idle %s on DB %s '%s' and %d of %d servers have no tcp-ut: a dead DB peer with unACKed data is detected only after tcp_retries2 (≥924.6 s)",
 				fmtDur(worst[p]), p.Kind, p.Name, missing, len(p.Servers)),
 			"`default-server tcp-ut 30s` in the backend"))

@@ -109,7 +109,7 @@ func evalKN200(in *Input) []Finding {
 	if !ok {
 		return nil
 	}
-	return []Finding{finding(SevWarning, in.Config.Global.Pos, "global",
+	return []Finding{in.finding(SevWarning, in.configPos(),
 		"cannot read kernel facts: "+msg+"; the KN rules used kernel defaults",
 		"run haguard where it can read /proc/sys in haproxy's network namespace")}
 }
@@ -141,7 +141,7 @@ func evalKN201(in *Input) []Finding {
 					continue
 				}
 				seen[key] = true
-				out = append(out, finding(SevError, opt.Pos, p.Section(),
+				out = append(out, in.finding(SevError, opt.Pos,
 					fmt.Sprintf("%s keepalive on %s '%s' first probes after %s=%s, but %s (%s) forgets idle sessions after %s on the %s hop",
 						side, p.Kind, p.Name, src, fmtDur(first), b.Name, b.Kind, fmtDur(b.Idle), side),
 					fmt.Sprintf("set %s below %s (e.g. %s), or raise the middlebox's idle timeout above %s",
@@ -176,7 +176,7 @@ func evalKN202(in *Input) []Finding {
 				if b.Reset {
 					how = "reset"
 				}
-				out = append(out, finding(SevWarning, pos, p.Section(),
+				out = append(out, in.finding(SevWarning, pos,
 					fmt.Sprintf("sessions idle longer than %s are %s by %s (%s) on the %s hop; haproxy keeps them for %s (%s), with no keepalive on that side",
 						fmtDur(b.Idle), how, b.Name, b.Kind, side, fmtDur(idle), r.Name()),
 					fmt.Sprintf("enable option %s with %s below %s, or lower HA_idle below %s",
@@ -210,7 +210,7 @@ func evalKN203(in *Input) []Finding {
 		if hasUT {
 			continue
 		}
-		out = append(out, finding(SevInfo, r.Back.Pos, r.SectionName(),
+		out = append(out, in.finding(SevInfo, r.Back.Pos,
 			fmt.Sprintf("tcp_retries2=%d: a dead DB peer with unACKed data is detected only after ≥924.6 s on %s (HA_idle %s), and no server has tcp-ut", n, r.Name(), fmtDur(idle)),
 			"set `default-server tcp-ut 30s` on the DB backend, or lower net.ipv4.tcp_retries2 to 5–8"))
 	}
@@ -249,7 +249,7 @@ func evalKN204(in *Input) []Finding {
 				if pos.Line == 0 {
 					pos = p.Pos
 				}
-				out = append(out, finding(SevWarning, pos, p.Section(),
+				out = append(out, in.finding(SevWarning, pos,
 					fmt.Sprintf("%s (%s) forgets established flows after %s, but haproxy keeps idle sessions for %s (%s)", b.Name, b.Kind, fmtDur(ttl), fmtDur(idle), r.Name()),
 					fmt.Sprintf("enable keepalive on the %s side with an idle below %s, or lower HA_idle below it", side, fmtDur(ttl))))
 			}

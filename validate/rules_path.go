@@ -112,12 +112,13 @@ func clientName(c config.Client) string {
 }
 
 // pathPos is where path findings point: haproxy.cfg has no line for a
-// client, so they point at the first route's frontend.
-func pathPos(in *Input, c config.Client) (Pos, string) {
+// client, so they point at the header of the first frontend it reaches
+// (else the global header, else the config as a whole).
+func pathPos(in *Input, c config.Client) Pos {
 	if rs := clientRoutes(in, c); len(rs) > 0 {
-		return rs[0].Front.Pos, rs[0].Front.Section()
+		return rs[0].Front.Pos
 	}
-	return in.Config.Global.Pos, "global"
+	return in.configPos()
 }
 
 // staleBoxes are the middleboxes (both hops) a client's idle pooled
@@ -144,9 +145,9 @@ func evalPA301(in *Input) []Finding {
 	var out []Finding
 	for _, c := range in.Facts.Path.Clients {
 		idle, what, hit := staleBoxes(in, c)
-		pos, sec := pathPos(in, c)
+		pos := pathPos(in, c)
 		for _, b := range hit {
-			out = append(out, finding(poolSev(c), pos, sec,
+			out = append(out, in.finding(poolSev(c), pos,
 				fmt.Sprintf("%s %s=%s ≥ %s (%s) idle %s on the %s hop: the pool reuses connections the middlebox has forgotten (2006 after idle)",
 					clientName(c), what, fmtDur(idle), b.Name, b.Kind, fmtDur(b.Idle), b.Hop),
 				fmt.Sprintf("bound the pool below %s (e.g. %s=%s), or raise the middlebox idle timeout (then re-check PA302/DB101)",
@@ -172,7 +173,7 @@ func evalPA302(in *Input) []Finding {
 			if pos.Line == 0 {
 				pos = r.Front.Pos
 			}
-			out = append(out, finding(poolSev(c), pos, r.SectionName(),
+			out = append(out, in.finding(poolSev(c), pos,
 				fmt.Sprintf("%s keeps connections up to %s (%s) but haproxy cuts idle sessions at %s on %s",
 					clientName(c), fmtDur(idle), what, fmtDur(ha), r.Name()),
 				fmt.Sprintf("set timeout client = timeout server above %s (plus margin), or bound the pool below %s", fmtDur(idle), fmtDur(ha-margin(ha)))))
@@ -203,7 +204,7 @@ func evalPA303(in *Input) []Finding {
 			if lo < 0 || idle < lo-margin(lo) {
 				continue
 			}
-			out = append(out, finding(poolSev(c), r.Back.Pos, r.SectionName(),
+			out = append(out, in.finding(poolSev(c), r.Back.Pos,
 				fmt.Sprintf("%s keeps connections up to %s (%s) but MySQL closes them after %s=%s on %s",
 					clientName(c), fmtDur(idle), what, name, fmtDur(lo), r.Name()),
 				fmt.Sprintf("bound the pool below the smallest %s, %s (minus margin)", name, fmtDur(lo))))
@@ -228,13 +229,13 @@ func evalPA304(in *Input) []Finding {
 		if !risky {
 			continue
 		}
-		pos, sec := pathPos(in, c)
+		pos := pathPos(in, c)
 		if mitigated(c) {
-			out = append(out, finding(SevInfo, pos, sec,
+			out = append(out, in.finding(SevInfo, pos,
 				clientName(c)+" validates connections at checkout (pre-ping/health checks): stale ones are replaced, so PA301-PA303 are warnings; a query in flight can still be lost",
 				"fix the idle bounds anyway (PA301-PA303)"))
 		} else {
-			out = append(out, finding(SevWarning, pos, sec,
+			out = append(out, in.finding(SevWarning, pos,
 				clientName(c)+" does not validate connections at checkout: every stale pooled connection surfaces as an application error",
 				"enable pool_pre_ping / CONN_HEALTH_CHECKS / JDBC4 validation, and fix the idle bounds (PA301-PA303)"))
 		}
@@ -249,12 +250,12 @@ func evalPA305(in *Input) []Finding {
 			continue // the keepalive-off case is PA301's
 		}
 		ka, _ := refresh(in, c)
-		pos, sec := pathPos(in, c)
+		pos := pathPos(in, c)
 		for _, b := range boxes(in.Facts, "client") {
 			if b.Idle == 0 || ka < b.Idle-margin(b.Idle) {
 				continue
 			}
-			out = append(out, finding(SevError, pos, sec,
+			out = append(out, in.finding(SevError, pos,
 				fmt.Sprintf("%s relies on TCP keepalive (first probe after %s) but %s (%s) drops idle sessions after %s: an idle worker hangs until tcp_retries2 (~924.6 s)",
 					clientName(c), fmtDur(ka), b.Name, b.Kind, fmtDur(b.Idle)),
 				fmt.Sprintf("set tcp_keepalive_time below %s on the app host, raise the TTL above %s, or ping at the application level", fmtDur(b.Idle-margin(b.Idle)), fmtDur(ka))))
@@ -267,12 +268,12 @@ func evalPA306(in *Input) []Finding {
 	var out []Finding
 	for _, c := range in.Facts.Path.Clients {
 		_, _, hit := staleBoxes(in, c)
-		pos, sec := pathPos(in, c)
+		pos := pathPos(in, c)
 		for _, b := range hit {
 			if b.Reset {
 				continue
 			}
-			out = append(out, finding(SevWarning, pos, sec,
+			out = append(out, in.finding(SevWarning, pos,
 				fmt.Sprintf("%s (%s) drops idle sessions silently (no reset): %s hangs until a timeout instead of failing fast", b.Name, b.Kind, clientName(c)),
 				"enable reset on idle timeout on the middlebox (e.g. Azure \"TCP reset on idle\"), and fix PA301"))
 		}
@@ -288,12 +289,12 @@ func evalPA307(in *Input) []Finding {
 		if idle == 0 || every == 0 || !tcpOnly {
 			continue
 		}
-		pos, sec := pathPos(in, c)
+		pos := pathPos(in, c)
 		for _, b := range boxes(in.Facts, "") {
 			if !b.L7 || b.Idle == 0 || b.Idle >= idle {
 				continue
 			}
-			out = append(out, finding(SevWarning, pos, sec,
+			out = append(out, in.finding(SevWarning, pos,
 				fmt.Sprintf("%s (%s, L7) idles out after %s < %s %s, and TCP keepalive probes do not reset an L7 idle timer", b.Name, b.Kind, fmtDur(b.Idle), clientName(c), fmtDur(idle)+" ("+what+")"),
 				"ping at the application level, or bound the pool below the balancer's idle timeout"))
 		}

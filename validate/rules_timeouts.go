@@ -53,7 +53,7 @@ func evalHA003(in *Input) []Finding {
 		if name == "connect" {
 			effect = "a connect to a dead server waits forever (queue and tarpit too)"
 		}
-		out = append(out, finding(SevError, p.Pos, p.Section(),
+		out = append(out, in.finding(SevError, p.Pos,
 			fmt.Sprintf("%s '%s' has no 'timeout %s' → %s", p.Kind, p.Name, name, effect), fix))
 	}
 	for _, p := range in.Config.Proxies() {
@@ -109,7 +109,7 @@ func evalHA005(in *Input) []Finding {
 				r.Front.Kind, r.Front.Name, FormatDuration(c.Time.D), r.Back.Kind, r.Back.Name,
 				FormatDuration(s.Time.D), FormatDuration(win.Time.D))
 		}
-		out = append(out, finding(SevWarning, win.Pos, r.SectionName(), msg,
+		out = append(out, in.finding(SevWarning, win.Pos, msg,
 			"set `timeout client` = `timeout server` (HAProxy doc: in TCP mode the client timeout should remain equal to the server timeout)"))
 	}
 	return out
@@ -125,7 +125,7 @@ func evalHA006(in *Input) []Finding {
 		if idle == Infinite || idle > fiveMinutes {
 			continue
 		}
-		out = append(out, finding(SevWarning, win.Pos, r.SectionName(),
+		out = append(out, in.finding(SevWarning, win.Pos,
 			fmt.Sprintf("HA_idle=%s on DB backend '%s' (%s, from %s); idle pooled connections will be cut (2013/2006)",
 				FormatDuration(idle), r.Back.Name, r.Name(), win.Keyword),
 			"set `timeout client` = `timeout server` ≥ the longest idle of any client and ≤ MySQL wait_timeout (default 28800s), e.g. 8h; see DB101/PA302"))
@@ -156,7 +156,7 @@ func evalHA007(in *Input) []Finding {
 		if r.Front != r.Back {
 			via = " (" + r.Name() + ")"
 		}
-		out = append(out, finding(SevInfo, t.Pos, r.SectionName(),
+		out = append(out, in.finding(SevInfo, t.Pos,
 			fmt.Sprintf("timeout tunnel %s overrides %s %s for %s '%s'%s", FormatDuration(t.Time.D), name,
 				fmtDur(minCS), r.Back.Kind, r.Back.Name, via),
 			fmt.Sprintf("set `timeout tunnel` explicitly in %s to the idle time you want, or remove it so client/server apply", r.Back.Section())))
@@ -164,12 +164,16 @@ func evalHA007(in *Input) []Finding {
 	return out
 }
 
+// evalHA010 points at the global header, where hard-stop-after goes;
+// without a global section, at the timer that makes the longest route's
+// idle (or that route's frontend when nothing bounds it).
 func evalHA010(in *Input) []Finding {
 	var worst Route
 	var worstIdle time.Duration
+	var worstTimer TimeSetting
 	for _, r := range tcpRoutes(in) {
-		if idle, _ := r.Idle(); idle > worstIdle {
-			worst, worstIdle = r, idle
+		if idle, win := r.Idle(); idle > worstIdle {
+			worst, worstIdle, worstTimer = r, idle, win
 		}
 	}
 	if worstIdle <= fiveMinutes {
@@ -179,16 +183,19 @@ func evalHA010(in *Input) []Finding {
 	hsa := g.Timeouts["hard-stop-after"]
 	if !hsa.Set() {
 		pos := g.Pos
-		if pos.Line == 0 && len(in.Config.Files) > 0 {
-			pos = Pos{File: in.Config.Files[0], Line: 1}
+		if pos.Line == 0 {
+			pos = worstTimer.Pos
 		}
-		return []Finding{finding(SevWarning, pos, "global",
+		if pos.Line == 0 {
+			pos = worst.Front.Pos
+		}
+		return []Finding{in.finding(SevWarning, pos,
 			fmt.Sprintf("every reload leaves old workers holding sessions for up to %s (%s); no hard-stop-after in global",
 				fmtDur(worstIdle), worst.Name()),
 			"set `hard-stop-after 30m` in global (≥ the expected drain, ≪ HA_idle) and/or server `tcp-ut`")}
 	}
 	if hsa.Time.D < worstIdle {
-		return []Finding{finding(SevInfo, hsa.Pos, "global",
+		return []Finding{in.finding(SevInfo, hsa.Pos,
 			fmt.Sprintf("hard-stop-after %s < HA_idle %s (%s): long sessions will be cut at reload (expected)",
 				FormatDuration(hsa.Time.D), fmtDur(worstIdle), worst.Name()),
 			"nothing to do if intended; clients must reconnect after a reload")}
@@ -215,7 +222,7 @@ func evalHA016(in *Input) []Finding {
 				at.Pos = r.Front.Pos
 			}
 		}
-		out = append(out, finding(SevInfo, at.Pos, r.SectionName(),
+		out = append(out, in.finding(SevInfo, at.Pos,
 			fmt.Sprintf("%s on %s but no timeout client-fin: half-closed client connections stay open as long", what, r.Name()),
 			"set `timeout client-fin 30s` (HAProxy doc recommendation with long tunnels)"))
 	}

@@ -11,12 +11,11 @@ import (
 
 // timeValue is one time written anywhere in the config.
 type timeValue struct {
-	kw      string // as printed: "timeout server", "inter", "srvtcpka-idle"
-	short   string // "server", "inter", "hard-stop-after" (for HA001's list)
-	raw     string
-	base    Base
-	pos     Pos
-	section string
+	kw    string // as printed: "timeout server", "inter", "srvtcpka-idle"
+	short string // "server", "inter", "hard-stop-after" (for HA001's list)
+	raw   string
+	base  Base
+	pos   Pos
 }
 
 // timeValues collects every time value the model knows, once per line;
@@ -33,14 +32,13 @@ func collectTimeValues(cfg *Config) []timeValue {
 	add := func(v timeValue) { out = append(out, v) }
 	serverTimes := []string{"inter", "fastinter", "downinter", "tcp-ut"}
 	for _, p := range cfg.AllSections() {
-		sec := p.Section()
 		for name, t := range p.Timeouts {
 			short := name
-			add(timeValue{kw: t.Keyword, short: short, raw: t.Time.Raw, base: Millis, pos: t.Pos, section: sec})
+			add(timeValue{kw: t.Keyword, short: short, raw: t.Time.Raw, base: Millis, pos: t.Pos})
 		}
 		for name, t := range p.KA {
 			if kaKnobs[name] {
-				add(timeValue{kw: name, short: name, raw: t.Time.Raw, base: Seconds, pos: t.Pos, section: sec})
+				add(timeValue{kw: name, short: name, raw: t.Time.Raw, base: Seconds, pos: t.Pos})
 			}
 		}
 		// scan adds the time parameters of one list; pos overrides the
@@ -51,7 +49,7 @@ func collectTimeValues(cfg *Config) []timeValue {
 					if pos.Line > 0 {
 						prm.Pos = pos
 					}
-					add(timeValue{kw: name, short: name, raw: prm.Value, base: Millis, pos: prm.Pos, section: sec})
+					add(timeValue{kw: name, short: name, raw: prm.Value, base: Millis, pos: prm.Pos})
 				}
 			}
 		}
@@ -112,11 +110,11 @@ func evalHA001(in *Input) []Finding {
 		asSec := FormatDuration(time.Duration(n) * time.Second)
 		switch {
 		case secondsLike[n] || (n < 1000 && idleKeywords[v.short]):
-			out = append(out, finding(SevError, v.pos, v.section,
+			out = append(out, in.finding(SevError, v.pos,
 				fmt.Sprintf("%s %s is %s (unitless = milliseconds); did you mean %ss?", v.kw, v.raw, FormatDuration(ms), v.raw),
 				fmt.Sprintf("add the unit: `%s %ss` (= %s); write `%sms` if milliseconds are really meant", v.kw, v.raw, asSec, v.raw)))
 		case n < 1000:
-			out = append(out, finding(SevWarning, v.pos, v.section,
+			out = append(out, in.finding(SevWarning, v.pos,
 				fmt.Sprintf("%s %s is %s (unitless = milliseconds); a bare number here is easy to misread", v.kw, v.raw, FormatDuration(ms)),
 				fmt.Sprintf("write the unit: `%s %sms` if milliseconds are meant, `%s %ss` if seconds", v.kw, v.raw, v.kw, v.raw)))
 		}
@@ -134,7 +132,7 @@ func evalHA002(in *Input) []Finding {
 		if !ok || n < 1000 || n >= 1<<40 {
 			continue
 		}
-		out = append(out, finding(SevWarning, v.pos, v.section,
+		out = append(out, in.finding(SevWarning, v.pos,
 			fmt.Sprintf("%s %s = %s (unitless = seconds)", v.kw, v.raw, FormatDuration(time.Duration(n)*time.Second)),
 			fmt.Sprintf("write the unit: `%s %s` if %s ms was meant; *tcpka-idle/intvl read bare numbers as seconds",
 				v.kw, FormatDuration(time.Duration(n)*time.Millisecond), v.raw)))
@@ -146,7 +144,7 @@ func evalHA004(in *Input) []Finding {
 	var out []Finding
 	for _, v := range in.timeValues() {
 		if _, err := ParseTime(v.raw, v.base); errors.Is(err, ErrTimerOverflow) {
-			out = append(out, finding(SevError, v.pos, v.section,
+			out = append(out, in.finding(SevError, v.pos,
 				fmt.Sprintf("timer overflow in argument '%s' to '%s' (maximum value is 2147483647 ms or ~24.8 days)", v.raw, v.kw),
 				fmt.Sprintf("use at most 24d: `%s 24d`, or a smaller value", v.kw)))
 		}
