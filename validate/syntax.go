@@ -18,8 +18,11 @@ type SyntaxResult struct {
 	// Output is haproxy's stdout and stderr, verbatim (its warnings included).
 	Output     string `json:"output"`
 	DurationMS int64  `json:"duration_ms"`
-	// Skipped is true with --no-syntax (then OK is true and Command empty).
-	Skipped bool `json:"-"`
+	// Skipped is true with --no-syntax: haproxy -c did not run. OK stays
+	// true then (the lint alone decides the verdict, and scripts that gate
+	// on syntax.ok keep passing) and Command is empty; read Skipped to
+	// tell "not checked" from "checked and valid".
+	Skipped bool `json:"skipped"`
 	// Warnings are the "[WARNING]" lines of Output, verbatim.
 	Warnings []string `json:"-"`
 	ExitCode int      `json:"-"`

@@ -96,6 +96,10 @@ func TestCheckJSONShape(t *testing.T) {
 			t.Errorf("missing syntax.%s", k)
 		}
 	}
+	// --no-syntax: ok stays true for scripts that gate on it, skipped says why.
+	if syn["ok"] != true || syn["skipped"] != true || syn["output"] != "skipped (--no-syntax)" {
+		t.Errorf("syntax with --no-syntax = %v, want ok and skipped true", syn)
+	}
 	f := doc["findings"].([]any)[0].(map[string]any)
 	want := map[string]any{"rule": "HA001", "severity": "error", "line": float64(9), "section": "defaults"}
 	for k, v := range want {
@@ -110,6 +114,27 @@ func TestCheckJSONShape(t *testing.T) {
 	}
 	if sum := doc["summary"].(map[string]any); sum["error"] != float64(1) || sum["warning"] != float64(2) || sum["info"] != float64(0) {
 		t.Errorf("summary = %v", sum)
+	}
+}
+
+// TestCheckSyntaxSkippedFalseWhenRun is tier 2: when haproxy -c runs,
+// syntax.skipped is present and false.
+func TestCheckSyntaxSkippedFalseWhenRun(t *testing.T) {
+	testbed.Require(t, testbed.TierBinary)
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"check", "--format", "json", "--haproxy-bin", testbed.HAProxyBin(),
+		"-f", filepath.Join(goldenDir, "seed003_final.cfg")}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, out.String(), errb.String())
+	}
+	var doc struct {
+		Syntax map[string]any `json:"syntax"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Syntax["ok"] != true || doc.Syntax["skipped"] != false || doc.Syntax["command"] == "" {
+		t.Fatalf("syntax = %v, want ok, skipped false and the command", doc.Syntax)
 	}
 }
 
