@@ -103,17 +103,6 @@ func checkConfig(ctx context.Context, cfg config.Config, mode string, opts valid
 	return validate.Check(ctx, opts)
 }
 
-// writeResult prints a command's result: v as JSON with --format json,
-// else what human writes. check and reload print this way; the error is
-// stdout's.
-func (a *app) writeResult(v any, human func(io.Writer)) error {
-	if a.jsonOutput() {
-		return a.writeJSON(v)
-	}
-	human(a.stdout)
-	return nil
-}
-
 // writeCheckHuman prints the report the way `nginx -t` reads: findings,
 // then haproxy's verdict, then one summary line.
 func writeCheckHuman(w io.Writer, rep validate.Report, failOn validate.Severity) {

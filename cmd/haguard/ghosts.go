@@ -136,12 +136,8 @@ func (a *app) runGhosts(ctx context.Context, cfg config.Config, o ghostsOpts) (i
 			log.Log(ctx, lvl, "kill ghost", "pid", k.PID, "outcome", k.Outcome, "error", k.Error)
 		}
 	}
-	if a.jsonOutput() {
-		if err := a.writeJSON(ghostsJSON(report, kills)); err != nil {
-			return exitBroken, err
-		}
-	} else {
-		printGhosts(a.stdout, report, kills, o.kill)
+	if err := a.writeResult(ghostsJSON(report, kills), func(w io.Writer) { printGhosts(w, report, kills, o.kill) }); err != nil {
+		return exitBroken, err
 	}
 	return ghostsExit(report, kills), nil
 }

@@ -158,11 +158,7 @@ func (a *app) runProbe(ctx context.Context, cmd *cobra.Command, f probeFlags) (i
 	if !rep.OK {
 		code = exitNegative
 	}
-	if a.jsonOutput() {
-		return code, a.writeJSON(rep)
-	}
-	writeProbeHuman(a.stdout, rep)
-	return code, nil
+	return code, a.writeResult(rep, func(w io.Writer) { writeProbeHuman(w, rep) })
 }
 
 // runCounted runs the probes with the number of processes LISTENing on

@@ -130,6 +130,17 @@ func (a *app) writeJSON(v any) error {
 	return enc.Encode(v)
 }
 
+// writeResult prints a command's result: v as JSON with --format json,
+// else what human writes. Every command with a report prints this way;
+// the error is stdout's.
+func (a *app) writeResult(v any, human func(io.Writer)) error {
+	if a.jsonOutput() {
+		return a.writeJSON(v)
+	}
+	human(a.stdout)
+	return nil
+}
+
 func (a *app) jsonOutput() bool { return a.format == "json" }
 
 func parseLevel(s string) (slog.Level, error) {

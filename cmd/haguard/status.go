@@ -53,12 +53,8 @@ Examples:
 		if err != nil {
 			return exitUsage, err
 		}
-		if a.jsonOutput() {
-			if err := a.writeJSON(st); err != nil {
-				return exitBroken, err
-			}
-		} else {
-			writeStatusHuman(a.stdout, st)
+		if err := a.writeResult(st, func(w io.Writer) { writeStatusHuman(w, st) }); err != nil {
+			return exitBroken, err
 		}
 		switch {
 		case st.ActiveState != "active":
