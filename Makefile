@@ -1,6 +1,6 @@
 # haguard: `make test` and `make demo` do all set-up on a fresh Debian 12 machine.
 SHELL := /bin/bash
-export PATH := /usr/local/go/bin:$(PATH)
+export PATH := /usr/local/go/bin:/usr/lib/go-1.23/bin:$(PATH)
 export GOFLAGS ?= -mod=mod
 export GOTOOLCHAIN ?= auto
 
@@ -8,15 +8,17 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN := bin/haguard
 
-.PHONY: all build deps test test-unit test-binary test-system lint vet staticcheck fmt bench demo clean deb
+.PHONY: all build deps deps-go test test-unit test-binary test-system lint vet staticcheck fmt bench demo clean deb
 
 all: build
 
-build:
+build: deps-go
 	go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/haguard
 
 deps:
 	./scripts/deps.sh
+deps-go:
+	./scripts/deps.sh go
 
 # Every tier: unit, real haproxy binary, real systemd + MariaDB/Galera.
 test: deps lint

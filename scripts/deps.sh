@@ -3,13 +3,18 @@
 # machine, and nothing when it is already there. Safe to run again.
 set -euo pipefail
 
+# `deps.sh go` ensures only Go (enough for `make build`); no argument
+# ensures everything the tests and the demo need.
+only_go=
+[ "${1:-}" = go ] && only_go=1
+
 debs=(systemd haproxy mariadb-server mariadb-client galera-4 rsync socat dbus iproute2 procps curl man-db bash-completion prometheus ansible-core)
 missing=()
 for p in "${debs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 
-if ((${#missing[@]})); then
+if [ -z "$only_go" ] && ((${#missing[@]})); then
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "deps: need root to install: ${missing[*]}" >&2
 		exit 1
@@ -29,14 +34,19 @@ if ((${#missing[@]})); then
 	[ -z "$added_policy" ] || rm -f /usr/sbin/policy-rc.d
 fi
 
-# Go: the machine's own, or the one Debian ships plus the toolchain that
-# go.mod names, fetched through the Go module proxy.
-if ! command -v go >/dev/null 2>&1; then
-	if [ -x /usr/local/go/bin/go ]; then
-		echo "deps: Go is at /usr/local/go/bin; add it to PATH" >&2
-	else
-		echo "deps: installing Debian's golang (it fetches the go.mod toolchain)"
-		apt-get install -y -qq golang-go >/dev/null
+# Go: the machine's own (/usr/local/go), else Debian's golang-1.23 from
+# bookworm-backports. Debian 12's main archive has only Go 1.19, which
+# cannot fetch newer toolchains; 1.23 honours GOTOOLCHAIN=auto and fetches
+# the version go.mod names through the Go module proxy.
+if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ] && [ ! -x /usr/lib/go-1.23/bin/go ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "deps: no Go found, and installing it needs root" >&2
+		exit 1
 	fi
+	echo "deps: installing Go 1.23 from bookworm-backports (it fetches go.mod's toolchain)"
+	list=/etc/apt/sources.list.d/haguard-bookworm-backports.list
+	[ -e "$list" ] || echo 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-backports main' >"$list"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-1.23-go ca-certificates >/dev/null
 fi
 echo "deps: ok"
