@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN := bin/haguard
 
-.PHONY: all build deps deps-go test test-unit test-binary test-system lint vet staticcheck fmt bench demo clean deb
+.PHONY: all build deps deps-go test test-load test-unit test-binary test-system lint vet staticcheck fmt bench demo clean deb
 
 all: build
 
@@ -40,6 +40,11 @@ staticcheck:
 	go tool staticcheck ./...
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+# The 50-reload zero-drop load test (docs/benchmarks.md, ## reload): opt-in
+# because it holds a loopback load generator for about a minute.
+test-load: deps
+	HAGUARD_ZERO_DROPS=1 go test -count=1 -run TestSystemZeroDropsUnderReloads -v ./reload/
 
 # Benchmarks behind docs/benchmarks.md.
 bench: deps
