@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -51,30 +50,12 @@ func TestClustercheckUsageErrors(t *testing.T) {
 	}
 }
 
-// lockedBuffer is an io.Writer safe to read while the command writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // serveClustercheck runs `haguard clustercheck --listen 127.0.0.1:0 args...`
 // until the returned stop is called, which returns the exit code.
 func serveClustercheck(t *testing.T, args ...string) (addr string, stop func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr lockedBuffer
+	var stderr testbed.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, append([]string{"clustercheck", "--listen", "127.0.0.1:0"}, args...), io.Discard, &stderr)

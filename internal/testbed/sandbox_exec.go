@@ -93,7 +93,7 @@ func (s *Sandbox) Spawn(ctx context.Context, argv ...string) (*Proc, error) {
 	}
 	cmd := exec.Command("nsenter", s.nsenterArgs(argv)...)
 	cmd.Env = boxEnv
-	out := &lockedWriter{}
+	out := &SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -186,7 +186,7 @@ func (p *Proc) Output() string {
 	if p.Cmd == nil {
 		return ""
 	}
-	if w, ok := p.Cmd.Stdout.(*lockedWriter); ok {
+	if w, ok := p.Cmd.Stdout.(*SyncBuffer); ok {
 		return w.String()
 	}
 	return ""
@@ -222,19 +222,20 @@ func zombie(pid int) bool {
 	return i >= 0 && i+2 < len(b) && b[i+2] == 'Z'
 }
 
-// lockedWriter collects a process's output; stdout and stderr share it.
-type lockedWriter struct {
+// SyncBuffer is an io.Writer that is safe to read (String) while a process
+// writes to it; a process's stdout and stderr may share one.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (w *lockedWriter) Write(p []byte) (int, error) {
+func (w *SyncBuffer) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(p)
 }
 
-func (w *lockedWriter) String() string {
+func (w *SyncBuffer) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.String()

@@ -5,14 +5,12 @@
 package mastertest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,7 +29,7 @@ type Master struct {
 	Client *master.Client
 
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *testbed.SyncBuffer
 	done chan struct{}
 }
 
@@ -52,7 +50,7 @@ func StartBinary(t testing.TB, bin, cfg string) *Master {
 		Dir:    dir,
 		Socket: filepath.Join(dir, "master.sock"),
 		Config: filepath.Join(dir, "haproxy.cfg"),
-		out:    &lockedBuffer{},
+		out:    &testbed.SyncBuffer{},
 		done:   make(chan struct{}),
 	}
 	m.WriteConfig(t, cfg)
@@ -202,7 +200,7 @@ func (m *Master) stop(t testing.TB) {
 type Ghost struct {
 	PID  int
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *testbed.SyncBuffer
 	done chan struct{}
 }
 
@@ -221,7 +219,7 @@ func StartGhostBinary(t testing.TB, bin, cfg string) *Ghost {
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	g := &Ghost{out: &lockedBuffer{}, done: make(chan struct{})}
+	g := &Ghost{out: &testbed.SyncBuffer{}, done: make(chan struct{})}
 	g.cmd = exec.Command(bin, "-db", "-f", path)
 	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
 	if err := g.cmd.Start(); err != nil {
@@ -284,21 +282,4 @@ func signalIfSame(pid int, start uint64, sig syscall.Signal) error {
 		return nil
 	}
 	return syscall.Kill(pid, sig)
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
