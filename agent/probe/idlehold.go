@@ -59,16 +59,11 @@ func ProbeIdleHold(ctx context.Context, t Target, r *Result, logger *slog.Logger
 		if t.User != "" {
 			return idleMySQLLogin(ctx, t, r, ir, logger)
 		}
-		conn, err := dial(ctx, t.Address)
+		conn, err := openHandshake(ctx, t.Address, r)
 		if err != nil {
 			return err
 		}
 		defer conn.Close()
-		hs, err := ReadHandshake(conn)
-		if err != nil {
-			return err
-		}
-		r.ServerVersion, r.ConnectionID = hs.ServerVersion, hs.ConnectionID
 		if err := holdIdle(ctx, conn, t.Idle, ir, 0); err != nil {
 			return err
 		}

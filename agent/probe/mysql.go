@@ -35,18 +35,29 @@ func ProbeMySQL(ctx context.Context, t Target, r *Result, logger *slog.Logger) e
 	if t.User != "" {
 		return mysqlLogin(ctx, t, r, logger)
 	}
-	conn, err := dial(ctx, t.Address)
+	conn, err := openHandshake(ctx, t.Address, r)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	hs, err := ReadHandshake(conn)
-	if err != nil {
-		return err
-	}
-	r.ServerVersion, r.ConnectionID = hs.ServerVersion, hs.ConnectionID
 	r.Note = finishHandshake(ctx, conn)
 	return nil
+}
+
+// openHandshake dials addr and reads the server's v10 handshake into r
+// (server version, connection id). The caller owns the open connection.
+func openHandshake(ctx context.Context, addr string, r *Result) (net.Conn, error) {
+	conn, err := dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	hs, err := ReadHandshake(conn)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	r.ServerVersion, r.ConnectionID = hs.ServerVersion, hs.ConnectionID
+	return conn, nil
 }
 
 // NoLoginUser is the user name a credential-less mysql probe answers the
