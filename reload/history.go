@@ -29,6 +29,10 @@ type Entry struct {
 	// empty when haguard did not know it.
 	BeforeSHA256 string `json:"before_sha256"`
 	AfterSHA256  string `json:"after_sha256"`
+	// ReplacedSHA256 is the file the install overwrote when it was not
+	// BeforeSHA256 (edited by hand without a reload): kept so that those
+	// edits are not lost, but never a rollback target (never verified).
+	ReplacedSHA256 string `json:"replaced_sha256,omitempty"`
 	// Outcome: running, committed, unchanged, refused, rolled_back, broken,
 	// recovered (a run that died and the next run rolled back).
 	Outcome    string `json:"outcome"`
@@ -146,7 +150,7 @@ func (s store) prune(keep int) error {
 	}
 	live := map[string]bool{}
 	for _, e := range es {
-		live[e.BeforeSHA256], live[e.AfterSHA256] = true, true
+		live[e.BeforeSHA256], live[e.AfterSHA256], live[e.ReplacedSHA256] = true, true, true
 	}
 	if r, err := s.running(); err == nil {
 		live[r.SHA256] = true

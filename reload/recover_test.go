@@ -203,3 +203,38 @@ func TestForgetInterrupted(t *testing.T) {
 		t.Fatalf("disk %q", f.disk(t))
 	}
 }
+
+// A target edited by hand without a reload (drift) is replaced by a
+// candidate: the edited bytes are not what runs, so they are not the
+// rollback snapshot, but they must still be recoverable from history, and
+// pruning must keep them while the entry that replaced them is kept.
+func TestInstallOverDriftKeepsTheEditedFile(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.r.Run(context.Background(), Options{Candidate: f.candidate(t, "good v2\n")}); err != nil {
+		t.Fatal(err)
+	}
+	edited := []byte("edited by hand\n")
+	if err := os.WriteFile(f.target, edited, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.r.Run(context.Background(), Options{Candidate: f.candidate(t, "good v3\n")}); err != nil {
+		t.Fatal(err)
+	}
+	if f.disk(t) != "good v3\n" {
+		t.Fatalf("disk %q", f.disk(t))
+	}
+	es, _ := f.r.History()
+	last := es[len(es)-1]
+	if last.BeforeSHA256 != sha([]byte("good v2\n")) {
+		t.Fatalf("rollback snapshot %s, want the running good v2", short(last.BeforeSHA256))
+	}
+	if last.ReplacedSHA256 != sha(edited) {
+		t.Fatalf("replaced_sha256 %q, want the edited file's", short(last.ReplacedSHA256))
+	}
+	if err := f.r.st.prune(f.s.HistoryKeep); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := f.r.st.blob(sha(edited)); err != nil || string(b) != string(edited) {
+		t.Fatalf("the edited file is lost: %q %v", b, err)
+	}
+}

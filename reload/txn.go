@@ -205,11 +205,25 @@ func (t *txn) run(ctx context.Context) error {
 		default:
 			detail = "no known-good config to roll back to (first in-place reload, or reloaded outside haguard)"
 		}
+		// The install overwrites the file on disk; when that is not the
+		// rollback snapshot (edited without a reload), keep it too, or
+		// the edits would be lost with no copy anywhere.
+		var replacedSHA string
+		if p.diskBytes != nil {
+			if ds := sha(p.diskBytes); ds != rollbackSHA && ds != newSHA {
+				if _, err := t.r.st.putBlob(p.diskBytes); err != nil {
+					return "", err
+				}
+				replacedSHA = ds
+				detail += fmt.Sprintf("; %s differed from what runs: saved it as sha256 %s", t.r.s.Target, short(ds))
+			}
+		}
 		if _, err := t.r.st.putBlob(p.newBytes); err != nil {
 			return "", err
 		}
 		t.entry = &Entry{ID: t.res.ID, Time: t.start.UTC(), Who: t.opt.Who, Reason: t.opt.Reason,
-			Target: t.r.s.Target, BeforeSHA256: rollbackSHA, AfterSHA256: newSHA, Outcome: OutcomeRunning}
+			Target: t.r.s.Target, BeforeSHA256: rollbackSHA, AfterSHA256: newSHA, ReplacedSHA256: replacedSHA,
+			Outcome: OutcomeRunning}
 		if err := t.r.st.putEntry(*t.entry); err != nil {
 			return "", err
 		}
