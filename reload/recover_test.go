@@ -238,3 +238,36 @@ func TestInstallOverDriftKeepsTheEditedFile(t *testing.T) {
 		t.Fatalf("the edited file is lost: %q %v", b, err)
 	}
 }
+
+// Two haproxy instances can share a state dir (running.json records its
+// target for that reason). A run for instance B that finds instance A's
+// journal must not restore A's snapshot over B's config: that would replace
+// B's file with bytes that were never B's, and with no snapshot of B's.
+func TestRecoverNeverWritesAnotherTarget(t *testing.T) {
+	f := newFixture(t)
+	crashAt(t, f, StageSettle, "dead backend\n")
+	other := filepath.Join(f.dir, "other.cfg")
+	if err := os.WriteFile(other, []byte("other v1\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	s := f.s
+	s.Files, s.Target = []string{other}, ""
+	wb := newWorld(t, other)
+	rb, err := New(s, wb.deps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := rb.Run(context.Background(), Options{})
+	if b, _ := os.ReadFile(other); string(b) != "other v1\n" {
+		t.Fatalf("instance B's config was overwritten with %q (err %v, stages %+v)", b, err, res.Stages)
+	}
+	if !errors.Is(err, ErrBroken) || !strings.Contains(res.Stages[0].Error, f.target) {
+		t.Fatalf("err %v, recover stage %+v: want broken, naming %s", err, res.Stages[0], f.target)
+	}
+	if wb.reloads != 0 {
+		t.Fatalf("instance B was reloaded %d times", wb.reloads)
+	}
+	if _, err := f.r.st.journal(); err != nil {
+		t.Fatalf("A's journal must survive for A's next run: %v", err)
+	}
+}

@@ -92,6 +92,12 @@ func (t *txn) recoverFrom(ctx context.Context, j Journal) error {
 			t.markEntry(j.ID, OutcomeCommitted)
 			return what + " after commit; nothing to do", t.r.st.clearJournal()
 		}
+		if j.Target != t.r.s.Target {
+			// Another haproxy sharing this state dir: restoring here would
+			// write its snapshot over our config, and reload the wrong unit.
+			return "", fmt.Errorf("%s after install, for %s, not this run's %s: run haguard with that config to complete its rollback",
+				what, j.Target, t.r.s.Target)
+		}
 		saved := t.journal
 		t.journal = j
 		detail, err := t.restore(ctx, j.RollbackSHA256)
