@@ -217,6 +217,21 @@ func (p *Proxy) EffOption(name string) (Option, bool) {
 	return Option{}, false
 }
 
+// Disabled reports whether the proxy is disabled: the last `disabled` or
+// `enabled` line of the section, else of its defaults chain (HAProxy
+// copies the flag from the defaults). HAProxy skips a disabled proxy in
+// its configuration checks and never starts it.
+func (p *Proxy) Disabled() bool {
+	for q := p; q != nil; q = q.Defaults {
+		for i := len(q.Directives) - 1; i >= 0; i-- {
+			if w := q.Directives[i].Words; len(w) == 1 && (w[0] == "disabled" || w[0] == "enabled") {
+				return w[0] == "disabled"
+			}
+		}
+	}
+	return false
+}
+
 // OptionOn reports whether `option name` is in effect.
 func (p *Proxy) OptionOn(name string) bool { o, ok := p.EffOption(name); return ok && o.On }
 

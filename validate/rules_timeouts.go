@@ -44,7 +44,7 @@ func isDB(p *Proxy) bool {
 // evalHA003 replicates HAProxy's own "missing timeouts" condition
 // (src/cfgparse.c, 2.6): frontend side without client; backend side with
 // servers and without connect, or without server unless a tcp proxy has a
-// tunnel timeout.
+// tunnel timeout. Like HAProxy, it skips disabled proxies.
 func evalHA003(in *Input) []Finding {
 	var out []Finding
 	fix := "set `timeout client`, `timeout connect` and `timeout server` to non-zero values, normally in `defaults` (e.g. connect 5s; client = server sized to the longest idle)"
@@ -58,7 +58,7 @@ func evalHA003(in *Input) []Finding {
 	}
 	for _, p := range in.Config.Proxies() {
 		mode := p.EffMode().Value
-		if mode != "tcp" && mode != "http" {
+		if (mode != "tcp" && mode != "http") || p.Disabled() {
 			continue
 		}
 		if p.HasFrontend() && !p.EffTimeout("client").Set() {
