@@ -81,13 +81,16 @@ func ParseTime(s string, base Base) (Time, error) {
 	}
 	unitStr := s[i:]
 	t.Digits = n
+	// res is the base's resolution: HAProxy converts to it, rounds up,
+	// and refuses 2^31 of it or more, whatever unit was written.
+	res := time.Millisecond
+	if base == Seconds {
+		res = time.Second
+	}
 	var unit time.Duration
 	if unitStr == "" {
 		t.Unitless = true
-		unit = time.Millisecond
-		if base == Seconds {
-			unit = time.Second
-		}
+		unit = res
 	} else {
 		u, ok := units[unitStr]
 		if !ok {
@@ -95,17 +98,14 @@ func ParseTime(s string, base Base) (Time, error) {
 		}
 		unit = u
 	}
-	limit := time.Duration(MaxTimerMS) * time.Millisecond
-	if base == Seconds && t.Unitless {
-		limit = time.Duration(MaxTimerMS) * time.Second
-	}
+	limit := time.Duration(MaxTimerMS) * res
 	if overflow || n > uint64(limit/unit) {
 		return t, &TimeError{Input: s, err: ErrTimerOverflow,
 			Reason: "timer overflow (maximum value is 2147483647 ms or ~24.8 days)"}
 	}
 	t.D = time.Duration(n) * unit
-	if base == Millis && t.D%time.Millisecond != 0 { // HAProxy rounds up
-		t.D = (t.D/time.Millisecond + 1) * time.Millisecond
+	if t.D%res != 0 { // HAProxy rounds up
+		t.D = (t.D/res + 1) * res
 	}
 	if t.D > limit {
 		return t, &TimeError{Input: s, err: ErrTimerOverflow,
