@@ -1,6 +1,7 @@
 package procs
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sort"
@@ -33,6 +34,7 @@ type Input struct {
 func Classify(in Input) Report {
 	c := newClassifier(in)
 	r := Report{Unit: in.Unit.Name, MasterPID: c.master, Processes: []Process{}}
+	unanchored := c.unanchored()
 	procs := slices.Clone(in.Procs)
 	sort.Slice(procs, func(i, j int) bool { return procs[i].PID < procs[j].PID })
 	for _, p := range procs {
@@ -52,6 +54,7 @@ func Classify(in Input) Report {
 			PID: p.PID, PPID: p.PPID, Class: class, Reason: reason,
 			Cgroup: p.Cgroup(), Exe: p.Exe, Cmdline: strings.Join(p.Cmdline, " "),
 			Started: started, Listen: listen, Generation: gen, StartTicks: p.StartTicks,
+			NoKill: cmp.Or(unanchored, c.serving(p)),
 		})
 		r.Counts.add(class)
 	}
@@ -153,6 +156,60 @@ func (c *classifier) classify(p Proc) (Class, string, int) {
 		return c.orphan(p)
 	}
 	return c.worker(p, gen)
+}
+
+// unanchored says why no process of this sweep may be killed, "" when
+// the anchor is sound: the unit's cgroup must be known (without it a ghost
+// is only "not below the master the master CLI names", and the unit's
+// orphans, or everything when that socket was taken over by a hand-started
+// haproxy, look like ghosts), and systemd's MainPID, when it has one, must
+// be an haproxy in that cgroup as seen from here (else PIDs or cgroups
+// are from another namespace and nothing compares).
+func (c *classifier) unanchored() string {
+	u := c.in.Unit
+	if u.ControlGroup == "" {
+		return fmt.Sprintf("not signalled: %s's cgroup is unknown (systemd did not answer, or the unit has no processes), so the unit's own processes cannot be told from ghosts", u.Name)
+	}
+	if u.MainPID == 0 {
+		return ""
+	}
+	if p, ok := c.byPID[u.MainPID]; !ok || !p.inCgroup(u.ControlGroup) {
+		return fmt.Sprintf("not signalled: %s's MainPID %d is not an haproxy in %s as seen from here (another PID or cgroup namespace?)", u.Name, u.MainPID, u.ControlGroup)
+	}
+	return ""
+}
+
+// serving says why p must not be killed because the service runs on it,
+// "" when it does not: the managed master, a worker of the newest
+// generation (or forked after show proc was read), and an old worker that
+// a failed reload left as the only one listening. Their class may be
+// divergent (a deleted executable, a failed reload), but they need a
+// reload or a restart, not a signal.
+func (c *classifier) serving(p Proc) string {
+	const why = "not signalled: the service runs on it (%s); it needs a reload or a restart, not a kill"
+	if p.PID == c.master && c.master != 0 {
+		return fmt.Sprintf(why, "the managed master")
+	}
+	if !c.descends(p) {
+		return ""
+	}
+	sp := c.in.ShowProc
+	if sp == nil {
+		if c.order[p.PID] == len(c.order)-1 {
+			return fmt.Sprintf(why, "the newest worker")
+		}
+		return ""
+	}
+	row, listed := sp.Find(p.PID)
+	switch {
+	case listed && !row.Old:
+		return fmt.Sprintf(why, "a worker of the master's current set")
+	case listed && len(p.Listen) > 0 && sp.LastReloadFailed() && !c.hasCurrentWorker():
+		return fmt.Sprintf(why, "the last reload failed and it is the worker left listening")
+	case !listed && !c.newest.IsZero() && p.Created.After(c.newest):
+		return fmt.Sprintf(why, "a worker forked after show proc was read")
+	}
+	return ""
 }
 
 func (c *classifier) atReload() string {

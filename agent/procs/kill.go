@@ -83,6 +83,11 @@ func (k *Killer) Kill(ctx context.Context, ps []Process) []KillResult {
 	alive := map[int]bool{}
 	for i, p := range ps {
 		res[i].PID = p.PID
+		if why := refusal(p); why != "" {
+			res[i].Outcome, res[i].Error = Failed, why
+			k.Logger.Warn("refusing to signal", "pid", p.PID, "class", p.Class, "why", why)
+			continue
+		}
 		if p.StartTicks == 0 {
 			res[i].Outcome, res[i].Error = Failed, "no start time recorded: refusing to signal an unverified pid"
 			continue
@@ -138,6 +143,18 @@ func (k *Killer) Kill(ctx context.Context, ps []Process) []KillResult {
 		}
 	}
 	return res
+}
+
+// refusal says why p must never be signalled, whoever asks: current and
+// draining processes, and whatever Classify marked NoKill.
+func refusal(p Process) string {
+	switch {
+	case p.Class == Current || p.Class == Draining:
+		return fmt.Sprintf("not signalled: a %s process is never killed", p.Class)
+	case p.Class != Ghost && p.Class != Divergent:
+		return fmt.Sprintf("not signalled: unknown class %q", p.Class)
+	}
+	return p.NoKill
 }
 
 // wait polls until none of the processes in alive (indexes into ps) runs

@@ -120,6 +120,12 @@ type Process struct {
 
 	// StartTicks identifies the process for Kill's PID-reuse guard.
 	StartTicks uint64 `json:"-"`
+	// NoKill says why Kill must not signal this process, "" when it may:
+	// it serves now (the master, a worker of the newest generation, the
+	// worker a failed reload left as the only one), or the sweep lacked
+	// the unit's cgroup, without which the unit's own processes cannot be
+	// told from ghosts.
+	NoKill string `json:"-"`
 }
 
 // Counts tallies a report by class.

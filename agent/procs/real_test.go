@@ -126,7 +126,23 @@ func TestGhostTier2(t *testing.T) {
 		t.Fatalf("with a ghost on the port the connect loop should fail sometimes: ok=%d fail=%d", ok, fail)
 	}
 
+	// Without a unit there is no cgroup anchor: the kill must refuse and
+	// send nothing. The anchored kill (a real unit) is tested end to end
+	// in tier 3 (cmd/haguard ghosts_system_test.go); here the ghost's
+	// refusal is lifted by hand to test the signals on a real haproxy.
 	res := procs.NewKiller(5*time.Second, nil).KillGhosts(ctx, r)
+	if len(res) != 1 || res[0].Outcome != procs.Failed || !strings.Contains(res[0].Error, "cgroup is unknown") {
+		t.Fatalf("kill without the cgroup anchor: %+v", res)
+	}
+	if err := syscall.Kill(ghost.PID, 0); err != nil {
+		t.Fatalf("the ghost was harmed by a refused kill: %v", err)
+	}
+	for i := range r.Processes {
+		if r.Processes[i].PID == int32(ghost.PID) {
+			r.Processes[i].NoKill = ""
+		}
+	}
+	res = procs.NewKiller(5*time.Second, nil).KillGhosts(ctx, r)
 	var ghostsKilled int
 	for _, k := range res {
 		if k.PID == int32(ghost.PID) && k.Outcome == procs.Terminated {

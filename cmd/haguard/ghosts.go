@@ -54,6 +54,9 @@ guarded by the process's start time against PID reuse. The report shows what
 the sweep found, then one line per ghost with what was done to it
 (terminated, killed, gone, pid-reused or failed), and closes on the state
 after the kill. With --format json the same outcomes are in "kills".
+--kill never signals the master or the workers serving now, and signals
+nothing when systemd did not give the unit's cgroup (it cannot then tell the
+unit's own processes from ghosts): those kills fail, exit 3.
 
 Exit codes:
   0  no ghost and nothing divergent (ghosts removed by --kill count as gone)
