@@ -187,19 +187,34 @@ func (s *Server) ifMatch(c echo.Context) (string, error) {
 	if h == "" || h == "*" {
 		return "", nil
 	}
-	want := strings.Trim(strings.TrimPrefix(h, "W/"), `"`)
-	if len(want) != 64 || strings.Trim(strings.ToLower(want), "0123456789abcdef") != "" {
-		return "", &ValidationError{Field: "If-Match", Reason: "want the sha256 (64 hex digits) of the running config"}
+	// A list of tags; a weak one (W/"...") never matches: If-Match uses
+	// the strong comparison (RFC 9110 13.1.1).
+	var strong []string
+	for _, tag := range strings.Split(h, ",") {
+		tag = strings.TrimSpace(tag)
+		weak := strings.HasPrefix(tag, "W/")
+		sha := strings.ToLower(strings.Trim(strings.TrimPrefix(tag, "W/"), `"`))
+		if len(sha) != 64 || strings.Trim(sha, "0123456789abcdef") != "" {
+			return "", &ValidationError{Field: "If-Match", Reason: "want the sha256 (64 hex digits) of the running config"}
+		}
+		if !weak {
+			strong = append(strong, sha)
+		}
 	}
-	want = strings.ToLower(want)
 	have, err := s.opts.Hasher.RunningSHA256(c.Request().Context())
 	if err != nil {
 		return "", fmt.Errorf("hash running config: %w", err)
 	}
-	if have != want {
-		return "", &PreconditionError{Want: want, Have: have}
+	for _, want := range strong {
+		if want == have {
+			return want, nil
+		}
 	}
-	return want, nil
+	want := "a weak tag (never matches)"
+	if len(strong) > 0 {
+		want = strings.Join(strong, ", ")
+	}
+	return "", &PreconditionError{Want: want, Have: have}
 }
 
 // reloadsBody is GET /v1/reloads.
