@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/labstack/echo/v4"
 )
@@ -31,7 +32,9 @@ func (e *TokenFileError) Error() string {
 
 // LoadToken reads the bearer token from path. It refuses a file that group
 // or others can read or write (anyone who can read it can reload haproxy),
-// a file that is not a regular file, and a token shorter than MinTokenLen.
+// a file owned by a user other than haguard's or root, a file that is not a
+// regular file, and a token shorter than MinTokenLen. A symlink is judged
+// by the file it points to.
 // Surrounding whitespace (a trailing newline) is dropped.
 func LoadToken(path string) ([]byte, error) {
 	f, err := os.Open(path)
@@ -49,6 +52,12 @@ func LoadToken(path string) ([]byte, error) {
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return nil, &TokenFileError{Path: path, Reason: fmt.Sprintf(
 			"mode %#o lets group or others read or write it; run: chmod 0600 %s", perm, path)}
+	}
+	// Another user who owns the file can read it, and chmod it wider at
+	// will: only our own user's and root's files are trusted.
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() && st.Uid != 0 {
+		return nil, &TokenFileError{Path: path, Reason: fmt.Sprintf(
+			"owned by uid %d, not by uid %d (haguard) or root, who alone may read it; run: chown %d %s", st.Uid, os.Geteuid(), os.Geteuid(), path)}
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
 	if err != nil {
