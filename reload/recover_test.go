@@ -271,3 +271,42 @@ func TestRecoverNeverWritesAnotherTarget(t *testing.T) {
 		t.Fatalf("A's journal must survive for A's next run: %v", err)
 	}
 }
+
+// ctxReloader is the fake unit, but a cancelled context stops the job the
+// way the D-Bus client does.
+type ctxReloader struct{ w *world }
+
+func (c ctxReloader) Reload(ctx context.Context, unit string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return c.w.Reload(ctx, unit)
+}
+
+// A SIGTERM while the next run completes a dead run's rollback must not
+// stop it halfway (snapshot on disk, candidate still loaded): the
+// recovery is a rollback, and runs to its end like one.
+func TestRecoverSurvivesCancel(t *testing.T) {
+	f := newFixture(t)
+	crashAt(t, f, StageSettle, "dead backend\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	deps := f.w.deps()
+	deps.Reload = ctxReloader{f.w}
+	deps.Pause = func(_ context.Context, s string) {
+		if s == StageRecover {
+			cancel()
+		}
+	}
+	r, err := New(f.s, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Run(ctx, Options{})
+	if !res.Stages[0].OK || string(f.w.loaded) != "good v1\n" || f.disk(t) != "good v1\n" {
+		t.Fatalf("recovery stopped halfway: disk %q loaded %q; err %v; recover %+v", f.disk(t), f.w.loaded, err, res.Stages[0])
+	}
+	if errors.Is(err, ErrBroken) {
+		t.Fatalf("err %v: the host was recovered", err)
+	}
+}

@@ -12,7 +12,7 @@ import (
 // a cancelled parent (SIGTERM must not stop a rollback halfway), bounded
 // by its own timeout.
 func (t *txn) rollback(ctx context.Context, sum string, cause error) error {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*t.r.s.SettleTimeout+time.Minute)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.rollbackTimeout())
 	defer cancel()
 	err := t.stage(rctx, StageRollback, func() (string, error) { return t.restore(rctx, sum) })
 	if err != nil {
@@ -25,6 +25,10 @@ func (t *txn) rollback(ctx context.Context, sum string, cause error) error {
 	}
 	return fmt.Errorf("%w: %w", ErrRolledBack, cause)
 }
+
+// rollbackTimeout bounds a rollback that no longer listens to its
+// caller's cancellation.
+func (t *txn) rollbackTimeout() time.Duration { return 3*t.r.s.SettleTimeout + time.Minute }
 
 // restore installs blob sum, reloads, settles and probes. It records the
 // restored config as running.
@@ -100,7 +104,11 @@ func (t *txn) recoverFrom(ctx context.Context, j Journal) error {
 		}
 		saved := t.journal
 		t.journal = j
-		detail, err := t.restore(ctx, j.RollbackSHA256)
+		// Completing the rollback is a rollback: a SIGTERM must not stop
+		// it halfway (see rollback).
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.rollbackTimeout())
+		defer cancel()
+		detail, err := t.restore(rctx, j.RollbackSHA256)
 		t.journal = saved
 		if err != nil {
 			disk := "unreadable"
