@@ -20,14 +20,27 @@ func keepaliveRules() []Rule {
 // kaOn reports whether SO_KEEPALIVE is set on a side of p: "client" needs
 // tcpka or clitcpka, "server" tcpka or srvtcpka (tcpka inherited by a
 // frontend covers the client side only, by a backend the server side only).
+// HAProxy keeps one bit per side: `option tcpka` sets both bits and
+// `no option tcpka` clears both, so the last line of a section that touches
+// the side's bit decides, else the defaults chain's value. The Option
+// returned is that line.
 func kaOn(p *Proxy, side string) (Option, bool) {
-	names := []string{"tcpka", "srvtcpka"}
+	names := [2]string{"tcpka", "srvtcpka"}
 	if side == "client" {
-		names = []string{"tcpka", "clitcpka"}
+		names[1] = "clitcpka"
 	}
-	for _, n := range names {
-		if o, ok := p.EffOption(n); ok && o.On {
-			return o, true
+	for q := p; q != nil; q = q.Defaults {
+		last, found := Option{}, false
+		for _, n := range names {
+			if o, ok := q.Options[n]; ok && (!found || o.Pos.Line > last.Pos.Line) {
+				last, found = o, true
+			}
+		}
+		if found {
+			if !last.On {
+				return Option{}, false
+			}
+			return last, true
 		}
 	}
 	return Option{}, false
