@@ -406,3 +406,41 @@ func TestMasterBusyAtStartIsWaitedFor(t *testing.T) {
 		t.Fatalf("a master that never answers: %v, want ErrRefused", err)
 	}
 }
+
+// busyAfterFailMaster refuses once, on the second look after a failed
+// load: the rollback's first look, while the master re-executes.
+type busyAfterFailMaster struct {
+	*world
+	seen int
+}
+
+func (m *busyAfterFailMaster) ShowProc(ctx context.Context) (Generation, error) {
+	g, err := m.world.ShowProc(ctx)
+	if err == nil && g.Failed > 0 {
+		m.seen++
+		if m.seen == 2 {
+			return Generation{}, errors.New("dial unix /run/haproxy-master.sock: connect: connection refused")
+		}
+	}
+	return g, err
+}
+
+// The rollback settles against the generation it starts from. A master
+// busy for a moment at that point must be waited for, not taken as
+// "nothing known": compared with zero counters, the earlier failed load
+// reads as a failure of the rollback's own reload, and a clean rollback
+// becomes "host left in a bad state".
+func TestRollbackWaitsForBusyMaster(t *testing.T) {
+	f := newFixture(t)
+	f.w.failLoad = "badbind"
+	d := f.w.deps()
+	d.Master = &busyAfterFailMaster{world: f.w}
+	r, _ := New(f.s, d)
+	res, err := r.Run(context.Background(), Options{Candidate: f.candidate(t, "badbind 10.99.99.99:80\n")})
+	if !errors.Is(err, ErrRolledBack) || errors.Is(err, ErrBroken) || !res.RolledBack {
+		t.Fatalf("err %v, want a clean rollback; stages %+v", err, res.Stages)
+	}
+	if f.disk(t) != "good v1\n" {
+		t.Fatalf("disk %q", f.disk(t))
+	}
+}
