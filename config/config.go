@@ -364,7 +364,7 @@ type MiddleboxDefault struct {
 // MiddleboxDefaults are the documented defaults per kind.
 var MiddleboxDefaults = map[string]MiddleboxDefault{
 	"f5-ltm":     {Idle: 300 * time.Second, ResetOnTimeout: true},
-	"f5-ltm-tcp": {Idle: 300 * time.Second, L7: true, ResetOnTimeout: true},
+	"f5-ltm-tcp": {Idle: 300 * time.Second, ResetOnTimeout: true}, // TCP profile: keepalive refreshes it; declare l7: true with an HTTP profile
 	"fortigate":  {Idle: 3600 * time.Second},
 	"asa":        {Idle: time.Hour},
 	"paloalto":   {Idle: 3600 * time.Second},
