@@ -310,3 +310,26 @@ func TestRecoverSurvivesCancel(t *testing.T) {
 		t.Fatalf("err %v: the host was recovered", err)
 	}
 }
+
+// A journal that does not parse (a torn write after a power cut) stops
+// every run, as it must; --forget-interrupted, the documented escape
+// hatch, must get past it too, without a hand edit of the state dir.
+func TestForgetUnreadableJournal(t *testing.T) {
+	f := newFixture(t)
+	if err := os.MkdirAll(f.s.StateDir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.r.st.journalPath(), []byte(`{"id":"2026`), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.r.Run(context.Background(), Options{}); !errors.Is(err, ErrBroken) {
+		t.Fatalf("unreadable journal without --forget-interrupted: %v, want ErrBroken", err)
+	}
+	res, err := f.r.Run(context.Background(), Options{Candidate: f.candidate(t, "good v2\n"), ForgetInterrupted: true})
+	if err != nil || !strings.Contains(res.Stages[0].Detail, "forgotten on request") {
+		t.Fatalf("err %v stages %+v", err, res.Stages)
+	}
+	if f.disk(t) != "good v2\n" {
+		t.Fatalf("disk %q", f.disk(t))
+	}
+}

@@ -167,6 +167,18 @@ func (t *txn) run(ctx context.Context) error {
 		if err := t.recoverFrom(ctx, j); err != nil {
 			return err
 		}
+	} else if !isNotExist(err) && t.opt.ForgetInterrupted {
+		jerr := err
+		if err := t.stage(ctx, StageRecover, func() (string, error) {
+			disk := "unreadable"
+			if b, rerr := readFileOrNil(t.r.s.Target); rerr == nil {
+				disk = short(sha(b))
+			}
+			return fmt.Sprintf("journal unreadable (%v); forgotten on request: %s holds sha256 %s", jerr, t.r.s.Target, disk),
+				t.r.st.clearJournal()
+		}); err != nil {
+			return fmt.Errorf("%w: %w", ErrBroken, err)
+		}
 	} else if !isNotExist(err) {
 		_ = t.stage(ctx, StageRecover, func() (string, error) {
 			return "", fmt.Errorf("journal unreadable: %w", err)
