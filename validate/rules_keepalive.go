@@ -3,8 +3,6 @@ package validate
 import (
 	"fmt"
 	"time"
-
-	"github.com/haguard/haguard/config"
 )
 
 // Rule family: TCP keepalive and dead-peer detection (HA013, HA014, HA015).
@@ -47,23 +45,14 @@ func kaOn(p *Proxy, side string) (Option, bool) {
 }
 
 // pathIdleMin is the smallest declared middlebox idle timeout on a hop
-// ("client" or "server"); ok is false when none is declared.
+// ("client" or "server"); ok is false when none is declared. A middlebox
+// declared `idle_timeout: unlimited` has none (boxes gives it 0).
 func pathIdleMin(f *Facts, hop string) (time.Duration, string, bool) {
-	if f.Path == nil {
-		return 0, "", false
-	}
 	var best time.Duration
 	var name string
-	for _, m := range f.Path.Middleboxes {
-		if m.Hop != hop {
-			continue
-		}
-		idle := config.MiddleboxDefaults[m.Kind].Idle
-		if m.IdleTimeout != nil && !m.IdleTimeout.IsUnlimited() {
-			idle = m.IdleTimeout.D()
-		}
-		if idle > 0 && (best == 0 || idle < best) {
-			best, name = idle, m.Name
+	for _, b := range boxes(f, hop) {
+		if b.Idle > 0 && (best == 0 || b.Idle < best) {
+			best, name = b.Idle, b.Name
 		}
 	}
 	return best, name, best > 0
