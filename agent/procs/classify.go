@@ -32,6 +32,12 @@ type Input struct {
 // Classify assigns every process its class, reason and generation. It is
 // a pure function of in (docs/ghosts.md has the rules).
 func Classify(in Input) Report {
+	if foreignShowProc(in) {
+		// The master CLI answered for another haproxy (a hand-started
+		// one that bound the same socket path): its generations say
+		// nothing about the unit's workers, which then look old.
+		in.ShowProc = nil
+	}
 	c := newClassifier(in)
 	r := Report{Unit: in.Unit.Name, MasterPID: c.master, Processes: []Process{}}
 	unanchored := c.unanchored()
@@ -59,6 +65,12 @@ func Classify(in Input) Report {
 		r.Counts.add(class)
 	}
 	return r
+}
+
+// foreignShowProc reports whether in's `show proc` comes from another
+// master than systemd's MainPID.
+func foreignShowProc(in Input) bool {
+	return in.ShowProc != nil && in.Unit.MainPID != 0 && in.ShowProc.Master.PID != in.Unit.MainPID
 }
 
 type classifier struct {

@@ -114,3 +114,35 @@ func TestKillRefusesTheFailedReloadsOnlyWorker(t *testing.T) {
 		t.Fatalf("the only serving worker was signalled: %+v, sent %v", res, sent)
 	}
 }
+
+// TestShowProcOfAnotherMaster: the master CLI socket answered for another
+// haproxy (a hand-started one bound the same socket path), so its `show
+// proc` says nothing about systemd's MainPID. It must not decide the
+// generations of the unit's workers: the unit's newest worker stays
+// current (and is never signalled), the other master's tree is ghost.
+func TestShowProcOfAnotherMaster(t *testing.T) {
+	r := Classify(Input{Unit: unit(), Now: now, Settle: 0, ShowProc: parseSP(t, `#<PID> <type> <reloads> <uptime> <version>
+700 master 0 [failed: 0] 0d00h10m00s 2.6.12
+# workers
+710 worker 0 0d00h01m00s 2.6.12
+# old workers
+`), Procs: []Proc{
+		proc(100, 1, unitCG, 0),
+		proc(110, 100, unitCG, 10),
+		proc(120, 100, unitCG, 30, "127.0.0.1:3307"),
+		proc(700, 1, "/user.slice", 40, "127.0.0.1:3307"),
+		proc(710, 700, "/user.slice", 50, "127.0.0.1:3307"),
+	}})
+	check(t, r, map[int32]want{
+		100: {Current, 2, "master"},
+		110: {Draining, 0, "older worker of master 100"},
+		120: {Current, 1, "newest worker"},
+		700: {Ghost, 0, "not in haproxy.service's cgroup"},
+		710: {Ghost, 0, "not in haproxy.service's cgroup"},
+	})
+	for _, p := range r.Processes {
+		if p.PID == 120 && p.NoKill == "" {
+			t.Errorf("the unit's serving worker may be killed: %+v", p)
+		}
+	}
+}

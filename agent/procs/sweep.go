@@ -93,6 +93,10 @@ func (s *Scanner) Sweep(ctx context.Context) (Report, error) {
 	if in.Unit.MainPID != 0 {
 		warnNamespace(log, in)
 	}
+	if foreignShowProc(in) {
+		log.Warn("the master CLI answers for another haproxy than the unit's MainPID (was its socket taken over?): generations come from start order",
+			"main_pid", in.Unit.MainPID, "show_proc_master", in.ShowProc.Master.PID)
+	}
 	return Classify(in), nil
 }
 
