@@ -153,8 +153,21 @@ func evalKN201(in *Input) []Finding {
 	return out
 }
 
-func evalKN202(in *Input) []Finding {
-	var out []Finding
+// ttlHit is one KN202 case: a side without keepalive whose hop has a
+// middlebox that forgets idle sessions before HA_idle.
+type ttlHit struct {
+	r    Route
+	side string
+	p    *Proxy
+	b    box
+	idle time.Duration
+	pos  Pos
+}
+
+// ttlHits are KN202's cases, once per proxy, side and middlebox; PA306
+// reads them too.
+func ttlHits(in *Input) []ttlHit {
+	var out []ttlHit
 	seen := map[string]bool{}
 	for _, r := range tcpRoutes(in) {
 		idle, ts := r.Idle()
@@ -172,18 +185,28 @@ func evalKN202(in *Input) []Finding {
 				if pos.Line == 0 {
 					pos = p.Pos
 				}
-				how := "dropped silently"
-				if b.Reset {
-					how = "reset"
-				}
-				out = append(out, in.finding(SevWarning, pos,
-					fmt.Sprintf("sessions idle longer than %s are %s by %s (%s) on the %s hop; haproxy keeps them for %s (%s), with no keepalive on that side",
-						fmtDur(b.Idle), how, b.Name, b.Kind, side, fmtDur(idle), r.Name()),
-					fmt.Sprintf("enable option %s with %s below %s, or lower HA_idle below %s",
-						map[string]string{"client": "clitcpka", "server": "srvtcpka"}[side],
-						map[string]string{"client": "clitcpka-idle", "server": "srvtcpka-idle"}[side], fmtDur(b.Idle), fmtDur(b.Idle))))
+				out = append(out, ttlHit{r: r, side: side, p: p, b: b, idle: idle, pos: pos})
 			}
 		}
+	}
+	return out
+}
+
+// evalKN202 is a warning, raised to an error when the middlebox drops
+// silently (PA306: a hang instead of a reset).
+func evalKN202(in *Input) []Finding {
+	var out []Finding
+	for _, h := range ttlHits(in) {
+		how, sev := "dropped silently", raise(SevWarning)
+		if h.b.Reset {
+			how, sev = "reset", SevWarning
+		}
+		out = append(out, in.finding(sev, h.pos,
+			fmt.Sprintf("sessions idle longer than %s are %s by %s (%s) on the %s hop; haproxy keeps them for %s (%s), with no keepalive on that side",
+				fmtDur(h.b.Idle), how, h.b.Name, h.b.Kind, h.side, fmtDur(h.idle), h.r.Name()),
+			fmt.Sprintf("enable option %s with %s below %s, or lower HA_idle below %s",
+				map[string]string{"client": "clitcpka", "server": "srvtcpka"}[h.side],
+				map[string]string{"client": "clitcpka-idle", "server": "srvtcpka-idle"}[h.side], fmtDur(h.b.Idle), fmtDur(h.b.Idle))))
 	}
 	return out
 }

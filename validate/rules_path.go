@@ -93,6 +93,14 @@ func poolSev(c config.Client) Severity {
 	return SevError
 }
 
+// raise is PA306's "raise severity by one": info → warning → error.
+func raise(s Severity) Severity {
+	if s == SevInfo {
+		return SevWarning
+	}
+	return SevError
+}
+
 // clientRoutes are the tcp routes a client's frontend reaches (all when empty).
 func clientRoutes(in *Input, c config.Client) []Route {
 	var out []Route
@@ -147,7 +155,11 @@ func evalPA301(in *Input) []Finding {
 		idle, what, hit := staleBoxes(in, c)
 		pos := pathPos(in, c)
 		for _, b := range hit {
-			out = append(out, in.finding(poolSev(c), pos,
+			sev := poolSev(c)
+			if !b.Reset {
+				sev = raise(sev) // PA306: a silent drop hangs instead of failing fast
+			}
+			out = append(out, in.finding(sev, pos,
 				fmt.Sprintf("%s %s=%s ≥ %s (%s) idle %s on the %s hop: the pool reuses connections the middlebox has forgotten (2006 after idle)",
 					clientName(c), what, fmtDur(idle), b.Name, b.Kind, fmtDur(b.Idle), b.Hop),
 				fmt.Sprintf("bound the pool below %s (e.g. %s=%s), or raise the middlebox idle timeout (then re-check PA302/DB101)",
@@ -264,6 +276,8 @@ func evalPA305(in *Input) []Finding {
 	return out
 }
 
+// evalPA306 explains the severity raised on PA301 and KN202 findings whose
+// middlebox drops idle sessions silently.
 func evalPA306(in *Input) []Finding {
 	var out []Finding
 	for _, c := range in.Facts.Path.Clients {
@@ -274,9 +288,17 @@ func evalPA306(in *Input) []Finding {
 				continue
 			}
 			out = append(out, in.finding(SevWarning, pos,
-				fmt.Sprintf("%s (%s) drops idle sessions silently (no reset): %s hangs until a timeout instead of failing fast", b.Name, b.Kind, clientName(c)),
+				fmt.Sprintf("%s (%s) drops idle sessions silently (no reset): %s hangs until a timeout instead of failing fast; PA301 is raised one severity", b.Name, b.Kind, clientName(c)),
 				"enable reset on idle timeout on the middlebox (e.g. Azure \"TCP reset on idle\"), and fix PA301"))
 		}
+	}
+	for _, h := range ttlHits(in) {
+		if h.b.Reset {
+			continue
+		}
+		out = append(out, in.finding(SevWarning, h.pos,
+			fmt.Sprintf("%s (%s) drops idle sessions silently (no reset): clients of %s hang until a timeout instead of failing fast; KN202 is raised one severity", h.b.Name, h.b.Kind, h.r.Name()),
+			"enable reset on idle timeout on the middlebox (e.g. Azure \"TCP reset on idle\"), and fix KN202"))
 	}
 	return out
 }
