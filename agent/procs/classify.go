@@ -68,9 +68,24 @@ func Classify(in Input) Report {
 }
 
 // foreignShowProc reports whether in's `show proc` comes from another
-// master than systemd's MainPID.
+// master than the unit's: not systemd's MainPID, or, without a MainPID,
+// not an haproxy in the unit's cgroup.
 func foreignShowProc(in Input) bool {
-	return in.ShowProc != nil && in.Unit.MainPID != 0 && in.ShowProc.Master.PID != in.Unit.MainPID
+	sp := in.ShowProc
+	switch {
+	case sp == nil:
+		return false
+	case in.Unit.MainPID != 0:
+		return sp.Master.PID != in.Unit.MainPID
+	case in.Unit.ControlGroup != "":
+		for _, p := range in.Procs {
+			if p.PID == sp.Master.PID {
+				return !p.inCgroup(in.Unit.ControlGroup)
+			}
+		}
+		return true
+	}
+	return false
 }
 
 type classifier struct {
@@ -201,6 +216,9 @@ func (c *classifier) serving(p Proc) string {
 	const why = "not signalled: the service runs on it (%s); it needs a reload or a restart, not a kill"
 	if p.PID == c.master && c.master != 0 {
 		return fmt.Sprintf(why, "the managed master")
+	}
+	if c.master == 0 && c.inUnit(p) {
+		return fmt.Sprintf(why, "no master is known, so the unit's serving processes cannot be told from stale ones")
 	}
 	if !c.descends(p) {
 		return ""

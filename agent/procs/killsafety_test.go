@@ -146,3 +146,31 @@ func TestShowProcOfAnotherMaster(t *testing.T) {
 		}
 	}
 }
+
+// TestNoMasterKnownKeepsTheUnitsProcesses: systemd gives the cgroup but
+// no MainPID, and the master CLI answers for a hand-started haproxy
+// outside the unit. The unit's listening processes are not below that
+// master, but they may be all that serves: never signalled; the outside
+// master's tree is ghost, not managed.
+func TestNoMasterKnownKeepsTheUnitsProcesses(t *testing.T) {
+	u := unit()
+	u.MainPID = 0
+	r := Classify(Input{Unit: u, Now: now, ShowProc: parseSP(t, `#<PID> <type> <reloads> <uptime> <version>
+700 master 0 [failed: 0] 0d00h10m00s 2.6.12
+# workers
+710 worker 0 0d00h01m00s 2.6.12
+# old workers
+`), Procs: []Proc{
+		proc(120, 1, unitCG, 30, "127.0.0.1:3307"),
+		proc(700, 1, "/user.slice", 40),
+		proc(710, 700, "/user.slice", 50, "127.0.0.1:3307"),
+	}})
+	for _, p := range r.Processes {
+		switch {
+		case p.PID == 120 && p.NoKill == "":
+			t.Errorf("a listening process of the unit may be killed while no master is known: %+v", p)
+		case p.PID != 120 && p.Class != Ghost:
+			t.Errorf("pid %d outside the unit: %s (%s)", p.PID, p.Class, p.Reason)
+		}
+	}
+}

@@ -94,8 +94,8 @@ func (s *Scanner) Sweep(ctx context.Context) (Report, error) {
 		warnNamespace(log, in)
 	}
 	if foreignShowProc(in) {
-		log.Warn("the master CLI answers for another haproxy than the unit's MainPID (was its socket taken over?): generations come from start order",
-			"main_pid", in.Unit.MainPID, "show_proc_master", in.ShowProc.Master.PID)
+		log.Warn("the master CLI answers for another haproxy than the unit's (was its socket taken over?): its show proc is ignored",
+			"main_pid", in.Unit.MainPID, "show_proc_master", in.ShowProc.Master.PID, "unit_cgroup", in.Unit.ControlGroup)
 	}
 	return Classify(in), nil
 }
