@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -46,7 +47,7 @@ func writeFile(path string, data []byte, defMode fs.FileMode, durable bool) (boo
 		return false, fmt.Errorf("stat %s: %w", path, err)
 	}
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".haguard-*")
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+tempSuffix+"*")
 	if err != nil {
 		return false, fmt.Errorf("temp file: %w", err)
 	}
@@ -98,4 +99,36 @@ func syncDir(dir string) error {
 		return fmt.Errorf("fsync dir %s: %w", dir, err)
 	}
 	return nil
+}
+
+// tempSuffix marks writeFile's temp files: .<name>.haguard-<random>.
+const tempSuffix = ".haguard-"
+
+// removeStaleTemps removes the temp files a killed writeFile left in dir:
+// those of name, or with name "", of any file. It must run under the lock
+// (no writeFile is running then). It returns what it removed.
+func removeStaleTemps(dir, name string) []string {
+	base := "*"
+	if name != "" {
+		base = globEscape(name)
+	}
+	found, _ := filepath.Glob(filepath.Join(globEscape(dir), "."+base+tempSuffix+"*"))
+	var removed []string
+	for _, p := range found {
+		if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() && os.Remove(p) == nil {
+			removed = append(removed, p)
+		}
+	}
+	return removed
+}
+
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

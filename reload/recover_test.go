@@ -333,3 +333,38 @@ func TestForgetUnreadableJournal(t *testing.T) {
 		t.Fatalf("disk %q", f.disk(t))
 	}
 }
+
+// A run killed inside writeAtomic leaves its temp file next to the
+// target (in /etc/haproxy) or in the state dir. The next run, holding the
+// lock, removes them; nothing else is touched.
+func TestStaleTempFilesRemoved(t *testing.T) {
+	f := newFixture(t)
+	if err := os.MkdirAll(filepath.Join(f.s.StateDir, "history"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	stale := []string{
+		filepath.Join(f.dir, ".haproxy.cfg.haguard-123456"),
+		filepath.Join(f.s.StateDir, ".journal.json.haguard-42"),
+		filepath.Join(f.s.StateDir, ".running.json.haguard-7"),
+		filepath.Join(f.s.StateDir, "history", ".20261128T000000.000Z-abcd.json.haguard-9"),
+	}
+	keep := []string{filepath.Join(f.dir, ".other.cfg.haguard-1"), filepath.Join(f.dir, "notes.haguard-1")}
+	for _, p := range append(append([]string(nil), stale...), keep...) {
+		if err := os.WriteFile(p, []byte("half"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.r.Run(context.Background(), Options{Candidate: f.candidate(t, "good v2\n")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range stale {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("stale temp file left: %s (%v)", p, err)
+		}
+	}
+	for _, p := range keep {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("not ours, removed: %s (%v)", p, err)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -212,12 +213,25 @@ func (r *Reloader) Run(ctx context.Context, opt Options) (Result, error) {
 		// The id is taken under the lock, so ids sort in the order the
 		// transactions ran (a waiter's id is later than the holder's).
 		res.ID = newID(r.d.Now())
+		r.removeStaleTemps()
 		err = t.run(ctx)
 		t.finish(err)
 		lk.release()
 	}
 	res.DurationMS = r.d.Now().Sub(start).Milliseconds()
 	return res, err
+}
+
+// removeStaleTemps clears the temp files of a run killed mid-write, next
+// to the target and in the state dir. The lock is held.
+func (r *Reloader) removeStaleTemps() {
+	var removed []string
+	removed = append(removed, removeStaleTemps(filepath.Dir(r.s.Target), filepath.Base(r.s.Target))...)
+	removed = append(removed, removeStaleTemps(r.st.dir, "")...)
+	removed = append(removed, removeStaleTemps(r.st.historyDir(), "")...)
+	for _, p := range removed {
+		r.log.Info("removed a temp file left by a killed run", "path", p)
+	}
 }
 
 // finish writes the history entry, running.json, the audit line and the
