@@ -164,3 +164,17 @@ func keys(m map[string]bool) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestHA003TrailingJunk: haproxy 2.6 accepts "timeout client 10sx" with a
+// warning and uses 10s, so the timer is set and HA003 must stay silent.
+func TestHA003TrailingJunk(t *testing.T) {
+	cfg, err := ParseReader("junk.cfg", strings.NewReader("defaults\n mode tcp\n timeout connect 1s\n timeout client 10sx\n timeout server 10s\nlisten l\n bind 127.0.0.1:19300\n server s 127.0.0.53:1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range DefaultRegistry().Lint(cfg, nil) {
+		if f.Rule == "HA003" {
+			t.Errorf("HA003 on a timeout haproxy accepts: %+v", f)
+		}
+	}
+}

@@ -30,6 +30,9 @@ type Time struct {
 	D        time.Duration // converted, rounded up to the base's resolution
 	Unitless bool          // written as bare digits
 	Digits   uint64        // the number before the unit
+	// Trailing is what follows a valid unit ("x" in "10sx"): HAProxy 2.6
+	// warns about it and keeps the value, and so does ParseTime.
+	Trailing string
 }
 
 // MS returns the value in whole milliseconds (rounded up).
@@ -58,8 +61,9 @@ var units = map[string]time.Duration{
 // digits, then an optional unit among us, ms, s, m, h, d. A unitless value
 // is in base. Values at or above 2^31 ms, or 2^31 s for the seconds base
 // (HAProxy's own limits), are refused with an error wrapping
-// ErrTimerOverflow. Anything else after the number is refused too, where
-// HAProxy 2.6 refuses it for timeouts and warns elsewhere.
+// ErrTimerOverflow. A number without a known unit after it is refused;
+// characters after a known unit are kept in Trailing, as HAProxy 2.6
+// accepts them with a warning (which `haproxy -c` prints).
 func ParseTime(s string, base Base) (Time, error) {
 	t := Time{Raw: s}
 	i := 0
@@ -92,11 +96,17 @@ func ParseTime(s string, base Base) (Time, error) {
 		t.Unitless = true
 		unit = res
 	} else {
-		u, ok := units[unitStr]
+		// As HAProxy: "us" and "ms", else one of s, m, h, d; anything after
+		// the unit is kept in Trailing (a warning there, not an error).
+		name := unitStr[:1]
+		if strings.HasPrefix(unitStr, "us") || strings.HasPrefix(unitStr, "ms") {
+			name = unitStr[:2]
+		}
+		u, ok := units[name]
 		if !ok {
 			return t, &TimeError{Input: s, Reason: fmt.Sprintf("unknown unit %q (want us, ms, s, m, h or d)", strings.TrimSpace(unitStr))}
 		}
-		unit = u
+		unit, t.Trailing = u, unitStr[len(name):]
 	}
 	limit := time.Duration(MaxTimerMS) * res
 	if overflow || n > uint64(limit/unit) {

@@ -43,9 +43,17 @@ func TestParseTime(t *testing.T) {
 		{in: "s", err: "must start with a number"},
 		{in: "-5s", err: "must start with a number"},
 		{in: "5 s", err: "unknown unit"},
-		{in: "5sec", err: "unknown unit"},
 		{in: "5S", err: "unknown unit"},
 		{in: "1.5s", err: "unknown unit"},
+		{in: "10u", err: "unknown unit"},
+		// haproxy 2.6 accepts junk after a unit with a warning ("unexpected
+		// character 'e' after the timer value '5sec'") and keeps the value.
+		{in: "5sec", want: 5 * time.Second},
+		{in: "10sx", want: 10 * time.Second},
+		{in: "10mx", want: 10 * time.Minute},
+		{in: "10msx", want: 10 * time.Millisecond},
+		{in: "24dd", want: 24 * 24 * time.Hour},
+		{in: "2147483648sx", err: "timer overflow", overflow: true},
 	}
 	for _, tt := range tests {
 		got, err := ParseTime(tt.in, tt.base)
