@@ -368,3 +368,34 @@ func TestStaleTempFilesRemoved(t *testing.T) {
 		}
 	}
 }
+
+// Ctrl-C before the install changed nothing: the run is refused, the
+// target is untouched, and no reload at all is issued (installing, then
+// rolling back, would reload haproxy twice for a run the operator
+// stopped).
+func TestCancelBeforeInstallIsRefused(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	deps := f.w.deps()
+	deps.Reload = ctxReloader{f.w}
+	deps.Pause = func(_ context.Context, s string) {
+		if s == StageSnapshot {
+			cancel()
+		}
+	}
+	r, err := New(f.s, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Run(ctx, Options{Candidate: f.candidate(t, "good v2\n")})
+	if !errors.Is(err, ErrRefused) || !errors.Is(err, context.Canceled) || res.RolledBack {
+		t.Fatalf("err %v rolled back %v; stages %+v", err, res.RolledBack, res.Stages)
+	}
+	if f.disk(t) != "good v1\n" || f.w.reloads != 0 {
+		t.Fatalf("disk %q, %d reload jobs", f.disk(t), f.w.reloads)
+	}
+	if _, err := f.r.st.journal(); !os.IsNotExist(err) {
+		t.Fatalf("journal left: %v", err)
+	}
+}

@@ -247,6 +247,11 @@ func (t *txn) run(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 
+	// The last point where stopping changes nothing: past it, a
+	// cancellation costs an install, a reload and a rollback.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: stopped before install: %w", ErrRefused, err)
+	}
 	t.journal.Installed = true
 	err = t.stage(ctx, StageInstall, func() (string, error) {
 		wrote, err := writeAtomic(t.r.s.Target, p.newBytes, 0o644)
