@@ -60,7 +60,7 @@ func ListProcesses(ctx context.Context, names []string) ([]Proc, error) {
 			out = append(out, p)
 		}
 	}
-	if err := addListeners(out); err != nil {
+	if err := addListeners(out, sockets.ListeningIn); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -216,12 +216,14 @@ func parseCgroup(text string) (unified, systemd string) {
 // addListeners fills Listen for every process: the TCP LISTEN sockets of
 // each network namespace are read once, then each process's fds are
 // matched against them. Our own namespace is asked through sock_diag;
-// another one (a process in a container) through /proc/PID/net/tcp{,6}.
-func addListeners(ps []Proc) error {
+// another one (a process in a container) through /proc/PID/net/tcp{,6}
+// of a process in it (readIn, sockets.ListeningIn).
+func addListeners(ps []Proc, readIn func(pid int32) (sockets.Table, error)) error {
 	own := ownNetns()
 	tables := map[string]sockets.Table{} // by netns
 	for i := range ps {
-		ns, err := os.Readlink("/proc/" + strconv.Itoa(int(ps[i].PID)) + "/ns/net")
+		nsLink := "/proc/" + strconv.Itoa(int(ps[i].PID)) + "/ns/net"
+		ns, err := os.Readlink(nsLink)
 		if err != nil {
 			continue // gone, or no permission: no sockets known
 		}
@@ -230,7 +232,13 @@ func addListeners(ps []Proc) error {
 			if ns == own {
 				tab, err = sockets.Listening()
 			} else {
-				tab, err = sockets.ListeningIn(ps[i].PID)
+				tab, err = readIn(ps[i].PID)
+				// A process that exited during the read leaves no
+				// /proc/PID/net: its empty table is not the namespace's.
+				if now, lerr := os.Readlink(nsLink); lerr != nil || now != ns {
+					ps[i].Listen, ps[i].ListenErr = []string{}, "exited while its sockets were read"
+					continue
+				}
 			}
 			if err != nil {
 				return err
