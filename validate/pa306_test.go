@@ -51,3 +51,22 @@ func TestPA306RaisesSeverity(t *testing.T) {
 		t.Fatalf("PA306 must name the silent box KN202 hits: %+v", fs)
 	}
 }
+
+// TestPA304CoversPA303: RULES.md PA304 applies when any of PA301–PA303
+// fires; a pool that only outlives MySQL's wait_timeout (PA303) gets the
+// PA304 note too.
+func TestPA304CoversPA303(t *testing.T) {
+	f := &Facts{
+		DB: map[string]map[string]DBServerFacts{"galera": {"n1": dbf("600", "4"), "n2": dbf("600", "4"), "n3": dbf("600", "4")}},
+		Path: &config.Path{Clients: []config.Client{
+			{Name: "nova", Kind: "sqlalchemy", PoolRecycle: cdur(30 * time.Minute)}, // < HA_idle 1h, no middlebox
+		}},
+	}
+	got := lintFacts(t, f)
+	if len(got["PA301"]) != 0 || len(got["PA302"]) != 0 || len(got["PA303"]) != 1 {
+		t.Fatalf("want PA303 only: PA301 %v PA302 %v PA303 %v", got["PA301"], got["PA302"], got["PA303"])
+	}
+	if fs := got["PA304"]; len(fs) != 1 || fs[0].Severity != SevWarning {
+		t.Fatalf("PA304 with PA303 firing and no pre-ping: %+v", fs)
+	}
+}

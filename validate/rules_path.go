@@ -194,6 +194,24 @@ func evalPA302(in *Input) []Finding {
 	return out
 }
 
+// mysqlIdle is the smallest wait_timeout (interactive_timeout for an
+// interactive client) over the servers of a route's backend, and the
+// variable's name; ok is false without DB facts for it.
+func mysqlIdle(in *Input, c config.Client, r Route) (time.Duration, string, bool) {
+	servers, fs := dbServers(in, r.Back)
+	var lo time.Duration = -1
+	name := "wait_timeout"
+	if c.Interactive {
+		name = "interactive_timeout"
+	}
+	for _, s := range servers {
+		if d, ok := secondsVar(fs[s.Name], name); ok && d > 0 && (lo < 0 || d < lo) {
+			lo = d
+		}
+	}
+	return lo, name, lo > 0
+}
+
 func evalPA303(in *Input) []Finding {
 	var out []Finding
 	for _, c := range in.Facts.Path.Clients {
@@ -202,18 +220,8 @@ func evalPA303(in *Input) []Finding {
 			continue
 		}
 		for _, r := range clientRoutes(in, c) {
-			servers, fs := dbServers(in, r.Back)
-			var lo time.Duration = -1
-			name := "wait_timeout"
-			if c.Interactive {
-				name = "interactive_timeout"
-			}
-			for _, s := range servers {
-				if d, ok := secondsVar(fs[s.Name], name); ok && d > 0 && (lo < 0 || d < lo) {
-					lo = d
-				}
-			}
-			if lo < 0 || idle < lo-margin(lo) {
+			lo, name, ok := mysqlIdle(in, c, r)
+			if !ok || idle < lo-margin(lo) {
 				continue
 			}
 			out = append(out, in.finding(poolSev(c), r.Back.Pos,
@@ -236,6 +244,9 @@ func evalPA304(in *Input) []Finding {
 		for _, r := range clientRoutes(in, c) {
 			if ha, _ := r.Idle(); ha != Infinite && idle >= ha-margin(ha) {
 				risky = true
+			}
+			if lo, _, ok := mysqlIdle(in, c, r); ok && idle >= lo-margin(lo) {
+				risky = true // PA303 (with DB facts)
 			}
 		}
 		if !risky {
