@@ -30,11 +30,16 @@ func (e *LockedError) Error() string {
 // Is makes errors.Is(err, ErrLocked) true.
 func (e *LockedError) Is(target error) bool { return target == ErrLocked }
 
-// lockFile is an exclusive flock on <state>/lock. The kernel drops it when
-// the holder dies, so a SIGKILLed run never wedges the next one; the
-// journal, not the lock, says that a run died.
+// lockFile is an exclusive flock on the state dir itself and on
+// <state>/lock. The kernel drops both when the holder dies, so a SIGKILLed
+// run never wedges the next one; the journal, not the lock, says that a
+// run died. The directory lock is the one that cannot be stolen: the lock
+// file can be deleted (it names a holder that may be long dead, which
+// invites it), and a new file is a new lock, but a state dir with a
+// history in it cannot be. The file lock stays for the holder's name and
+// for older haguard versions, which lock only the file.
 type lockFile struct {
-	f *os.File
+	d, f *os.File
 }
 
 const lockPoll = 50 * time.Millisecond
@@ -45,29 +50,38 @@ func acquireLock(ctx context.Context, dir string, wait bool, timeout time.Durati
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open state dir: %w", err)
+	}
 	path := filepath.Join(dir, "lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {
+		d.Close()
 		return nil, fmt.Errorf("open lock: %w", err)
+	}
+	closeAll := func() {
+		f.Close()
+		d.Close()
 	}
 	deadline := time.Now().Add(timeout)
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err := tryLock(d, f)
 		if err == nil {
 			break
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
+			closeAll()
 			return nil, fmt.Errorf("flock %s: %w", path, err)
 		}
 		if !wait || !time.Now().Before(deadline) {
 			h := readHolder(path)
-			f.Close()
+			closeAll()
 			return nil, &LockedError{Holder: h}
 		}
 		select {
 		case <-ctx.Done():
-			f.Close()
+			closeAll()
 			return nil, fmt.Errorf("wait for lock: %w", ctx.Err())
 		case <-time.After(lockPoll):
 		}
@@ -75,7 +89,19 @@ func acquireLock(ctx context.Context, dir string, wait bool, timeout time.Durati
 	if err := f.Truncate(0); err == nil {
 		_, _ = f.WriteAt([]byte(holder+"\n"), 0)
 	}
-	return &lockFile{f: f}, nil
+	return &lockFile{d: d, f: f}, nil
+}
+
+// tryLock takes both locks or neither, without blocking.
+func tryLock(d, f *os.File) error {
+	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = syscall.Flock(int(d.Fd()), syscall.LOCK_UN)
+		return err
+	}
+	return nil
 }
 
 func readHolder(path string) string {
@@ -92,4 +118,6 @@ func (l *lockFile) release() {
 	_ = l.f.Truncate(0)
 	_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
 	_ = l.f.Close()
+	_ = syscall.Flock(int(l.d.Fd()), syscall.LOCK_UN)
+	_ = l.d.Close()
 }

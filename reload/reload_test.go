@@ -444,3 +444,26 @@ func TestRollbackWaitsForBusyMaster(t *testing.T) {
 		t.Fatalf("disk %q", f.disk(t))
 	}
 }
+
+// The lock file outlives its holder and names a pid that may be dead
+// (after a SIGKILL), which invites an operator to delete it. Deleting it
+// must not let a second run in while the first still holds the lock.
+func TestLockSurvivesDeletedLockFile(t *testing.T) {
+	f := newFixture(t)
+	lk, err := acquireLock(context.Background(), f.s.StateDir, false, 0, "pid 1 since then")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.release()
+	if err := os.Remove(filepath.Join(f.s.StateDir, "lock")); err != nil {
+		t.Fatal(err)
+	}
+	lk2, err := acquireLock(context.Background(), f.s.StateDir, false, 0, "pid 2")
+	if err == nil {
+		lk2.release()
+		t.Fatal("a second run took the lock after its file was deleted")
+	}
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("err %v, want ErrLocked", err)
+	}
+}
