@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"syscall"
 	"time"
@@ -209,7 +208,7 @@ func signalGuarded(pid int32, start uint64, sig syscall.Signal) error {
 	}
 	got, zombie, err := StartTicks(pid)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case gone(err):
 		return errGone
 	case err != nil:
 		return fmt.Errorf("read start time of %d: %w", pid, err)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/haguard/haguard/agent/sockets"
@@ -51,7 +52,7 @@ func ListProcesses(ctx context.Context, names []string) ([]Proc, error) {
 		}
 		p, ok, err := describe(ctx, gp, comm, exe)
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errZombie) {
+			if gone(err) || errors.Is(err, errZombie) {
 				continue
 			}
 			return nil, fmt.Errorf("read process %d: %w", pid, err)
@@ -79,6 +80,13 @@ func selected(names []string, comm, exe string) bool {
 }
 
 var errZombie = errors.New("zombie")
+
+// gone reports whether err from reading /proc/PID means the process has
+// exited: ENOENT when it was reaped before the open, ESRCH when between
+// the open and the read.
+func gone(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH)
+}
 
 // describe fills the details of one selected process. ok is false for a
 // `haproxy -c` config check.
@@ -264,7 +272,7 @@ func listenAddrs(pid int32, tab sockets.Table) ([]string, error) {
 	out := []string{}
 	inodes, err := sockets.Held(pid, tab)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		if gone(err) {
 			return out, nil // exited meanwhile
 		}
 		return out, fmt.Errorf("read sockets: %w", err)
