@@ -277,7 +277,8 @@ func (p *Proxy) ServerTime(s Server, name string) (time.Duration, Param, bool) {
 	return t.D, v, true
 }
 
-// Tagged reports whether the section or its defaults carry "# haguard:<tag>".
+// Tagged reports whether a comment in the section itself carries
+// "# haguard:<tag>" (a tag in a defaults section is not inherited).
 func (p *Proxy) Tagged(tag string) bool {
 	_, ok := p.Tags[tag]
 	return ok
