@@ -32,6 +32,12 @@ func writeAtomic(path string, data []byte, defMode fs.FileMode) (bool, error) {
 // page cache has it), only not a power loss. The journal's informative
 // stage updates use it; everything recovery depends on is durable.
 func writeFile(path string, data []byte, defMode fs.FileMode, durable bool) (bool, error) {
+	// A symlink (config management keeping the real file elsewhere) stays
+	// one: the file it points to is replaced, from a temp file in its own
+	// directory, since a rename cannot cross filesystems.
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
 	old, err := os.ReadFile(path)
 	if err == nil && bytes.Equal(old, data) {
 		return false, nil

@@ -399,3 +399,37 @@ func TestCancelBeforeInstallIsRefused(t *testing.T) {
 		t.Fatalf("journal left: %v", err)
 	}
 }
+
+// A target that is a symlink (config management keeping the real file
+// elsewhere) stays a symlink: the install and the rollback replace the
+// file it points to, atomically in that file's directory.
+func TestInstallThroughSymlink(t *testing.T) {
+	f := newFixture(t)
+	realDir := filepath.Join(f.dir, "cm")
+	if err := os.Mkdir(realDir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	real := filepath.Join(realDir, "haproxy.cfg")
+	if err := os.Rename(f.target, real); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, f.target); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.r.Run(context.Background(), Options{Candidate: f.candidate(t, "good v2\n")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.r.Run(context.Background(), Options{Candidate: f.candidate(t, "dead v3\n")}); !errors.Is(err, ErrRolledBack) {
+		t.Fatalf("err %v, want a rollback", err)
+	}
+	st, err := os.Lstat(f.target)
+	if err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the symlink was replaced by a file: %v %v", st.Mode(), err)
+	}
+	if b, _ := os.ReadFile(real); string(b) != "good v2\n" {
+		t.Fatalf("real file holds %q", b)
+	}
+	if ents, _ := os.ReadDir(realDir); len(ents) != 1 {
+		t.Fatalf("temp files left in %s: %v", realDir, ents)
+	}
+}

@@ -225,8 +225,12 @@ func (r *Reloader) Run(ctx context.Context, opt Options) (Result, error) {
 // removeStaleTemps clears the temp files of a run killed mid-write, next
 // to the target and in the state dir. The lock is held.
 func (r *Reloader) removeStaleTemps() {
+	target := r.s.Target
+	if real, err := filepath.EvalSymlinks(target); err == nil {
+		target = real // where writeFile puts its temp files
+	}
 	var removed []string
-	removed = append(removed, removeStaleTemps(filepath.Dir(r.s.Target), filepath.Base(r.s.Target))...)
+	removed = append(removed, removeStaleTemps(filepath.Dir(target), filepath.Base(target))...)
 	removed = append(removed, removeStaleTemps(r.st.dir, "")...)
 	removed = append(removed, removeStaleTemps(r.st.historyDir(), "")...)
 	for _, p := range removed {
