@@ -50,9 +50,9 @@ func ListProcesses(ctx context.Context, names []string) ([]Proc, error) {
 		if !selected(names, comm, exe) {
 			continue
 		}
-		p, ok, err := describe(ctx, gp, comm, exe)
+		p, ok, err := describe(ctx, gp, names, comm)
 		if err != nil {
-			if gone(err) || errors.Is(err, errZombie) {
+			if gone(err) || errors.Is(err, errZombie) || errors.Is(err, errReplaced) {
 				continue
 			}
 			return nil, fmt.Errorf("read process %d: %w", pid, err)
@@ -88,9 +88,16 @@ func gone(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH)
 }
 
+// errReplaced: the PID named another process by the end of describe.
+var errReplaced = errors.New("pid reused while it was read")
+
 // describe fills the details of one selected process. ok is false for a
-// `haproxy -c` config check.
-func describe(ctx context.Context, gp *process.Process, comm, exe string) (Proc, bool, error) {
+// `haproxy -c` config check, and for a process that is not one of names
+// after all: the selection's comm and exe were read before its start time, and the PID
+// may have been reused in between. Everything it records is read between
+// two reads of the start time that agree, so the start time the kill
+// guard checks names the process that was selected and classified.
+func describe(ctx context.Context, gp *process.Process, names []string, comm string) (Proc, bool, error) {
 	pid := gp.Pid
 	st, err := readStat(pid)
 	if err != nil {
@@ -98,6 +105,13 @@ func describe(ctx context.Context, gp *process.Process, comm, exe string) (Proc,
 	}
 	if st.state == 'Z' || st.state == 'X' {
 		return Proc{}, false, errZombie
+	}
+	exe, err := gp.ExeWithContext(ctx)
+	if err != nil && gone(err) {
+		return Proc{}, false, err
+	}
+	if !selected(names, st.comm, exe) {
+		return Proc{}, false, nil
 	}
 	args, err := gp.CmdlineSliceWithContext(ctx)
 	if err != nil {
@@ -123,6 +137,11 @@ func describe(ctx context.Context, gp *process.Process, comm, exe string) (Proc,
 		return Proc{}, false, err
 	}
 	p.Ancestors = ancestors(st.ppid)
+	if again, err := readStat(pid); err != nil {
+		return Proc{}, false, err
+	} else if again.start != st.start {
+		return Proc{}, false, errReplaced
+	}
 	return p, true, nil
 }
 
@@ -144,6 +163,7 @@ func ancestors(ppid int32) []int32 {
 }
 
 type stat struct {
+	comm  string
 	state byte
 	ppid  int32
 	start uint64
@@ -177,7 +197,11 @@ func parseStat(b []byte) (stat, error) {
 	if err != nil {
 		return stat{}, fmt.Errorf("stat starttime: %w", err)
 	}
-	return stat{state: f[0][0], ppid: int32(ppid), start: start}, nil
+	comm := ""
+	if open := bytes.IndexByte(b, '('); open >= 0 && open < i {
+		comm = string(b[open+1 : i])
+	}
+	return stat{comm: comm, state: f[0][0], ppid: int32(ppid), start: start}, nil
 }
 
 // StartTicks returns the start time of pid in clock ticks since boot, and

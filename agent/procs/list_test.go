@@ -18,7 +18,7 @@ func TestParseStat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.state != 'S' || st.ppid != 17 || st.start != 987654 {
+	if st.state != 'S' || st.ppid != 17 || st.start != 987654 || st.comm != "ha) (proxy) x" {
 		t.Fatalf("%+v", st)
 	}
 	for _, bad := range []string{"", "1 (x", "1 (x) S 2", "1 (x) S nope 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5"} {
