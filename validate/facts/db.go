@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/haguard/haguard/config"
 	"github.com/haguard/haguard/validate"
@@ -52,8 +53,8 @@ func MySQLBackends(cfg *validate.Config, c config.Config) []*validate.Proxy {
 	return out
 }
 
-// DB connects to every server of every MySQL-like backend (concurrently,
-// each bounded by timeout) and reads DBVariables and DBStatus. A server
+// DB connects to every server of every MySQL-like backend (at most
+// dbConcurrency at a time, each bounded by timeout) and reads DBVariables and DBStatus. A server
 // that cannot be asked gets Err set; it never stops the others.
 func DB(ctx context.Context, cfg *validate.Config, c config.Config, timeout time.Duration, log *slog.Logger) map[string]map[string]validate.DBServerFacts {
 	if log == nil {
@@ -62,11 +63,12 @@ func DB(ctx context.Context, cfg *validate.Config, c config.Config, timeout time
 	out := map[string]map[string]validate.DBServerFacts{}
 	user, pass, credErr := credentials(c.Facts.DB)
 	var mu sync.Mutex
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(dbConcurrency)
 	for _, p := range MySQLBackends(cfg, c) {
 		out[p.Name] = map[string]validate.DBServerFacts{}
 		for _, s := range p.Servers {
-			wg.Go(func() {
+			g.Go(func() error {
 				var f validate.DBServerFacts
 				if credErr != nil {
 					f.Err = credErr
@@ -79,12 +81,17 @@ func DB(ctx context.Context, cfg *validate.Config, c config.Config, timeout time
 				mu.Lock()
 				out[p.Name][s.Name] = f
 				mu.Unlock()
+				return nil
 			})
 		}
 	}
-	wg.Wait()
+	_ = g.Wait() // every read records its own error in f.Err
 	return out
 }
+
+// dbConcurrency bounds the live-facts connections in flight, so a config
+// with thousands of servers does not open thousands of connections at once.
+const dbConcurrency = 16
 
 func readServer(ctx context.Context, addr, user, pass string, timeout time.Duration) validate.DBServerFacts {
 	f := validate.DBServerFacts{Variables: map[string]string{}, Status: map[string]string{}}
