@@ -467,3 +467,34 @@ func TestLockSurvivesDeletedLockFile(t *testing.T) {
 		t.Fatalf("err %v, want ErrLocked", err)
 	}
 }
+
+// swapChecker rewrites the candidate just before the check reads it: an
+// editor saving the file while haguard runs.
+type swapChecker struct {
+	*world
+	path, body string
+}
+
+func (c swapChecker) Check(ctx context.Context, files []string) (CheckReport, error) {
+	if err := os.WriteFile(c.path, []byte(c.body), 0o600); err != nil {
+		return CheckReport{}, err
+	}
+	return c.world.Check(ctx, files)
+}
+
+// The bytes installed are the bytes checked: a candidate that changes
+// while the check runs is refused, never installed unchecked.
+func TestCandidateChangedDuringCheckIsRefused(t *testing.T) {
+	f := newFixture(t)
+	cand := f.candidate(t, "syntax error\n")
+	d := f.w.deps()
+	d.Checker = swapChecker{world: f.w, path: cand, body: "good v2\n"}
+	r, _ := New(f.s, d)
+	res, err := r.Run(context.Background(), Options{Candidate: cand})
+	if !errors.Is(err, ErrRefused) {
+		t.Fatalf("err %v, want ErrRefused; stages %+v", err, res.Stages)
+	}
+	if f.disk(t) != "good v1\n" || f.w.reloads != 0 {
+		t.Fatalf("disk %q, %d reload jobs", f.disk(t), f.w.reloads)
+	}
+}

@@ -89,6 +89,18 @@ func (t *txn) check(ctx context.Context) (plan, error) {
 		if err != nil {
 			return "", fmt.Errorf("run check: %w", err)
 		}
+		// The check read the files by path; the install writes the bytes
+		// read above. They must be the same bytes, or what is installed
+		// was never checked (and an edit of the target made meanwhile
+		// would be overwritten without a snapshot).
+		if err := sameBytes(src, p.newBytes); err != nil {
+			return "", err
+		}
+		if src != t.r.s.Target {
+			if err := sameBytes(t.r.s.Target, p.diskBytes); err != nil {
+				return "", err
+			}
+		}
 		t.res.Findings = append(t.res.Findings, rep.Findings...)
 		t.res.CheckOutput = rep.Output
 		nerr := 0
@@ -334,6 +346,18 @@ func (t *txn) commit(ctx context.Context, newSHA string) error {
 	}
 	return t.r.st.setRunning(Running{SHA256: newSHA, Target: t.r.s.Target, MasterPID: g.MasterPID,
 		Reloads: g.Reloads, Time: t.r.d.Now().UTC(), ID: t.res.ID})
+}
+
+// sameBytes says whether path still holds want (nil: absent).
+func sameBytes(path string, want []byte) error {
+	b, err := os.ReadFile(path)
+	if err != nil && !isNotExist(err) {
+		return fmt.Errorf("read %s again: %w", path, err)
+	}
+	if (err == nil) != (want != nil) || !bytes.Equal(b, want) {
+		return fmt.Errorf("%s changed while it was checked; run again once it is saved", path)
+	}
+	return nil
 }
 
 func firstLines(s string, n int) string {
