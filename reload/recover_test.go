@@ -433,3 +433,24 @@ func TestInstallThroughSymlink(t *testing.T) {
 		t.Fatalf("temp files left in %s: %v", realDir, ents)
 	}
 }
+
+// A run killed inside the snapshot stage, after its history entry and
+// before its journal, leaves an entry "running" and no journal. It
+// installed nothing (the journal is always written before the install),
+// so the next run marks it refused instead of leaving it "running" for
+// good.
+func TestStaleRunningEntryIsClosed(t *testing.T) {
+	f := newFixture(t)
+	dead := Entry{ID: "20261128T000000.000Z-dead", Target: f.target, BeforeSHA256: sha([]byte("good v1\n")),
+		AfterSHA256: sha([]byte("good v2\n")), Outcome: OutcomeRunning}
+	if err := f.r.st.putEntry(dead); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.r.Run(context.Background(), Options{Candidate: f.candidate(t, "good v3\n")}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := f.r.st.entry(dead.ID)
+	if err != nil || e.Outcome != OutcomeRefused {
+		t.Fatalf("dead run's entry %+v %v, want refused", e, err)
+	}
+}

@@ -198,6 +198,8 @@ func (t *txn) run(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", ErrBroken, err)
 	}
 
+	t.closeStaleEntries()
+
 	p, err := t.check(ctx)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrRefused, err)
@@ -289,6 +291,21 @@ func (t *txn) run(ctx context.Context) error {
 	}
 	t.res.OK = true
 	return nil
+}
+
+// closeStaleEntries marks refused the entries still "running" once any
+// journal has been dealt with: their run died in the snapshot stage,
+// after the entry and before the journal, so it installed nothing.
+func (t *txn) closeStaleEntries() {
+	es, err := t.r.st.entries()
+	if err != nil {
+		return
+	}
+	for _, e := range es {
+		if e.Outcome == OutcomeRunning {
+			t.markEntry(e.ID, OutcomeRefused)
+		}
+	}
 }
 
 func (t *txn) hasBlob(sum string) bool {
