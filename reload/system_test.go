@@ -187,8 +187,17 @@ func TestSystemSIGKILLDuringSettle(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	p.Kill() // SIGKILL, with the dead-backend config installed and reloaded
-	if _, fail := b.trafficN(t, 2); fail == 0 {
-		t.Fatal("setup: the dead-backend config should be serving")
+	// The reload job is done once the master was signalled, before its new
+	// workers are up (that is what settle waits for, and it was killed):
+	// wait, bounded, for the dead-backend generation to take the traffic.
+	for i := 0; ; i++ {
+		if _, fail := b.trafficN(t, 2); fail > 0 {
+			break
+		}
+		if i >= 100 {
+			t.Fatal("setup: the dead-backend config should be serving")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	st, _, code := b.haguard(t, nil, "status")
 	if code != 1 || !strings.Contains(st, "interrupted: transaction") {
