@@ -157,7 +157,8 @@ func run(ctx context.Context, out io.Writer, haguardPath, backendKind string, at
 
 	st.step("Repairing")
 	if cmds["reload"] {
-		if rc := hg("reload", "--kill-ghosts", "--force", "--reason", "make demo"); rc != 0 {
+		// The runbook's command as an operator types it: no --force.
+		if rc := hg("reload", "--kill-ghosts", "--reason", "make demo"); rc != 0 {
 			st.breaks("haguard reload --kill-ghosts exited %d, want 0", rc)
 		}
 	} else {
