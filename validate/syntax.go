@@ -1,10 +1,12 @@
 package validate
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -28,17 +30,107 @@ type SyntaxResult struct {
 	ExitCode int      `json:"-"`
 	// MaxRSSKB is the peak resident set of the haproxy process (rusage).
 	MaxRSSKB int64 `json:"-"`
+	// CAPreloadSkipped is true when the check ran with the one-line
+	// prelude that skips the httpclient's system CA load (see RunSyntax).
+	CAPreloadSkipped bool `json:"ca_preload_skipped"`
 }
 
 // RunSyntax runs `bin -c -f FILE...` and returns haproxy's verdict. The
 // error is non-nil only when haproxy could not be run at all (missing
 // binary, ctx cancelled); a failed check is SyntaxResult.OK == false.
+//
+// HAProxy 2.6 and later load the system's CA store for their internal
+// HTTP client at every start, unless the config sets httpclient.ssl.*: on
+// Debian that is some 150 PEM files and about 45 ms, most of a small
+// config's check. That load cannot change the verdict, since when it fails
+// haproxy only turns TLS off for the client, without a warning. So when no
+// file configures the httpclient, RunSyntax first checks with a prelude,
+// a global section of its own holding `httpclient.ssl.verify none` given
+// as the first -f, which skips the load. If that run fails for any reason
+// (a binary older than 2.6 does not know the keyword), the plain check
+// runs and its verdict and output are the ones reported, so a failure
+// always reads exactly as haproxy's own. Command is the plain command.
 func RunSyntax(ctx context.Context, bin string, files []string) (SyntaxResult, error) {
+	start := time.Now()
+	if prelude, cleanup := caPrelude(files); prelude != "" {
+		res, err := runSyntax(ctx, bin, append([]string{prelude}, files...))
+		cleanup()
+		if err == nil && res.OK {
+			res.Command = syntaxCommand(bin, files)
+			res.CAPreloadSkipped = true
+			res.DurationMS = time.Since(start).Milliseconds()
+			return res, nil
+		}
+		if ctx.Err() != nil {
+			return res, err
+		}
+	}
+	res, err := runSyntax(ctx, bin, files)
+	res.DurationMS = time.Since(start).Milliseconds()
+	return res, err
+}
+
+func syntaxCommand(bin string, files []string) string {
+	args := []string{bin, "-c"}
+	for _, f := range files {
+		args = append(args, "-f", f)
+	}
+	return strings.Join(args, " ")
+}
+
+// preludeText is the config RunSyntax puts before the checked files.
+const preludeText = "# haguard: skip the httpclient's system CA load during this check\nglobal\n    httpclient.ssl.verify none\n"
+
+// caPrelude writes the prelude to a temporary file and returns its path
+// and a function that removes it, or "" when the prelude must not be used:
+// a file that is not a readable regular file (haproxy also reads
+// directories of *.cfg), or a line whose keyword configures the httpclient
+// or comes from an environment variable. With "" the check runs plain.
+func caPrelude(files []string) (string, func()) {
+	for _, f := range files {
+		if !preludeSafe(f) {
+			return "", nil
+		}
+	}
+	tf, err := os.CreateTemp("", "haguard-prelude-*.cfg")
+	if err != nil {
+		return "", nil
+	}
+	_, werr := tf.WriteString(preludeText)
+	if cerr := tf.Close(); werr != nil || cerr != nil {
+		_ = os.Remove(tf.Name())
+		return "", nil
+	}
+	return tf.Name(), func() { _ = os.Remove(tf.Name()) }
+}
+
+func preludeSafe(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return false
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	for sc.Scan() {
+		kw, _, _ := strings.Cut(strings.TrimLeft(sc.Text(), " \t"), " ")
+		kw, _, _ = strings.Cut(kw, "\t")
+		if strings.HasPrefix(strings.Trim(kw, `"'`), "httpclient.") || strings.Contains(kw, "$") {
+			return false
+		}
+	}
+	return sc.Err() == nil
+}
+
+func runSyntax(ctx context.Context, bin string, files []string) (SyntaxResult, error) {
 	args := []string{"-c"}
 	for _, f := range files {
 		args = append(args, "-f", f)
 	}
-	res := SyntaxResult{Command: strings.Join(append([]string{bin}, args...), " ")}
+	res := SyntaxResult{Command: syntaxCommand(bin, files)}
 	cmd := exec.CommandContext(ctx, bin, args...)
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -99,5 +100,93 @@ func TestRunSyntaxFakeBinary(t *testing.T) {
 	cancel()
 	if _, err := RunSyntax(ctx, fake, []string{"good.cfg"}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled ctx: %v", err)
+	}
+}
+
+// TestRunSyntaxCAPreludeSameVerdict runs every golden config through the
+// real haproxy with and without the CA prelude: same verdict, same exit
+// code, same warnings. It also pins when the prelude must stay out.
+func TestRunSyntaxCAPreludeSameVerdict(t *testing.T) {
+	testbed.Require(t, testbed.TierBinary)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	ctx := context.Background()
+	bin := testbed.HAProxyBin()
+	pid := regexp.MustCompile(`\(\d+\)`)
+	cases, _ := filepath.Glob(filepath.Join(goldenDir, "*.cfg"))
+	if len(cases) < 10 {
+		t.Fatalf("only %d golden configs", len(cases))
+	}
+	for _, c := range cases {
+		got, err := RunSyntax(ctx, bin, []string{c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := runSyntax(ctx, bin, []string{c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.OK != plain.OK || got.ExitCode != plain.ExitCode ||
+			pid.ReplaceAllString(strings.Join(got.Warnings, "\n"), "") != pid.ReplaceAllString(strings.Join(plain.Warnings, "\n"), "") {
+			t.Errorf("%s: with prelude ok=%v exit=%d warnings %q; plain ok=%v exit=%d warnings %q",
+				c, got.OK, got.ExitCode, got.Warnings, plain.OK, plain.ExitCode, plain.Warnings)
+		}
+		if got.Command != plain.Command {
+			t.Errorf("%s: command %q, want the plain %q", c, got.Command, plain.Command)
+		}
+		// A passing config is checked with the prelude; a failing one
+		// reports the plain run's own words.
+		if got.CAPreloadSkipped != plain.OK || (!got.OK && pid.ReplaceAllString(got.Output, "") != pid.ReplaceAllString(plain.Output, "")) {
+			t.Errorf("%s: skipped=%v ok=%v output %q, plain output %q", c, got.CAPreloadSkipped, got.OK, got.Output, plain.Output)
+		}
+	}
+
+	// An explicit httpclient CA is checked for real: the prelude would
+	// hide a missing ca-file, so it must not be used.
+	dir := t.TempDir()
+	body := "global\n    httpclient.ssl.ca-file " + filepath.Join(dir, "missing-ca.pem") +
+		"\ndefaults\n mode tcp\n timeout connect 5s\n timeout client 1m\n timeout server 1m\nlisten l\n bind 127.0.0.1:18997\n server s 127.0.0.1:1\n"
+	res, err := RunSyntax(ctx, bin, []string{writeFile(t, dir, "ca.cfg", body)})
+	if err != nil || res.OK || res.CAPreloadSkipped || !strings.Contains(res.Output, "missing-ca.pem") {
+		t.Fatalf("explicit httpclient ca-file: %+v, %v", res, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "haguard-prelude-*")); len(left) != 0 {
+		t.Fatalf("prelude files left behind: %v", left)
+	}
+}
+
+// TestRunSyntaxCAPreludeFallback: a binary that does not know the
+// prelude's keyword (haproxy before 2.6) gets the plain check, and the
+// reported verdict and output are the plain run's (unit tier, a script
+// stands in for haproxy).
+func TestRunSyntaxCAPreludeFallback(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("TMPDIR", dir)
+	calls := filepath.Join(dir, "calls")
+	fake := writeFile(t, dir, "haproxy", "#!/bin/sh\necho \"$*\" >> "+calls+"\n"+
+		"for a; do if [ -f \"$a\" ] && grep -q httpclient.ssl.verify \"$a\"; then echo \"[ALERT] unknown keyword 'httpclient.ssl.verify'\"; exit 1; fi; done\n"+
+		"echo 'Configuration file is valid'\n")
+	if err := os.Chmod(fake, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeFile(t, dir, "h.cfg", "defaults\n mode tcp\n")
+	res, err := RunSyntax(context.Background(), fake, []string{cfg})
+	if err != nil || !res.OK || res.CAPreloadSkipped || strings.Contains(res.Output, "unknown keyword") || res.Command != fake+" -c -f "+cfg {
+		t.Fatalf("fallback: %+v, %v", res, err)
+	}
+	log, _ := os.ReadFile(calls)
+	if lines := strings.Split(strings.TrimSpace(string(log)), "\n"); len(lines) != 2 || !strings.Contains(lines[0], "haguard-prelude-") || lines[1] != "-c -f "+cfg {
+		t.Fatalf("want a prelude run then a plain one, got %q", log)
+	}
+	// Keywords from environment variables may name the httpclient: no prelude.
+	if err := os.Remove(calls); err != nil {
+		t.Fatal(err)
+	}
+	env := writeFile(t, dir, "env.cfg", "global\n    \"${KW}\" none\n")
+	if res, err := RunSyntax(context.Background(), fake, []string{env}); err != nil || !res.OK || res.CAPreloadSkipped {
+		t.Fatalf("env keyword: %+v, %v", res, err)
+	}
+	if log, _ := os.ReadFile(calls); strings.Count(string(log), "\n") != 1 || strings.Contains(string(log), "prelude") {
+		t.Fatalf("env keyword must run plain once, got %q", log)
 	}
 }
