@@ -25,7 +25,11 @@ type world struct {
 	// failLoad: a reload whose config contains this fails like haproxy
 	// 2.6 does: job done, failed+1, old workers keep serving.
 	failLoad string
-	jobErr   error
+	// failStatus: a reload whose config contains this counts as a load
+	// (reloads+1, new workers, failed unchanged) but the unit's status
+	// turns to "Reload failed!": only the status tells.
+	failStatus string
+	jobErr     error
 }
 
 func newWorld(t *testing.T, target string) *world {
@@ -73,6 +77,9 @@ func (w *world) Reload(_ context.Context, _ string) error {
 	}
 	w.loaded = cfg
 	w.status = "Ready."
+	if w.failStatus != "" && bytes.Contains(cfg, []byte(w.failStatus)) {
+		w.status = "Reload failed!"
+	}
 	w.master.OldWorkers = append(w.master.OldWorkers, w.master.Workers...)
 	w.master.Workers = []Worker{{PID: w.nextPID}}
 	w.nextPID++

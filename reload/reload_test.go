@@ -169,6 +169,30 @@ func TestJobDoneButLoadFailed(t *testing.T) {
 	}
 }
 
+// The unit's status is read before the reload is asked for: a status that
+// turns to "failed" with the reload is caught even when the counters look
+// fine (read after the job, it would already say failed and be ignored).
+func TestStatusTurnsFailedRollsBack(t *testing.T) {
+	f := newFixture(t)
+	f.w.failStatus = "oddload"
+	res, err := f.r.Run(context.Background(), Options{Candidate: f.candidate(t, "oddload v2\n")})
+	if !errors.Is(err, ErrRolledBack) {
+		t.Fatalf("err %v, want ErrRolledBack; stages %+v", err, res.Stages)
+	}
+	var settle Stage
+	for _, s := range res.Stages {
+		if s.Name == StageSettle {
+			settle = s
+		}
+	}
+	if settle.OK || !strings.Contains(settle.Error, `unit status says "Reload failed!"`) {
+		t.Fatalf("settle %+v", settle)
+	}
+	if f.disk(t) != "good v1\n" {
+		t.Fatalf("disk %q", f.disk(t))
+	}
+}
+
 func TestJobErrorRollsBack(t *testing.T) {
 	f := newFixture(t)
 	f.w.jobErr = errJob

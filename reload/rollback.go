@@ -49,14 +49,14 @@ func (t *txn) restore(ctx context.Context, sum string) (string, error) {
 	if _, err := writeAtomic(t.r.s.Target, data, 0o644); err != nil {
 		return "", fmt.Errorf("restore %s: %w", t.r.s.Target, err)
 	}
-	// Settle compares against gen0, so a master busy for a moment (it
+	// Settle compares against the baseline, so a master busy for a moment (it
 	// re-executes after the reload that failed) is waited for like in the
 	// check stage: zero counters would turn an earlier failed load into a
 	// failure of this reload. A master that stays unreadable (haproxy
 	// died) is not fatal here: the reload may bring it back, and settle
 	// then only asks for workers.
-	gen0, _ := t.currentGeneration(ctx)
-	if err := t.reloadAndSettle(ctx, gen0, true); err != nil {
+	b, _ := t.readBaseline(ctx)
+	if err := t.reloadAndSettle(ctx, b, true); err != nil {
 		return "", fmt.Errorf("restored %s but: %w", short(sum), err)
 	}
 	g := t.res.Generation

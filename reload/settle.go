@@ -8,24 +8,53 @@ import (
 	"time"
 )
 
-// settlePoll is how often settle asks the master; a reload takes a few
-// hundred ms, so a short poll keeps the end-to-end cost near systemctl's.
-const settlePoll = 25 * time.Millisecond
+// pollEvery is how long to wait before asking the master again, after
+// waiting for elapsed. A small config re-executes in some 60 ms, during
+// which the master refuses connections (free to retry); polling every 5 ms
+// for the first seconds keeps settle within a few ms of the new
+// generation, and a long reload (a large config) is then asked less often.
+func pollEvery(elapsed time.Duration) time.Duration {
+	if elapsed < 2*time.Second {
+		return 5 * time.Millisecond
+	}
+	return 25 * time.Millisecond
+}
+
+// baseline is the unit as it was before a reload: the master's generation
+// and the unit's StatusText, which settle compares against.
+type baseline struct {
+	gen    Generation
+	status string // "" when systemd could not be asked
+}
+
+// readBaseline reads the generation (waiting out a busy master, see
+// currentGeneration) and, at the same time, the unit's status.
+func (t *txn) readBaseline(ctx context.Context) (baseline, error) {
+	stc := make(chan string, 1)
+	go func() { stc <- t.unitStatus(ctx) }()
+	g, err := t.currentGeneration(ctx)
+	return baseline{gen: g, status: <-stc}, err
+}
+
+func (t *txn) unitStatus(ctx context.Context) string {
+	st, err := t.r.d.Unit.UnitState(ctx, t.r.s.Unit)
+	if err != nil {
+		return ""
+	}
+	return st.StatusText
+}
 
 // settle waits for proof that the new config runs. A job result "done"
 // proves nothing (a reload whose config fails to load still ends "done"),
 // so success needs all of: the master's reload counter went up, its failed
 // counter did not, the master is the same process, the current workers are
-// all new, and the unit's StatusText did not turn to "failed".
-func (t *txn) settle(ctx context.Context, before Generation) (Generation, string, error) {
+// all new, and the unit's StatusText did not turn to "failed" (b was read
+// before the reload was asked for).
+func (t *txn) settle(ctx context.Context, b baseline) (Generation, string, error) {
 	sctx, cancel := context.WithTimeout(ctx, t.r.s.SettleTimeout)
 	defer cancel()
-	var beforeStatus string
-	if st, err := t.r.d.Unit.UnitState(sctx, t.r.s.Unit); err == nil {
-		beforeStatus = st.StatusText
-	}
-	tick := time.NewTicker(settlePoll)
-	defer tick.Stop()
+	before, beforeStatus := b.gen, b.status
+	begin := t.r.d.Now()
 	var last Generation
 	var lastErr error
 	for {
@@ -65,7 +94,7 @@ func (t *txn) settle(ctx context.Context, before Generation) (Generation, string
 			}
 			return last, "", fmt.Errorf("no new generation within %s: reloads %d -> %d, %d workers up%s",
 				t.r.s.SettleTimeout, before.Reloads, last.Reloads, len(last.Workers), t.startupLogs(ctx))
-		case <-tick.C:
+		case <-time.After(pollEvery(t.r.d.Now().Sub(begin))):
 		}
 	}
 }

@@ -61,7 +61,7 @@ func (t *txn) candidateFiles() []string {
 
 // plan is what the check tells the rest of the transaction.
 type plan struct {
-	gen0       Generation
+	before     baseline
 	newBytes   []byte
 	diskBytes  []byte
 	runningSHA string // "" when haguard does not know what runs
@@ -71,21 +71,45 @@ type plan struct {
 func (t *txn) check(ctx context.Context) (plan, error) {
 	var p plan
 	err := t.stage(ctx, StageCheck, func() (string, error) {
-		var err error
-		if p.gen0, err = t.currentGeneration(ctx); err != nil {
-			return "", fmt.Errorf("master CLI: %w (without it the new generation cannot be verified)", err)
+		// The baseline (master CLI, systemd) is read while the check
+		// runs; its channel is read exactly once, by wait or stop.
+		type read struct {
+			b   baseline
+			err error
 		}
+		bctx, cancelBaseline := context.WithCancel(ctx)
+		defer cancelBaseline()
+		bc := make(chan read, 1)
+		go func() {
+			b, err := t.readBaseline(bctx)
+			bc <- read{b, err}
+		}()
+		waitBaseline := func() error {
+			r := <-bc
+			p.before = r.b
+			if r.err != nil {
+				return fmt.Errorf("master CLI: %w (without it the new generation cannot be verified)", r.err)
+			}
+			return nil
+		}
+		stopBaseline := func() { cancelBaseline(); <-bc }
 		src := t.r.s.Target
 		if t.opt.Candidate != "" {
 			src = t.opt.Candidate
 		}
+		var err error
 		if p.newBytes, err = os.ReadFile(src); err != nil {
+			stopBaseline()
 			return "", fmt.Errorf("read candidate: %w", err)
 		}
 		if p.diskBytes, err = os.ReadFile(t.r.s.Target); err != nil && !isNotExist(err) {
+			stopBaseline()
 			return "", fmt.Errorf("read target: %w", err)
 		}
 		rep, err := t.r.d.Checker.Check(ctx, t.candidateFiles())
+		if berr := waitBaseline(); berr != nil {
+			return "", berr
+		}
 		if err != nil {
 			return "", fmt.Errorf("run check: %w", err)
 		}
@@ -117,7 +141,7 @@ func (t *txn) check(ctx context.Context) (plan, error) {
 		if nerr > 0 {
 			return detail, fmt.Errorf("%d error findings", nerr)
 		}
-		if run, err := t.r.st.running(); err == nil && run.MasterPID == p.gen0.MasterPID && run.Reloads == p.gen0.Reloads && run.Target == t.r.s.Target {
+		if run, err := t.r.st.running(); err == nil && run.MasterPID == p.before.gen.MasterPID && run.Reloads == p.before.gen.Reloads && run.Target == t.r.s.Target {
 			p.runningSHA = run.SHA256
 		}
 		p.unchanged = p.runningSHA != "" && p.runningSHA == sha(p.newBytes) && bytes.Equal(p.newBytes, p.diskBytes) && !t.opt.Force
@@ -132,8 +156,7 @@ func (t *txn) check(ctx context.Context) (plan, error) {
 func (t *txn) currentGeneration(ctx context.Context) (Generation, error) {
 	wctx, cancel := context.WithTimeout(ctx, t.r.s.SettleTimeout)
 	defer cancel()
-	tick := time.NewTicker(settlePoll)
-	defer tick.Stop()
+	begin := t.r.d.Now()
 	for {
 		g, err := t.r.d.Master.ShowProc(wctx)
 		if err == nil {
@@ -145,7 +168,7 @@ func (t *txn) currentGeneration(ctx context.Context) (Generation, error) {
 				return Generation{}, ctx.Err()
 			}
 			return Generation{}, err
-		case <-tick.C:
+		case <-time.After(pollEvery(t.r.d.Now().Sub(begin))):
 		}
 	}
 }
@@ -166,7 +189,7 @@ func (t *txn) dryRun(ctx context.Context) error {
 	t.res.Plan = []string{
 		fmt.Sprintf("snapshot %s (sha256 %s) into %s", t.r.s.Target, short(sha(p.diskBytes)), t.r.st.historyDir()),
 		fmt.Sprintf("install sha256 %s at %s", short(sha(p.newBytes)), t.r.s.Target),
-		fmt.Sprintf("reload %s (master now at %d reloads, %d failed)", t.r.s.Unit, p.gen0.Reloads, p.gen0.Failed),
+		fmt.Sprintf("reload %s (master now at %d reloads, %d failed)", t.r.s.Unit, p.before.gen.Reloads, p.before.gen.Failed),
 		"settle: wait for a new generation, reloads+1, failed unchanged",
 		"sweep for ghost and divergent processes",
 		"probe every listener",
@@ -278,7 +301,7 @@ func (t *txn) run(ctx context.Context) error {
 		return fmt.Sprintf("installed sha256 %s at %s", short(newSHA), t.r.s.Target), nil
 	})
 	if err == nil {
-		err = t.reloadAndSettle(ctx, p.gen0, false)
+		err = t.reloadAndSettle(ctx, p.before, false)
 	}
 	if err == nil {
 		err = t.verify(ctx)
@@ -315,7 +338,7 @@ func (t *txn) hasBlob(sum string) bool {
 
 // reloadAndSettle runs the reload and settle stages (or, inside a
 // rollback, the same steps without stage records).
-func (t *txn) reloadAndSettle(ctx context.Context, gen0 Generation, quiet bool) error {
+func (t *txn) reloadAndSettle(ctx context.Context, b baseline, quiet bool) error {
 	doReload := func() (string, error) {
 		if err := t.r.d.Reload.Reload(ctx, t.r.s.Unit); err != nil {
 			return "", fmt.Errorf("reload %s: %w", t.r.s.Unit, err)
@@ -323,7 +346,7 @@ func (t *txn) reloadAndSettle(ctx context.Context, gen0 Generation, quiet bool) 
 		return "reload job done", nil
 	}
 	doSettle := func() (string, error) {
-		g, detail, err := t.settle(ctx, gen0)
+		g, detail, err := t.settle(ctx, b)
 		if err == nil {
 			t.res.Generation = &g
 		}
