@@ -41,14 +41,15 @@ func BenchmarkCheckLint(b *testing.B) {
 	}
 }
 
-// BenchmarkCheckHAProxyAlone is `haproxy -c` alone on the same file.
+// BenchmarkCheckHAProxyAlone is `haproxy -c` alone on the same file, as
+// an operator runs it (no CA prelude).
 func BenchmarkCheckHAProxyAlone(b *testing.B) {
 	testbed.Require(b, testbed.TierBinary)
 	p := benchConfig(b)
 	var rss int64
 	b.ResetTimer()
 	for b.Loop() {
-		res, err := RunSyntax(context.Background(), testbed.HAProxyBin(), []string{p})
+		res, err := runSyntax(context.Background(), testbed.HAProxyBin(), []string{p})
 		if err != nil || !res.OK {
 			b.Fatalf("%v %s", err, res.Output)
 		}
@@ -68,5 +69,24 @@ func BenchmarkCheckFull(b *testing.B) {
 		if err != nil || !rep.OK {
 			b.Fatalf("%v %+v", err, rep.Summary)
 		}
+	}
+}
+
+// BenchmarkSyntaxSmall is `haproxy -c` on a small config (seed 003's
+// final one), plain and with RunSyntax's CA prelude.
+func BenchmarkSyntaxSmall(b *testing.B) {
+	testbed.Require(b, testbed.TierBinary)
+	files := []string{filepath.Join(goldenDir, "seed003_final.cfg")}
+	for _, c := range []struct {
+		name string
+		run  func(context.Context, string, []string) (SyntaxResult, error)
+	}{{"plain", runSyntax}, {"prelude", RunSyntax}} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if res, err := c.run(context.Background(), testbed.HAProxyBin(), files); err != nil || !res.OK {
+					b.Fatalf("%v %s", err, res.Output)
+				}
+			}
+		})
 	}
 }
