@@ -71,17 +71,28 @@ func TestGalera(t *testing.T) {
 			if err := n[0].Exec(ctx, "CREATE TABLE rep.t (id INT PRIMARY KEY)"); err != nil {
 				t.Fatal(err)
 			}
-			if err := n[2].Exec(ctx, "INSERT INTO rep.t VALUES (42)"); err != nil {
+			// wsrep_sync_wait makes a statement wait until the node has
+			// applied every write the cluster committed before it: the
+			// insert on node 2 waits for the CREATE TABLE from node 0
+			// (without it the insert raced the DDL and failed now and
+			// then with 1146), the read on node 1 for the insert.
+			// No default database in the DSN: it is selected at login,
+			// before the session's sync wait applies.
+			ins, err := sql.Open("mysql", n[2].DSN("")+"?wsrep_sync_wait=15")
+			if err != nil {
 				t.Fatal(err)
 			}
-			// wsrep_sync_wait makes the read wait for the write to apply.
-			db, err := sql.Open("mysql", n[1].DSN("rep")+"?wsrep_sync_wait=1")
+			defer ins.Close()
+			if _, err := ins.ExecContext(ctx, "INSERT INTO rep.t VALUES (42)"); err != nil {
+				t.Fatalf("node 2: INSERT: %v", err)
+			}
+			db, err := sql.Open("mysql", n[1].DSN("")+"?wsrep_sync_wait=1")
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer db.Close()
 			var id int
-			if err := db.QueryRowContext(ctx, "SELECT id FROM t").Scan(&id); err != nil || id != 42 {
+			if err := db.QueryRowContext(ctx, "SELECT id FROM rep.t").Scan(&id); err != nil || id != 42 {
 				t.Errorf("node 1 reads %d (%v), want the row node 2 wrote (42)", id, err)
 			}
 		})
