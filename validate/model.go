@@ -365,6 +365,21 @@ func (c *Config) Proxies() []*Proxy {
 	return append(out, c.Listens...)
 }
 
+// Live keeps the proxies HAProxy starts: all but the disabled ones. A
+// disabled proxy binds nothing and carries no traffic, so routes, the
+// rules about them, probe targets and live facts leave it out; the rules
+// about a line's own text (units, overflow) still read it, as HAProxy
+// still parses it.
+func Live(ps []*Proxy) []*Proxy {
+	out := make([]*Proxy, 0, len(ps))
+	for _, p := range ps {
+		if !p.Disabled() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // AllSections returns global, defaults and proxies: every section whose lines the model keeps.
 func (c *Config) AllSections() []*Proxy {
 	out := []*Proxy{c.Global}

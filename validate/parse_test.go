@@ -235,3 +235,51 @@ func TestParseDirectory(t *testing.T) {
 		t.Fatalf("defaults from the earlier file not applied: %+v", s)
 	}
 }
+
+// A disabled proxy (itself or through its defaults) is not Live and has no
+// route; `enabled` after `disabled` turns it back on, as in HAProxy.
+func TestLiveAndRoutesSkipDisabled(t *testing.T) {
+	cfg, err := ParseReader("d.cfg", strings.NewReader(`defaults off
+    mode tcp
+    disabled
+defaults on
+    mode tcp
+frontend f1 from on
+    bind 127.0.0.1:1
+    use_backend b_off
+    default_backend b1
+frontend f_off from on
+    disabled
+    bind 127.0.0.1:2
+    default_backend b1
+frontend f_dflt from off
+    bind 127.0.0.1:3
+    default_backend b1
+frontend f_back from off
+    enabled
+    bind 127.0.0.1:4
+    default_backend b1
+backend b1 from on
+    server s 127.0.0.1:5
+backend b_off from on
+    disabled
+    server s 127.0.0.1:6
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var live []string
+	for _, p := range Live(cfg.Proxies()) {
+		live = append(live, p.Name)
+	}
+	if got := strings.Join(live, " "); got != "f1 f_back b1" {
+		t.Fatalf("live %q, want f1 f_back b1", got)
+	}
+	var routes []string
+	for _, r := range Routes(cfg) {
+		routes = append(routes, r.Front.Name+">"+r.Back.Name)
+	}
+	if got := strings.Join(routes, " "); got != "f1>b1 f_back>b1" {
+		t.Fatalf("routes %q, want f1>b1 f_back>b1", got)
+	}
+}

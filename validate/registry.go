@@ -138,6 +138,17 @@ type Input struct {
 
 	times []timeValue // computed once, on demand
 	tcp   []Route
+	live  []*Proxy
+}
+
+// proxies are the frontends, backends and listens HAProxy starts (Live),
+// computed once per Input: the rules about traffic and health checks read
+// these, not the disabled ones.
+func (in *Input) proxies() []*Proxy {
+	if in.live == nil {
+		in.live = Live(in.Config.Proxies())
+	}
+	return in.live
 }
 
 // Rule is one entry of the registry.

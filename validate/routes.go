@@ -14,18 +14,19 @@ type Route struct {
 
 // Routes lists every route of cfg: each listen with servers to itself, and
 // each frontend or listen to every backend its use_backend/default_backend
-// lines name. Dynamic names (with %[...]) and unknown backends are skipped.
+// lines name. Dynamic names (with %[...]), unknown backends and disabled
+// proxies (see Live) are skipped.
 func Routes(cfg *Config) []Route {
 	var out []Route
 	add := func(fe *Proxy, ref *Ref, seen map[*Proxy]bool) {
 		be := cfg.Backend(ref.Backend)
-		if be == nil || seen[be] {
+		if be == nil || seen[be] || be.Disabled() {
 			return
 		}
 		seen[be] = true
 		out = append(out, Route{Front: fe, Back: be, Via: ref.Pos})
 	}
-	fronts := append(append([]*Proxy(nil), cfg.Frontends...), cfg.Listens...)
+	fronts := Live(append(append([]*Proxy(nil), cfg.Frontends...), cfg.Listens...))
 	for _, fe := range fronts {
 		seen := map[*Proxy]bool{}
 		if fe.Kind == KindListen && len(fe.Servers) > 0 {

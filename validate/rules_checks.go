@@ -43,7 +43,7 @@ func (p *Proxy) inter(s Server) (time.Duration, Pos, bool) {
 
 func backendsWithChecks(in *Input) []*Proxy {
 	var out []*Proxy
-	for _, p := range in.Config.Proxies() {
+	for _, p := range in.proxies() {
 		if !p.HasBackend() {
 			continue
 		}
@@ -163,7 +163,7 @@ func galera(p *Proxy, f *Facts) (is bool, how string, sure bool) {
 
 func evalHA011(in *Input) []Finding {
 	var out []Finding
-	for _, p := range in.Config.Proxies() {
+	for _, p := range in.proxies() {
 		if !p.HasBackend() {
 			continue
 		}
@@ -188,7 +188,7 @@ func evalHA011(in *Input) []Finding {
 
 func evalHA012(in *Input) []Finding {
 	var out []Finding
-	for _, p := range in.Config.Proxies() {
+	for _, p := range in.proxies() {
 		if !p.HasBackend() {
 			continue
 		}

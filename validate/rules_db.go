@@ -49,7 +49,7 @@ func secondsVar(f DBServerFacts, name string) (time.Duration, bool) {
 
 func evalDB100(in *Input) []Finding {
 	var out []Finding
-	for _, p := range in.Config.Proxies() {
+	for _, p := range in.proxies() {
 		servers, fs := dbServers(in, p)
 		for _, s := range servers {
 			if err := fs[s.Name].Err; err != nil {
@@ -97,7 +97,7 @@ func evalDB101(in *Input) []Finding {
 
 func evalDB102(in *Input) []Finding {
 	var out []Finding
-	for _, p := range in.Config.Proxies() {
+	for _, p := range in.proxies() {
 		servers, fs := dbServers(in, p)
 		if len(servers) < 2 {
 			continue
@@ -158,7 +158,7 @@ func evalDB103(in *Input) []Finding {
 
 func evalDB104(in *Input) []Finding {
 	var out []Finding
-	for _, p := range in.Config.Proxies() {
+	for _, p := range in.proxies() {
 		servers, fs := dbServers(in, p)
 		chk := p.EffCheck()
 		clustercheck := chk != nil && chk.Name == "httpchk"

@@ -109,7 +109,7 @@ func evalHA013(in *Input) []Finding {
 
 func evalHA014(in *Input) []Finding {
 	var out []Finding
-	for _, p := range in.Config.Proxies() {
+	for _, p := range in.proxies() {
 		for _, side := range []string{"client", "server"} {
 			if side == "client" && !p.HasFrontend() || side == "server" && !p.HasBackend() {
 				continue

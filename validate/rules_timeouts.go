@@ -44,7 +44,7 @@ func isDB(p *Proxy) bool {
 // evalHA003 replicates HAProxy's own "missing timeouts" condition
 // (src/cfgparse.c, 2.6): frontend side without client; backend side with
 // servers and without connect, or without server unless a tcp proxy has a
-// tunnel timeout. Like HAProxy, it skips disabled proxies.
+// tunnel timeout. Like HAProxy, it skips disabled proxies (in.proxies).
 func evalHA003(in *Input) []Finding {
 	var out []Finding
 	fix := "set `timeout client`, `timeout connect` and `timeout server` to non-zero values, normally in `defaults` (e.g. connect 5s; client = server sized to the longest idle)"
@@ -56,9 +56,9 @@ func evalHA003(in *Input) []Finding {
 		out = append(out, in.finding(SevError, p.Pos,
 			fmt.Sprintf("%s '%s' has no 'timeout %s' → %s", p.Kind, p.Name, name, effect), fix))
 	}
-	for _, p := range in.Config.Proxies() {
+	for _, p := range in.proxies() {
 		mode := p.EffMode().Value
-		if (mode != "tcp" && mode != "http") || p.Disabled() {
+		if mode != "tcp" && mode != "http" {
 			continue
 		}
 		if p.HasFrontend() && !p.EffTimeout("client").Set() {

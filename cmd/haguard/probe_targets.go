@@ -176,15 +176,16 @@ func configuredTargets(cfg config.Config, vc *validate.Config) []probe.Target {
 }
 
 // ProbeListeners adapts the config model to probe's Listener: one per
-// frontend or listen, with the check options and server ports of every
-// backend it routes to (use_backend and default_backend alike).
+// frontend or listen that HAProxy starts (a disabled one binds nothing),
+// with the check options and server ports of every live backend it routes
+// to (use_backend and default_backend alike).
 func ProbeListeners(vc *validate.Config) []probe.Listener {
 	backs := map[*validate.Proxy][]*validate.Proxy{}
 	for _, r := range validate.Routes(vc) {
 		backs[r.Front] = append(backs[r.Front], r.Back)
 	}
 	var out []probe.Listener
-	for _, fe := range append(append([]*validate.Proxy(nil), vc.Frontends...), vc.Listens...) {
+	for _, fe := range validate.Live(append(append([]*validate.Proxy(nil), vc.Frontends...), vc.Listens...)) {
 		l := probe.Listener{Section: fe.Section(), Mode: fe.EffMode().Value}
 		for _, b := range fe.Binds {
 			l.Binds = append(l.Binds, b.Address)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -288,5 +289,39 @@ func TestConfiguredTargets(t *testing.T) {
 	}
 	if g := configuredTargets(cfg, nil); g[0].Kind != "tcp" {
 		t.Errorf("without a config, 3307 infers %q, want tcp", g[0].Kind)
+	}
+}
+
+// A disabled frontend or listen binds nothing: probing its address would
+// fail every reload, so it is no target. A live frontend does not get the
+// server ports of a disabled backend either.
+func TestProbeListenersSkipDisabled(t *testing.T) {
+	vc, err := validate.ParseReader("haproxy.cfg", strings.NewReader(`defaults
+    mode tcp
+frontend live
+    bind 127.0.0.1:3390
+    use_backend old
+    default_backend app
+frontend maint
+    disabled
+    bind 127.0.0.1:3391
+    default_backend app
+listen old_listen
+    disabled
+    bind 127.0.0.1:3392
+    server s 127.0.0.1:3306
+backend app
+    server a 127.0.0.1:8080
+backend old
+    disabled
+    server o 127.0.0.1:3306
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := ProbeListeners(vc)
+	if len(ls) != 1 || ls[0].Section != "frontend live" || !slices.Equal(ls[0].Binds, []string{"127.0.0.1:3390"}) ||
+		!slices.Equal(ls[0].ServerPorts, []int{8080}) {
+		t.Fatalf("listeners %+v, want only frontend live on 3390 with server port 8080", ls)
 	}
 }

@@ -29,12 +29,13 @@ var (
 // mysqlPorts mark a backend as MySQL-like when nothing else does.
 var mysqlPorts = map[string]bool{"3306": true, "3307": true, "4006": true}
 
-// MySQLBackends are the backends whose servers speak MySQL: option
-// mysql-check, a "# haguard:db" or "# haguard:galera" tag, a declared
-// facts.backends entry, or servers on a MySQL port.
+// MySQLBackends are the backends HAProxy starts (not disabled) whose
+// servers speak MySQL: option mysql-check, a "# haguard:db" or
+// "# haguard:galera" tag, a declared facts.backends entry, or servers on a
+// MySQL port.
 func MySQLBackends(cfg *validate.Config, c config.Config) []*validate.Proxy {
 	var out []*validate.Proxy
-	for _, p := range append(append([]*validate.Proxy(nil), cfg.Backends...), cfg.Listens...) {
+	for _, p := range validate.Live(append(append([]*validate.Proxy(nil), cfg.Backends...), cfg.Listens...)) {
 		if len(p.Servers) == 0 {
 			continue
 		}

@@ -153,3 +153,32 @@ func TestDBLive(t *testing.T) {
 		t.Fatalf("kernel %v", f.Kernel)
 	}
 }
+
+// A disabled DB backend is never asked for facts: it carries no traffic,
+// and its servers are often the decommissioned ones.
+func TestMySQLBackendsSkipDisabled(t *testing.T) {
+	vc, err := validate.ParseReader("x.cfg", strings.NewReader(`defaults
+	mode tcp
+backend db
+	option mysql-check
+	server a 127.0.0.1:3306 check
+backend old_db
+	disabled
+	option mysql-check
+	server b 127.0.0.2:3306 check
+listen old_listen
+	disabled
+	bind 127.0.0.1:3307
+	server c 127.0.0.3:3306
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range MySQLBackends(vc, config.Default()) {
+		names = append(names, p.Name)
+	}
+	if strings.Join(names, " ") != "db" {
+		t.Fatalf("MySQL backends %v, want only db", names)
+	}
+}
