@@ -264,10 +264,10 @@ func (q *queue) execute(ctx context.Context, j *job) {
 				out.Result = ResultFailed
 			}
 		}
-		q.metrics.ObserveReload(out)
 	} else {
-		out.Result = ResultRefused
+		out.Result = ResultRefused // If-Match went stale while the job waited
 	}
+	q.metrics.ObserveReload(out)
 	if sha, herr := q.hasher.RunningSHA256(ctx); herr == nil {
 		q.metrics.SetConfig(sha)
 	}

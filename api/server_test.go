@@ -197,6 +197,12 @@ func TestIfMatchRecheckedBeforeRun(t *testing.T) {
 	if calls, _ := e.rel.stats(); calls != 1 {
 		t.Fatalf("reloader ran %d times, want 1", calls)
 	}
+	m := readAll(t, e.do(t, "GET", "/metrics", nil, nil))
+	for _, want := range []string{`haguard_reloads_total{result="ok"} 1`, `haguard_reloads_total{result="refused"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
 }
 
 func TestWaitFalseConflict(t *testing.T) {
