@@ -255,7 +255,7 @@ func (l auditLine) firstError() string {
 // torn write when the host lost power) is skipped: the log is a record,
 // and one bad line must not hide the rest.
 func (s store) auditLines() ([]auditLine, error) {
-	f, err := os.Open(filepath.Join(s.dir, "audit.log"))
+	f, err := os.Open(filepath.Join(s.dir, auditFile))
 	if err != nil {
 		return nil, err
 	}

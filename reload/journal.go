@@ -58,6 +58,9 @@ func (s store) clearJournal() error {
 	return syncDir(s.dir)
 }
 
+// auditFile is the audit log's name in the state dir.
+const auditFile = "audit.log"
+
 // AuditRecord is one line of <state>/audit.log.
 type AuditRecord struct {
 	Time         time.Time `json:"time"`
@@ -75,7 +78,7 @@ func (s store) audit(rec AuditRecord) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(filepath.Join(s.dir, "audit.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(filepath.Join(s.dir, auditFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}

@@ -107,6 +107,7 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, cfg config.Config, 
 	}
 	cur.Store(p)
 	sweeps.set(p.sweeper)
+	sweeps.afterSweep = newLedger(metrics, log, func() string { return cur.Load().cfg.StateDir }).read
 	srv, err := api.New(api.Options{
 		Token: token, Logger: log.With("component", "api"), Registry: reg, Metrics: metrics,
 		Checker: ad, Reloader: ad, Hasher: ad, Ghosts: sweeps, Prober: ad, Status: ad,

@@ -106,7 +106,7 @@ func severityCounts(fs []reload.Finding) map[string]int {
 // that reload.Run installs over the managed config.
 func (a apiAdapter) Reload(ctx context.Context, req api.ReloadRequest) (api.Outcome, error) {
 	p := a.p() // one set of pieces for the whole transaction, whatever SIGHUP does
-	opt := reload.Options{Reason: "api " + req.ID, Who: "api", KillGhosts: p.cfg.Reload.KillGhosts}
+	opt := reload.Options{Reason: "api " + req.ID, Who: apiWho, KillGhosts: p.cfg.Reload.KillGhosts}
 	if req.Candidate != nil {
 		path, err := scratch(p.cfg.StateDir, "candidate-"+req.ID, req.Candidate)
 		if err != nil {
@@ -122,7 +122,7 @@ func (a apiAdapter) Reload(ctx context.Context, req api.ReloadRequest) (api.Outc
 
 // Rollback implements api.Reloader.
 func (a apiAdapter) Rollback(ctx context.Context, req api.RollbackRequest) (api.Outcome, error) {
-	res, err := a.p().rel.RollbackTo(ctx, req.To, reload.Options{Reason: "api " + req.ID, Who: "api"})
+	res, err := a.p().rel.RollbackTo(ctx, req.To, reload.Options{Reason: "api " + req.ID, Who: apiWho})
 	a.after()
 	if errors.Is(err, reload.ErrNoHistory) {
 		return api.Outcome{}, &api.ValidationError{Field: "to", Reason: err.Error()}

@@ -25,6 +25,9 @@ type sweeps struct {
 	// hash is the running config's sha256 (haguard_config_info follows
 	// edits made outside the API too).
 	hash func(context.Context) (string, error)
+	// afterSweep, if set, runs after every sweep, failed or not (the
+	// ledger counts command-line reloads then). Set it before Run.
+	afterSweep func()
 
 	cur  atomic.Pointer[sweep.Sweeper]
 	swap chan struct{} // buffered 1: a new Sweeper is waiting
@@ -108,6 +111,9 @@ func (s *sweeps) SweepNow(ctx context.Context) (api.SweepReport, error) {
 
 // record is the Sweeper's OnResult.
 func (s *sweeps) record(res sweep.Result) {
+	if s.afterSweep != nil {
+		defer s.afterSweep()
+	}
 	if res.Err != nil {
 		return // the Sweeper logged it; the last good sweep stays
 	}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -475,6 +476,56 @@ func TestServeUnit(t *testing.T) {
 			t.Errorf("no warning about the ghost in the journal")
 		}
 		ghost.Kill()
+	})
+
+	t.Run("command-line reloads are counted too, API ones once", func(t *testing.T) {
+		okCount := func() int {
+			t.Helper()
+			_, _, m := b.do(t, "GET", "/metrics", nil, nil)
+			for line := range strings.SplitSeq(string(m), "\n") {
+				if v, ok := strings.CutPrefix(line, `haguard_reloads_total{result="ok"} `); ok {
+					n, err := strconv.Atoi(v)
+					if err != nil {
+						t.Fatalf("metric line %q", line)
+					}
+					return n
+				}
+			}
+			t.Fatalf("no haguard_reloads_total{result=\"ok\"} in\n%s", m)
+			return 0
+		}
+		sweepNow := func() {
+			t.Helper()
+			if code, _, data := b.do(t, "GET", "/v1/ghosts?fresh=1", nil, nil); code != 200 {
+				t.Fatalf("sweep: %d %s", code, data)
+			}
+		}
+		// Every transaction so far ran through the API, after the daemon
+		// started, and is in the audit log; the sweeps after them read
+		// that log and must not count them again.
+		sweepNow()
+		committed := 0
+		for _, r := range readAudit(t, filepath.Join(b.state, "audit.log")) {
+			if r.Who != "api" {
+				t.Fatalf("audit record by %q before any command-line run", r.Who)
+			}
+			if r.Outcome == reload.OutcomeCommitted {
+				committed++
+			}
+		}
+		before := okCount()
+		if before == 0 || before != committed {
+			t.Fatalf("haguard_reloads_total{result=\"ok\"} is %d; the audit log holds %d committed API transactions", before, committed)
+		}
+		out, errOut, err := b.s.Run(t.Context(), testbed.BuildHaguard(t), "--config-file", filepath.Join(b.s.Dir(), "haguard.yaml"),
+			"--log-level", "error", "reload", "--force", "--reason", "runbook step 4")
+		if err != nil {
+			t.Fatalf("haguard reload: %v\n%s\n%s", err, out, errOut)
+		}
+		sweepNow()
+		if n := okCount(); n != before+1 {
+			t.Fatalf("after a command-line reload and a sweep, ok %d -> %d, want +1", before, n)
+		}
 	})
 
 	t.Run("SIGHUP reloads haguard.yaml and rotates the token", func(t *testing.T) {
