@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -100,6 +101,37 @@ func TestParseReload(t *testing.T) {
 		}
 		if err != nil || got != tc.want {
 			t.Fatalf("%q: got %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// The answers of real 2.8.0, 3.0.0 and 3.2.0 masters to `reload`
+// (testdata/README.md), and their `show startup-logs` after a failed one.
+func TestParseReloadCaptures(t *testing.T) {
+	for _, tc := range []struct {
+		file    string
+		success bool
+		log     string
+	}{
+		{"2.8.0-reload-ok.txt", true, "Loading success."},
+		{"3.0.0-reload-ok.txt", true, "New worker (22945) forked"},
+		{"3.0.0-reload-failed.txt", false, "cannot bind socket (Cannot assign requested address) for [192.0.2.1:18540]"},
+		{"3.2.0-reload-ok.txt", true, "Initializing new worker (21767)"},
+		{"3.2.0-reload-failed.txt", false, "Failed to load worker!"},
+	} {
+		b, err := os.ReadFile(filepath.Join("testdata", tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := ParseReload(string(b))
+		if err != nil || !r.Reported || r.Success != tc.success || !strings.Contains(r.Log, tc.log) || strings.HasPrefix(r.Log, "--") {
+			t.Errorf("%s: %+v, %v; want success=%v and a log with %q", tc.file, r, err, tc.success, tc.log)
+		}
+		if !tc.success {
+			logs, err := os.ReadFile(filepath.Join("testdata", strings.Replace(tc.file, "reload-failed", "startup-logs-failed", 1)))
+			if err != nil || !strings.Contains(string(logs), tc.log) {
+				t.Errorf("%s: show startup-logs lacks %q (%v)", tc.file, tc.log, err)
+			}
 		}
 	}
 }

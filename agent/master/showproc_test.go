@@ -86,23 +86,75 @@ func TestParseShowProcCaptures(t *testing.T) {
 			old:      []row{{18628, "worker", 3, 5}, {18457, "worker", 4, 4}},
 			programs: []row{{18881, "p1", 0, 8}},
 		},
+		// Captured from 2.8.0, 3.0.0 and 3.2.0 built from haproxy's tags
+		// (testdata/README.md). 2.8 and 3.0 print "# programs" even when
+		// there is none.
 		{
-			file: "2.8-programs.txt", masterPID: 400, reloads: 2, failed: 0,
-			version: "2.8.5", uptime: 5 * time.Minute,
-			workers:  []row{{460, "worker", 0, 2}},
-			programs: []row{{461, "dataplane", 0, 2}},
-			oldPr:    []row{{420, "dataplane", 1, 1}},
+			file: "2.8.0-fresh.txt", masterPID: 21490, reloads: 0, failed: 0,
+			version: "2.8.0", uptime: time.Second,
+			workers: []row{{21496, "worker", 0, 0}},
 		},
 		{
-			file: "3.2-debug.txt", masterPID: 2201, reloads: 3, failed: 0,
-			version: "3.2.4-1", uptime: 26*time.Hour + 3*time.Minute + 4*time.Second,
-			workers: []row{{2410, "worker", 0, 3}},
-			old:     []row{{2305, "worker", 1, 2}},
+			file: "2.8.0-program.txt", masterPID: 22419, reloads: 1, failed: 0,
+			version: "2.8.0", uptime: 3 * time.Second,
+			workers:  []row{{22533, "worker", 0, 1}},
+			old:      []row{{22424, "worker", 1, 0}},
+			programs: []row{{22532, "sleeper", 0, 1}},
 		},
 		{
-			file: "3.2-failed-reload.txt", masterPID: 3100, reloads: 5, failed: 1,
-			version: "3.2.4-1", uptime: 20 * time.Minute,
-			old: []row{{3150, "worker", 1, 4}},
+			file: "3.0.0-fresh.txt", masterPID: 22851, reloads: 0, failed: 0,
+			version: "3.0.0", uptime: time.Second,
+			workers: []row{{22856, "worker", 0, 0}},
+		},
+		{
+			file: "3.0.0-old-worker.txt", masterPID: 22851, reloads: 1, failed: 0,
+			version: "3.0.0", uptime: 3 * time.Second,
+			workers: []row{{22945, "worker", 0, 1}},
+			old:     []row{{22856, "worker", 1, 0}},
+		},
+		{
+			// As in 2.6: the worker still serving stays under "# workers".
+			file: "3.0.0-failed-reload.txt", masterPID: 22851, reloads: 2, failed: 1,
+			version: "3.0.0", uptime: 6 * time.Second,
+			workers: []row{{22945, "worker", 1, 1}},
+			old:     []row{{22856, "worker", 2, 0}},
+		},
+		{
+			file: "3.0.0-failed-then-ok.txt", masterPID: 22851, reloads: 3, failed: 0,
+			version: "3.0.0", uptime: 7 * time.Second,
+			workers: []row{{22966, "worker", 0, 3}},
+			old:     []row{{22856, "worker", 3, 0}},
+		},
+		{
+			file: "3.2.0-fresh.txt", masterPID: 21674, reloads: 0, failed: 0,
+			version: "3.2.0", uptime: time.Second,
+			workers: []row{{21681, "worker", 0, 0}},
+		},
+		{
+			file: "3.2.0-old-worker.txt", masterPID: 21674, reloads: 1, failed: 0,
+			version: "3.2.0", uptime: 2 * time.Second,
+			workers: []row{{21767, "worker", 0, 1}},
+			old:     []row{{21681, "worker", 1, 0}},
+		},
+		{
+			// 3.1+: after a failed reload no current worker is listed; the
+			// one still serving (generation 1) is under "# old workers".
+			file: "3.2.0-failed-reload.txt", masterPID: 21674, reloads: 2, failed: 1,
+			version: "3.2.0", uptime: 5 * time.Second,
+			old: []row{{21681, "worker", 2, 0}, {21767, "worker", 1, 1}},
+		},
+		{
+			file: "3.2.0-failed-then-ok.txt", masterPID: 21674, reloads: 3, failed: 0,
+			version: "3.2.0", uptime: 6 * time.Second,
+			workers: []row{{21787, "worker", 0, 3}},
+			old:     []row{{21681, "worker", 3, 0}},
+		},
+		{
+			// `show proc debug`: the ipc_fd columns after two tabs.
+			file: "3.2.0-debug.txt", masterPID: 21674, reloads: 3, failed: 0,
+			version: "3.2.0", uptime: 6 * time.Second,
+			workers: []row{{21787, "worker", 0, 3}},
+			old:     []row{{21681, "worker", 3, 0}},
 		},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
