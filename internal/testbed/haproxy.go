@@ -23,8 +23,15 @@ const MasterSocket = "/run/haproxy-master.sock"
 const dropIn = "/run/systemd/system/haproxy.service.d/haguard-testbed.conf"
 
 // haproxyDropIn is the drop-in's content for the managed config at cfg.
+// With HAGUARD_HAPROXY_BIN set to another build, the unit runs that binary
+// with Debian's own command lines, so the system tier runs against it.
 func haproxyDropIn(cfg string) string {
-	return "[Service]\nEnvironment=CONFIG=" + cfg + "\n"
+	d := "[Service]\nEnvironment=CONFIG=" + cfg + "\n"
+	if bin := HAProxyBin(); bin != debianHAProxy {
+		d += "ExecStart=\nExecStart=" + bin + " -Ws -f $CONFIG -p $PIDFILE $EXTRAOPTS\n" +
+			"ExecReload=\nExecReload=" + bin + " -Ws -f $CONFIG -c -q $EXTRAOPTS\nExecReload=/bin/kill -USR2 $MAINPID\n"
+	}
+	return d
 }
 
 // HAProxyConfig is the managed config path haproxy.service runs with. It is

@@ -48,8 +48,11 @@ func HAProxyBin() string {
 	if p := os.Getenv("HAGUARD_HAPROXY_BIN"); p != "" {
 		return p
 	}
-	return "/usr/sbin/haproxy"
+	return debianHAProxy
 }
+
+// debianHAProxy is the binary Debian's haproxy package installs.
+const debianHAProxy = "/usr/sbin/haproxy"
 
 // Missing lists what tier needs and this machine lacks.
 func Missing(tier Tier) []string {
