@@ -2,6 +2,7 @@ package reload
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"os"
@@ -29,7 +30,14 @@ type world struct {
 	// (reloads+1, new workers, failed unchanged) but the unit's status
 	// turns to "Reload failed!": only the status tells.
 	failStatus string
-	jobErr     error
+	// loadPolls > 0 loads like HAProxy 3.1+: the job ends, the new worker
+	// is listed at once and the unit is "reloading" for that many show
+	// procs; only then does the load succeed or fail (failLoad).
+	loadPolls int
+	loading   int  // show procs left before the outcome
+	loadFails bool // the outcome
+	active    string
+	jobErr    error
 }
 
 func newWorld(t *testing.T, target string) *world {
@@ -70,6 +78,16 @@ func (w *world) Reload(_ context.Context, _ string) error {
 	}
 	cfg, _ := os.ReadFile(w.target)
 	w.master.Reloads++
+	if w.loadPolls > 0 {
+		w.loading, w.loadFails, w.active, w.status = w.loadPolls, w.failLoad != "" && bytes.Contains(cfg, []byte(w.failLoad)), "reloading", "Reloading Configuration."
+		if !w.loadFails {
+			w.loaded = cfg
+		}
+		w.master.OldWorkers = append(w.master.OldWorkers, w.master.Workers...)
+		w.master.Workers = []Worker{{PID: w.nextPID}}
+		w.nextPID++
+		return nil
+	}
 	if w.failLoad != "" && bytes.Contains(cfg, []byte(w.failLoad)) {
 		w.master.Failed++
 		w.status = "Reload failed!"
@@ -89,12 +107,21 @@ func (w *world) Reload(_ context.Context, _ string) error {
 func (w *world) UnitState(context.Context, string) (UnitState, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return UnitState{ActiveState: "active", SubState: "running", StatusText: w.status, MainPID: w.master.MasterPID}, nil
+	return UnitState{ActiveState: cmp.Or(w.active, "active"), SubState: "running", StatusText: w.status, MainPID: w.master.MasterPID}, nil
 }
 
 func (w *world) ShowProc(context.Context) (Generation, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.loading > 0 {
+		if w.loading--; w.loading == 0 {
+			w.active, w.status = "active", "Ready."
+			if w.loadFails { // 3.1+: no current worker; the one serving is old
+				w.master.Failed++
+				w.master.Workers, w.status = nil, "Reload failed!"
+			}
+		}
+	}
 	g := w.master
 	g.Workers = append([]Worker(nil), g.Workers...)
 	g.OldWorkers = append([]Worker(nil), g.OldWorkers...)

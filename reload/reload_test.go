@@ -185,6 +185,36 @@ func TestJobDoneButLoadFailed(t *testing.T) {
 	}
 }
 
+// HAProxy 3.1+ lists the new worker while it still loads: the counters
+// look like a success until the load ends. Settle waits for the unit to
+// leave "reloading", then reads the counters again.
+func TestSettleWaitsForTheLoadOutcome(t *testing.T) {
+	for _, c := range []struct {
+		name, body string
+		want       error
+	}{
+		{"load fails", "badbind 10.99.99.99:80\n", ErrRolledBack},
+		{"load succeeds", "good v2\n", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.w.failLoad, f.w.loadPolls = "badbind", 3
+			res, err := f.r.Run(context.Background(), Options{Candidate: f.candidate(t, c.body)})
+			if !errors.Is(err, c.want) || (c.want == nil && err != nil) {
+				t.Fatalf("err %v, want %v; stages %+v", err, c.want, res.Stages)
+			}
+			if c.want == nil {
+				return
+			}
+			for _, s := range res.Stages {
+				if s.Name == StageSettle && (s.OK || !strings.Contains(s.Error, "failed reload (failed 0 -> 1)")) {
+					t.Fatalf("settle %+v: the failed load must fail settle, not pass it", s)
+				}
+			}
+		})
+	}
+}
+
 func TestJobErrorRollsBack(t *testing.T) {
 	f := newFixture(t)
 	f.w.jobErr = errJob

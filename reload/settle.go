@@ -48,8 +48,18 @@ func (t *txn) unitStatus(ctx context.Context) string {
 // proves nothing (a reload whose config fails to load still ends "done"),
 // so success needs all of: the master's reload counter went up, its failed
 // counter did not, the master is the same process, the current workers are
-// all new, and the unit's StatusText did not turn to "failed" (b was read
-// before the reload was asked for).
+// all new, the unit is no longer reloading, and its StatusText did not
+// turn to "failed" (b was read before the reload was asked for).
+//
+// "No longer reloading" matters from HAProxy 3.1 on: the master lists the
+// new worker under "# workers" as soon as it is forked, while that worker
+// is still loading the config, and counts the failure only once the load
+// failed. The master brackets a reload with sd_notify RELOADING=1 (sent
+// before the fork) and READY=1 (after the load, with "Reload failed!" on
+// failure), so systemd shows the unit "reloading" until the outcome is
+// known. systemd handles its notify socket before bus requests, so the
+// state read after the new worker was seen cannot miss RELOADING=1; show
+// proc is then read once more, to take the counters after the outcome.
 func (t *txn) settle(ctx context.Context, b baseline) (Generation, string, error) {
 	sctx, cancel := context.WithTimeout(ctx, t.r.s.SettleTimeout)
 	defer cancel()
@@ -57,16 +67,13 @@ func (t *txn) settle(ctx context.Context, b baseline) (Generation, string, error
 	begin := t.r.d.Now()
 	var last Generation
 	var lastErr error
+	reloading := false
 	for {
 		g, err := t.r.d.Master.ShowProc(sctx)
 		if err == nil {
-			last, lastErr = g, nil
-			if before.MasterPID != 0 && g.MasterPID != before.MasterPID {
-				return g, "", fmt.Errorf("master restarted (pid %d -> %d): this was not a reload", before.MasterPID, g.MasterPID)
-			}
-			if g.Failed > before.Failed {
-				return g, "", fmt.Errorf("master reports a failed reload (failed %d -> %d); the old workers keep serving the old config%s",
-					before.Failed, g.Failed, t.startupLogs(ctx))
+			last = g
+			if err := t.badGeneration(ctx, before, g); err != nil {
+				return g, "", err
 			}
 			if g.Reloads > before.Reloads && newWorkersUp(before, g) {
 				st, err := t.r.d.Unit.UnitState(sctx, t.r.s.Unit)
@@ -79,24 +86,51 @@ func (t *txn) settle(ctx context.Context, b baseline) (Generation, string, error
 				if statusFailed(st.StatusText) && !statusFailed(beforeStatus) {
 					return g, "", fmt.Errorf("unit status says %q%s", st.StatusText, t.startupLogs(ctx))
 				}
-				return g, settleDetail(g, t.r.d.Now()), nil
+				reloading = st.ActiveState == "reloading"
+				if !reloading {
+					// The outcome is known: confirm it with counters read after it.
+					if g, err = t.r.d.Master.ShowProc(sctx); err == nil {
+						last = g
+						if err := t.badGeneration(ctx, before, g); err != nil {
+							return g, "", err
+						}
+						if g.Reloads > before.Reloads && newWorkersUp(before, g) {
+							return g, settleDetail(g, t.r.d.Now()), nil
+						}
+					}
+				}
 			}
-		} else {
-			lastErr = err
 		}
+		lastErr = err
 		select {
 		case <-sctx.Done():
-			if ctx.Err() != nil {
+			switch {
+			case ctx.Err() != nil:
 				return last, "", ctx.Err()
-			}
-			if lastErr != nil {
+			case lastErr != nil:
 				return last, "", fmt.Errorf("no new generation within %s: master CLI: %w", t.r.s.SettleTimeout, lastErr)
+			case reloading:
+				return last, "", fmt.Errorf("no outcome within %s: unit %s still reloading (reloads %d -> %d, %d new workers up)%s",
+					t.r.s.SettleTimeout, t.r.s.Unit, before.Reloads, last.Reloads, len(last.Workers), t.startupLogs(ctx))
 			}
 			return last, "", fmt.Errorf("no new generation within %s: reloads %d -> %d, %d workers up%s",
 				t.r.s.SettleTimeout, before.Reloads, last.Reloads, len(last.Workers), t.startupLogs(ctx))
 		case <-time.After(pollEvery(t.r.d.Now().Sub(begin))):
 		}
 	}
+}
+
+// badGeneration is a show proc that rules the reload out: another master
+// (a restart, not a reload) or a failed load.
+func (t *txn) badGeneration(ctx context.Context, before, g Generation) error {
+	if before.MasterPID != 0 && g.MasterPID != before.MasterPID {
+		return fmt.Errorf("master restarted (pid %d -> %d): this was not a reload", before.MasterPID, g.MasterPID)
+	}
+	if g.Failed > before.Failed {
+		return fmt.Errorf("master reports a failed reload (failed %d -> %d); the old workers keep serving the old config%s",
+			before.Failed, g.Failed, t.startupLogs(ctx))
+	}
+	return nil
 }
 
 // newWorkersUp: at least one current worker, and none of them was a
