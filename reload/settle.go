@@ -70,6 +70,7 @@ func (t *txn) settle(ctx context.Context, b baseline) (Generation, string, error
 	reloading := false
 	for {
 		g, err := t.r.d.Master.ShowProc(sctx)
+		lastErr = err
 		if err == nil {
 			last = g
 			if err := t.badGeneration(ctx, before, g); err != nil {
@@ -89,19 +90,20 @@ func (t *txn) settle(ctx context.Context, b baseline) (Generation, string, error
 				reloading = st.ActiveState == "reloading"
 				if !reloading {
 					// The outcome is known: confirm it with counters read after it.
-					if g, err = t.r.d.Master.ShowProc(sctx); err == nil {
-						last = g
-						if err := t.badGeneration(ctx, before, g); err != nil {
-							return g, "", err
+					g2, err := t.r.d.Master.ShowProc(sctx)
+					lastErr = err
+					if err == nil {
+						last = g2
+						if err := t.badGeneration(ctx, before, g2); err != nil {
+							return g2, "", err
 						}
-						if g.Reloads > before.Reloads && newWorkersUp(before, g) {
-							return g, settleDetail(g, t.r.d.Now()), nil
+						if g2.Reloads > before.Reloads && newWorkersUp(before, g2) {
+							return g2, settleDetail(g2, t.r.d.Now()), nil
 						}
 					}
 				}
 			}
 		}
-		lastErr = err
 		select {
 		case <-sctx.Done():
 			switch {
