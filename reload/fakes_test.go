@@ -37,8 +37,12 @@ type world struct {
 	loading   int  // show procs left before the outcome
 	loadFails bool // the outcome
 	active    string
-	jobErr    error
+	// refuse > 0: that many show procs fail as a re-executing master's do.
+	refuse int
+	jobErr error
 }
+
+var errRefused = errors.New("dial unix /run/haproxy-master.sock: connect: connection refused")
 
 func newWorld(t *testing.T, target string) *world {
 	t.Helper()
@@ -113,6 +117,10 @@ func (w *world) UnitState(context.Context, string) (UnitState, error) {
 func (w *world) ShowProc(context.Context) (Generation, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.refuse > 0 {
+		w.refuse--
+		return Generation{}, errRefused
+	}
 	if w.loading > 0 {
 		if w.loading--; w.loading == 0 {
 			w.active, w.status = "active", "Ready."

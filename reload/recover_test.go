@@ -163,6 +163,23 @@ func TestStatusDrift(t *testing.T) {
 	}
 }
 
+// While the unit is reloading the master re-executes and refuses the
+// CLI for a moment: status waits for it instead of calling it unreadable.
+// Otherwise one refusal is reported as it is.
+func TestStatusWaitsForAReexecutingMaster(t *testing.T) {
+	f := newFixture(t)
+	f.w.active, f.w.refuse = "reloading", 3
+	st, err := f.r.Status(context.Background())
+	if err != nil || st.Generation != 0 || len(st.Errors) != 0 || f.w.refuse != 0 {
+		t.Fatalf("reloading: %+v %v (refusals left %d)", st, err, f.w.refuse)
+	}
+	f.w.active, f.w.refuse = "active", 1
+	st, _ = f.r.Status(context.Background())
+	if st.Generation != -1 || len(st.Errors) != 1 || !strings.Contains(st.Errors[0], "connection refused") {
+		t.Fatalf("active, master refusing: %+v", st)
+	}
+}
+
 func TestWriteAtomic(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f")

@@ -50,7 +50,14 @@ func (r *Reloader) Status(ctx context.Context) (Status, error) {
 	} else {
 		st.ActiveState, st.SubState, st.StatusText, st.MainPID = u.ActiveState, u.SubState, u.StatusText, u.MainPID
 	}
-	g, gerr := r.d.Master.ShowProc(ctx)
+	showProc := r.d.Master.ShowProc
+	if st.ActiveState == "reloading" {
+		// The master re-executes and refuses connections for a moment:
+		// wait for it (up to the settle timeout) rather than report it
+		// unreadable.
+		showProc = r.waitShowProc
+	}
+	g, gerr := showProc(ctx)
 	if gerr != nil {
 		st.Errors = append(st.Errors, fmt.Sprintf("master CLI: %v", gerr))
 	} else {
