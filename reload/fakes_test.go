@@ -37,9 +37,10 @@ type world struct {
 	loading   int  // show procs left before the outcome
 	loadFails bool // the outcome
 	active    string
-	// refuse > 0: that many show procs fail as a re-executing master's do.
-	refuse int
-	jobErr error
+	// unitReloading > 0: that many unit reads say "reloading", during
+	// which show proc fails as a re-executing master's does.
+	unitReloading int
+	jobErr        error
 }
 
 var errRefused = errors.New("dial unix /run/haproxy-master.sock: connect: connection refused")
@@ -111,14 +112,17 @@ func (w *world) Reload(_ context.Context, _ string) error {
 func (w *world) UnitState(context.Context, string) (UnitState, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.unitReloading > 0 {
+		w.unitReloading--
+		return UnitState{ActiveState: "reloading", SubState: "reload", StatusText: w.status, MainPID: w.master.MasterPID}, nil
+	}
 	return UnitState{ActiveState: cmp.Or(w.active, "active"), SubState: "running", StatusText: w.status, MainPID: w.master.MasterPID}, nil
 }
 
 func (w *world) ShowProc(context.Context) (Generation, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.refuse > 0 {
-		w.refuse--
+	if w.unitReloading > 0 {
 		return Generation{}, errRefused
 	}
 	if w.loading > 0 {

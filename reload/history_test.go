@@ -43,7 +43,7 @@ func TestHistoryListsRefused(t *testing.T) {
 	if h, err := f.r.History(); err != nil || len(h) != 2 {
 		t.Fatalf("Reloader.History %+v %v", h, err)
 	}
-	if st, err := f.r.Status(ctx); err != nil || st.Last == nil || st.Last.ID != bad.ID {
+	if st, err := f.r.Status(ctx, true); err != nil || st.Last == nil || st.Last.ID != bad.ID {
 		t.Fatalf("status last %+v %v, want the refused %s", st.Last, err, bad.ID)
 	}
 

@@ -138,45 +138,46 @@ func TestRecoverFailureIsBroken(t *testing.T) {
 
 func TestStatusDrift(t *testing.T) {
 	f := newFixture(t)
-	st, err := f.r.Status(context.Background())
+	st, err := f.r.Status(context.Background(), true)
 	if err != nil || !st.Drift || !strings.Contains(st.DriftReason, "not reloaded this haproxy yet") {
 		t.Fatalf("fresh: %+v %v", st, err)
 	}
 	if _, err := f.r.Run(context.Background(), Options{Candidate: f.candidate(t, "good v2\n")}); err != nil {
 		t.Fatal(err)
 	}
-	st, _ = f.r.Status(context.Background())
+	st, _ = f.r.Status(context.Background(), true)
 	if st.Drift || st.RunningSHA256 != st.DiskSHA256 || st.Generation != 1 || st.OldWorkers != 1 {
 		t.Fatalf("after commit: %+v", st)
 	}
 	if err := os.WriteFile(f.target, []byte("edited by hand\n"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	st, _ = f.r.Status(context.Background())
+	st, _ = f.r.Status(context.Background(), true)
 	if !st.Drift || !strings.Contains(st.DriftReason, "edited without a reload") {
 		t.Fatalf("edited: %+v", st)
 	}
 	_ = f.w.Reload(context.Background(), "haproxy.service") // systemctl reload behind haguard's back
-	st, _ = f.r.Status(context.Background())
+	st, _ = f.r.Status(context.Background(), true)
 	if !st.Drift || !strings.Contains(st.DriftReason, "outside haguard") {
 		t.Fatalf("outside reload: %+v", st)
 	}
 }
 
-// While the unit is reloading the master re-executes and refuses the
-// CLI for a moment: status waits for it instead of calling it unreadable.
-// Otherwise one refusal is reported as it is.
-func TestStatusWaitsForAReexecutingMaster(t *testing.T) {
+// While the unit is reloading the master re-executes and refuses its CLI:
+// status waits for the reload to end and reports its outcome, not the
+// transition (an unreadable master, a unit not "active").
+func TestStatusWaitsForAReloadInProgress(t *testing.T) {
 	f := newFixture(t)
-	f.w.active, f.w.refuse = "reloading", 3
-	st, err := f.r.Status(context.Background())
-	if err != nil || st.Generation != 0 || len(st.Errors) != 0 || f.w.refuse != 0 {
-		t.Fatalf("reloading: %+v %v (refusals left %d)", st, err, f.w.refuse)
+	f.w.unitReloading = 3
+	st, err := f.r.Status(context.Background(), true)
+	if err != nil || st.ActiveState != "active" || st.Generation != 0 || len(st.Errors) != 0 || f.w.unitReloading != 0 {
+		t.Fatalf("after the reload: %+v %v (reloading reads left %d)", st, err, f.w.unitReloading)
 	}
-	f.w.active, f.w.refuse = "active", 1
-	st, _ = f.r.Status(context.Background())
-	if st.Generation != -1 || len(st.Errors) != 1 || !strings.Contains(st.Errors[0], "connection refused") {
-		t.Fatalf("active, master refusing: %+v", st)
+	// Without waiting (the API), the transition is reported as it is.
+	f.w.unitReloading = 3
+	st, _ = f.r.Status(context.Background(), false)
+	if st.ActiveState != "reloading" || st.Generation != -1 || len(st.Errors) != 1 {
+		t.Fatalf("no wait: %+v", st)
 	}
 }
 

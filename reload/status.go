@@ -43,21 +43,21 @@ type Status struct {
 
 // Status reads the unit, the master and the state dir. Unreadable parts
 // are listed in Status.Errors; the error is for a broken state dir only.
-func (r *Reloader) Status(ctx context.Context) (Status, error) {
+// With waitReload, a reload in progress is waited for (see
+// unitAfterReload), so that the outcome is reported; without it (the
+// API's /v1/status, which must not block) the transition is.
+func (r *Reloader) Status(ctx context.Context, waitReload bool) (Status, error) {
 	st := Status{Unit: r.s.Unit, Target: r.s.Target, Generation: -1, Errors: []string{}}
-	if u, err := r.d.Unit.UnitState(ctx, r.s.Unit); err != nil {
+	unit := r.d.Unit.UnitState
+	if waitReload {
+		unit = func(ctx context.Context, _ string) (UnitState, error) { return r.unitAfterReload(ctx) }
+	}
+	if u, err := unit(ctx, r.s.Unit); err != nil {
 		st.Errors = append(st.Errors, fmt.Sprintf("unit: %v", err))
 	} else {
 		st.ActiveState, st.SubState, st.StatusText, st.MainPID = u.ActiveState, u.SubState, u.StatusText, u.MainPID
 	}
-	showProc := r.d.Master.ShowProc
-	if st.ActiveState == "reloading" {
-		// The master re-executes and refuses connections for a moment:
-		// wait for it (up to the settle timeout) rather than report it
-		// unreadable.
-		showProc = r.waitShowProc
-	}
-	g, gerr := showProc(ctx)
+	g, gerr := r.d.Master.ShowProc(ctx)
 	if gerr != nil {
 		st.Errors = append(st.Errors, fmt.Sprintf("master CLI: %v", gerr))
 	} else {
@@ -103,6 +103,27 @@ func (r *Reloader) Status(ctx context.Context) (Status, error) {
 		st.Last = &es[len(es)-1]
 	}
 	return st, nil
+}
+
+// unitAfterReload reads the unit's state; while it is "reloading" (a
+// reload in progress: the master re-executes and refuses its CLI for a
+// moment), it waits for the reload to end, up to the settle timeout, so
+// that status reports the outcome rather than the transition.
+func (r *Reloader) unitAfterReload(ctx context.Context) (UnitState, error) {
+	wctx, cancel := context.WithTimeout(ctx, r.s.SettleTimeout)
+	defer cancel()
+	begin := r.d.Now()
+	for {
+		u, err := r.d.Unit.UnitState(ctx, r.s.Unit)
+		if err != nil || u.ActiveState != "reloading" {
+			return u, err
+		}
+		select {
+		case <-wctx.Done():
+			return u, nil // still reloading: reported as it is
+		case <-time.After(pollEvery(r.d.Now().Sub(begin))):
+		}
+	}
 }
 
 // History lists past transactions, oldest first, including refused ones

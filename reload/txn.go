@@ -154,17 +154,11 @@ func (t *txn) check(ctx context.Context) (plan, error) {
 // timeout: right after a reload made by someone else the master is
 // re-executing and refuses connections (or answers nothing) for a moment.
 func (t *txn) currentGeneration(ctx context.Context) (Generation, error) {
-	return t.r.waitShowProc(ctx)
-}
-
-// waitShowProc reads `show proc`, retrying for up to the settle timeout
-// while the master does not answer.
-func (r *Reloader) waitShowProc(ctx context.Context) (Generation, error) {
-	wctx, cancel := context.WithTimeout(ctx, r.s.SettleTimeout)
+	wctx, cancel := context.WithTimeout(ctx, t.r.s.SettleTimeout)
 	defer cancel()
-	begin := r.d.Now()
+	begin := t.r.d.Now()
 	for {
-		g, err := r.d.Master.ShowProc(wctx)
+		g, err := t.r.d.Master.ShowProc(wctx)
 		if err == nil {
 			return g, nil
 		}
@@ -174,7 +168,7 @@ func (r *Reloader) waitShowProc(ctx context.Context) (Generation, error) {
 				return Generation{}, ctx.Err()
 			}
 			return Generation{}, err
-		case <-time.After(pollEvery(r.d.Now().Sub(begin))):
+		case <-time.After(pollEvery(t.r.d.Now().Sub(begin))):
 		}
 	}
 }

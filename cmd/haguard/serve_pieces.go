@@ -207,7 +207,7 @@ func (a apiAdapter) RunningSHA256(context.Context) (string, error) {
 
 // Status implements api.StatusSource.
 func (a apiAdapter) Status(ctx context.Context) (api.UnitStatus, error) {
-	st, err := a.p().rel.Status(ctx)
+	st, err := a.p().rel.Status(ctx, false) // never block an API call on a reload
 	if err != nil {
 		return api.UnitStatus{}, err
 	}

@@ -33,6 +33,9 @@ Exit codes:
   2  usage error, unreadable haguard.yaml or state dir
   3  the unit is not active, or systemd cannot be reached
 
+While a reload is in progress (the unit is "reloading"), status waits for
+it to end, up to reload.settle_timeout, and reports its outcome.
+
 Examples:
   haguard status
   haguard status --unit haproxy-edge.service --format json | jq .drift_reason`,
@@ -49,7 +52,7 @@ Examples:
 			return exitBroken, err
 		}
 		defer closeFn()
-		st, err := r.Status(ctx)
+		st, err := r.Status(ctx, true)
 		if err != nil {
 			return exitUsage, err
 		}
