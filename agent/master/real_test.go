@@ -74,8 +74,8 @@ func TestShowProcRealHAProxy(t *testing.T) {
 	if sp.Reloads != 2 || sp.FailedReloads != 1 || !sp.LastReloadFailed() {
 		t.Fatalf("failed reload not counted: %+v", sp)
 	}
-	if len(sp.Workers) != 1 || sp.Workers[0].PID != second.PID || sp.Workers[0].Generation != 1 {
-		t.Fatalf("after a failed reload the generation-1 worker keeps serving: %+v", sp.Workers)
+	if w := mastertest.Serving(t, sp); w.PID != second.PID || w.Generation != 1 {
+		t.Fatalf("after a failed reload the generation-1 worker keeps serving: %+v", sp)
 	}
 
 	m.WriteConfig(t, good)

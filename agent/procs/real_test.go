@@ -226,7 +226,7 @@ func TestDrainingAndDivergentTier2(t *testing.T) {
 	}
 	r = sweep(t, s)
 	ps = mine(r, m.PID)
-	cur := sp.Workers[0].PID
+	cur := mastertest.Serving(t, sp).PID
 	if p := ps[cur]; p.Class != procs.Divergent || !strings.Contains(p.Reason, "the last reload failed") {
 		t.Fatalf("worker after a failed reload: %+v", p)
 	}

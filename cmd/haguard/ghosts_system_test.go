@@ -100,6 +100,12 @@ func (b *ghostBox) reload(t *testing.T) *master.ShowProc {
 		t.Fatalf("systemctl reload: %v", err)
 	}
 	for range 300 {
+		// Until the unit leaves "reloading" the outcome is not known:
+		// 3.1+ lists the new worker while it still loads.
+		if st, _ := b.s.Systemctl(ctx, "is-active", "haproxy.service"); strings.TrimSpace(st) == "reloading" {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
 		sp := b.showProc(t)
 		if sp.Reloads > before.Reloads {
 			if sp.FailedReloads > 0 {

@@ -283,3 +283,24 @@ func signalIfSame(pid int, start uint64, sig syscall.Signal) error {
 	}
 	return syscall.Kill(pid, sig)
 }
+
+// Serving is the worker left serving after a failed reload: 2.6 and 3.0
+// keep it under "# workers"; 3.1+ lists no current worker and moves it
+// under "# old workers", where it is the one that survived the fewest
+// reloads.
+func Serving(t testing.TB, sp *master.ShowProc) master.Proc {
+	t.Helper()
+	if len(sp.Workers) == 1 {
+		return sp.Workers[0]
+	}
+	if len(sp.Workers) > 1 || len(sp.OldWorkers) == 0 {
+		t.Fatalf("mastertest: no single serving worker in %+v", sp)
+	}
+	newest := sp.OldWorkers[0]
+	for _, w := range sp.OldWorkers[1:] {
+		if w.Reloads < newest.Reloads {
+			newest = w
+		}
+	}
+	return newest
+}
