@@ -68,6 +68,8 @@ func (t *txn) settle(ctx context.Context, b baseline) (Generation, string, error
 	var last Generation
 	var lastErr error
 	reloading := false
+	// looksNew: the counter moved and every current worker is new.
+	looksNew := func(g Generation) bool { return g.Reloads > before.Reloads && newWorkersUp(before, g) }
 	for {
 		g, err := t.r.d.Master.ShowProc(sctx)
 		lastErr = err
@@ -76,7 +78,7 @@ func (t *txn) settle(ctx context.Context, b baseline) (Generation, string, error
 			if err := t.badGeneration(ctx, before, g); err != nil {
 				return g, "", err
 			}
-			if g.Reloads > before.Reloads && newWorkersUp(before, g) {
+			if looksNew(g) {
 				st, err := t.r.d.Unit.UnitState(sctx, t.r.s.Unit)
 				if err != nil {
 					return g, "", fmt.Errorf("read unit state: %w", err)
@@ -97,7 +99,7 @@ func (t *txn) settle(ctx context.Context, b baseline) (Generation, string, error
 						if err := t.badGeneration(ctx, before, g2); err != nil {
 							return g2, "", err
 						}
-						if g2.Reloads > before.Reloads && newWorkersUp(before, g2) {
+						if looksNew(g2) {
 							return g2, settleDetail(g2, t.r.d.Now()), nil
 						}
 					}
