@@ -50,7 +50,7 @@ func (r *Reloader) Status(ctx context.Context, waitReload bool) (Status, error) 
 	st := Status{Unit: r.s.Unit, Target: r.s.Target, Generation: -1, Errors: []string{}}
 	unit := r.d.Unit.UnitState
 	if waitReload {
-		unit = func(ctx context.Context, _ string) (UnitState, error) { return r.unitAfterReload(ctx) }
+		unit = r.unitAfterReload
 	}
 	if u, err := unit(ctx, r.s.Unit); err != nil {
 		st.Errors = append(st.Errors, fmt.Sprintf("unit: %v", err))
@@ -109,12 +109,12 @@ func (r *Reloader) Status(ctx context.Context, waitReload bool) (Status, error) 
 // reload in progress: the master re-executes and refuses its CLI for a
 // moment), it waits for the reload to end, up to the settle timeout, so
 // that status reports the outcome rather than the transition.
-func (r *Reloader) unitAfterReload(ctx context.Context) (UnitState, error) {
+func (r *Reloader) unitAfterReload(ctx context.Context, unit string) (UnitState, error) {
 	wctx, cancel := context.WithTimeout(ctx, r.s.SettleTimeout)
 	defer cancel()
 	begin := r.d.Now()
 	for {
-		u, err := r.d.Unit.UnitState(ctx, r.s.Unit)
+		u, err := r.d.Unit.UnitState(ctx, unit)
 		if err != nil || u.ActiveState != "reloading" {
 			return u, err
 		}
