@@ -252,3 +252,23 @@ func expectServers(t *testing.T, ctx context.Context, sock string, want ...strin
 	}
 	t.Errorf("haproxy show stat: %s; want %v", last, want)
 }
+
+// A node that dies after it joined is noticed at once by the next
+// membership wait, with its log, instead of after the wait's timeout.
+func TestGaleraWaitMembersSeesAnyNodeDie(t *testing.T) {
+	Require(t, TierSystem)
+	g := StartGalera(t, GaleraOptions{Nodes: 2})
+	m := g.Nodes()[1]
+	if err := m.cmd.Process.Kill(); err != nil { // a node of this test, by its PID
+		t.Fatal(err)
+	}
+	<-m.done
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// Before, only the newest node was watched: this wait ran into ctx's
+	// deadline and said only "cluster size".
+	err := g.waitMembers(ctx, 3)
+	if err == nil || !strings.Contains(err.Error(), "galera1 exited while 3 members were awaited") || !strings.Contains(err.Error(), "last lines of") {
+		t.Fatalf("waitMembers: %v", err)
+	}
+}
