@@ -63,28 +63,35 @@ func (c *Client) Command(ctx context.Context, cmd string) (string, error) {
 	defer stop()
 
 	if _, err := io.WriteString(conn, strings.TrimSpace(cmd)+"\n"); err != nil {
-		return "", fmt.Errorf("master cli %s: send %q: %w", c.socket, cmd, err)
+		return "", fmt.Errorf("master cli %s: send %q: %w", c.socket, cmd, ctxErr(ctx, err))
 	}
 	// The master answers once it sees the end of the request: half-close.
 	if uc, ok := conn.(*net.UnixConn); ok {
 		if err := uc.CloseWrite(); err != nil {
-			return "", fmt.Errorf("master cli %s: send %q: %w", c.socket, cmd, err)
+			return "", fmt.Errorf("master cli %s: send %q: %w", c.socket, cmd, ctxErr(ctx, err))
 		}
 	}
 	b, err := io.ReadAll(io.LimitReader(conn, MaxAnswer+1))
 	if err != nil {
-		switch {
-		case ctx.Err() != nil:
-			err = ctx.Err()
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			err = context.DeadlineExceeded // the socket deadline is ctx's
-		}
-		return string(b), fmt.Errorf("master cli %s: read answer to %q: %w", c.socket, cmd, err)
+		return string(b), fmt.Errorf("master cli %s: read answer to %q: %w", c.socket, cmd, ctxErr(ctx, err))
 	}
 	if len(b) > MaxAnswer {
 		return "", fmt.Errorf("master cli %s: answer to %q exceeds %d bytes", c.socket, cmd, MaxAnswer)
 	}
 	return string(b), nil
+}
+
+// ctxErr is err as the caller's context explains it: the socket's
+// deadline is ctx's, and a cancellation sets it in the past, so a send or
+// a read cut by either is ctx.Err(), whichever step it hit.
+func ctxErr(ctx context.Context, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return context.DeadlineExceeded
+	}
+	return err
 }
 
 // ShowProc runs `show proc` and parses it. While HAProxy 2.6 re-executes

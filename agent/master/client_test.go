@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -173,5 +174,28 @@ func TestClientErrors(t *testing.T) {
 	}()
 	if _, err := New(path).Command(ctx2, "show proc"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("timed out command: got %v", err)
+	}
+}
+
+// A send or a read cut by the context reads as the context's error,
+// whichever step it hit (the socket's deadline is set in the past on
+// cancel, so the raw error is an i/o timeout).
+func TestCtxErr(t *testing.T) {
+	timeout := fmt.Errorf("write unix: %w", os.ErrDeadlineExceeded)
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	other := errors.New("broken pipe")
+	for _, c := range []struct {
+		ctx      context.Context
+		in, want error
+	}{
+		{canceled, timeout, context.Canceled},
+		{canceled, other, context.Canceled},
+		{context.Background(), timeout, context.DeadlineExceeded},
+		{context.Background(), other, other},
+	} {
+		if got := ctxErr(c.ctx, c.in); got != c.want {
+			t.Errorf("ctxErr(%v, %v) = %v, want %v", c.ctx.Err(), c.in, got, c.want)
+		}
 	}
 }
