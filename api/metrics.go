@@ -26,7 +26,7 @@ type Metrics struct {
 	probes        *prometheus.CounterVec
 	findings      *prometheus.GaugeVec
 	lastSweep     prometheus.Gauge
-	configInfo    *prometheus.GaugeVec
+	configInfo    *prometheus.Desc
 
 	mu        sync.Mutex
 	configSHA string
@@ -61,13 +61,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "haguard_last_sweep_timestamp_seconds",
 			Help: "Unix time of the last completed ghost sweep.",
 		}),
-		configInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "haguard_config_info",
-			Help: "Always 1; the label is the sha256 of the running haproxy config.",
-		}, []string{"sha256"}),
+		configInfo: prometheus.NewDesc("haguard_config_info",
+			"Always 1; the label is the sha256 of the running haproxy config.", []string{"sha256"}, nil),
 	}
 	cs := []prometheus.Collector{
-		m.processes, m.reloads, m.reloadSeconds, m.probes, m.findings, m.lastSweep, m.configInfo,
+		m.processes, m.reloads, m.reloadSeconds, m.probes, m.findings, m.lastSweep, configInfo{m},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	}
@@ -137,13 +135,22 @@ func (m *Metrics) ObserveProbes(t ProbeTotals) {
 // SetConfig sets haguard_config_info to the running config's sha256.
 func (m *Metrics) SetConfig(sha string) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if sha == m.configSHA {
-		return
-	}
-	m.configInfo.Reset()
-	if sha != "" {
-		m.configInfo.WithLabelValues(sha).Set(1)
-	}
 	m.configSHA = sha
+	m.mu.Unlock()
+}
+
+// configInfo collects haguard_config_info from the sha under the lock, so
+// a scrape sees exactly one series, or none before a config is known: a
+// GaugeVec reset then set again left a moment with none.
+type configInfo struct{ m *Metrics }
+
+func (c configInfo) Describe(ch chan<- *prometheus.Desc) { ch <- c.m.configInfo }
+
+func (c configInfo) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	sha := c.m.configSHA
+	c.m.mu.Unlock()
+	if sha != "" {
+		ch <- prometheus.MustNewConstMetric(c.m.configInfo, prometheus.GaugeValue, 1, sha)
+	}
 }
