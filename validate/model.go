@@ -380,6 +380,18 @@ func Live(ps []*Proxy) []*Proxy {
 	return out
 }
 
+// LiveFrontends are the frontends and listens HAProxy starts (Live): the
+// proxies that bind.
+func (c *Config) LiveFrontends() []*Proxy {
+	return Live(append(append([]*Proxy(nil), c.Frontends...), c.Listens...))
+}
+
+// LiveBackends are the backends and listens HAProxy starts (Live): the
+// proxies whose servers carry traffic.
+func (c *Config) LiveBackends() []*Proxy {
+	return Live(append(append([]*Proxy(nil), c.Backends...), c.Listens...))
+}
+
 // AllSections returns global, defaults and proxies: every section whose lines the model keeps.
 func (c *Config) AllSections() []*Proxy {
 	out := []*Proxy{c.Global}

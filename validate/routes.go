@@ -26,8 +26,7 @@ func Routes(cfg *Config) []Route {
 		seen[be] = true
 		out = append(out, Route{Front: fe, Back: be, Via: ref.Pos})
 	}
-	fronts := Live(append(append([]*Proxy(nil), cfg.Frontends...), cfg.Listens...))
-	for _, fe := range fronts {
+	for _, fe := range cfg.LiveFrontends() {
 		seen := map[*Proxy]bool{}
 		if fe.Kind == KindListen && len(fe.Servers) > 0 {
 			seen[fe] = true

@@ -185,7 +185,7 @@ func ProbeListeners(vc *validate.Config) []probe.Listener {
 		backs[r.Front] = append(backs[r.Front], r.Back)
 	}
 	var out []probe.Listener
-	for _, fe := range validate.Live(append(append([]*validate.Proxy(nil), vc.Frontends...), vc.Listens...)) {
+	for _, fe := range vc.LiveFrontends() {
 		l := probe.Listener{Section: fe.Section(), Mode: fe.EffMode().Value}
 		for _, b := range fe.Binds {
 			l.Binds = append(l.Binds, b.Address)

@@ -35,7 +35,7 @@ var mysqlPorts = map[string]bool{"3306": true, "3307": true, "4006": true}
 // MySQL port.
 func MySQLBackends(cfg *validate.Config, c config.Config) []*validate.Proxy {
 	var out []*validate.Proxy
-	for _, p := range validate.Live(append(append([]*validate.Proxy(nil), cfg.Backends...), cfg.Listens...)) {
+	for _, p := range cfg.LiveBackends() {
 		if len(p.Servers) == 0 {
 			continue
 		}
