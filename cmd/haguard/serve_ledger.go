@@ -49,8 +49,7 @@ func (l *ledger) read() {
 		if r.Who == apiWho {
 			continue
 		}
-		l.metrics.ObserveReload(api.Outcome{ID: r.Result.ID, Result: recordResult(r), Duration: msDuration(r.Result.DurationMS),
-			Counts: severityCounts(r.Result.Findings), Probes: api.ProbeTotals{OK: r.Result.Probes.OK, Failed: r.Result.Probes.Failed}})
+		l.metrics.ObserveReload(outcomeOf(r.Result, recordResult(r)))
 	}
 }
 

@@ -141,8 +141,7 @@ func msDuration(ms int64) time.Duration { return time.Duration(ms) * time.Millis
 // outcome maps reload's sentinels to the API's result names. Unchanged is
 // not an error for the API.
 func outcome(res reload.Result, err error) (api.Outcome, error) {
-	o := api.Outcome{ID: res.ID, Result: api.ResultOK, Duration: msDuration(res.DurationMS),
-		Counts: severityCounts(res.Findings), Probes: api.ProbeTotals{OK: res.Probes.OK, Failed: res.Probes.Failed}, Body: res}
+	o := outcomeOf(res, api.ResultOK)
 	switch {
 	case err == nil:
 	case errors.Is(err, reload.ErrUnchanged):
@@ -162,6 +161,12 @@ func outcome(res reload.Result, err error) (api.Outcome, error) {
 		o.Result = api.ResultFailed
 	}
 	return o, err
+}
+
+// outcomeOf is res as the API and the metrics see it, with result.
+func outcomeOf(res reload.Result, result string) api.Outcome {
+	return api.Outcome{ID: res.ID, Result: result, Duration: msDuration(res.DurationMS),
+		Counts: severityCounts(res.Findings), Probes: api.ProbeTotals{OK: res.Probes.OK, Failed: res.Probes.Failed}, Body: res}
 }
 
 // History implements api.Reloader: newest first, at most limit.
