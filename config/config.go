@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -272,22 +271,12 @@ func Parse(data []byte) (Config, error) {
 	}
 	var extra any
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return Config{}, errors.New("more than one YAML document")
+		return Config{}, errors.New("more than one YAML document (a second '---'): haguard.yaml is one mapping")
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
-}
-
-// cleanYAMLError drops the library's "yaml: unmarshal errors:" preamble so
-// that the message starts with "line N:".
-func cleanYAMLError(err error) error {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		return errors.New(strings.Join(te.Errors, "; "))
-	}
-	return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
 }
 
 // Validate checks values that YAML types cannot.
