@@ -126,13 +126,18 @@ func (s *Server) check(c echo.Context) error {
 	return c.JSON(http.StatusOK, checkBody{OK: rep.Valid && rep.Counts["error"] == 0, CheckReport: rep})
 }
 
+// jobParams reads what every job request may say: ?wait and If-Match.
+func (s *Server) jobParams(c echo.Context) (wait bool, ifMatch string, err error) {
+	if wait, err = boolParam(c, "wait", true); err != nil {
+		return false, "", err
+	}
+	ifMatch, err = s.ifMatch(c)
+	return wait, ifMatch, err
+}
+
 // postReload queues a reload: 202 with the job and its Location.
 func (s *Server) postReload(c echo.Context) error {
-	wait, err := boolParam(c, "wait", true)
-	if err != nil {
-		return err
-	}
-	ifMatch, err := s.ifMatch(c)
+	wait, ifMatch, err := s.jobParams(c)
 	if err != nil {
 		return err
 	}
@@ -153,11 +158,7 @@ type rollbackRequest struct {
 }
 
 func (s *Server) rollback(c echo.Context) error {
-	wait, err := boolParam(c, "wait", true)
-	if err != nil {
-		return err
-	}
-	ifMatch, err := s.ifMatch(c)
+	wait, ifMatch, err := s.jobParams(c)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/haguard/haguard/config"
+	"github.com/haguard/haguard/host"
 	"github.com/haguard/haguard/validate"
 	"github.com/haguard/haguard/validate/facts"
 )
@@ -69,16 +69,8 @@ func (a *app) runCheck(ctx context.Context, cmd *cobra.Command, o checkOpts) (in
 	default:
 		return exitUsage, usagef(fmt.Errorf("--facts: %q is not none, declared or live", mode))
 	}
-	files := o.files
-	if len(files) == 0 {
-		files = cfg.HAProxy.Configs
-	}
-	bin := o.haproxyBin
-	if bin == "" {
-		bin = cfg.HAProxy.Binary
-	}
-	rep, err := checkConfig(ctx, cfg, mode, validate.Options{Files: files, HAProxyBin: bin,
-		NoSyntax: o.noSyntax, FailOn: failOn, Logger: a.logger()})
+	rep, err := host.New(cfg, nil, a.logger()).Check(ctx, host.CheckOptions{Files: o.files, HAProxyBin: o.haproxyBin,
+		NoSyntax: o.noSyntax, FailOn: failOn, FactsMode: mode})
 	if err != nil {
 		var fe *validate.FileError
 		if errors.As(err, &fe) {
@@ -93,14 +85,6 @@ func (a *app) runCheck(ctx context.Context, cmd *cobra.Command, o checkOpts) (in
 		return exitNegative, nil
 	}
 	return exitOK, nil
-}
-
-// checkConfig gathers the facts for mode about opts.Files and runs
-// validate.Check with them: `haguard check` and the reload's check stage
-// (checkAdapter) both lint this way.
-func checkConfig(ctx context.Context, cfg config.Config, mode string, opts validate.Options) (validate.Report, error) {
-	opts.Facts = gatherFacts(ctx, cfg, mode, opts.Files, opts.Logger)
-	return validate.Check(ctx, opts)
 }
 
 // writeCheckHuman prints the report the way `nginx -t` reads: findings,

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 	"github.com/haguard/haguard/internal/testbed"
 )
 
-const goldenDir = "../../testdata/check"
+const goldenDir = "../testdata/check"
 
 func TestCheckArgs(t *testing.T) {
 	dir := t.TempDir()

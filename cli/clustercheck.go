@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -93,32 +93,19 @@ func (a *app) runClustercheck(ctx context.Context, cmd *cobra.Command, f cluster
 }
 
 // clustercheckLogin picks the database login: --dsn, --defaults-file, or
-// facts.db.defaults_file from haguard.yaml.
+// facts.db.defaults_file from haguard.yaml (read only when needed).
 func (a *app) clustercheckLogin(cmd *cobra.Command, f clustercheckFlags) (*mysql.Config, error) {
-	if f.dsn != "" && f.defaultsFile != "" {
-		return nil, usagef(errors.New("--dsn and --defaults-file exclude each other"))
-	}
-	if f.dsn != "" {
-		cfg, err := clustercheck.ParseDSN(f.dsn)
-		if err != nil {
-			return nil, usagef(err)
-		}
-		return cfg, nil
-	}
-	path := f.defaultsFile
-	if path == "" {
+	fallback := ""
+	if f.dsn == "" && f.defaultsFile == "" {
 		cfg, err := a.loadConfig(cmd)
 		if err != nil {
 			return nil, err
 		}
-		path = cfg.Facts.DB.DefaultsFile
+		fallback = cfg.Facts.DB.DefaultsFile
 	}
-	if path == "" {
-		return nil, usagef(errors.New("no login: give --dsn, --defaults-file or facts.db.defaults_file in haguard.yaml"))
-	}
-	cfg, err := clustercheck.ReadDefaultsFile(path)
+	login, err := clustercheck.Login(f.dsn, f.defaultsFile, fallback)
 	if err != nil {
 		return nil, usagef(err)
 	}
-	return cfg, nil
+	return login, nil
 }

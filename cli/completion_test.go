@@ -1,8 +1,7 @@
-package main
+package cli
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,45 +10,17 @@ import (
 	"testing"
 )
 
-// buildHaguardForDocs compiles this command into dir/haguard, so that a test can
-// run the real binary the way a shell does.
+// buildHaguardForDocs compiles the haguard command into dir/haguard, so
+// that a test can run the real binary the way a shell does.
 func buildHaguardForDocs(t *testing.T, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "haguard")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd := exec.Command("go", "build", "-o", bin, "../cmd/haguard")
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
-}
-
-func TestGendocsWritesPagesAndCompletions(t *testing.T) {
-	dir := t.TempDir()
-	var out, errb bytes.Buffer
-	code := run(context.Background(), []string{"gendocs", "--man", filepath.Join(dir, "man"), "--completions", filepath.Join(dir, "compl")}, &out, &errb)
-	if code != exitOK {
-		t.Fatalf("gendocs exit %d: %s", code, errb.String())
-	}
-	for _, name := range []string{"man/haguard.1", "man/haguard-version.1", "compl/" + completionBash, "compl/" + completionZsh, "compl/" + completionFish} {
-		if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.Size() == 0 {
-			t.Errorf("%s: missing or empty (%v)", name, err)
-		}
-	}
-	if _, err := os.Stat(filepath.Join(dir, "man", "haguard-gendocs.1")); err == nil {
-		t.Error("the hidden gendocs command got a man page")
-	}
-	page, _ := os.ReadFile(filepath.Join(dir, "man", "haguard.1"))
-	if !bytes.Contains(page, []byte(".TH \"HAGUARD\" \"1\"")) {
-		t.Errorf("haguard.1 has no man header:\n%.300s", page)
-	}
-}
-
-func TestGendocsNeedsADirectory(t *testing.T) {
-	var out, errb bytes.Buffer
-	if code := run(context.Background(), []string{"gendocs"}, &out, &errb); code != exitUsage {
-		t.Fatalf("exit %d, want %d (usage)", code, exitUsage)
-	}
 }
 
 // TestBashCompletion drives the generated bash completion the way bash
@@ -65,12 +36,12 @@ func TestBashCompletion(t *testing.T) {
 		t.Fatalf("bash: %v", err)
 	}
 	dir := t.TempDir()
-	bin := buildHaguardForDocs(t, dir)
+	buildHaguardForDocs(t, dir) // the script calls it from PATH
 	// bash-completion's loader finds the script by command name in
 	// $BASH_COMPLETION_USER_DIR/completions, as it would in
 	// /usr/share/bash-completion/completions once the package is installed.
 	compl := filepath.Join(dir, "completions")
-	if out, err := exec.Command(bin, "gendocs", "--completions", compl).CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "run", "../packaging/cmd/gendocs", "-completions", compl).CombinedOutput(); err != nil {
 		t.Fatalf("gendocs: %v\n%s", err, out)
 	}
 	const loader = "/usr/share/bash-completion/bash_completion"

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -12,9 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/haguard/haguard/agent/master"
 	"github.com/haguard/haguard/agent/procs"
 	"github.com/haguard/haguard/config"
+	"github.com/haguard/haguard/host"
 	"github.com/haguard/haguard/systemd"
 )
 
@@ -76,11 +76,7 @@ Examples:
 	fl.DurationVar(&o.grace, "grace", 0, "wait this long after SIGTERM before SIGKILL (default: sweep.kill_grace, 10s)")
 	fl.DurationVar(&o.settle, "settle", 0, "how long an old worker may keep listening after a reload before it counts as divergent; 0 = not at all (default: sweep.settle, 5s)")
 	fl.StringVar(&o.masterSocket, "master-socket", "", "haproxy master CLI socket (default: haproxy.master_socket)")
-	cmd.RunE = a.exec(func(ctx context.Context) (int, error) {
-		cfg, err := a.loadConfig(cmd)
-		if err != nil {
-			return exitUsage, err
-		}
+	cmd.RunE = a.execConfig(func(ctx context.Context, cfg config.Config) (int, error) {
 		if fl.Changed("grace") && o.grace <= 0 {
 			return exitUsage, usagef(errors.New("--grace: must be positive"))
 		}
@@ -94,12 +90,7 @@ Examples:
 
 // applyGhostsFlags overlays the flags on haguard.yaml.
 func applyGhostsFlags(cfg config.Config, o ghostsOpts) config.Config {
-	if o.unit.unit != "" {
-		cfg.Systemd.Unit = o.unit.unit
-	}
-	if o.unit.busAddress != "" {
-		cfg.Systemd.BusAddress = o.unit.busAddress
-	}
+	o.unit.apply(&cfg)
 	if o.masterSocket != "" {
 		cfg.HAProxy.MasterSocket = o.masterSocket
 	}
@@ -115,15 +106,14 @@ func applyGhostsFlags(cfg config.Config, o ghostsOpts) config.Config {
 func (a *app) runGhosts(ctx context.Context, cfg config.Config, o ghostsOpts) (int, error) {
 	cfg = applyGhostsFlags(cfg, o)
 	log := a.logger().With("unit", cfg.Systemd.Unit)
-	var units procs.UnitSource
-	sd, err := systemd.Dial(ctx, cfg.Systemd.BusAddress)
-	if err != nil {
-		units = unreachableUnit{err} // the sweep logs it and falls back to the master CLI
+	var h *host.Host
+	if sd, err := systemd.Dial(ctx, cfg.Systemd.BusAddress); err != nil {
+		h = host.WithoutSystemd(cfg, err, log) // the sweep logs it and falls back to the master CLI
 	} else {
 		defer sd.Close()
-		units = sd
+		h = host.New(cfg, sd, log)
 	}
-	scanner := newProcScanner(cfg, units, master.New(cfg.HAProxy.MasterSocket), log)
+	scanner := h.Scanner()
 	report, err := scanner.Sweep(ctx)
 	if err != nil {
 		return exitUsage, err
@@ -143,27 +133,6 @@ func (a *app) runGhosts(ctx context.Context, cfg config.Config, o ghostsOpts) (i
 		return exitBroken, err
 	}
 	return ghostsExit(report, kills), nil
-}
-
-// newProcScanner wires the sweep from haguard.yaml; reload and serve can
-// use it too. units is usually a *systemd.Client.
-func newProcScanner(cfg config.Config, units procs.UnitSource, mc *master.Client, log *slog.Logger) *procs.Scanner {
-	return &procs.Scanner{
-		Unit:    cfg.Systemd.Unit,
-		Names:   cfg.HAProxy.ProcessNames,
-		Settle:  cfg.Sweep.Settle.D(),
-		Systemd: units,
-		Master:  mc,
-		Logger:  log,
-	}
-}
-
-// unreachableUnit stands in for systemd when the bus cannot be reached, so
-// the sweep reports the real cause.
-type unreachableUnit struct{ err error }
-
-func (u unreachableUnit) Unit(context.Context, string) (systemd.Unit, error) {
-	return systemd.Unit{}, u.err
 }
 
 // ghostsDoc is the JSON document of `haguard ghosts`: the sweep's report
@@ -191,7 +160,7 @@ func ghostsJSON(r procs.Report, kills []procs.KillResult) ghostsDoc {
 
 // ghostsExit maps a sweep (and the kills done after it) to the exit code.
 func ghostsExit(r procs.Report, kills []procs.KillResult) int {
-	removed, failed := killTally(kills)
+	removed, failed := procs.Tally(kills)
 	switch {
 	case failed > 0:
 		return exitBroken
@@ -199,20 +168,6 @@ func ghostsExit(r procs.Report, kills []procs.KillResult) int {
 		return exitNegative
 	}
 	return exitOK
-}
-
-// killTally counts the ghosts that no longer run (whatever the way) and
-// the kills that failed.
-func killTally(kills []procs.KillResult) (removed, failed int) {
-	for _, k := range kills {
-		switch k.Outcome {
-		case procs.Failed:
-			failed++
-		case procs.Terminated, procs.Killed, procs.Gone, procs.Reused:
-			removed++
-		}
-	}
-	return removed, failed
 }
 
 // killMeaning says in words what a kill outcome means for the operator.
@@ -285,7 +240,7 @@ func printGhosts(w io.Writer, r procs.Report, kills []procs.KillResult, killed b
 	// With --kill the counts are what the sweep found; the last line is
 	// the state after the kill.
 	fmt.Fprintf(w, "\nfound %s\n", counts)
-	removed, failed := killTally(kills)
+	removed, failed := procs.Tally(kills)
 	ghosts := max(c.Ghost-removed, 0)
 	did := "no ghost to kill"
 	if c.Ghost > 0 {

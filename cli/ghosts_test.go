@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/haguard/haguard/agent/master/mastertest"
 	"github.com/haguard/haguard/agent/procs"
 	"github.com/haguard/haguard/config"
 	"github.com/haguard/haguard/internal/testbed"
+	"github.com/haguard/haguard/internal/testbed/mastertest"
 )
 
 func runHaguard(t *testing.T, args ...string) (code int, stdout, stderr string) {

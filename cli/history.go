@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/haguard/haguard/config"
 	"github.com/haguard/haguard/reload"
 )
 
@@ -43,11 +44,7 @@ Examples:
 		Args: cobra.NoArgs,
 	}
 	cmd.Flags().IntVar(&limit, "limit", 0, "show only the newest N (0 = all)")
-	cmd.RunE = a.exec(func(ctx context.Context) (int, error) {
-		cfg, err := a.loadConfig(cmd)
-		if err != nil {
-			return exitUsage, err
-		}
+	cmd.RunE = a.execConfig(func(ctx context.Context, cfg config.Config) (int, error) {
 		if limit < 0 {
 			return exitUsage, usagef(errors.New("--limit: must not be negative (0 = all)"))
 		}

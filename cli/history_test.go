@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -114,7 +114,7 @@ func TestRollbackNotATarget(t *testing.T) {
 	for _, tc := range []struct{ id, want string }{
 		{refused, "transaction " + refused + " was refused (check: haproxy -c refused the config"},
 		{"20991231T000000.000Z-ffff", "no transaction 20991231T000000.000Z-ffff in "},
-		{"../../etc/passwd", "is not a transaction id"},
+		{"../etc/passwd", "is not a transaction id"},
 	} {
 		code, out, errOut := runHaguard(t, "rollback", tc.id, "--config-file", cfg)
 		if code != exitUsage || !strings.Contains(errOut, tc.want) || !strings.HasPrefix(errOut, "haguard rollback: ") {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/haguard/haguard/agent/probe"
+	"github.com/haguard/haguard/config"
 )
 
 // probeFlags are the flags of `haguard probe`.
@@ -103,29 +103,6 @@ func (a *app) runProbe(ctx context.Context, cmd *cobra.Command, f probeFlags) (i
 		return exitUsage, usagef(errors.New("nothing to probe: give --target, probe.targets in haguard.yaml, or a haproxy config with TCP binds"))
 	}
 
-	// The stats socket first: an explicit one that cannot be read is
-	// unreadable input, and better said before a long idle-hold.
-	socket, explicit := cfg.HAProxy.StatsSocket, cmd.Flags().Changed("stats-socket")
-	if explicit {
-		socket = f.statsSocket
-	}
-	var health *probe.Health
-	var statsErr error
-	if socket != "" && socket != "none" {
-		h, err := readHealth(ctx, socket)
-		switch {
-		case err == nil:
-			health = &h
-		case explicit:
-			return exitUsage, err
-		case errors.Is(err, os.ErrNotExist):
-			log.Debug("no stats socket", "socket", socket)
-		default:
-			statsErr = err
-			log.Warn("cannot read server health", "err", err)
-		}
-	}
-
 	opts := probe.Options{
 		Count:       f.count,
 		Concurrency: cfg.Probe.Concurrency,
@@ -142,61 +119,21 @@ func (a *app) runProbe(ctx context.Context, cmd *cobra.Command, f probeFlags) (i
 	if opts.Count == 0 && cfg.Probe.Count > 0 {
 		opts.Count = cfg.Probe.Count
 	}
-	rep := runCounted(ctx, targets, opts)
-	if health != nil {
-		// Read again after the probes: checks may have moved meanwhile.
-		if h, err := readHealth(ctx, socket); err == nil {
-			health = &h
-		}
-		rep.Servers, rep.BackendsDown = health.Servers, health.BackendsDown
+	// An explicit stats socket that cannot be read is unreadable input,
+	// and better said before a long idle-hold.
+	socket, explicit := cfg.HAProxy.StatsSocket, cmd.Flags().Changed("stats-socket")
+	if explicit {
+		socket = f.statsSocket
 	}
-	if statsErr != nil {
-		rep.StatsError = statsErr.Error()
+	rep, err := probe.WithHealth(ctx, targets, opts, socket, explicit)
+	if err != nil {
+		return exitUsage, err
 	}
-
 	code := exitOK
 	if !rep.OK {
 		code = exitNegative
 	}
 	return code, a.writeResult(rep, func(w io.Writer) { writeProbeHuman(w, rep) })
-}
-
-// runCounted runs the probes with the number of processes LISTENing on
-// each target. When every target's attempt count is fixed, the count is
-// only reported, so the socket scan runs while the probes do.
-func runCounted(ctx context.Context, targets []probe.Target, opts probe.Options) probe.Report {
-	fixed := true
-	for _, t := range targets {
-		if t.Count == 0 && opts.Count == 0 {
-			fixed = false
-		}
-	}
-	if !fixed {
-		if socks, err := probe.ListenSockets(ctx); err == nil {
-			opts.ListenerCount = probe.ListenerCounter(socks)
-		} else {
-			opts.Logger.Debug("cannot count listeners; assuming one per target", "err", err)
-		}
-		return probe.Run(ctx, targets, opts)
-	}
-	var socks []probe.Socket
-	var err error
-	scanned := make(chan struct{})
-	go func() {
-		defer close(scanned)
-		socks, err = probe.ListenSockets(ctx)
-	}()
-	rep := probe.Run(ctx, targets, opts)
-	<-scanned
-	if err != nil {
-		opts.Logger.Debug("cannot count listeners", "err", err)
-		return rep
-	}
-	count := probe.ListenerCounter(socks)
-	for i := range rep.Targets {
-		rep.Targets[i].Listeners = count(rep.Targets[i].Target)
-	}
-	return rep
 }
 
 func (f probeFlags) validate() error {
@@ -228,10 +165,41 @@ func (f probeFlags) validate() error {
 	return nil
 }
 
-func readHealth(ctx context.Context, socket string) (probe.Health, error) {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	return probe.ReadStats(ctx, socket)
+// probeTargets picks the targets (probe.Select: --target, else -f, else
+// haguard.yaml's probe.targets, else the binds of haproxy.configs) and
+// sets the flags that shape an attempt on every one.
+func probeTargets(cmd *cobra.Command, f probeFlags, cfg config.Config) ([]probe.Target, error) {
+	targets, err := probe.Select(probe.Selection{Addresses: f.targets, Files: f.haproxyCfgs, Kind: f.kind, Over: f.over},
+		cfg.Probe, cfg.HAProxy.Configs)
+	if err != nil {
+		return nil, usagef(err)
+	}
+	auth := cfg.Probe.MySQL
+	if f.user != "" {
+		auth = config.DBAuth{User: f.user}
+	}
+	if f.passwordFile != "" {
+		auth.PasswordFile = f.passwordFile
+	}
+	user, password, err := probe.Credentials(auth)
+	if err != nil {
+		return nil, usagef(err)
+	}
+	fl := cmd.Flags()
+	o := probe.Override{Kind: f.kind, Over: f.over, Idle: f.idle, IdleSet: fl.Changed("idle"), User: user, Password: password,
+		Send: changed(fl.Changed("send"), f.send), Expect: changed(fl.Changed("expect"), f.expect),
+		Path: changed(fl.Changed("path"), f.path), Body: changed(fl.Changed("expect-body"), f.expectBody),
+		Linger: changed(fl.Changed("linger"), f.linger), ExpectStatus: changed(fl.Changed("expect-status"), f.expectStatus)}
+	o.Apply(targets)
+	return targets, nil
+}
+
+// changed is &v when the flag was given, else nil.
+func changed[T any](given bool, v T) *T {
+	if !given {
+		return nil
+	}
+	return &v
 }
 
 // writeProbeHuman prints one line per target, its error histogram and

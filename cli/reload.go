@@ -1,14 +1,17 @@
-package main
+package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/haguard/haguard/config"
 	"github.com/haguard/haguard/reload"
 )
 
@@ -58,14 +61,10 @@ rollback failed or the unit failed: the host needs a human.`,
 	f.StringVar(&o.reason, "reason", "", "why, for the history and audit log")
 	f.BoolVar(&o.forget, "forget-interrupted", false, "drop the journal of a reload that died, instead of completing its rollback (when that rollback keeps failing)")
 	addUnitFlags(cmd, &o.unit)
-	cmd.RunE = a.exec(func(ctx context.Context) (int, error) {
-		cfg, err := a.loadConfig(cmd)
-		if err != nil {
-			return exitUsage, err
-		}
+	cmd.RunE = a.execConfig(func(ctx context.Context, cfg config.Config) (int, error) {
 		cfg.Reload.KillGhosts = cfg.Reload.KillGhosts || o.killGhosts
 		log := a.logger()
-		r, closeFn, err := a.buildReloader(ctx, cfg, o.unit, log)
+		r, closeFn, err := buildReloader(ctx, cfg, o.unit, log)
 		if err != nil {
 			return exitNegative, err // nothing was touched: refused
 		}
@@ -75,11 +74,6 @@ rollback failed or the unit failed: the host needs a human.`,
 		return a.reportReload(res, err)
 	})
 	return cmd
-}
-
-func addUnitFlags(cmd *cobra.Command, u *unitFlags) {
-	cmd.Flags().StringVar(&u.unit, "unit", "", "systemd unit (default: systemd.unit in haguard.yaml)")
-	cmd.Flags().StringVar(&u.busAddress, "bus-address", "", "D-Bus address (default: systemd.bus_address, else the system bus)")
 }
 
 // reportReload prints res and maps it to an exit code.
@@ -106,6 +100,9 @@ func reloadExit(res reload.Result, err error) int {
 		return exitNegative
 	}
 }
+
+// ticker prints one checklist line: [x] when ok, [!] when not.
+type ticker func(ok bool, format string, args ...any)
 
 // writeReloadHuman prints the seed runbook's checklist, ticked.
 func writeReloadHuman(w io.Writer, res reload.Result, err error) {
@@ -159,11 +156,10 @@ func writeReloadHuman(w io.Writer, res reload.Result, err error) {
 		tick(s.OK, "reload job done: %s", line(s))
 	}
 	if s, ok := stage[reload.StageSettle]; ok {
-		if s.OK {
-			gen, drain, _ := strings.Cut(s.Detail, "; ")
-			tick(true, "%s", gen)
-			if drain != "" {
-				tick(true, "%s", drain)
+		if g := res.Settle; s.OK && g != nil {
+			tick(true, "generation %d running (%d workers)", g.Generation, g.Workers)
+			if g.OldWorkers > 0 {
+				tick(true, "old generation draining (%d workers, since %s)", g.OldWorkers, g.OldestDraining.Format(time.RFC3339))
 			}
 		} else {
 			tick(false, "new generation: %s", s.Error)
@@ -173,16 +169,7 @@ func writeReloadHuman(w io.Writer, res reload.Result, err error) {
 		tick(s.OK, "%s", line(s))
 	}
 	if s, ok := stage[reload.StageProbe]; ok {
-		probes, backends, _ := strings.Cut(s.Detail, "; ")
-		if probes == "" {
-			probes = s.Error
-		} else if !s.OK {
-			probes += ": " + s.Error
-		}
-		tick(s.OK, "%s", probes)
-		if backends != "" {
-			tick(!strings.Contains(backends, "not UP"), "%s", backends)
-		}
+		writeProbeLines(tick, s, res.Probes)
 	}
 	if s, ok := stage[reload.StageRollback]; ok {
 		tick(s.OK, "rolled back: %s", line(s))
@@ -204,4 +191,30 @@ func writeReloadHuman(w io.Writer, res reload.Result, err error) {
 	if err != nil && !errors.Is(err, reload.ErrUnchanged) {
 		fmt.Fprintf(w, "reason: %v\n", err)
 	}
+}
+
+// writeProbeLines ticks the probe totals and the backends' health.
+func writeProbeLines(tick ticker, s reload.Stage, rep reload.ProbeReport) {
+	if rep.Total == 0 && len(rep.Servers) == 0 {
+		// Probing disabled, or the probe could not run at all.
+		if s.OK || s.Detail == "" {
+			tick(s.OK, "%s", cmp.Or(s.Detail, s.Error))
+		} else {
+			tick(false, "%s: %s", s.Detail, s.Error)
+		}
+		return
+	}
+	probes := fmt.Sprintf("probes: %d/%d OK", rep.OK, rep.Total)
+	if !s.OK {
+		probes += ": " + s.Error
+	}
+	tick(s.OK, "%s", probes)
+	if len(rep.Servers) == 0 {
+		return
+	}
+	if notUp := rep.NotUp(); len(notUp) > 0 {
+		tick(false, "backends not UP: %s", strings.Join(notUp, ", "))
+		return
+	}
+	tick(true, "backends: %d servers UP (%s)", len(rep.Servers), rep.CheckTally())
 }

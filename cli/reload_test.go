@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/haguard/haguard/reload"
 )
@@ -38,7 +39,14 @@ func TestReloadHumanChecklist(t *testing.T) {
 		{Name: "settle", OK: true, Detail: "generation 7 running (2 workers); old generation draining (1 workers, since 2026-11-28T01:00:00Z)"},
 		{Name: "sweep", OK: true, Detail: "ghosts: 0, divergent: 0, current: 3, draining: 1"},
 		{Name: "probe", OK: true, Detail: "probes: 20/20 OK; backends: 3 servers UP (L7OK 3)"},
-	}}
+	},
+		Settle: &reload.SettleResult{Generation: 7, Workers: 2, OldWorkers: 1, OldestDraining: time.Date(2026, 11, 28, 1, 0, 0, 0, time.UTC)},
+		Probes: reload.ProbeReport{Total: 20, OK: 20, Servers: []reload.ServerHealth{
+			{Backend: "galera", Server: "n1", Status: "UP", Check: "L7OK"},
+			{Backend: "galera", Server: "n2", Status: "UP", Check: "L7OK"},
+			{Backend: "galera", Server: "n3", Status: "UP", Check: "L7OK"},
+		}},
+	}
 	var b bytes.Buffer
 	writeReloadHuman(&b, res, nil)
 	for _, want := range []string{"[x] config valid", "[x] reload job done", "[x] generation 7 running", "[x] old generation draining (1 workers",

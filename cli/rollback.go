@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -63,7 +63,7 @@ Examples:
 				}
 				return exitUsage, err
 			}
-			r, closeFn, err := a.buildReloader(ctx, cfg, o.unit, a.logger())
+			r, closeFn, err := buildReloader(ctx, cfg, o.unit, a.logger())
 			if err != nil {
 				return exitNegative, err // nothing was touched: refused
 			}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 // can call run many times in one process.
 type app struct {
 	stdout, stderr io.Writer
+	version        string
 
 	configFile string
 	format     string
@@ -28,9 +29,10 @@ type app struct {
 	code int
 }
 
-// run executes one haguard invocation and returns its exit code.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	a := &app{stdout: stdout, stderr: stderr}
+// Run executes one haguard invocation and returns its exit code. version
+// is the binary's own, stamped at build time.
+func Run(ctx context.Context, version string, args []string, stdout, stderr io.Writer) int {
+	a := &app{stdout: stdout, stderr: stderr, version: version}
 	root := a.rootCmd()
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -43,6 +45,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	return a.code
+}
+
+// Root is the command tree of a binary of this version, for tools that
+// describe it (man pages, completions: packaging/cmd/gendocs).
+func Root(version string) *cobra.Command {
+	a := &app{stdout: os.Stdout, stderr: os.Stderr, version: version}
+	return a.rootCmd()
 }
 
 func (a *app) rootCmd() *cobra.Command {
@@ -80,7 +89,6 @@ is left in a bad state and needs a human.`,
 	root.AddCommand(
 		a.versionCmd(),
 		a.checkCmd(),
-		a.gendocsCmd(),
 		a.reloadCmd(), a.historyCmd(), a.rollbackCmd(), a.statusCmd(),
 		a.serveCmd(),
 		a.probeCmd(),
@@ -104,6 +112,20 @@ func (a *app) exec(body func(ctx context.Context) (int, error)) func(*cobra.Comm
 		}
 		a.code = code
 		return nil
+	}
+}
+
+// execConfig is exec for a body that needs haguard.yaml: an unreadable
+// file is a usage error (exit 2) before the body runs.
+func (a *app) execConfig(body func(ctx context.Context, cfg config.Config) (int, error)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		return a.exec(func(ctx context.Context) (int, error) {
+			cfg, err := a.loadConfig(cmd)
+			if err != nil {
+				return exitUsage, err
+			}
+			return body(ctx, cfg)
+		})(cmd, args)
 	}
 }
 

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -79,7 +79,7 @@ func TestServeRefusals(t *testing.T) {
 
 // TestUnitFile keeps the promises docs/api.md makes about the unit.
 func TestUnitFile(t *testing.T) {
-	b, err := os.ReadFile("../../deploy/haguard.service")
+	b, err := os.ReadFile("../deploy/haguard.service")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ api:
   token_file: %q
 `, b.s.HAProxyConfig(), b.state, b.listen, yamlListen, tokenFile), 0o644)
 
-	unit, err := os.ReadFile("../../deploy/haguard.service")
+	unit, err := os.ReadFile("../deploy/haguard.service")
 	if err != nil {
 		t.Fatal(err)
 	}

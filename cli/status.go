@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/haguard/haguard/config"
 	"github.com/haguard/haguard/reload"
 )
 
@@ -42,12 +43,8 @@ Examples:
 		Args: cobra.NoArgs,
 	}
 	addUnitFlags(cmd, &uf)
-	cmd.RunE = a.exec(func(ctx context.Context) (int, error) {
-		cfg, err := a.loadConfig(cmd)
-		if err != nil {
-			return exitUsage, err
-		}
-		r, closeFn, err := a.buildReloader(ctx, cfg, uf, a.logger())
+	cmd.RunE = a.execConfig(func(ctx context.Context, cfg config.Config) (int, error) {
+		r, closeFn, err := buildReloader(ctx, cfg, uf, a.logger())
 		if err != nil {
 			return exitBroken, err
 		}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -8,9 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 )
-
-// version is stamped at build time: -ldflags "-X main.version=$(git describe)".
-var version = "dev"
 
 type versionInfo struct {
 	Version   string `json:"version"`
@@ -24,7 +21,7 @@ func (a *app) versionCmd() *cobra.Command {
 		Short: "Print haguard's version",
 		Args:  cobra.NoArgs,
 		RunE: a.exec(func(context.Context) (int, error) {
-			info := versionInfo{Version: version, GoVersion: runtime.Version()}
+			info := versionInfo{Version: a.version, GoVersion: runtime.Version()}
 			if bi, ok := debug.ReadBuildInfo(); ok {
 				for _, s := range bi.Settings {
 					if s.Key == "vcs.revision" {

@@ -1,9 +1,7 @@
-package main
+package daemon
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +15,7 @@ import (
 	"github.com/haguard/haguard/agent/sweep"
 	"github.com/haguard/haguard/api"
 	"github.com/haguard/haguard/config"
+	"github.com/haguard/haguard/host"
 	"github.com/haguard/haguard/reload"
 	"github.com/haguard/haguard/systemd"
 )
@@ -26,22 +25,23 @@ import (
 // current set on every call, so a reload that is running keeps the set it
 // started with.
 type pieces struct {
-	cfg     config.Config
+	host    *host.Host
 	rel     *reload.Reloader
 	sweeper *sweep.Sweeper
-	checker *checkAdapter
-	prober  *probeAdapter
 }
 
-// buildPieces builds the reloader, sweeper and adapters over one shared
-// D-Bus connection (the daemon keeps one for its lifetime; newReloader is
-// what `haguard reload` builds over the connection it dials per run).
+func (p *pieces) cfg() config.Config { return p.host.Config() }
+
+// buildPieces builds the reloader and the sweeper over one shared D-Bus
+// connection (the daemon keeps one for its lifetime), with the same
+// host.Host construction `haguard reload` uses.
 func buildPieces(cfg config.Config, sd *systemd.Client, sweeps *sweeps, log *slog.Logger) (*pieces, error) {
-	rp, err := newReloader(cfg, sd, log)
+	h := host.New(cfg, sd, log)
+	rel, err := h.Reloader()
 	if err != nil {
 		return nil, err
 	}
-	return &pieces{cfg: cfg, rel: rp.rel, sweeper: sweeps.build(cfg, sd, rp.mc), checker: rp.checker, prober: rp.prober}, nil
+	return &pieces{host: h, rel: rel, sweeper: sweeps.build(h)}, nil
 }
 
 // apiAdapter implements every interface api declares over the current
@@ -82,22 +82,22 @@ func scratch(stateDir, prefix string, body []byte) (string, error) {
 // Check implements api.Checker.
 func (a apiAdapter) Check(ctx context.Context, cfg []byte) (api.CheckReport, error) {
 	p := a.p()
-	path, err := scratch(p.cfg.StateDir, "check", cfg)
+	path, err := scratch(p.cfg().StateDir, "check", cfg)
 	if err != nil {
 		return api.CheckReport{}, err
 	}
 	defer os.Remove(path)
-	rep, err := p.checker.Check(ctx, []string{path})
+	rep, err := p.host.Check(ctx, host.CheckOptions{Files: []string{path}})
 	if err != nil {
 		return api.CheckReport{}, err
 	}
-	return api.CheckReport{Valid: rep.Valid, Output: rep.Output, Findings: rep.Findings, Counts: severityCounts(rep.Findings)}, nil
+	return api.CheckReport{Valid: rep.Syntax.OK, Output: rep.Syntax.Output, Findings: rep.Findings, Counts: severityCounts(rep.Findings)}, nil
 }
 
 func severityCounts(fs []reload.Finding) map[string]int {
 	c := map[string]int{}
 	for _, f := range fs {
-		c[f.Severity]++
+		c[string(f.Severity)]++
 	}
 	return c
 }
@@ -106,9 +106,9 @@ func severityCounts(fs []reload.Finding) map[string]int {
 // that reload.Run installs over the managed config.
 func (a apiAdapter) Reload(ctx context.Context, req api.ReloadRequest) (api.Outcome, error) {
 	p := a.p() // one set of pieces for the whole transaction, whatever SIGHUP does
-	opt := reload.Options{Reason: "api " + req.ID, Who: apiWho, KillGhosts: p.cfg.Reload.KillGhosts}
+	opt := reload.Options{Reason: "api " + req.ID, Who: apiWho, KillGhosts: p.cfg().Reload.KillGhosts}
 	if req.Candidate != nil {
-		path, err := scratch(p.cfg.StateDir, "candidate-"+req.ID, req.Candidate)
+		path, err := scratch(p.cfg().StateDir, "candidate-"+req.ID, req.Candidate)
 		if err != nil {
 			return api.Outcome{}, err
 		}
@@ -199,15 +199,10 @@ func (a apiAdapter) Get(_ context.Context, id string) (any, error) {
 	return nil, fmt.Errorf("%w: no transaction %s in the history", api.ErrNotFound, id)
 }
 
-// RunningSHA256 implements api.ConfigHasher: the sha256 of the managed
-// config file, the value reload's status calls disk_sha256.
+// RunningSHA256 implements api.ConfigHasher: reload's identity of the
+// running config.
 func (a apiAdapter) RunningSHA256(context.Context) (string, error) {
-	b, err := os.ReadFile(a.p().cfg.HAProxy.Configs[0])
-	if err != nil {
-		return "", err
-	}
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:]), nil
+	return a.p().rel.Identity()
 }
 
 // Status implements api.StatusSource.
@@ -227,7 +222,7 @@ func (a apiAdapter) Status(ctx context.Context) (api.UnitStatus, error) {
 // a request may narrow them, never add an address of its own.
 func (a apiAdapter) Probe(ctx context.Context, req api.ProbeRequest) (api.ProbeReport, error) {
 	p := a.p()
-	targets, err := p.prober.targets()
+	targets, err := p.host.ProbeTargets(nil)
 	if err != nil {
 		return api.ProbeReport{}, err
 	}
@@ -243,8 +238,8 @@ func (a apiAdapter) Probe(ctx context.Context, req api.ProbeRequest) (api.ProbeR
 		}
 		targets = pick
 	}
-	opts := probe.Options{Count: p.cfg.Probe.Count, Concurrency: p.cfg.Probe.Concurrency,
-		Timeout: p.cfg.Probe.Timeout.D(), Logger: a.log}
+	opts := p.host.ProbeOptions()
+	opts.Logger = a.log
 	if req.Count > 0 {
 		opts.Count = req.Count
 		for i := range targets {

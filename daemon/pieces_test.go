@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"errors"
@@ -47,23 +47,16 @@ func TestOutcomeMapping(t *testing.T) {
 	}
 }
 
-// TestBuildPiecesUsesNewReloader proves the daemon's pieces are the ones
-// newReloader builds for `haguard reload` (one construction, no copy): the
-// adapters carry the same haguard.yaml, and a SIGHUP rebuild over the same
-// connection makes a fresh set.
-func TestBuildPiecesUsesNewReloader(t *testing.T) {
+// TestBuildPiecesRebuilds proves the daemon's pieces come from the same
+// host.Host construction `haguard reload` uses (one construction, no
+// copy): the host carries the haguard.yaml given, building does not touch
+// the bus, and a SIGHUP rebuild over the same connection makes a fresh set.
+func TestBuildPiecesRebuilds(t *testing.T) {
 	cfg := config.Default()
 	cfg.StateDir = t.TempDir()
 	cfg.Systemd.Unit = "pieces-test.service"
 	log := slog.New(slog.DiscardHandler)
-	sd := &systemd.Client{} // not dialled: building must not touch the bus
-	rp, err := newReloader(cfg, sd, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rp.rel == nil || rp.mc == nil || rp.checker.cfg.Systemd.Unit != cfg.Systemd.Unit || rp.prober.cfg.StateDir != cfg.StateDir {
-		t.Fatalf("newReloader parts: %+v", rp)
-	}
+	sd := &systemd.Client{}        // not dialled: building must not touch the bus
 	sw := newSweeps(nil, log, nil) // metrics are only touched when a sweep runs
 	p1, err := buildPieces(cfg, sd, sw, log)
 	if err != nil {
@@ -73,10 +66,10 @@ func TestBuildPiecesUsesNewReloader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p1.rel == nil || p1.sweeper == nil || p1.checker.cfg.StateDir != cfg.StateDir || p1.prober.cfg.Systemd.Unit != cfg.Systemd.Unit {
+	if p1.rel == nil || p1.sweeper == nil || p1.cfg().StateDir != cfg.StateDir || p1.cfg().Systemd.Unit != cfg.Systemd.Unit {
 		t.Fatalf("pieces: %+v", p1)
 	}
-	if p1.rel == p2.rel || p1.checker == p2.checker {
+	if p1.rel == p2.rel || p1.host == p2.host {
 		t.Fatal("a rebuild (SIGHUP) must make new pieces")
 	}
 }

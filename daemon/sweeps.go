@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -6,11 +6,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/haguard/haguard/agent/master"
 	"github.com/haguard/haguard/agent/procs"
 	"github.com/haguard/haguard/agent/sweep"
 	"github.com/haguard/haguard/api"
 	"github.com/haguard/haguard/config"
+	"github.com/haguard/haguard/host"
 )
 
 // sweeps is the daemon's ghost sweep: agent/sweep's Sweeper (a sweep at
@@ -38,9 +38,10 @@ func newSweeps(m *api.Metrics, log *slog.Logger, hash func(context.Context) (str
 	return &sweeps{metrics: m, log: log.With("loop", "sweep"), hash: hash, swap: make(chan struct{}, 1)}
 }
 
-// build makes a Sweeper for cfg.
-func (s *sweeps) build(cfg config.Config, units procs.UnitSource, mc *master.Client) *sweep.Sweeper {
-	return s.newSweeper(newProcScanner(cfg, units, mc, s.log), killerFor(cfg, s.log), cfg)
+// build makes a Sweeper for h, with the scanner `haguard ghosts` uses.
+func (s *sweeps) build(h *host.Host) *sweep.Sweeper {
+	cfg := h.Config()
+	return s.newSweeper(h.Scanner(), killerFor(cfg, s.log), cfg)
 }
 
 // killerFor is nil unless sweep.kill_ghosts is on (it is off by default):

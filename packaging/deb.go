@@ -37,8 +37,8 @@ type Result struct {
 	DebVersion string // the package version derived from it
 }
 
-// Build generates the man pages and completions with the binary's hidden
-// gendocs command, then writes the .deb with nfpm. The package version is
+// Build generates the man pages and completions with the docs build of the
+// source in Root (see generateDocs), then writes the .deb with nfpm. The package version is
 // derived from the version stamped into the binary, so the two cannot
 // disagree.
 func Build(ctx context.Context, o Options) (Result, error) {
@@ -66,7 +66,7 @@ func Build(ctx context.Context, o Options) (Result, error) {
 		return res, fmt.Errorf("stage: %w", err)
 	}
 	defer os.RemoveAll(stage)
-	if err := generateDocs(ctx, bin, stage); err != nil {
+	if err := generateDocs(ctx, root, res.Version, stage); err != nil {
 		return res, err
 	}
 
@@ -139,12 +139,16 @@ func binaryVersion(ctx context.Context, bin string) (string, error) {
 	return v.Version, nil
 }
 
-// generateDocs writes stage/man/*.1.gz and stage/completions/*.
-func generateDocs(ctx context.Context, bin, stage string) error {
+// generateDocs writes stage/man/*.1.gz and stage/completions/*. The
+// shipped binary links no doc generator: packaging/cmd/gendocs, built from
+// the same source in root, writes the pages of that very command tree.
+func generateDocs(ctx context.Context, root, version, stage string) error {
 	man := filepath.Join(stage, "man")
-	cmd := exec.CommandContext(ctx, bin, "gendocs", "--man", man, "--completions", filepath.Join(stage, "completions"))
+	cmd := exec.CommandContext(ctx, "go", "run", "./packaging/cmd/gendocs", "-version", version,
+		"-man", man, "-completions", filepath.Join(stage, "completions"))
+	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s gendocs: %w: %s", bin, err, bytes.TrimSpace(out))
+		return fmt.Errorf("gendocs: %w: %s", err, bytes.TrimSpace(out))
 	}
 	pages, err := filepath.Glob(filepath.Join(man, "*.1"))
 	if err != nil {

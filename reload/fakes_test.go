@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/haguard/haguard/validate"
 )
 
 // world is a fake host: a master whose counters move when the unit is
@@ -169,7 +171,7 @@ func (w *world) Kill(_ context.Context, ps []Process) error {
 }
 
 // Probe fails every attempt when the loaded config contains "dead".
-func (w *world) Probe(context.Context) (ProbeReport, error) {
+func (w *world) Probe(context.Context, *validate.Config) (ProbeReport, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	rep := ProbeReport{Total: 4}

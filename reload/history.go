@@ -3,6 +3,7 @@ package reload
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -375,3 +376,66 @@ func RollbackTarget(stateDir, id string) (Entry, error) {
 }
 
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+
+// History lists past transactions, oldest first, including refused ones
+// that never reached the snapshot stage (from audit.log).
+func (r *Reloader) History() ([]Entry, error) {
+	es, err := r.store.listing()
+	if err != nil && !isNotExist(err) {
+		return nil, err
+	}
+	return es, nil
+}
+
+// ErrNoHistory: there is no transaction to roll back to.
+var ErrNoHistory = errors.New("nothing in history to roll back to")
+
+// RollbackTo undoes transaction id (empty = the last committed one): it
+// reinstalls the config that ran before it, as a full transaction (check,
+// snapshot, reload, settle, sweep, probe, and a rollback of the rollback if
+// that fails). The history entry's reason says what it undid. A refused
+// transaction installed nothing and is not a target (ErrNoHistory).
+func (r *Reloader) RollbackTo(ctx context.Context, id string, opt Options) (Result, error) {
+	e, err := RollbackTarget(r.settings.StateDir, id)
+	if err != nil {
+		return Result{}, err
+	}
+	data, err := r.store.blob(e.BeforeSHA256)
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: %w", ErrNoHistory, err)
+	}
+	dir := filepath.Join(r.settings.StateDir, "tmp")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return Result{}, fmt.Errorf("state dir: %w", err)
+	}
+	f, err := os.CreateTemp(dir, "rollback-*.cfg")
+	if err != nil {
+		return Result{}, fmt.Errorf("state dir: %w", err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return Result{}, fmt.Errorf("state dir: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return Result{}, fmt.Errorf("state dir: %w", err)
+	}
+	opt.Candidate = f.Name()
+	if opt.Reason == "" {
+		opt.Reason = "rollback of " + e.ID
+	} else {
+		opt.Reason += " (rollback of " + e.ID + ")"
+	}
+	return r.Run(ctx, opt)
+}
+
+// ReadHistory lists the transactions kept in stateDir, oldest first,
+// without a Reloader (history needs no systemd): the entries in history/
+// and the refused transactions recorded only in audit.log.
+func ReadHistory(stateDir string) ([]Entry, error) {
+	es, err := store{dir: stateDir}.listing()
+	if err != nil && !isNotExist(err) {
+		return nil, err
+	}
+	return es, nil
+}

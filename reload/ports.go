@@ -3,11 +3,15 @@ package reload
 import (
 	"context"
 	"time"
+
+	"github.com/haguard/haguard/validate"
 )
 
-// The transaction sees the host only through these small interfaces. cmd
-// adapts the concrete validate, systemd, agent/master, agent/procs and
-// agent/probe values to them; tests use ten-line fakes.
+// The transaction sees the host only through these small interfaces. The
+// host package adapts the concrete validate, systemd, agent/master,
+// agent/procs and agent/probe values to them; tests use ten-line fakes.
+// Data crosses them as the types below, and the config model as
+// validate's (parsed once, by the check, then handed on).
 
 // checker lints the config and runs `haproxy -c` on files (the -f list,
 // with the candidate in place of the target). A non-nil error means the
@@ -46,9 +50,11 @@ type sweeper interface {
 	Kill(ctx context.Context, procs []Process) error
 }
 
-// prober probes every listener through haproxy to the backends.
+// prober probes every listener through haproxy to the backends. cfg is
+// the config that runs, as the check parsed it; nil means "read it from
+// disk" (a rollback restores a config this run did not parse).
 type prober interface {
-	Probe(ctx context.Context) (ProbeReport, error)
+	Probe(ctx context.Context, cfg *validate.Config) (ProbeReport, error)
 }
 
 // CheckReport is what the check stage found.
@@ -58,18 +64,13 @@ type CheckReport struct {
 	// Output is haproxy's own output (warnings, or the error that refused).
 	Output   string
 	Findings []Finding
+	// Config is the parsed candidate, for the stages after the check (nil
+	// when it could not be parsed; haproxy -c then says why).
+	Config *validate.Config
 }
 
 // Finding is one lint result, in the shape every haguard command prints.
-type Finding struct {
-	Rule     string `json:"rule"`
-	Severity string `json:"severity"`
-	Message  string `json:"message"`
-	Fix      string `json:"fix"`
-	File     string `json:"file"`
-	Line     int    `json:"line"`
-	Section  string `json:"section"`
-}
+type Finding = validate.Finding
 
 // UnitState is what systemd says about the unit.
 type UnitState struct {

@@ -72,7 +72,7 @@ func TestRecoverAfterCrashInSettle(t *testing.T) {
 	if f.disk(t) != "dead backend\n" {
 		t.Fatalf("setup: disk %q", f.disk(t))
 	}
-	if _, err := f.r.st.journal(); err != nil {
+	if _, err := f.r.store.journal(); err != nil {
 		t.Fatalf("setup: no journal: %v", err)
 	}
 	res, err := f.r.Run(context.Background(), Options{})
@@ -89,7 +89,7 @@ func TestRecoverAfterCrashInSettle(t *testing.T) {
 	if !errors.Is(err, ErrUnchanged) || !res.OK {
 		t.Fatalf("err %v ok %v", err, res.OK)
 	}
-	if _, err := f.r.st.journal(); !os.IsNotExist(err) {
+	if _, err := f.r.store.journal(); !os.IsNotExist(err) {
 		t.Fatalf("journal still there: %v", err)
 	}
 	es, _ := f.r.History()
@@ -103,12 +103,12 @@ func TestRecoverBeforeInstallChangesNothing(t *testing.T) {
 	crashAt(t, f, StageInstall, "good v2\n")
 	// Died at the end of the snapshot stage: the journal exists but says
 	// nothing was installed yet.
-	j, err := f.r.st.journal()
+	j, err := f.r.store.journal()
 	if err != nil || !j.Installed || f.disk(t) != "good v1\n" {
 		t.Fatalf("setup: %+v %v", j, err)
 	}
 	j.Installed, j.Stage = false, StageSnapshot
-	if err := f.r.st.writeJournal(j); err != nil {
+	if err := f.r.store.writeJournal(j); err != nil {
 		t.Fatal(err)
 	}
 	res, err := f.r.Run(context.Background(), Options{Candidate: f.candidate(t, "good v3\n")})
@@ -131,7 +131,7 @@ func TestRecoverFailureIsBroken(t *testing.T) {
 	if !errors.Is(err, ErrBroken) || !res.Broken || !strings.Contains(res.Stages[0].Error, "holds sha256") {
 		t.Fatalf("err %v stages %+v", err, res.Stages)
 	}
-	if _, err := f.r.st.journal(); err != nil {
+	if _, err := f.r.store.journal(); err != nil {
 		t.Fatalf("journal must survive for the next try: %v", err)
 	}
 }
@@ -249,10 +249,10 @@ func TestInstallOverDriftKeepsTheEditedFile(t *testing.T) {
 	if last.ReplacedSHA256 != sha(edited) {
 		t.Fatalf("replaced_sha256 %q, want the edited file's", short(last.ReplacedSHA256))
 	}
-	if err := f.r.st.prune(f.s.HistoryKeep); err != nil {
+	if err := f.r.store.prune(f.s.HistoryKeep); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := f.r.st.blob(sha(edited)); err != nil || string(b) != string(edited) {
+	if b, err := f.r.store.blob(sha(edited)); err != nil || string(b) != string(edited) {
 		t.Fatalf("the edited file is lost: %q %v", b, err)
 	}
 }
@@ -285,7 +285,7 @@ func TestRecoverNeverWritesAnotherTarget(t *testing.T) {
 	if wb.reloads != 0 {
 		t.Fatalf("instance B was reloaded %d times", wb.reloads)
 	}
-	if _, err := f.r.st.journal(); err != nil {
+	if _, err := f.r.store.journal(); err != nil {
 		t.Fatalf("A's journal must survive for A's next run: %v", err)
 	}
 }
@@ -337,7 +337,7 @@ func TestForgetUnreadableJournal(t *testing.T) {
 	if err := os.MkdirAll(f.s.StateDir, 0o750); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(f.r.st.journalPath(), []byte(`{"id":"2026`), 0o640); err != nil {
+	if err := os.WriteFile(f.r.store.journalPath(), []byte(`{"id":"2026`), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.r.Run(context.Background(), Options{}); !errors.Is(err, ErrBroken) {
@@ -413,7 +413,7 @@ func TestCancelBeforeInstallIsRefused(t *testing.T) {
 	if f.disk(t) != "good v1\n" || f.w.reloads != 0 {
 		t.Fatalf("disk %q, %d reload jobs", f.disk(t), f.w.reloads)
 	}
-	if _, err := f.r.st.journal(); !os.IsNotExist(err) {
+	if _, err := f.r.store.journal(); !os.IsNotExist(err) {
 		t.Fatalf("journal left: %v", err)
 	}
 }
@@ -461,13 +461,13 @@ func TestStaleRunningEntryIsClosed(t *testing.T) {
 	f := newFixture(t)
 	dead := Entry{ID: "20261128T000000.000Z-dead", Target: f.target, BeforeSHA256: sha([]byte("good v1\n")),
 		AfterSHA256: sha([]byte("good v2\n")), Outcome: OutcomeRunning}
-	if err := f.r.st.putEntry(dead); err != nil {
+	if err := f.r.store.putEntry(dead); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.r.Run(context.Background(), Options{Candidate: f.candidate(t, "good v3\n")}); err != nil {
 		t.Fatal(err)
 	}
-	e, err := f.r.st.entry(dead.ID)
+	e, err := f.r.store.entry(dead.ID)
 	if err != nil || e.Outcome != OutcomeRefused {
 		t.Fatalf("dead run's entry %+v %v, want refused", e, err)
 	}

@@ -135,7 +135,7 @@ func TestProbeFailRollsBack(t *testing.T) {
 		t.Fatalf("history %+v", es)
 	}
 	for _, sum := range []string{es[0].BeforeSHA256, es[0].AfterSHA256} {
-		if _, err := f.r.st.blob(sum); err != nil {
+		if _, err := f.r.store.blob(sum); err != nil {
 			t.Fatalf("history lacks %s: %v", sum, err)
 		}
 	}
@@ -223,7 +223,7 @@ func TestJobErrorRollsBack(t *testing.T) {
 	if !errors.Is(err, ErrBroken) {
 		t.Fatalf("err %v, want ErrBroken", err)
 	}
-	if j, jerr := f.r.st.journal(); jerr != nil || j.Stage != StageRollback {
+	if j, jerr := f.r.store.journal(); jerr != nil || j.Stage != StageRollback {
 		t.Fatalf("a broken run must leave its journal: %+v %v", j, jerr)
 	}
 }
@@ -372,7 +372,7 @@ func TestHistoryPrune(t *testing.T) {
 	if len(es) != f.s.HistoryKeep {
 		t.Fatalf("kept %d, want %d", len(es), f.s.HistoryKeep)
 	}
-	blobs, _ := os.ReadDir(f.r.st.blobDir())
+	blobs, _ := os.ReadDir(f.r.store.blobDir())
 	if len(blobs) != f.s.HistoryKeep+1 {
 		t.Fatalf("blobs %d, want %d", len(blobs), f.s.HistoryKeep+1)
 	}

@@ -36,12 +36,98 @@ func (t *txn) readBaseline(ctx context.Context) (baseline, error) {
 	return baseline{gen: g, status: <-stc}, err
 }
 
+// pendingBaseline is a baseline being read in the background (during the
+// check). Exactly one of wait and stop must be called.
+type pendingBaseline struct {
+	cancel context.CancelFunc
+	done   chan baselineRead
+}
+
+type baselineRead struct {
+	b   baseline
+	err error
+}
+
+func (t *txn) readBaselineAsync(ctx context.Context) pendingBaseline {
+	bctx, cancel := context.WithCancel(ctx)
+	p := pendingBaseline{cancel: cancel, done: make(chan baselineRead, 1)}
+	go func() {
+		b, err := t.readBaseline(bctx)
+		p.done <- baselineRead{b, err}
+	}()
+	return p
+}
+
+func (p pendingBaseline) wait() (baseline, error) {
+	r := <-p.done
+	p.cancel()
+	return r.b, r.err
+}
+
+func (p pendingBaseline) stop() {
+	p.cancel()
+	<-p.done
+}
+
 func (t *txn) unitStatus(ctx context.Context) string {
-	st, err := t.r.d.Unit.UnitState(ctx, t.r.s.Unit)
+	st, err := t.deps.Unit.UnitState(ctx, t.settings.Unit)
 	if err != nil {
 		return ""
 	}
 	return st.StatusText
+}
+
+// currentGeneration reads `show proc`, retrying for up to the settle
+// timeout: right after a reload made by someone else the master is
+// re-executing and refuses connections (or answers nothing) for a moment.
+func (t *txn) currentGeneration(ctx context.Context) (Generation, error) {
+	wctx, cancel := context.WithTimeout(ctx, t.settings.SettleTimeout)
+	defer cancel()
+	begin := t.now()
+	for {
+		g, err := t.deps.Master.ShowProc(wctx)
+		if err == nil {
+			return g, nil
+		}
+		select {
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return Generation{}, ctx.Err()
+			}
+			return Generation{}, err
+		case <-time.After(pollEvery(t.now().Sub(begin))):
+		}
+	}
+}
+
+// reloadAndSettle runs the reload and settle stages.
+func (t *txn) reloadAndSettle(ctx context.Context, b baseline) error {
+	if err := t.stage(ctx, StageReload, func() (string, error) { return t.reloadUnit(ctx) }); err != nil {
+		return err
+	}
+	return t.stage(ctx, StageSettle, func() (string, error) {
+		s, err := t.settle(ctx, b)
+		if err != nil {
+			return "", err
+		}
+		t.res.Settle = s
+		return s.detail(), nil
+	})
+}
+
+// reloadQuietly is reloadAndSettle without stage records, for a rollback.
+func (t *txn) reloadQuietly(ctx context.Context, b baseline) (*SettleResult, error) {
+	if _, err := t.reloadUnit(ctx); err != nil {
+		return nil, err
+	}
+	return t.settle(ctx, b)
+}
+
+func (t *txn) reloadUnit(ctx context.Context) (string, error) {
+	if err := t.deps.Reload.Reload(ctx, t.settings.Unit); err != nil {
+		return "", fmt.Errorf("reload %s: %w", t.settings.Unit, err)
+	}
+	return "reload job done", nil
 }
 
 // settle waits for proof that the new config runs. A job result "done"
@@ -60,81 +146,107 @@ func (t *txn) unitStatus(ctx context.Context) string {
 // known. systemd handles its notify socket before bus requests, so the
 // state read after the new worker was seen cannot miss RELOADING=1; show
 // proc is then read once more, to take the counters after the outcome.
-func (t *txn) settle(ctx context.Context, b baseline) (Generation, string, error) {
-	sctx, cancel := context.WithTimeout(ctx, t.r.s.SettleTimeout)
+func (t *txn) settle(ctx context.Context, b baseline) (*SettleResult, error) {
+	sctx, cancel := context.WithTimeout(ctx, t.settings.SettleTimeout)
 	defer cancel()
-	before, beforeStatus := b.gen, b.status
-	begin := t.r.d.Now()
-	var last Generation
-	var lastErr error
-	reloading := false
-	// looksNew: the counter moved and every current worker is new.
-	looksNew := func(g Generation) bool { return g.Reloads > before.Reloads && newWorkersUp(before, g) }
+	w := settleWatch{txn: t, before: b}
+	begin := t.now()
 	for {
-		g, err := t.r.d.Master.ShowProc(sctx)
-		lastErr = err
-		if err == nil {
-			last = g
-			if err := t.badGeneration(ctx, before, g); err != nil {
-				return g, "", err
-			}
-			if looksNew(g) {
-				st, err := t.r.d.Unit.UnitState(sctx, t.r.s.Unit)
-				if err != nil {
-					return g, "", fmt.Errorf("read unit state: %w", err)
-				}
-				if st.ActiveState == "failed" {
-					return g, "", fmt.Errorf("%w: unit %s is failed: %s", ErrBroken, t.r.s.Unit, st.StatusText)
-				}
-				if statusFailed(st.StatusText) && !statusFailed(beforeStatus) {
-					return g, "", fmt.Errorf("unit status says %q%s", st.StatusText, t.startupLogs(ctx))
-				}
-				reloading = st.ActiveState == "reloading"
-				if !reloading {
-					// The outcome is known: confirm it with counters read after it.
-					g2, err := t.r.d.Master.ShowProc(sctx)
-					lastErr = err
-					if err == nil {
-						last = g2
-						if err := t.badGeneration(ctx, before, g2); err != nil {
-							return g2, "", err
-						}
-						if looksNew(g2) {
-							return g2, settleDetail(g2, t.r.d.Now()), nil
-						}
-					}
-				}
-			}
+		done, err := w.poll(ctx, sctx)
+		if err != nil {
+			return nil, err
+		}
+		if done {
+			t.gen = &w.last
+			return settleResult(w.last, t.now()), nil
 		}
 		select {
 		case <-sctx.Done():
-			switch {
-			case ctx.Err() != nil:
-				return last, "", ctx.Err()
-			case lastErr != nil:
-				return last, "", fmt.Errorf("no new generation within %s: master CLI: %w", t.r.s.SettleTimeout, lastErr)
-			case reloading:
-				return last, "", fmt.Errorf("no outcome within %s: unit %s still reloading (reloads %d -> %d, %d new workers up)%s",
-					t.r.s.SettleTimeout, t.r.s.Unit, before.Reloads, last.Reloads, len(last.Workers), t.startupLogs(ctx))
-			}
-			return last, "", fmt.Errorf("no new generation within %s: reloads %d -> %d, %d workers up%s",
-				t.r.s.SettleTimeout, before.Reloads, last.Reloads, len(last.Workers), t.startupLogs(ctx))
-		case <-time.After(pollEvery(t.r.d.Now().Sub(begin))):
+			return nil, w.timeout(ctx)
+		case <-time.After(pollEvery(t.now().Sub(begin))):
 		}
 	}
 }
 
+// settleWatch is settle's view of the master between polls.
+type settleWatch struct {
+	*txn
+	before    baseline
+	last      Generation
+	lastErr   error
+	reloading bool
+}
+
+// poll reads the master (and, once the generation looks new, the unit)
+// once. done means the new generation is confirmed; an error ends settle.
+func (w *settleWatch) poll(ctx, sctx context.Context) (done bool, err error) {
+	g, ok, err := w.showProc(ctx, sctx)
+	if !ok || err != nil || !w.looksNew(g) {
+		return false, err
+	}
+	st, err := w.deps.Unit.UnitState(sctx, w.settings.Unit)
+	if err != nil {
+		return false, fmt.Errorf("read unit state: %w", err)
+	}
+	if st.ActiveState == "failed" {
+		return false, fmt.Errorf("%w: unit %s is failed: %s", ErrBroken, w.settings.Unit, st.StatusText)
+	}
+	if statusFailed(st.StatusText) && !statusFailed(w.before.status) {
+		return false, fmt.Errorf("unit status says %q%s", st.StatusText, w.startupLogs(ctx))
+	}
+	if w.reloading = st.ActiveState == "reloading"; w.reloading {
+		return false, nil
+	}
+	// The outcome is known: confirm it with counters read after it.
+	g2, ok, err := w.showProc(ctx, sctx)
+	return ok && err == nil && w.looksNew(g2), err
+}
+
+// showProc reads the master once. ok is false when it did not answer (the
+// error is kept for the timeout message); the error is a generation that
+// rules the reload out.
+func (w *settleWatch) showProc(ctx, sctx context.Context) (Generation, bool, error) {
+	g, err := w.deps.Master.ShowProc(sctx)
+	if w.lastErr = err; err != nil {
+		return Generation{}, false, nil
+	}
+	w.last = g
+	return g, true, w.badGeneration(ctx, g)
+}
+
+// looksNew: the counter moved and every current worker is new.
+func (w *settleWatch) looksNew(g Generation) bool {
+	return g.Reloads > w.before.gen.Reloads && newWorkersUp(w.before.gen, g)
+}
+
 // badGeneration is a show proc that rules the reload out: another master
 // (a restart, not a reload) or a failed load.
-func (t *txn) badGeneration(ctx context.Context, before, g Generation) error {
+func (w *settleWatch) badGeneration(ctx context.Context, g Generation) error {
+	before := w.before.gen
 	if before.MasterPID != 0 && g.MasterPID != before.MasterPID {
 		return fmt.Errorf("master restarted (pid %d -> %d): this was not a reload", before.MasterPID, g.MasterPID)
 	}
 	if g.Failed > before.Failed {
 		return fmt.Errorf("master reports a failed reload (failed %d -> %d); the old workers keep serving the old config%s",
-			before.Failed, g.Failed, t.startupLogs(ctx))
+			before.Failed, g.Failed, w.startupLogs(ctx))
 	}
 	return nil
+}
+
+// timeout is settle's error when the settle timeout ran out.
+func (w *settleWatch) timeout(ctx context.Context) error {
+	timeout, before, last := w.settings.SettleTimeout, w.before.gen, w.last
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case w.lastErr != nil:
+		return fmt.Errorf("no new generation within %s: master CLI: %w", timeout, w.lastErr)
+	case w.reloading:
+		return fmt.Errorf("no outcome within %s: unit %s still reloading (reloads %d -> %d, %d new workers up)%s",
+			timeout, w.settings.Unit, before.Reloads, last.Reloads, len(last.Workers), w.startupLogs(ctx))
+	}
+	return fmt.Errorf("no new generation within %s: reloads %d -> %d, %d workers up%s",
+		timeout, before.Reloads, last.Reloads, len(last.Workers), w.startupLogs(ctx))
 }
 
 // newWorkersUp: at least one current worker, and none of them was a
@@ -157,29 +269,24 @@ func newWorkersUp(before, after Generation) bool {
 
 func statusFailed(s string) bool { return strings.Contains(strings.ToLower(s), "fail") }
 
-func settleDetail(g Generation, now time.Time) string {
-	d := fmt.Sprintf("generation %d running (%d workers)", g.Reloads, len(g.Workers))
-	if n := len(g.OldWorkers); n > 0 {
-		var oldest time.Duration
-		for _, w := range g.OldWorkers {
-			oldest = max(oldest, w.Uptime)
-		}
-		d += fmt.Sprintf("; old generation draining (%d workers, since %s)", n, now.Add(-oldest).UTC().Format(time.RFC3339))
-	} else {
-		d += "; no old workers draining"
+// detail is the settle stage's one-line summary.
+func (s *SettleResult) detail() string {
+	d := fmt.Sprintf("generation %d running (%d workers)", s.Generation, s.Workers)
+	if s.OldWorkers > 0 {
+		return d + fmt.Sprintf("; old generation draining (%d workers, since %s)", s.OldWorkers, s.OldestDraining.Format(time.RFC3339))
 	}
-	return d
+	return d + "; no old workers draining"
 }
 
 // startupLogs returns haproxy's own words about the failed load, prefixed
 // for appending to an error, or "".
 func (t *txn) startupLogs(ctx context.Context) string {
-	if t.r.d.Logs == nil {
+	if t.deps.Logs == nil {
 		return ""
 	}
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	s, err := t.r.d.Logs.StartupLogs(lctx)
+	s, err := t.deps.Logs.StartupLogs(lctx)
 	if err != nil || strings.TrimSpace(s) == "" {
 		return ""
 	}
@@ -192,114 +299,6 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, " | ")
-}
-
-func (t *txn) sweep(ctx context.Context) (string, error) {
-	rep, err := t.r.d.Sweeper.Sweep(ctx)
-	if err != nil {
-		return "", fmt.Errorf("sweep: %w", err)
-	}
-	killed := 0
-	if bad := badProcs(rep.Processes); len(bad) > 0 && t.opt.KillGhosts {
-		if err := t.r.d.Sweeper.Kill(ctx, bad); err != nil {
-			return "", fmt.Errorf("kill ghosts: %w", err)
-		}
-		killed = len(bad)
-		if rep, err = t.r.d.Sweeper.Sweep(ctx); err != nil {
-			return "", fmt.Errorf("sweep after kill: %w", err)
-		}
-	}
-	t.res.Processes = append(t.res.Processes[:0], rep.Processes...)
-	counts := map[string]int{}
-	for _, p := range rep.Processes {
-		counts[p.Class]++
-	}
-	detail := fmt.Sprintf("ghosts: %d, divergent: %d, current: %d, draining: %d",
-		counts[ClassGhost], counts[ClassDivergent], counts[ClassCurrent], counts[ClassDraining])
-	if killed > 0 {
-		detail += fmt.Sprintf("; killed %d", killed)
-	}
-	if bad := badProcs(rep.Processes); len(bad) > 0 {
-		var b strings.Builder
-		for i, p := range bad {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "pid %d %s (%s)", p.PID, p.Class, p.Reason)
-		}
-		hint := " (--kill-ghosts kills them)"
-		if t.opt.KillGhosts {
-			hint = " (still there after kill)"
-		}
-		return detail, fmt.Errorf("%d ghost or divergent processes: %s%s", len(bad), b.String(), hint)
-	}
-	return detail, nil
-}
-
-func badProcs(ps []Process) []Process {
-	var bad []Process
-	for _, p := range ps {
-		if p.Class == ClassGhost || p.Class == ClassDivergent {
-			bad = append(bad, p)
-		}
-	}
-	return bad
-}
-
-func (t *txn) probe(ctx context.Context) (string, error) {
-	if !t.r.s.Probe {
-		return "probing disabled (reload.probe: false)", nil
-	}
-	rep, err := t.r.d.Prober.Probe(ctx)
-	if rep.Attempts == nil {
-		rep.Attempts = []ProbeAttempt{}
-	}
-	t.res.Probes = rep
-	if err != nil {
-		return "", fmt.Errorf("probe: %w", err)
-	}
-	detail := fmt.Sprintf("probes: %d/%d OK", rep.OK, rep.Total)
-	var notUp []string
-	checks := map[string]int{}
-	var order []string
-	for _, s := range rep.Servers {
-		if !strings.HasPrefix(s.Status, "UP") {
-			notUp = append(notUp, fmt.Sprintf("%s/%s %s %s", s.Backend, s.Server, s.Status, s.Check))
-		}
-		c := s.Check
-		if c == "" {
-			c = "no check"
-		}
-		if checks[c] == 0 {
-			order = append(order, c)
-		}
-		checks[c]++
-	}
-	if len(rep.Servers) > 0 {
-		if len(notUp) == 0 {
-			var parts []string
-			for _, c := range order {
-				parts = append(parts, fmt.Sprintf("%s %d", c, checks[c]))
-			}
-			// Right after a reload a check may still be INI (not run yet).
-			detail += fmt.Sprintf("; backends: %d servers UP (%s)", len(rep.Servers), strings.Join(parts, ", "))
-		} else {
-			detail += "; backends not UP: " + strings.Join(notUp, ", ")
-		}
-	}
-	if rep.Failed > 0 {
-		return detail, fmt.Errorf("%d of %d probes failed%s", rep.Failed, rep.Total, firstProbeError(rep))
-	}
-	return detail, nil
-}
-
-func firstProbeError(rep ProbeReport) string {
-	for _, a := range rep.Attempts {
-		if !a.OK && a.Error != "" {
-			return fmt.Sprintf(" (first: %s: %s)", a.Target, a.Error)
-		}
-	}
-	return ""
 }
 
 var errNoSnapshot = errors.New("no snapshot to roll back to")

@@ -2,10 +2,8 @@ package reload
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 )
 
@@ -47,17 +45,17 @@ type Status struct {
 // unitAfterReload), so that the outcome is reported; without it (the
 // API's /v1/status, which must not block) the transition is.
 func (r *Reloader) Status(ctx context.Context, waitReload bool) (Status, error) {
-	st := Status{Unit: r.s.Unit, Target: r.s.Target, Generation: -1, Errors: []string{}}
-	unit := r.d.Unit.UnitState
+	st := Status{Unit: r.settings.Unit, Target: r.settings.Target, Generation: -1, Errors: []string{}}
+	unit := r.deps.Unit.UnitState
 	if waitReload {
 		unit = r.unitAfterReload
 	}
-	if u, err := unit(ctx, r.s.Unit); err != nil {
+	if u, err := unit(ctx, r.settings.Unit); err != nil {
 		st.Errors = append(st.Errors, fmt.Sprintf("unit: %v", err))
 	} else {
 		st.ActiveState, st.SubState, st.StatusText, st.MainPID = u.ActiveState, u.SubState, u.StatusText, u.MainPID
 	}
-	g, gerr := r.d.Master.ShowProc(ctx)
+	g, gerr := r.deps.Master.ShowProc(ctx)
 	if gerr != nil {
 		st.Errors = append(st.Errors, fmt.Sprintf("master CLI: %v", gerr))
 	} else {
@@ -67,17 +65,16 @@ func (r *Reloader) Status(ctx context.Context, waitReload bool) (Status, error) 
 			oldest = max(oldest, w.Uptime)
 		}
 		if oldest > 0 {
-			at := r.d.Now().Add(-oldest).UTC()
+			at := r.now().Add(-oldest).UTC()
 			st.OldestDraining = &at
 		}
 	}
-	disk, err := os.ReadFile(r.s.Target)
-	if err != nil {
+	if id, err := r.Identity(); err != nil {
 		st.Errors = append(st.Errors, fmt.Sprintf("target: %v", err))
 	} else {
-		st.DiskSHA256 = sha(disk)
+		st.DiskSHA256 = id
 	}
-	run, rerr := r.st.running()
+	run, rerr := r.store.running()
 	switch {
 	case rerr != nil && !isNotExist(rerr):
 		return st, fmt.Errorf("state dir: %w", rerr)
@@ -93,13 +90,13 @@ func (r *Reloader) Status(ctx context.Context, waitReload bool) (Status, error) 
 		st.RunningSHA256 = run.SHA256
 		if run.SHA256 != st.DiskSHA256 {
 			st.Drift = true
-			st.DriftReason = fmt.Sprintf("%s was edited without a reload (running %s, on disk %s)", r.s.Target, short(run.SHA256), short(st.DiskSHA256))
+			st.DriftReason = fmt.Sprintf("%s was edited without a reload (running %s, on disk %s)", r.settings.Target, short(run.SHA256), short(st.DiskSHA256))
 		}
 	}
-	if j, err := r.st.journal(); err == nil {
+	if j, err := r.store.journal(); err == nil {
 		st.Interrupted = &j
 	}
-	if es, err := r.st.listing(); err == nil && len(es) > 0 {
+	if es, err := r.store.listing(); err == nil && len(es) > 0 {
 		st.Last = &es[len(es)-1]
 	}
 	return st, nil
@@ -110,83 +107,29 @@ func (r *Reloader) Status(ctx context.Context, waitReload bool) (Status, error) 
 // moment), it waits for the reload to end, up to the settle timeout, so
 // that status reports the outcome rather than the transition.
 func (r *Reloader) unitAfterReload(ctx context.Context, unit string) (UnitState, error) {
-	wctx, cancel := context.WithTimeout(ctx, r.s.SettleTimeout)
+	wctx, cancel := context.WithTimeout(ctx, r.settings.SettleTimeout)
 	defer cancel()
-	begin := r.d.Now()
+	begin := r.now()
 	for {
-		u, err := r.d.Unit.UnitState(ctx, unit)
+		u, err := r.deps.Unit.UnitState(ctx, unit)
 		if err != nil || u.ActiveState != "reloading" {
 			return u, err
 		}
 		select {
 		case <-wctx.Done():
 			return u, nil // still reloading: reported as it is
-		case <-time.After(pollEvery(r.d.Now().Sub(begin))):
+		case <-time.After(pollEvery(r.now().Sub(begin))):
 		}
 	}
 }
 
-// History lists past transactions, oldest first, including refused ones
-// that never reached the snapshot stage (from audit.log).
-func (r *Reloader) History() ([]Entry, error) {
-	es, err := r.st.listing()
-	if err != nil && !isNotExist(err) {
-		return nil, err
-	}
-	return es, nil
-}
-
-// ErrNoHistory: there is no transaction to roll back to.
-var ErrNoHistory = errors.New("nothing in history to roll back to")
-
-// RollbackTo undoes transaction id (empty = the last committed one): it
-// reinstalls the config that ran before it, as a full transaction (check,
-// snapshot, reload, settle, sweep, probe, and a rollback of the rollback if
-// that fails). The history entry's reason says what it undid. A refused
-// transaction installed nothing and is not a target (ErrNoHistory).
-func (r *Reloader) RollbackTo(ctx context.Context, id string, opt Options) (Result, error) {
-	e, err := RollbackTarget(r.s.StateDir, id)
+// Identity is the running config's identity: the sha256 of the target as
+// installed, the value status calls disk_sha256 and an API If-Match names.
+// It is defined here, once.
+func (r *Reloader) Identity() (string, error) {
+	b, err := os.ReadFile(r.settings.Target)
 	if err != nil {
-		return Result{}, err
+		return "", err
 	}
-	data, err := r.st.blob(e.BeforeSHA256)
-	if err != nil {
-		return Result{}, fmt.Errorf("%w: %w", ErrNoHistory, err)
-	}
-	dir := filepath.Join(r.s.StateDir, "tmp")
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return Result{}, fmt.Errorf("state dir: %w", err)
-	}
-	f, err := os.CreateTemp(dir, "rollback-*.cfg")
-	if err != nil {
-		return Result{}, fmt.Errorf("state dir: %w", err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return Result{}, fmt.Errorf("state dir: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return Result{}, fmt.Errorf("state dir: %w", err)
-	}
-	opt.Candidate = f.Name()
-	if opt.Reason == "" {
-		opt.Reason = "rollback of " + e.ID
-	} else {
-		opt.Reason += " (rollback of " + e.ID + ")"
-	}
-	return r.Run(ctx, opt)
-}
-
-func readFileOrNil(path string) ([]byte, error) { return os.ReadFile(path) }
-
-// ReadHistory lists the transactions kept in stateDir, oldest first,
-// without a Reloader (history needs no systemd): the entries in history/
-// and the refused transactions recorded only in audit.log.
-func ReadHistory(stateDir string) ([]Entry, error) {
-	es, err := store{dir: stateDir}.listing()
-	if err != nil && !isNotExist(err) {
-		return nil, err
-	}
-	return es, nil
+	return sha(b), nil
 }

@@ -23,6 +23,10 @@ type Options struct {
 	FailOn Severity
 	// Facts feed the rules that need them; nil runs config-only rules.
 	Facts *Facts
+	// Gather, when set, collects the facts from the parsed config (live
+	// DB variables need its servers) and replaces Facts: the files are
+	// parsed once, for the facts and the rules alike.
+	Gather func(ctx context.Context, cfg *Config) *Facts
 	// Registry is the rule set (DefaultRegistry() when nil).
 	Registry *Registry
 	// Logger gets debug lines; nil discards.
@@ -94,7 +98,11 @@ func Check(ctx context.Context, opts Options) (Report, error) {
 			return err
 		}
 		rep.Config = cfg
-		if fs := opts.Registry.Lint(cfg, opts.Facts); fs != nil {
+		facts := opts.Facts
+		if opts.Gather != nil {
+			facts = opts.Gather(gctx, cfg)
+		}
+		if fs := opts.Registry.Lint(cfg, facts); fs != nil {
 			rep.Findings = fs
 		}
 		log.Debug("lint done", "lines", cfg.Lines, "findings", len(rep.Findings), "took", time.Since(t))

@@ -2,6 +2,7 @@ package clustercheck
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -156,4 +157,24 @@ func unquote(v string) string {
 		v = strings.TrimSpace(v[:i])
 	}
 	return v
+}
+
+// ErrNoLogin: Login was given no way to log in.
+var ErrNoLogin = errors.New("no login: give --dsn, --defaults-file or facts.db.defaults_file in haguard.yaml")
+
+// Login picks the database login of `haguard clustercheck`: a DSN, else a
+// defaults file, else fallback (haguard.yaml's facts.db.defaults_file).
+// Every error is the caller's input.
+func Login(dsn, defaultsFile, fallback string) (*mysql.Config, error) {
+	if dsn != "" && defaultsFile != "" {
+		return nil, errors.New("--dsn and --defaults-file exclude each other")
+	}
+	if dsn != "" {
+		return ParseDSN(dsn)
+	}
+	path := cmp.Or(defaultsFile, fallback)
+	if path == "" {
+		return nil, ErrNoLogin
+	}
+	return ReadDefaultsFile(path)
 }

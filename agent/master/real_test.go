@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/haguard/haguard/agent/master"
-	"github.com/haguard/haguard/agent/master/mastertest"
 	"github.com/haguard/haguard/internal/testbed"
+	"github.com/haguard/haguard/internal/testbed/mastertest"
 )
 
 // TestShowProcRealHAProxy drives the installed haproxy in master-worker

@@ -59,7 +59,7 @@ func Classify(in Input) Report {
 		r.Processes = append(r.Processes, Process{
 			PID: p.PID, PPID: p.PPID, Class: class, Reason: reason,
 			Cgroup: p.Cgroup(), Exe: p.Exe, Cmdline: strings.Join(p.Cmdline, " "),
-			Started: started, Listen: listen, Generation: gen, StartTicks: p.StartTicks,
+			Started: started, Created: p.Created, Listen: listen, Generation: gen, StartTicks: p.StartTicks,
 			NoKill: cmp.Or(unanchored, c.serving(p)),
 		})
 		r.Counts.add(class)

@@ -67,11 +67,26 @@ var (
 	errReused = errors.New("pid now names another process")
 )
 
+// Tally counts the processes that no longer run after kills (whatever
+// the way: terminated, killed, already gone, or their pid reused) and the
+// kills that failed (a ghost still runs).
+func Tally(kills []KillResult) (removed, failed int) {
+	for _, k := range kills {
+		switch k.Outcome {
+		case Failed:
+			failed++
+		case Terminated, Killed, Gone, Reused:
+			removed++
+		}
+	}
+	return removed, failed
+}
+
 // KillGhosts kills the report's ghosts, and only those: current, draining
 // and divergent processes are never signalled. It returns one result per
 // ghost; any Failed outcome means the host still runs a ghost.
 func (k *Killer) KillGhosts(ctx context.Context, r Report) []KillResult {
-	return k.Kill(ctx, r.Of(Ghost))
+	return k.Kill(ctx, r.Victims(false))
 }
 
 // Kill sends SIGTERM to every process in ps, waits up to Grace for them

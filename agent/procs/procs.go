@@ -107,16 +107,19 @@ func (p Proc) checkMode() bool {
 // Process is one classified process: the JSON contract of `haguard
 // ghosts` (docs/ghosts.md).
 type Process struct {
-	PID        int32    `json:"pid"`
-	PPID       int32    `json:"ppid"`
-	Class      Class    `json:"class"`
-	Reason     string   `json:"reason"`
-	Cgroup     string   `json:"cgroup"`
-	Exe        string   `json:"exe"`
-	Cmdline    string   `json:"cmdline"`
-	Started    string   `json:"started"`
-	Listen     []string `json:"listen"`
-	Generation int      `json:"generation"`
+	PID     int32  `json:"pid"`
+	PPID    int32  `json:"ppid"`
+	Class   Class  `json:"class"`
+	Reason  string `json:"reason"`
+	Cgroup  string `json:"cgroup"`
+	Exe     string `json:"exe"`
+	Cmdline string `json:"cmdline"`
+	// Started is the start time in RFC 3339 ("" when unknown); Created
+	// is the same time, for programs.
+	Started    string    `json:"started"`
+	Created    time.Time `json:"-"`
+	Listen     []string  `json:"listen"`
+	Generation int       `json:"generation"`
 
 	// StartTicks identifies the process for Kill's PID-reuse guard.
 	StartTicks uint64 `json:"-"`
@@ -143,6 +146,22 @@ type Report struct {
 	MasterPID int32     `json:"master_pid"`
 	Processes []Process `json:"processes"`
 	Counts    Counts    `json:"counts"`
+}
+
+// Victims is the kill policy of both `haguard ghosts --kill` and the
+// reload's --kill-ghosts: every ghost (one that Kill must refuse, when the
+// sweep had no sound anchor, is kept in so that its kill fails loudly),
+// and, with divergent, the divergent processes the service does not run
+// on (an old worker still listening). A divergent master or current
+// worker needs a reload or a restart, never a signal (NoKill).
+func (r Report) Victims(divergent bool) []Process {
+	var out []Process
+	for _, p := range r.Processes {
+		if p.Class == Ghost || (divergent && p.Class == Divergent && p.NoKill == "") {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Clean reports whether the sweep found no ghost and nothing divergent.

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/haguard/haguard/agent/master"
-	"github.com/haguard/haguard/agent/master/mastertest"
 	"github.com/haguard/haguard/agent/procs"
 	"github.com/haguard/haguard/internal/testbed"
+	"github.com/haguard/haguard/internal/testbed/mastertest"
 	"github.com/haguard/haguard/systemd"
 )
 

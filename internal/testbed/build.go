@@ -16,7 +16,10 @@ var haguardBuild struct {
 	err  error
 }
 
-// BuildHaguard builds ./cmd/haguard once per test process into a directory
+// TestHooksTag is the build tag that compiles in haguard's test hooks.
+const TestHooksTag = "haguard_testhooks"
+
+// BuildHaguard builds ./cmd/haguard (with TestHooksTag) once per test process into a directory
 // under StateRoot (not /tmp, which the box cannot see) and returns the
 // binary's path, usable on the host and inside the box (s.Run). A crashed
 // run's binary is removed by the next run.
@@ -41,10 +44,12 @@ func buildHaguard() (string, error) {
 		return "", err
 	}
 	out := filepath.Join(dir, "haguard")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/haguard")
+	// The crash tests' pause hook (host/pause_hooks.go) is compiled in
+	// here only; the shipped binary (make build) has none.
+	cmd := exec.Command("go", "build", "-tags", TestHooksTag, "-o", out, "./cmd/haguard")
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/haguard: %w\n%s", err, b)
+		return "", fmt.Errorf("go build -tags %s ./cmd/haguard: %w\n%s", TestHooksTag, err, b)
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ package facts
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/haguard/haguard/config"
@@ -44,22 +45,53 @@ func Gather(ctx context.Context, cfg *validate.Config, o Options) *validate.Fact
 		return f
 	}
 	f.Path = Declared(o.Config)
-	if o.Mode != ModeLive {
-		return f
+	if o.Mode == ModeLive {
+		log := o.Logger
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		timeout := o.Timeout
+		if timeout <= 0 {
+			timeout = 3 * time.Second
+		}
+		f.Kernel = Kernel(o.ProcSys)
+		if cfg != nil {
+			f.DB = DB(ctx, cfg, o.Config, timeout, log)
+		}
 	}
-	log := o.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	timeout := o.Timeout
-	if timeout <= 0 {
-		timeout = 3 * time.Second
-	}
-	f.Kernel = Kernel(o.ProcSys)
-	if cfg != nil {
-		f.DB = DB(ctx, cfg, o.Config, timeout, log)
+	if f.DB == nil {
+		// Declared wait_timeouts stand in when the DBs were not asked.
+		f.DB = DeclaredDB(o.Config, cfg)
 	}
 	return f
+}
+
+// DeclaredDB turns haguard.yaml facts.backends.*.wait_timeout into DB
+// facts for every server of that backend of cfg; nil when none is
+// declared (or cfg is nil).
+func DeclaredDB(c config.Config, cfg *validate.Config) map[string]map[string]validate.DBServerFacts {
+	if cfg == nil {
+		return nil
+	}
+	var out map[string]map[string]validate.DBServerFacts
+	for name, bf := range c.Facts.Backends {
+		if bf.WaitTimeout == nil || bf.WaitTimeout.IsUnlimited() {
+			continue
+		}
+		p := cfg.Backend(name)
+		if p == nil {
+			continue
+		}
+		if out == nil {
+			out = map[string]map[string]validate.DBServerFacts{}
+		}
+		out[name] = map[string]validate.DBServerFacts{}
+		secs := strconv.FormatInt(int64(bf.WaitTimeout.D().Seconds()), 10)
+		for _, s := range p.Servers {
+			out[name][s.Name] = validate.DBServerFacts{Variables: map[string]string{"wait_timeout": secs, "interactive_timeout": secs}}
+		}
+	}
+	return out
 }
 
 // Declared returns the haguard.yaml path with every middlebox's idle

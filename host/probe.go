@@ -1,0 +1,64 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/haguard/haguard/agent/probe"
+	"github.com/haguard/haguard/reload"
+	"github.com/haguard/haguard/validate"
+)
+
+// ProbeTargets are the targets of haguard.yaml's probe block for vc, the
+// config that runs; nil reads haproxy.configs from disk, only when the
+// targets need it.
+func (h *Host) ProbeTargets(vc *validate.Config) ([]probe.Target, error) {
+	if vc == nil && probe.NeedsConfig(h.cfg.Probe) {
+		c, err := validate.Parse(h.cfg.HAProxy.Configs...)
+		if err != nil {
+			return nil, fmt.Errorf("read listeners: %w", err)
+		}
+		vc = c
+	}
+	return probe.Targets(h.cfg.Probe, vc)
+}
+
+// ProbeOptions are haguard.yaml's probe settings.
+func (h *Host) ProbeOptions() probe.Options {
+	return probe.Options{Count: h.cfg.Probe.Count, Concurrency: h.cfg.Probe.Concurrency,
+		Timeout: h.cfg.Probe.Timeout.D(), Logger: h.log}
+}
+
+// ProbeForReload probes vc's targets as the reload's probe stage does,
+// and reads the servers' health from the stats socket.
+func (h *Host) ProbeForReload(ctx context.Context, vc *validate.Config) (reload.ProbeReport, error) {
+	targets, err := h.ProbeTargets(vc)
+	if err != nil {
+		return reload.ProbeReport{}, err
+	}
+	rep := probe.RunCounted(ctx, targets, h.ProbeOptions())
+	out := reload.ProbeReport{Attempts: []reload.ProbeAttempt{}}
+	for _, t := range rep.Targets {
+		for _, a := range t.Attempts {
+			out.Total++
+			if a.OK {
+				out.OK++
+			} else {
+				out.Failed++
+			}
+			out.Attempts = append(out.Attempts, reload.ProbeAttempt{Target: a.Target, Kind: a.Kind, OK: a.OK, Error: a.Error, LatencyMS: a.LatencyMS})
+		}
+	}
+	if sock := h.cfg.HAProxy.StatsSocket; sock != "" {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		hl, err := probe.ReadStats(sctx, sock)
+		cancel()
+		if err == nil {
+			for _, s := range hl.Servers {
+				out.Servers = append(out.Servers, reload.ServerHealth{Backend: s.Backend, Server: s.Server, Status: s.Status, Check: s.CheckStatus})
+			}
+		}
+	}
+	return out, nil
+}

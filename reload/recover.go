@@ -1,0 +1,114 @@
+package reload
+
+import (
+	"context"
+	"fmt"
+	"os"
+)
+
+// recoverJournal deals with a journal left by a run that died holding the
+// lock: it finishes that run (recoverFrom), or, when the journal cannot be
+// read, stops here (the host is in an unknown state) unless the operator
+// asked to forget it.
+func (t *txn) recoverJournal(ctx context.Context) error {
+	j, err := t.store.journal()
+	switch {
+	case err == nil:
+		return t.recoverFrom(ctx, j)
+	case isNotExist(err):
+		return nil
+	case t.opt.ForgetInterrupted:
+		jerr := err
+		if err := t.stage(ctx, StageRecover, func() (string, error) {
+			return fmt.Sprintf("journal unreadable (%v); forgotten on request: %s holds sha256 %s", jerr, t.settings.Target, diskSHA(t.settings.Target)),
+				t.store.clearJournal()
+		}); err != nil {
+			return fmt.Errorf("%w: %w", ErrBroken, err)
+		}
+		return nil
+	}
+	_ = t.stage(ctx, StageRecover, func() (string, error) {
+		return "", fmt.Errorf("journal unreadable: %w", err)
+	})
+	return fmt.Errorf("%w: %w", ErrBroken, err)
+}
+
+// recoverFrom finishes what a dead run left: a journal means it died
+// holding the lock. Before install nothing changed; after install the
+// target may hold an unverified candidate, so the rollback is completed.
+func (t *txn) recoverFrom(ctx context.Context, j Journal) error {
+	err := t.stage(ctx, StageRecover, func() (string, error) {
+		what := fmt.Sprintf("transaction %s (pid %d) died at stage %s", j.ID, j.PID, j.Stage)
+		switch {
+		case t.opt.ForgetInterrupted:
+			t.markEntry(j.ID, OutcomeBroken)
+			return fmt.Sprintf("%s; forgotten on request (installed: %v): %s holds sha256 %s, candidate %s, snapshot %s",
+				what, j.Installed, j.Target, diskSHA(j.Target), short(j.CandidateSHA256), short(j.RollbackSHA256)), t.store.clearJournal()
+		case !j.Installed:
+			t.markEntry(j.ID, OutcomeRefused)
+			return what + " before install; nothing was changed", t.store.clearJournal()
+		case j.Stage == stageCommit:
+			t.markEntry(j.ID, OutcomeCommitted)
+			return what + " after commit; nothing to do", t.store.clearJournal()
+		}
+		if j.Target != t.settings.Target {
+			// Another haproxy sharing this state dir: restoring here would
+			// write its snapshot over our config, and reload the wrong unit.
+			return "", fmt.Errorf("%s after install, for %s, not this run's %s: run haguard with that config to complete its rollback",
+				what, j.Target, t.settings.Target)
+		}
+		saved := t.journal
+		t.journal = j
+		// Completing the rollback is a rollback: a SIGTERM must not stop
+		// it halfway (see rollback).
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.rollbackTimeout())
+		defer cancel()
+		detail, err := t.restore(rctx, j.RollbackSHA256)
+		t.journal = saved
+		if err != nil {
+			return "", fmt.Errorf("%s after install; %s holds sha256 %s (candidate %s, snapshot %s); completing the rollback failed: %w",
+				what, j.Target, diskSHA(j.Target), short(j.CandidateSHA256), short(j.RollbackSHA256), err)
+		}
+		t.markEntry(j.ID, OutcomeRecovered)
+		return what + " after install; rolled back: " + detail, t.store.clearJournal()
+	})
+	if err != nil {
+		return fmt.Errorf("%w: recover: %w", ErrBroken, err)
+	}
+	return nil
+}
+
+// diskSHA is the short sha256 of what path holds, or "unreadable".
+func diskSHA(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "unreadable"
+	}
+	return short(sha(b))
+}
+
+// closeStaleEntries marks refused the entries still "running" once any
+// journal has been dealt with: their run died in the snapshot stage,
+// after the entry and before the journal, so it installed nothing.
+func (t *txn) closeStaleEntries() {
+	es, err := t.store.entries()
+	if err != nil {
+		return
+	}
+	for _, e := range es {
+		if e.Outcome == OutcomeRunning {
+			t.markEntry(e.ID, OutcomeRefused)
+		}
+	}
+}
+
+func (t *txn) markEntry(id, outcome string) {
+	e, err := t.store.entry(id)
+	if err != nil {
+		return
+	}
+	e.Outcome = outcome
+	if err := t.store.putEntry(e); err != nil {
+		t.log.Warn("history entry", "id", id, "err", err)
+	}
+}

@@ -1,0 +1,113 @@
+package reload
+
+import (
+	"errors"
+	"time"
+)
+
+// Stage names, in order. "recover" appears only when a previous run died
+// mid-transaction; "rollback" only when something failed after install.
+const (
+	StageRecover  = "recover"
+	StageCheck    = "check"
+	StageSnapshot = "snapshot"
+	StageInstall  = "install"
+	StageReload   = "reload"
+	StageSettle   = "settle"
+	StageSweep    = "sweep"
+	StageProbe    = "probe"
+	StageRollback = "rollback"
+	stageCommit   = "commit"
+)
+
+// Errors Run returns. Test them with errors.Is.
+var (
+	// ErrUnchanged: the candidate is what already runs. Not a failure:
+	// nothing was installed or reloaded, but sweep and probe still ran,
+	// and Result.OK says how they went.
+	ErrUnchanged = errors.New("config unchanged")
+	// ErrRefused: the check failed; nothing was touched.
+	ErrRefused = errors.New("reload refused")
+	// ErrRolledBack: something failed after install and the previous
+	// config was restored and verified.
+	ErrRolledBack = errors.New("reload rolled back")
+	// ErrVerify: sweep or probe failed on an unchanged config.
+	ErrVerify = errors.New("verification failed")
+	// ErrBroken: the host is left in a bad state (the rollback failed,
+	// there was nothing to roll back to, or the unit failed). Page a human.
+	ErrBroken = errors.New("host left in a bad state")
+)
+
+// Result is a transaction's report: the output contract. Its JSON is
+// documented (docs/reload.md) and passed through unchanged by the API and
+// the Ansible role. Fields tagged "-" are the typed stage results that
+// callers render; the transaction's working state is not here (see txn).
+type Result struct {
+	ID         string      `json:"id"`
+	OK         bool        `json:"ok"`
+	Unchanged  bool        `json:"unchanged"`
+	RolledBack bool        `json:"rolled_back"`
+	Stages     []Stage     `json:"stages"`
+	Findings   []Finding   `json:"findings"`
+	Processes  []Process   `json:"processes"`
+	Probes     ProbeReport `json:"probes"`
+	DurationMS int64       `json:"duration_ms"`
+
+	// Outcome is the history outcome (committed, refused, ...).
+	Outcome string `json:"-"`
+	// Broken is true when the host needs a human (exit 3).
+	Broken bool `json:"-"`
+	DryRun bool `json:"-"`
+	// Plan lists what a dry run would do.
+	Plan []string `json:"-"`
+	// CheckOutput is haproxy -c's output.
+	CheckOutput string `json:"-"`
+	// Settle is the new generation the settle stage saw (nil when the
+	// stage did not succeed).
+	Settle *SettleResult `json:"-"`
+	// Sweep is the sweep stage's tally (nil when it did not run).
+	Sweep *SweepResult `json:"-"`
+}
+
+// Stage is one step of the transaction. Detail is a one-line summary for
+// JSON readers; programs that need the data read the typed results.
+type Stage struct {
+	Name       string `json:"name"`
+	OK         bool   `json:"ok"`
+	DurationMS int64  `json:"duration_ms"`
+	Detail     string `json:"detail"`
+	Error      string `json:"error"`
+}
+
+// SettleResult is the generation that runs after a reload.
+type SettleResult struct {
+	// Generation is the master's reload counter.
+	Generation int
+	Workers    int
+	// OldWorkers are the draining workers of earlier generations;
+	// OldestDraining is when the oldest of them started (zero when none).
+	OldWorkers     int
+	OldestDraining time.Time
+}
+
+func settleResult(g Generation, now time.Time) *SettleResult {
+	s := &SettleResult{Generation: g.Reloads, Workers: len(g.Workers), OldWorkers: len(g.OldWorkers)}
+	var oldest time.Duration
+	for _, w := range g.OldWorkers {
+		oldest = max(oldest, w.Uptime)
+	}
+	if s.OldWorkers > 0 {
+		s.OldestDraining = now.Add(-oldest).UTC()
+	}
+	return s
+}
+
+// SweepResult tallies the processes the sweep stage classified.
+type SweepResult struct {
+	// Counts is the number of processes per class.
+	Counts map[string]int
+	// Killed is how many ghosts --kill-ghosts removed.
+	Killed int
+	// Bad are the ghost and divergent processes left after any kill.
+	Bad []Process
+}

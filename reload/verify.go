@@ -1,0 +1,151 @@
+package reload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// verify runs sweep then probe; both run even if the sweep fails.
+func (t *txn) verify(ctx context.Context) error {
+	serr := t.stage(ctx, StageSweep, func() (string, error) { return t.sweep(ctx) })
+	perr := t.stage(ctx, StageProbe, func() (string, error) { return t.probe(ctx) })
+	return errors.Join(serr, perr)
+}
+
+// sweep classifies every haproxy process; ghost and divergent ones fail
+// the stage, unless --kill-ghosts removes them.
+func (t *txn) sweep(ctx context.Context) (string, error) {
+	rep, err := t.deps.Sweeper.Sweep(ctx)
+	if err != nil {
+		return "", fmt.Errorf("sweep: %w", err)
+	}
+	killed := 0
+	if bad := badProcs(rep.Processes); len(bad) > 0 && t.opt.KillGhosts {
+		if err := t.deps.Sweeper.Kill(ctx, bad); err != nil {
+			return "", fmt.Errorf("kill ghosts: %w", err)
+		}
+		killed = len(bad)
+		if rep, err = t.deps.Sweeper.Sweep(ctx); err != nil {
+			return "", fmt.Errorf("sweep after kill: %w", err)
+		}
+	}
+	t.res.Processes = append(t.res.Processes[:0], rep.Processes...)
+	s := &SweepResult{Counts: map[string]int{}, Killed: killed, Bad: badProcs(rep.Processes)}
+	for _, p := range rep.Processes {
+		s.Counts[p.Class]++
+	}
+	t.res.Sweep = s
+	if len(s.Bad) == 0 {
+		return s.detail(), nil
+	}
+	hint := " (--kill-ghosts kills them)"
+	if t.opt.KillGhosts {
+		hint = " (still there after kill)"
+	}
+	return s.detail(), fmt.Errorf("%d ghost or divergent processes: %s%s", len(s.Bad), listProcs(s.Bad), hint)
+}
+
+func (s *SweepResult) detail() string {
+	d := fmt.Sprintf("ghosts: %d, divergent: %d, current: %d, draining: %d",
+		s.Counts[ClassGhost], s.Counts[ClassDivergent], s.Counts[ClassCurrent], s.Counts[ClassDraining])
+	if s.Killed > 0 {
+		d += fmt.Sprintf("; killed %d", s.Killed)
+	}
+	return d
+}
+
+func listProcs(ps []Process) string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = fmt.Sprintf("pid %d %s (%s)", p.PID, p.Class, p.Reason)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func badProcs(ps []Process) []Process {
+	var bad []Process
+	for _, p := range ps {
+		if p.Class == ClassGhost || p.Class == ClassDivergent {
+			bad = append(bad, p)
+		}
+	}
+	return bad
+}
+
+// probe connects through every listener of the checked config.
+func (t *txn) probe(ctx context.Context) (string, error) {
+	if !t.settings.Probe {
+		return "probing disabled (reload.probe: false)", nil
+	}
+	rep, err := t.deps.Prober.Probe(ctx, t.checked)
+	if rep.Attempts == nil {
+		rep.Attempts = []ProbeAttempt{}
+	}
+	t.res.Probes = rep
+	if err != nil {
+		return "", fmt.Errorf("probe: %w", err)
+	}
+	detail := rep.detail()
+	if rep.Failed > 0 {
+		return detail, fmt.Errorf("%d of %d probes failed%s", rep.Failed, rep.Total, rep.firstError())
+	}
+	return detail, nil
+}
+
+// NotUp lists the servers whose status is not UP, as "backend/server
+// STATUS CHECK".
+func (rep ProbeReport) NotUp() []string {
+	var out []string
+	for _, s := range rep.Servers {
+		if !strings.HasPrefix(s.Status, "UP") {
+			out = append(out, fmt.Sprintf("%s/%s %s %s", s.Backend, s.Server, s.Status, s.Check))
+		}
+	}
+	return out
+}
+
+// CheckTally counts the servers by last check status ("L7OK 3"), in
+// order of first appearance; a server without a check counts as "no
+// check". Right after a reload a check may still be INI (not run yet).
+func (rep ProbeReport) CheckTally() string {
+	counts := map[string]int{}
+	var order []string
+	for _, s := range rep.Servers {
+		c := s.Check
+		if c == "" {
+			c = "no check"
+		}
+		if counts[c] == 0 {
+			order = append(order, c)
+		}
+		counts[c]++
+	}
+	parts := make([]string, len(order))
+	for i, c := range order {
+		parts[i] = fmt.Sprintf("%s %d", c, counts[c])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// detail is the probe stage's one-line summary.
+func (rep ProbeReport) detail() string {
+	d := fmt.Sprintf("probes: %d/%d OK", rep.OK, rep.Total)
+	if len(rep.Servers) == 0 {
+		return d
+	}
+	if notUp := rep.NotUp(); len(notUp) > 0 {
+		return d + "; backends not UP: " + strings.Join(notUp, ", ")
+	}
+	return d + fmt.Sprintf("; backends: %d servers UP (%s)", len(rep.Servers), rep.CheckTally())
+}
+
+func (rep ProbeReport) firstError() string {
+	for _, a := range rep.Attempts {
+		if !a.OK && a.Error != "" {
+			return fmt.Sprintf(" (first: %s: %s)", a.Target, a.Error)
+		}
+	}
+	return ""
+}
