@@ -24,27 +24,28 @@ type play struct {
 	rc     int
 	out    string
 	recap  map[string]string       // host -> its PLAY RECAP line
-	result map[string]reloadResult // host -> the Result the role printed
+	result map[string]reloadResult // host -> the verdict the role printed
 	report *fleetReport            // the summary the last play printed
 }
 
-// reloadResult is the part of haguard's JSON Result the tests read.
+// reloadResult is haguard_reload_report, which the role prints for every
+// host: the verdict of haguard's JSON Result, one line per stage.
 type reloadResult struct {
-	ID         string `json:"id"`
-	OK         bool   `json:"ok"`
-	Unchanged  bool   `json:"unchanged"`
-	RolledBack bool   `json:"rolled_back"`
-	Stages     []struct {
-		Name  string `json:"name"`
-		OK    bool   `json:"ok"`
-		Error string `json:"error"`
-	} `json:"stages"`
+	ID         string   `json:"id"`
+	Outcome    string   `json:"outcome"`
+	OK         bool     `json:"ok"`
+	Unchanged  bool     `json:"unchanged"`
+	RolledBack bool     `json:"rolled_back"`
+	Stages     []string `json:"stages"`
+	Findings   []string `json:"findings"`
 }
 
+// stage reads the line "[x] name: ..." (ok) or "[!] name: ..." (failed).
 func (r reloadResult) stage(name string) (ok, found bool) {
 	for _, s := range r.Stages {
-		if s.Name == name {
-			return s.OK, true
+		mark, rest, _ := strings.Cut(s, " ")
+		if strings.HasPrefix(rest, name+":") {
+			return mark == "[x]", true
 		}
 	}
 	return false, false
@@ -89,7 +90,7 @@ type fleetRollback struct {
 
 var (
 	recapLine  = regexp.MustCompile(`(?m)^(\S+)\s+: (ok=\d+.*)$`)
-	resultHead = regexp.MustCompile(`(?m)^ok: \[(\S+)\] => `)
+	resultHead = regexp.MustCompile(`(?m)^(?:ok|changed): \[(\S+)\] => `)
 )
 
 // needAnsible fails (never skips) when ansible-playbook is missing, and
@@ -144,12 +145,13 @@ func runPlaybook(t *testing.T, playbook, inventory string, extra ...string) play
 			p.recap[m[1]] = m[2]
 		}
 	}
-	// The role prints `ok: [host] => {"haguard_result": {...}}` and, at
-	// the end, `ok: [localhost] => {"haguard_fleet_report": {...}}`.
+	// The role prints `ok: [host] => {"haguard_reload_report": {...}}`
+	// ("changed:" when it committed) and, at the end,
+	// `ok: [localhost] => {"haguard_fleet_report": {...}}`.
 	for _, loc := range resultHead.FindAllStringSubmatchIndex(p.out, -1) {
 		host := p.out[loc[2]:loc[3]]
 		var v struct {
-			Result *reloadResult `json:"haguard_result"`
+			Result *reloadResult `json:"haguard_reload_report"`
 			Report *fleetReport  `json:"haguard_fleet_report"`
 		}
 		if err := json.NewDecoder(strings.NewReader(p.out[loc[1]:])).Decode(&v); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -68,15 +69,36 @@ type fleetBox struct {
 	bin                string
 }
 
-// history runs `haguard history --format json` inside the box.
-func (b *fleetBox) history(t *testing.T) []historyEntry {
+// haguard runs the real haguard inside the box with the box's haguard.yaml.
+func (b *fleetBox) haguard(t *testing.T, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, _, err := b.s.Run(ctx, b.bin, "--config-file", b.yaml, "history", "--format", "json")
+	out, _, err := b.s.Run(ctx, append([]string{b.bin, "--config-file", b.yaml}, args...)...)
 	if err != nil {
-		t.Fatalf("%s: haguard history: %v", b.name, err)
+		t.Fatalf("%s: haguard %s: %v", b.name, strings.Join(args, " "), err)
 	}
+	return out
+}
+
+// transcript writes content to $HAGUARD_FLEET_TRANSCRIPT/name when that
+// directory is set: the real output docs/fleet.md quotes.
+func transcript(t *testing.T, name, content string) {
+	t.Helper()
+	dir := os.Getenv("HAGUARD_FLEET_TRANSCRIPT")
+	if dir == "" {
+		return
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, name), content)
+}
+
+// history runs `haguard history --format json` inside the box.
+func (b *fleetBox) history(t *testing.T) []historyEntry {
+	t.Helper()
+	out := b.haguard(t, "history", "--format", "json")
 	var es []historyEntry
 	if err := json.Unmarshal([]byte(out), &es); err != nil {
 		t.Fatalf("%s: haguard history: %v\n%s", b.name, err, out)
@@ -169,6 +191,7 @@ probe:
 	// 1. v2 reaches all four, in the waves [lb1] [lb2] [lb3 lb4].
 	p := runPlaybook(t, "playbook.yml", inv.String(),
 		"haguard_candidate_template="+filepath.Join(tmpl, "v2.cfg.j2"), "haguard_kill_ghosts_first=true")
+	transcript(t, "1-rollout-v2.txt", p.out)
 	if p.rc != 0 {
 		t.Fatalf("v2 rollout: ansible-playbook exited %d (recap %v)", p.rc, p.recap)
 	}
@@ -204,6 +227,7 @@ probe:
 
 	// 2. v3 fails on lb3: lb3 rolled back by haguard, the others by the play.
 	p = runPlaybook(t, "playbook.yml", inv.String(), "haguard_candidate_template="+filepath.Join(tmpl, "v3.cfg.j2"))
+	transcript(t, "2-rollout-v3.txt", p.out)
 	if p.rc == 0 {
 		t.Fatalf("v3 rollout: ansible-playbook succeeded; want it to fail on lb3")
 	}
@@ -237,6 +261,7 @@ probe:
 
 	// 3. rollback.yml returns run 1's hosts to v1.
 	p = runPlaybook(t, "rollback.yml", inv.String(), "haguard_run_id="+good.Run)
+	transcript(t, "3-rollback-run1.txt", p.out)
 	if p.rc != 0 {
 		t.Fatalf("rollback of %s: ansible-playbook exited %d (recap %v)", good.Run, p.rc, p.recap)
 	}
@@ -252,6 +277,7 @@ probe:
 		if got := runEntries(b.history(t), good.Run); strings.Join(got, ",") != "rollout committed,rollback committed" {
 			t.Errorf("rollback of %s, %s: history of the run: %q", good.Run, b.name, got)
 		}
+		transcript(t, "4-history-"+b.name+".txt", b.haguard(t, "history"))
 	}
 }
 
