@@ -140,6 +140,8 @@ func runEntries(es []historyEntry, run string) []string {
 //     rolls back lb1, lb2 and lb4, which had committed. All four end on
 //     v2, byte for byte, serving traffic, and each history shows the run.
 //  3. rollback.yml -e haguard_run_id=<run 1> returns all four to v1.
+//  4. rollback.yml of run 2 then refuses the hosts where a later
+//     transaction (step 3) replaced what run 2 left, and changes nothing.
 func TestFleetInSandboxes(t *testing.T) {
 	testbed.Require(t, testbed.TierSystem)
 	needAnsible(t)
@@ -278,6 +280,23 @@ probe:
 			t.Errorf("rollback of %s, %s: history of the run: %q", good.Run, b.name, got)
 		}
 		transcript(t, "4-history-"+b.name+".txt", b.haguard(t, "history"))
+	}
+
+	// 4. rollback.yml of run 2 now finds v1 where run 2 left v2: it leaves
+	// lb1, lb2 and lb4 alone (and fails them), and lb3 had no commit.
+	p = runPlaybook(t, "rollback.yml", inv.String(), "haguard_run_id="+bad.Run)
+	transcript(t, "5-rollback-run2.txt", p.out)
+	stale := p.mustReport(t)
+	if p.rc == 0 || stale.OK || !sameSet(stale.RollbackFailed, []string{"lb1", "lb2", "lb4"}) || !sameSet(stale.NotInRun, []string{"lb3"}) {
+		t.Errorf("rollback of %s after run 1's: rc %d, report %+v; want lb1, lb2, lb4 left alone, lb3 not in the run", bad.Run, p.rc, stale)
+	}
+	if rb := stale.Hosts["lb1"].Rollback; rb == nil || rb.Outcome != "changed_since" {
+		t.Errorf("rollback of %s, lb1: %+v; want changed_since", bad.Run, rb)
+	}
+	for _, b := range boxes {
+		if got := readFile(t, b.s.HAProxyConfig()); got != v1[b.name] {
+			t.Errorf("rollback of %s, %s: the config changed:\n%s", bad.Run, b.name, got)
+		}
 	}
 }
 
