@@ -21,6 +21,7 @@ func TestMain(m *testing.M) { os.Exit(testbed.RunMain(m)) }
 
 // play is one ansible-playbook run.
 type play struct {
+	cmd    string // the command line, with paths shortened to their base name
 	rc     int
 	out    string
 	recap  map[string]string       // host -> its PLAY RECAP line
@@ -130,7 +131,7 @@ func runPlaybook(t *testing.T, playbook, inventory string, extra ...string) play
 	)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	p := play{recap: map[string]string{}, result: map[string]reloadResult{}}
+	p := play{recap: map[string]string{}, result: map[string]reloadResult{}, cmd: shownCommand(playbook, extra)}
 	if err := cmd.Run(); err != nil {
 		ee, ok := err.(*exec.ExitError)
 		if !ok {
@@ -165,6 +166,22 @@ func runPlaybook(t *testing.T, playbook, inventory string, extra ...string) play
 		}
 	}
 	return p
+}
+
+// shownCommand is the command line as a user would type it: the
+// inventory is inventory.ini and absolute paths are their base names.
+func shownCommand(playbook string, extra []string) string {
+	args := []string{"ansible-playbook", "-i", "inventory.ini", playbook}
+	for _, e := range extra {
+		if k, v, ok := strings.Cut(e, "="); ok && filepath.IsAbs(v) {
+			e = k + "=" + filepath.Base(v)
+		}
+		if strings.ContainsAny(e, " \"'{") {
+			e = "'" + e + "'"
+		}
+		args = append(args, "-e", e)
+	}
+	return strings.Join(args, " ")
 }
 
 func (p play) failedHost(host string) bool { return strings.Contains(p.recap[host], "failed=1") }

@@ -193,7 +193,7 @@ probe:
 	// 1. v2 reaches all four, in the waves [lb1] [lb2] [lb3 lb4].
 	p := runPlaybook(t, "playbook.yml", inv.String(),
 		"haguard_candidate_template="+filepath.Join(tmpl, "v2.cfg.j2"), "haguard_kill_ghosts_first=true")
-	transcript(t, "1-rollout-v2.txt", p.out)
+	transcript(t, "1-rollout-v2.txt", "$ "+p.cmd+"\n"+p.out)
 	if p.rc != 0 {
 		t.Fatalf("v2 rollout: ansible-playbook exited %d (recap %v)", p.rc, p.recap)
 	}
@@ -229,7 +229,7 @@ probe:
 
 	// 2. v3 fails on lb3: lb3 rolled back by haguard, the others by the play.
 	p = runPlaybook(t, "playbook.yml", inv.String(), "haguard_candidate_template="+filepath.Join(tmpl, "v3.cfg.j2"))
-	transcript(t, "2-rollout-v3.txt", p.out)
+	transcript(t, "2-rollout-v3.txt", "$ "+p.cmd+"\n"+p.out)
 	if p.rc == 0 {
 		t.Fatalf("v3 rollout: ansible-playbook succeeded; want it to fail on lb3")
 	}
@@ -263,7 +263,7 @@ probe:
 
 	// 3. rollback.yml returns run 1's hosts to v1.
 	p = runPlaybook(t, "rollback.yml", inv.String(), "haguard_run_id="+good.Run)
-	transcript(t, "3-rollback-run1.txt", p.out)
+	transcript(t, "3-rollback-run1.txt", "$ "+p.cmd+"\n"+p.out)
 	if p.rc != 0 {
 		t.Fatalf("rollback of %s: ansible-playbook exited %d (recap %v)", good.Run, p.rc, p.recap)
 	}
@@ -279,13 +279,13 @@ probe:
 		if got := runEntries(b.history(t), good.Run); strings.Join(got, ",") != "rollout committed,rollback committed" {
 			t.Errorf("rollback of %s, %s: history of the run: %q", good.Run, b.name, got)
 		}
-		transcript(t, "4-history-"+b.name+".txt", b.haguard(t, "history"))
+		transcript(t, "4-history-"+b.name+".txt", "$ haguard history\n"+b.haguard(t, "history"))
 	}
 
 	// 4. rollback.yml of run 2 now finds v1 where run 2 left v2: it leaves
 	// lb1, lb2 and lb4 alone (and fails them), and lb3 had no commit.
 	p = runPlaybook(t, "rollback.yml", inv.String(), "haguard_run_id="+bad.Run)
-	transcript(t, "5-rollback-run2.txt", p.out)
+	transcript(t, "5-rollback-run2.txt", "$ "+p.cmd+"\n"+p.out)
 	stale := p.mustReport(t)
 	if p.rc == 0 || stale.OK || !sameSet(stale.RollbackFailed, []string{"lb1", "lb2", "lb4"}) || !sameSet(stale.NotInRun, []string{"lb3"}) {
 		t.Errorf("rollback of %s after run 1's: rc %d, report %+v; want lb1, lb2, lb4 left alone, lb3 not in the run", bad.Run, p.rc, stale)
