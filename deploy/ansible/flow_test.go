@@ -3,6 +3,7 @@ package ansible
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,7 +13,8 @@ import (
 // flow only (the real haguard is in TestFleetInSandboxes). It logs every
 // call to $FAKE_DIR/$FAKE_HOST.calls; `reload` exits $FAKE_RC with a
 // Result whose id is txn-<host>-<call>; `probe` exits $FAKE_PROBE_RC;
-// `rollback`, `status` and `confirm` succeed.
+// `rollback`, `status` and `confirm` succeed; `status` and `history`
+// print $FAKE_DIR/$FAKE_HOST.status and .history when they exist.
 const fakeHaguard = `#!/bin/sh
 log="$FAKE_DIR/$FAKE_HOST.calls"
 sub="$1"
@@ -29,7 +31,10 @@ reload)
 rollback)
 	echo '{"id":"rb-'"$FAKE_HOST-$n"'","ok":true,"unchanged":false,"rolled_back":false,"stages":[{"name":"check","ok":true,"error":""}]}';;
 status)
-	echo '{"active_state":"active","drift":false,"drift_reason":"","errors":[]}';;
+	if [ -f "$FAKE_DIR/$FAKE_HOST.status" ]; then cat "$FAKE_DIR/$FAKE_HOST.status"
+	else echo '{"active_state":"active","sub_state":"running","generation":2,"drift":false,"drift_reason":"","errors":[]}'; fi;;
+history)
+	if [ -f "$FAKE_DIR/$FAKE_HOST.history" ]; then cat "$FAKE_DIR/$FAKE_HOST.history"; else echo '[]'; fi;;
 probe)
 	echo '{"ok":false,"targets":[{"target":"127.0.0.1:8443","ok":2,"attempts_total":6,"fail":4,"errors":{"refused":4}}]}'
 	exit "${FAKE_PROBE_RC:-0}";;
@@ -120,7 +125,7 @@ func TestFleetGateFailureRollsBackTheRun(t *testing.T) {
 		!sameSet(r.NotReached, []string{"lb3", "lb4"}) || len(r.Changed) != 0 {
 		t.Errorf("report %+v; want lb2 failed, lb1 and lb2 rolled back, lb3 and lb4 not reached", r)
 	}
-	if h := r.Hosts["lb2"]; h.Outcome != "gate_failed" || !h.Committed || h.Wave != 2 || !strings.Contains(h.Error, "haguard probe exited 1: 127.0.0.1:8443 2/6 OK (4 x refused)") {
+	if h := r.Hosts["lb2"]; h.Outcome != "gate_failed" || !h.Committed || h.Wave != 2 || !strings.Contains(h.Error, "after the soak: haguard status exited 0: active/running, generation 2, no drift; haguard probe exited 1: 127.0.0.1:8443 2/6 OK (4 x refused)") {
 		t.Errorf("lb2: %+v; want a committed host of wave 2 that failed the gate on its probe", h)
 	}
 	if !p.failedHost("lb2") || p.failedHost("lb1") {
@@ -211,5 +216,72 @@ func TestFleetUnreachableHostFailsTheWave(t *testing.T) {
 	}
 	if c := f.calls("lb3"); len(c) != 0 {
 		t.Errorf("lb3 ran haguard: %q", c)
+	}
+}
+
+// TestRollbackYmlDecides drives rollback.yml against hosts whose history
+// and status (the fake's) put them in each case: lb1 runs what the run
+// installed (rolled back), lb2 already runs what ran before it, lb3 has
+// only a refused entry of the run, lb4 runs something a later transaction
+// installed (left alone, failed). Another run's entry on lb1 is ignored.
+func TestRollbackYmlDecides(t *testing.T) {
+	f := newFakeFleet(t, []string{"lb1", "lb2", "lb3", "lb4"}, nil)
+	const run = "CHG-4411"
+	entry := func(id, reason, outcome, before, after string) string {
+		return fmt.Sprintf(`{"id":%q,"reason":%q,"outcome":%q,"before_sha256":%q,"after_sha256":%q}`, id, reason, outcome, before, after)
+	}
+	hosts := map[string]struct{ history, running string }{
+		"lb1": {"[" + entry("t0", "haguard-run=CHG-4411x rollout: other", "committed", "0000", "aaaa") + "," +
+			entry("t1", "haguard-run="+run+" rollout: ansible rollout", "committed", "aaaa", "bbbb") + "]", "bbbb"},
+		"lb2": {"[" + entry("t1", "haguard-run="+run+" rollout: ansible rollout", "committed", "aaaa", "bbbb") + "]", "aaaa"},
+		"lb3": {"[" + entry("t1", "haguard-run="+run+" rollout: ansible rollout", "refused", "", "") + "]", "aaaa"},
+		"lb4": {"[" + entry("t1", "haguard-run="+run+" rollout: ansible rollout", "committed", "aaaa", "bbbb") + "]", "cccc"},
+	}
+	for h, v := range hosts {
+		writeFile(t, filepath.Join(f.dir, h+".history"), v.history)
+		writeFile(t, filepath.Join(f.dir, h+".status"), `{"running_sha256":"`+v.running+`"}`)
+	}
+	p := runPlaybook(t, "rollback.yml", f.inventory(), "haguard_run_id="+run, `{"haguard_rollback_note": "INC 7"}`)
+	if p.rc == 0 {
+		t.Fatalf("ansible-playbook exited 0; want lb4 failed")
+	}
+	r := p.mustReport(t)
+	if r.OK || !sameSet(r.RolledBack, []string{"lb1"}) || !sameSet(r.Unchanged, []string{"lb2"}) ||
+		!sameSet(r.NotInRun, []string{"lb3"}) || !sameSet(r.RollbackFailed, []string{"lb4"}) {
+		t.Errorf("report %+v; want lb1 rolled back, lb2 already back, lb3 not in the run, lb4 left alone", r)
+	}
+	if rb := callsLike(f.calls("lb1"), "rollback"); len(rb) != 1 || !strings.HasPrefix(rb[0], "rollback [t1]") ||
+		!strings.Contains(rb[0], "[--reason] [haguard-run="+run+" rollback: INC 7]") {
+		t.Errorf("lb1 rollback calls %q; want one of t1 with the run's reason", rb)
+	}
+	for _, h := range []string{"lb2", "lb3", "lb4"} {
+		if rb := callsLike(f.calls(h), "rollback"); len(rb) != 0 {
+			t.Errorf("%s was rolled back: %q", h, rb)
+		}
+	}
+	if !p.failedHost("lb4") || p.failedHost("lb1") || p.failedHost("lb2") || p.failedHost("lb3") {
+		t.Errorf("recap %v; want only lb4 failed", p.recap)
+	}
+
+	// With haguard_rollback_force, lb4 is rolled back too.
+	p = runPlaybook(t, "rollback.yml", f.inventory(), "haguard_run_id="+run, "haguard_rollback_force=true", "haguard_hosts=lb4")
+	if r := p.mustReport(t); p.rc != 0 || !sameSet(r.RolledBack, []string{"lb4"}) {
+		t.Errorf("forced: rc %d, report %+v; want lb4 rolled back", p.rc, r)
+	}
+}
+
+// TestPlaybooksSyntax: both playbooks parse, with their roles and task
+// files (ansible-playbook --syntax-check; rollback.yml runs for real only
+// in the system tier and against the fake above).
+func TestPlaybooksSyntax(t *testing.T) {
+	bin := needAnsible(t)
+	inv := filepath.Join(t.TempDir(), "inventory.ini")
+	writeFile(t, inv, "[haproxy]\nlb1 ansible_connection=local\n")
+	for _, pb := range []string{"playbook.yml", "rollback.yml"} {
+		cmd := exec.Command(bin, "--syntax-check", "-i", inv, pb)
+		cmd.Env = append(os.Environ(), "ANSIBLE_CONFIG=ansible.cfg", "ANSIBLE_LOCAL_TEMP="+t.TempDir())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("ansible-playbook --syntax-check %s: %v\n%s", pb, err, out)
+		}
 	}
 }

@@ -133,8 +133,9 @@ func runEntries(es []historyEntry, run string) []string {
 // haproxy.service, the real haguard inside each), with the default waves
 // [1, 10%, 100%]: lb1 (the canary), lb2, then lb3 and lb4 together.
 //
-//  1. v2 reaches all four (and the optional ghosts pre-step kills a ghost
-//     on lb1 on the way).
+//  1. v2 reaches all four, each wave soaked for a second and gated on the
+//     real `haguard status` and `haguard probe` (and the optional ghosts
+//     pre-step kills a ghost on lb1 on the way).
 //  2. v3 sends traffic to a local app socket that lb3 does not have: its
 //     probe really fails there and haguard rolls lb3 back; the play then
 //     rolls back lb1, lb2 and lb4, which had committed. All four end on
@@ -192,7 +193,7 @@ probe:
 
 	// 1. v2 reaches all four, in the waves [lb1] [lb2] [lb3 lb4].
 	p := runPlaybook(t, "playbook.yml", inv.String(),
-		"haguard_candidate_template="+filepath.Join(tmpl, "v2.cfg.j2"), "haguard_kill_ghosts_first=true")
+		"haguard_candidate_template="+filepath.Join(tmpl, "v2.cfg.j2"), "haguard_kill_ghosts_first=true", "haguard_soak_seconds=1")
 	transcript(t, "1-rollout-v2.txt", "$ "+p.cmd+"\n"+p.out)
 	if p.rc != 0 {
 		t.Fatalf("v2 rollout: ansible-playbook exited %d (recap %v)", p.rc, p.recap)
@@ -210,6 +211,13 @@ probe:
 	case <-ghost.Done():
 	case <-time.After(10 * time.Second):
 		t.Errorf("v2 rollout: the ghost on lb1 (box pid %d) is still alive after the ghosts --kill pre-step", ghost.BoxPID)
+	}
+	// The soak gate ran the real `haguard status` and `haguard probe` on
+	// every host, after each wave, and they passed.
+	for _, gate := range []string{"Gate: haguard status", "Gate: haguard probe"} {
+		if n := strings.Count(p.out, "TASK [haguard_reload : "+gate); n != 3 {
+			t.Errorf("v2 rollout: %q ran in %d waves; want 3", gate, n)
+		}
 	}
 	if !strings.Contains(p.out, `"ghost": 1`) {
 		t.Errorf("v2 rollout: the play output does not show the pre-step's sweep with one ghost")
