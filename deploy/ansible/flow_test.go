@@ -115,6 +115,7 @@ func callsLike(calls []string, prefix string) []string {
 // gate: the rollout stops before lb3 and lb4, and both lb1 and lb2 are
 // rolled back to the transactions they recorded.
 func TestFleetGateFailureRollsBackTheRun(t *testing.T) {
+	t.Parallel() // each run has its own fake, inventory and temp dirs
 	f := newFakeFleet(t, []string{"lb1", "lb2", "lb3", "lb4"}, map[string]string{"lb2": "FAKE_PROBE_RC=1"})
 	p := f.run(t, `{"haguard_waves": [1, 1, "100%"], "haguard_gate": true, "haguard_confirm_within": "5m"}`)
 	if p.rc == 0 {
@@ -168,6 +169,7 @@ func TestFleetGateFailureRollsBackTheRun(t *testing.T) {
 // at the canary with the message that pages a human; nothing is rolled
 // back (nothing committed) and lb2 never receives the candidate.
 func TestFleetCanaryBroken(t *testing.T) {
+	t.Parallel() // each run has its own fake, inventory and temp dirs
 	f := newFakeFleet(t, []string{"lb1", "lb2"}, map[string]string{"lb1": "FAKE_RC=3"})
 	p := f.run(t)
 	if p.rc == 0 {
@@ -199,6 +201,7 @@ func TestFleetCanaryBroken(t *testing.T) {
 // start the next wave): the canary that committed is rolled back, and the
 // summary says the unreachable host's state is unknown.
 func TestFleetUnreachableHostFailsTheWave(t *testing.T) {
+	t.Parallel() // each run has its own fake, inventory and temp dirs
 	f := newFakeFleet(t, []string{"lb1", "lb2", "lb3"}, map[string]string{"lb2": "unreachable"})
 	p := f.run(t, `{"haguard_waves": [1, 1, 1]}`)
 	if p.rc == 0 {
@@ -225,6 +228,7 @@ func TestFleetUnreachableHostFailsTheWave(t *testing.T) {
 // only a refused entry of the run, lb4 runs something a later transaction
 // installed (left alone, failed). Another run's entry on lb1 is ignored.
 func TestRollbackYmlDecides(t *testing.T) {
+	t.Parallel() // each run has its own fake, inventory and temp dirs
 	f := newFakeFleet(t, []string{"lb1", "lb2", "lb3", "lb4"}, nil)
 	const run = "CHG-4411"
 	entry := func(id, reason, outcome, before, after string) string {
@@ -274,6 +278,7 @@ func TestRollbackYmlDecides(t *testing.T) {
 // files (ansible-playbook --syntax-check; rollback.yml runs for real only
 // in the system tier and against the fake above).
 func TestPlaybooksSyntax(t *testing.T) {
+	t.Parallel() // each run has its own fake, inventory and temp dirs
 	bin := needAnsible(t)
 	inv := filepath.Join(t.TempDir(), "inventory.ini")
 	writeFile(t, inv, "[haproxy]\nlb1 ansible_connection=local\n")
