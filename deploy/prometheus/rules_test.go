@@ -69,6 +69,7 @@ func dashboardExprs(t *testing.T) []string {
 	var d struct {
 		Panels []struct {
 			Title   string `json:"title"`
+			Type    string `json:"type"`
 			Targets []struct {
 				Expr string `json:"expr"`
 			} `json:"targets"`
@@ -82,9 +83,12 @@ func dashboardExprs(t *testing.T) []string {
 	if err := json.Unmarshal(data, &d); err != nil {
 		t.Fatalf("%s: %v", dashboardFile, err)
 	}
-	vars := strings.NewReplacer("$__rate_interval", "5m", "$instance", ".*")
+	vars := strings.NewReplacer("$__rate_interval", "5m", "$__range", "6h", "$instance", ".*")
 	var exprs []string
 	for _, p := range d.Panels {
+		if p.Type == "row" {
+			continue // a row only groups the panels below it
+		}
 		if len(p.Targets) == 0 {
 			t.Errorf("panel %q has no query", p.Title)
 		}
@@ -176,4 +180,86 @@ func base(m string) string {
 		}
 	}
 	return m
+}
+
+var recordedRef = regexp.MustCompile(`\bhaguard:[a-z_]+`)
+
+// TestDashboardRecordedSeriesExist: the dashboard's fleet panels read
+// series recorded by haguard.rules.yml; a renamed rule breaks this test,
+// not a panel that silently shows nothing.
+func TestDashboardRecordedSeriesExist(t *testing.T) {
+	rules, err := os.ReadFile(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recorded := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^\s*- record: (\S+)$`).FindAllStringSubmatch(string(rules), -1) {
+		recorded[m[1]] = true
+	}
+	if len(recorded) == 0 {
+		t.Fatalf("%s records nothing", rulesFile)
+	}
+	for _, e := range dashboardExprs(t) {
+		for _, m := range recordedRef.FindAllString(e, -1) {
+			if !recorded[m] {
+				t.Errorf("%s reads %s, which %s does not record", dashboardFile, m, rulesFile)
+			}
+		}
+	}
+}
+
+// TestConfigInfoLabels pins what the fleet rules assume of
+// haguard_config_info: its only label is sha256, so every other label of
+// a series is a target label, and a fleet is every target that shares all
+// of them but instance (`count without (instance)`, then `count without
+// (sha256)`). A new label (say, a config-set identity) must be added to
+// the haguard-fleet rules' `without` lists, or it would split a fleet.
+func TestConfigInfoLabels(t *testing.T) {
+	reg := prom.NewRegistry()
+	m, err := api.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetConfig("0123abcd")
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "haguard_config_info" {
+			continue
+		}
+		var labels []string
+		for _, l := range mf.GetMetric()[0].GetLabel() {
+			labels = append(labels, l.GetName())
+		}
+		if strings.Join(labels, ",") != "sha256" {
+			t.Fatalf("haguard_config_info has labels %v; the haguard-fleet rules in %s assume [sha256]", labels, rulesFile)
+		}
+		return
+	}
+	t.Fatalf("haguard serve exports no haguard_config_info")
+}
+
+// TestEveryAlertIsTested: each alert of the rules file has at least one
+// promtool case that expects it to fire.
+func TestEveryAlertIsTested(t *testing.T) {
+	rules, err := os.ReadFile(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests, err := os.ReadFile(rulesTestFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fired := map[string]bool{}
+	// A case expects alerts when exp_alerts is followed by a list item.
+	for _, m := range regexp.MustCompile(`alertname: (\w+)\s+exp_alerts:\s*\n\s+- `).FindAllStringSubmatch(string(tests), -1) {
+		fired[m[1]] = true
+	}
+	for _, m := range regexp.MustCompile(`(?m)^\s*- alert: (\w+)$`).FindAllStringSubmatch(string(rules), -1) {
+		if !fired[m[1]] {
+			t.Errorf("%s: no case expects %s to fire", rulesTestFile, m[1])
+		}
+	}
 }
