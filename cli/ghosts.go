@@ -14,8 +14,6 @@ import (
 
 	"github.com/haguard/haguard/agent/procs"
 	"github.com/haguard/haguard/config"
-	"github.com/haguard/haguard/host"
-	"github.com/haguard/haguard/systemd"
 )
 
 // ghostsOpts are the flags of `haguard ghosts`.
@@ -106,13 +104,11 @@ func applyGhostsFlags(cfg config.Config, o ghostsOpts) config.Config {
 func (a *app) runGhosts(ctx context.Context, cfg config.Config, o ghostsOpts) (int, error) {
 	cfg = applyGhostsFlags(cfg, o)
 	log := a.logger().With("unit", cfg.Systemd.Unit)
-	var h *host.Host
-	if sd, err := systemd.Dial(ctx, cfg.Systemd.BusAddress); err != nil {
-		h = host.WithoutSystemd(cfg, err, log) // the sweep logs it and falls back to the master CLI
-	} else {
-		defer sd.Close()
-		h = host.New(cfg, sd, log)
+	h, closeFn, err := openHostBestEffort(ctx, cfg, unitFlags{}, log) // no bus: the sweep falls back to the master CLI
+	if err != nil {
+		return exitUsage, err
 	}
+	defer closeFn()
 	scanner := h.Scanner()
 	report, err := scanner.Sweep(ctx)
 	if err != nil {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/haguard/haguard/config"
+	"github.com/haguard/haguard/host"
 	"github.com/haguard/haguard/reload"
 )
 
@@ -44,15 +46,23 @@ Examples:
 	}
 	addUnitFlags(cmd, &uf)
 	cmd.RunE = a.execConfig(func(ctx context.Context, cfg config.Config) (int, error) {
-		r, closeFn, err := buildReloader(ctx, cfg, uf, a.logger())
+		h, closeFn, err := openHost(ctx, cfg, uf, a.logger())
 		if err != nil {
+			if isUsage(err) {
+				return exitUsage, err
+			}
 			return exitBroken, err
 		}
 		defer closeFn()
-		st, err := r.Status(ctx, true)
+		r, err := h.Reloader()
+		if err != nil {
+			return exitBroken, err
+		}
+		rst, err := r.Status(ctx, true)
 		if err != nil {
 			return exitUsage, err
 		}
+		st := statusDoc{Status: rst, Discovery: h.Discovery()}
 		if err := a.writeResult(st, func(w io.Writer) { writeStatusHuman(w, st) }); err != nil {
 			return exitBroken, err
 		}
@@ -67,7 +77,14 @@ Examples:
 	return cmd
 }
 
-func writeStatusHuman(w io.Writer, st reload.Status) {
+// statusDoc is `haguard status --format json`: reload's status and what
+// the unit was found to run, with where each fact came from.
+type statusDoc struct {
+	reload.Status
+	Discovery host.Discovery `json:"discovery"`
+}
+
+func writeStatusHuman(w io.Writer, st statusDoc) {
 	switch {
 	case st.ActiveState == "":
 		fmt.Fprintf(w, "unit:       %s state unknown (see the errors below)\n", st.Unit)
@@ -84,6 +101,16 @@ func writeStatusHuman(w io.Writer, st reload.Status) {
 		} else {
 			fmt.Fprintln(w, "draining:   none")
 		}
+	}
+	d := st.Discovery
+	fmt.Fprintf(w, "runs:       %s -f %s\n            (from the %s)\n", d.Binary.Value, strings.Join(d.Configs, " -f "), d.ConfigsFrom)
+	if d.MasterSocket.Value != "" {
+		fmt.Fprintf(w, "master CLI: %s\n", d.MasterSocket.Value)
+	} else {
+		fmt.Fprintln(w, "master CLI: none (no -S): generations read from the process table")
+	}
+	for _, n := range d.Notes {
+		fmt.Fprintf(w, "note:       %s\n", n)
 	}
 	fmt.Fprintf(w, "config:     %s sha256 %s\n", st.Target, short12(st.DiskSHA256))
 	if st.Drift {

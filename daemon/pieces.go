@@ -17,7 +17,6 @@ import (
 	"github.com/haguard/haguard/config"
 	"github.com/haguard/haguard/host"
 	"github.com/haguard/haguard/reload"
-	"github.com/haguard/haguard/systemd"
 )
 
 // pieces are the concrete values one haguard.yaml builds for the daemon.
@@ -32,11 +31,10 @@ type pieces struct {
 
 func (p *pieces) cfg() config.Config { return p.host.Config() }
 
-// buildPieces builds the reloader and the sweeper over one shared D-Bus
-// connection (the daemon keeps one for its lifetime), with the same
-// host.Host construction `haguard reload` uses.
-func buildPieces(cfg config.Config, sd *systemd.Client, sweeps *sweeps, log *slog.Logger) (*pieces, error) {
-	h := host.New(cfg, sd, log)
+// buildPieces builds the reloader and the sweeper of h, the host opened
+// over the daemon's one D-Bus connection (the same host.Host `haguard
+// reload` builds).
+func buildPieces(h *host.Host, sweeps *sweeps) (*pieces, error) {
 	rel, err := h.Reloader()
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/haguard/haguard/agent/master"
@@ -18,12 +19,32 @@ import (
 
 type checkPort struct{ h *Host }
 
-func (c checkPort) Check(ctx context.Context, files []string) (reload.CheckReport, error) {
+// Check checks the set: each config file is read from where the candidate
+// staged it (when it did), and findings and haproxy's output name the
+// real paths.
+func (c checkPort) Check(ctx context.Context, req reload.CheckRequest) (reload.CheckReport, error) {
+	files := make([]string, len(req.Files))
+	real := map[string]string{}
+	for i, f := range req.Files {
+		files[i] = f
+		if staged, ok := req.Staged[f]; ok {
+			files[i], real[staged] = staged, f
+		}
+	}
 	rep, err := c.h.Check(ctx, CheckOptions{Files: files})
 	if err != nil {
 		return reload.CheckReport{}, err
 	}
-	return reload.CheckReport{Valid: rep.Syntax.OK, Output: rep.Syntax.Output, Findings: rep.Findings, Config: rep.Config}, nil
+	out := rep.Syntax.Output
+	for staged, path := range real {
+		out = strings.ReplaceAll(out, staged, path)
+	}
+	for i, f := range rep.Findings {
+		if path, ok := real[f.File]; ok {
+			rep.Findings[i].File = path
+		}
+	}
+	return reload.CheckReport{Valid: rep.Syntax.OK, Output: out, Findings: rep.Findings, Config: rep.Config}, nil
 }
 
 type unitPort struct{ c *systemd.Client }
@@ -62,6 +83,9 @@ type logsPort struct {
 }
 
 func (l logsPort) StartupLogs(ctx context.Context) (string, error) {
+	if l.mc == nil {
+		return systemd.Journal(ctx, l.unit, 8)
+	}
 	s, err := l.mc.StartupLogs(ctx)
 	if errors.Is(err, master.ErrUnsupported) {
 		return systemd.Journal(ctx, l.unit, 8)
