@@ -8,32 +8,11 @@ import (
 	"os/user"
 	"strconv"
 
-	"github.com/spf13/cobra"
-
 	"github.com/haguard/haguard/config"
 	"github.com/haguard/haguard/host"
 	"github.com/haguard/haguard/reload"
 	"github.com/haguard/haguard/systemd"
 )
-
-// unitFlags are the per-command overrides of haguard.yaml's systemd block.
-type unitFlags struct {
-	unit, busAddress string
-}
-
-func addUnitFlags(cmd *cobra.Command, u *unitFlags) {
-	cmd.Flags().StringVar(&u.unit, "unit", "", "systemd unit (default: systemd.unit in haguard.yaml)")
-	cmd.Flags().StringVar(&u.busAddress, "bus-address", "", "D-Bus address (default: systemd.bus_address, else the system bus)")
-}
-
-func (u unitFlags) apply(cfg *config.Config) {
-	if u.unit != "" {
-		cfg.Systemd.Unit = u.unit
-	}
-	if u.busAddress != "" {
-		cfg.Systemd.BusAddress = u.busAddress
-	}
-}
 
 // openHost dials systemd and opens the host that cfg (with the command's
 // unit flags) names, discovering what its unit runs. close releases the

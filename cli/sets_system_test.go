@@ -270,3 +270,79 @@ func TestSystemRHELUnitWithoutMasterCLI(t *testing.T) {
 		t.Errorf("after the rollback haproxy answers %q", body)
 	}
 }
+
+// Several haproxy units on one host: --unit takes a glob, every instance
+// is reloaded and reported on its own, each with a state dir of its own.
+func TestSystemSeveralUnits(t *testing.T) {
+	testbed.Require(t, testbed.TierSystem)
+	s := testbed.Boot(t)
+	bin := testbed.BuildHaguard(t)
+	dir := s.Dir()
+	listens := map[string]string{}
+	for _, inst := range []string{"edge", "db"} {
+		listens[inst] = fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
+		s.WriteFiles(t, map[string]string{filepath.Join(dir, inst+".cfg"): testbed.TCPProxyConfig(listens[inst], testbed.TCPBackend(t))})
+	}
+	s.InstallUnit(t, "haproxy@.service", testbed.TemplateUnit(dir))
+	s.StartUnit(t, "haproxy@edge.service")
+	s.StartUnit(t, "haproxy@db.service")
+	state := filepath.Join(dir, "state")
+	yaml := filepath.Join(dir, "haguard.yaml")
+	if err := os.WriteFile(yaml, []byte("state_dir: "+strconv.Quote(state)+"\nprobe:\n  count: 4\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, int) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		out, errOut, err := s.Run(ctx, append([]string{bin, "--config-file", yaml, "--format", "json"}, args...)...)
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("haguard %v: %v\n%s", args, err, errOut)
+		}
+		code := 0
+		if ee != nil {
+			code = ee.ExitCode()
+		}
+		t.Logf("haguard %v: exit %d\n%s", args, code, errOut)
+		return out, code
+	}
+	type row struct {
+		Unit     string          `json:"unit"`
+		ExitCode int             `json:"exit_code"`
+		Result   json.RawMessage `json:"result"`
+	}
+	out, code := run("reload", "--force", "--unit", "haproxy@*.service")
+	var rows []row
+	if err := json.Unmarshal([]byte(out), &rows); err != nil || code != 0 || len(rows) != 2 {
+		t.Fatalf("reload of both: exit %d, %v\n%s", code, err, out)
+	}
+	for _, r := range rows {
+		var res reload.Result
+		if err := json.Unmarshal(r.Result, &res); err != nil || !res.OK || r.ExitCode != 0 {
+			t.Errorf("%s: exit %d, result %s", r.Unit, r.ExitCode, r.Result)
+		}
+		// Each unit keeps its own history.
+		if _, err := os.Stat(filepath.Join(state, "units", r.Unit, "history")); err != nil {
+			t.Errorf("%s: no history of its own: %v", r.Unit, err)
+		}
+	}
+	out, code = run("status", "--unit", "haproxy@*.service")
+	rows = nil
+	if err := json.Unmarshal([]byte(out), &rows); err != nil || code != 0 || len(rows) != 2 {
+		t.Fatalf("status of both: exit %d, %v\n%s", code, err, out)
+	}
+	for _, r := range rows {
+		var st statusDoc
+		if err := json.Unmarshal(r.Result, &st); err != nil {
+			t.Fatal(err)
+		}
+		inst := strings.TrimSuffix(strings.TrimPrefix(r.Unit, "haproxy@"), ".service")
+		if st.Drift || len(st.Discovery.Configs) != 1 || st.Discovery.Configs[0] != filepath.Join(dir, inst+".cfg") ||
+			st.Discovery.MasterSocket.Value != "/run/haproxy-"+inst+".sock" {
+			t.Errorf("%s: drift %v (%s), discovery %+v", r.Unit, st.Drift, st.DriftReason, st.Discovery)
+		}
+	}
+	if _, code := run("reload", "--unit", "haproxy@*.service", "--candidate", filepath.Join(dir, "edge.cfg")); code != 2 {
+		t.Errorf("a candidate for several units: exit %d, want 2", code)
+	}
+}

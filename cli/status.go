@@ -46,35 +46,38 @@ Examples:
 	}
 	addUnitFlags(cmd, &uf)
 	cmd.RunE = a.execConfig(func(ctx context.Context, cfg config.Config) (int, error) {
-		h, closeFn, err := openHost(ctx, cfg, uf, a.logger())
-		if err != nil {
-			if isUsage(err) {
-				return exitUsage, err
-			}
-			return exitBroken, err
-		}
-		defer closeFn()
-		r, err := h.Reloader()
-		if err != nil {
-			return exitBroken, err
-		}
-		rst, err := r.Status(ctx, true)
-		if err != nil {
-			return exitUsage, err
-		}
-		st := statusDoc{Status: rst, Discovery: h.Discovery()}
-		if err := a.writeResult(st, func(w io.Writer) { writeStatusHuman(w, st) }); err != nil {
-			return exitBroken, err
-		}
-		switch {
-		case st.ActiveState != "active":
-			return exitBroken, nil
-		case st.Drift || st.Interrupted != nil || st.Failed > 0:
-			return exitNegative, nil
-		}
-		return exitOK, nil
+		return a.forUnits(ctx, cfg, uf, a.statusOf)
 	})
 	return cmd
+}
+
+// statusOf is the status of cfg's unit, and its exit code.
+func (a *app) statusOf(ctx context.Context, cfg config.Config) unitResult {
+	h, closeFn, err := openHost(ctx, cfg, unitFlags{}, a.logger())
+	if err != nil {
+		if isUsage(err) {
+			return unitResult{code: exitUsage, err: err}
+		}
+		return unitResult{code: exitBroken, err: err}
+	}
+	defer closeFn()
+	r, err := h.Reloader()
+	if err != nil {
+		return unitResult{code: exitBroken, err: err}
+	}
+	rst, err := r.Status(ctx, true)
+	if err != nil {
+		return unitResult{code: exitUsage, err: err}
+	}
+	st := statusDoc{Status: rst, Discovery: h.Discovery()}
+	code := exitOK
+	switch {
+	case st.ActiveState != "active":
+		code = exitBroken
+	case st.Drift || st.Interrupted != nil || st.Failed > 0:
+		code = exitNegative
+	}
+	return unitResult{code: code, doc: st, human: func(w io.Writer) { writeStatusHuman(w, st) }}
 }
 
 // statusDoc is `haguard status --format json`: reload's status and what

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -252,4 +253,39 @@ func num(v any) uint64 {
 		return uint64(max(n, 0))
 	}
 	return 0
+}
+
+// Units resolves unit names and glob patterns ("haproxy@*.service") to
+// the names of the units systemd has loaded that match, in order, each
+// once. A name without glob characters is kept as it is.
+func (c *Client) Units(ctx context.Context, patterns []string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	add := func(n string) {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	for _, p := range patterns {
+		if !strings.ContainsAny(p, "*?[") {
+			add(p)
+			continue
+		}
+		us, err := c.conn.ListUnitsByPatternsContext(ctx, nil, []string{p})
+		if err != nil {
+			return nil, fmt.Errorf("list units %s: %w", p, err)
+		}
+		var names []string
+		for _, u := range us {
+			if u.LoadState != "not-found" {
+				names = append(names, u.Name)
+			}
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			add(n)
+		}
+	}
+	return out, nil
 }

@@ -100,3 +100,22 @@ func (s *Sandbox) WriteFiles(t testing.TB, files map[string]string) {
 		}
 	}
 }
+
+// TemplateUnit is a haproxy@.service template (Debian 12 ships none): the
+// instance %i runs <dir>/%i.cfg with a master CLI at /run/haproxy-%i.sock.
+func TemplateUnit(dir string) string {
+	bin := HAProxyBin()
+	return fmt.Sprintf(`[Unit]
+Description=HAProxy instance %%i
+
+[Service]
+Environment="CONFIG=%[2]s/%%i.cfg" "PIDFILE=/run/haproxy-%%i.pid" "EXTRAOPTS=-S /run/haproxy-%%i.sock"
+ExecStart=%[1]s -Ws -f $CONFIG -p $PIDFILE $EXTRAOPTS
+ExecReload=%[1]s -Ws -f $CONFIG -c -q $EXTRAOPTS
+ExecReload=/bin/kill -USR2 $MAINPID
+KillMode=mixed
+Restart=always
+SuccessExitStatus=143
+Type=notify
+`, bin, dir)
+}
