@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/haguard/haguard/agent/master"
@@ -30,6 +31,26 @@ type Host struct {
 	// mc is nil when haproxy runs without a master CLI (no -S).
 	mc  *master.Client
 	log *slog.Logger
+
+	// unit is what systemd said at Open; the first unit read after it
+	// takes it instead of asking again (discovery then costs no extra
+	// D-Bus round trip: see freshUnit).
+	mu     sync.Mutex
+	unit   systemd.Unit
+	unitAt time.Time
+}
+
+// unitFresh is how long the unit read at Open may stand in for a read.
+const unitFresh = 250 * time.Millisecond
+
+// freshUnit hands out the unit read at Open, once, when it is that unit
+// and recent: status and the reload's baseline start right after Open.
+func (h *Host) freshUnit(name string) (systemd.Unit, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	u, at := h.unit, h.unitAt
+	h.unitAt = time.Time{}
+	return u, u.Name == name && !at.IsZero() && time.Since(at) < unitFresh
 }
 
 // Open discovers what cfg's unit runs, over an open systemd connection
@@ -46,6 +67,8 @@ func Open(ctx context.Context, cfg config.Config, sd *systemd.Client, log *slog.
 	h.sd = sd
 	if err != nil {
 		h.disc.Notes = append(h.disc.Notes, fmt.Sprintf("systemd: %v", err))
+	} else {
+		h.unit, h.unitAt = u, time.Now()
 	}
 	return h, cerr
 }
@@ -106,8 +129,8 @@ func (h *Host) Reloader() (*reload.Reloader, error) {
 		Probe:         c.Reload.ProbeOnStart,
 	}, reload.Deps{
 		Checker: checkPort{h},
-		Reload:  unitPort{h.sd},
-		Unit:    unitPort{h.sd},
+		Reload:  unitPort{h},
+		Unit:    unitPort{h},
 		Master:  gens,
 		Sweeper: &sweepPort{scan: h.Scanner(), killer: procs.NewKiller(c.Reload.KillGrace.D(), h.log)},
 		Prober:  probePort{h},

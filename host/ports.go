@@ -47,14 +47,17 @@ func (c checkPort) Check(ctx context.Context, req reload.CheckRequest) (reload.C
 	return reload.CheckReport{Valid: rep.Syntax.OK, Output: out, Findings: rep.Findings, Config: rep.Config}, nil
 }
 
-type unitPort struct{ c *systemd.Client }
+type unitPort struct{ h *Host }
 
-func (u unitPort) Reload(ctx context.Context, unit string) error { return u.c.Reload(ctx, unit) }
+func (u unitPort) Reload(ctx context.Context, unit string) error { return u.h.sd.Reload(ctx, unit) }
 
 func (u unitPort) UnitState(ctx context.Context, unit string) (reload.UnitState, error) {
-	s, err := u.c.Unit(ctx, unit)
-	if err != nil {
-		return reload.UnitState{}, err
+	s, ok := u.h.freshUnit(unit)
+	if !ok {
+		var err error
+		if s, err = u.h.sd.Unit(ctx, unit); err != nil {
+			return reload.UnitState{}, err
+		}
 	}
 	return reload.UnitState{ActiveState: s.ActiveState, SubState: s.SubState, StatusText: s.StatusText, MainPID: int(s.MainPID)}, nil
 }
