@@ -69,8 +69,12 @@ type ReloadRequest struct {
 	// ID is assigned by the queue; a Reloader should use it as the
 	// transaction id so that GET /v1/reloads/{id} finds it in the history.
 	ID string
-	// Candidate is the new config; nil reloads the installed config as is.
+	// Candidate is the new main config file; nil (and no Files) reloads
+	// the installed config as is.
 	Candidate []byte
+	// Files are a config set by absolute path (a tar or multipart body);
+	// a path ending in "/" is a directory given whole.
+	Files map[string][]byte
 	// IfMatch, when set, is the sha256 the running config must still have.
 	IfMatch string
 }

@@ -141,14 +141,18 @@ func (s *Server) postReload(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	cand, err := s.readBody(c)
+	body, err := s.readBody(c)
 	if err != nil {
 		return err
 	}
-	if len(bytes.TrimSpace(cand)) == 0 {
-		cand = nil
+	var cand []byte
+	var files map[string][]byte
+	if len(bytes.TrimSpace(body)) > 0 {
+		if cand, files, err = parseCandidate(c.Request().Header.Get(echo.HeaderContentType), body); err != nil {
+			return err
+		}
 	}
-	return s.submit(c, submission{kind: kindReload, candidate: cand, ifMatch: ifMatch, wait: wait})
+	return s.submit(c, submission{kind: kindReload, candidate: cand, files: files, ifMatch: ifMatch, wait: wait})
 }
 
 // rollbackRequest is the body of POST /v1/rollback.

@@ -33,6 +33,7 @@ type job struct {
 	kind       string
 	key        string
 	candidate  []byte
+	files      map[string][]byte
 	ifMatch    string
 	rollbackTo string
 
@@ -109,6 +110,7 @@ func newQueue(rel Reloader, hasher ConfigHasher, m *Metrics, log *slog.Logger, m
 type submission struct {
 	kind       string
 	candidate  []byte
+	files      map[string][]byte
 	ifMatch    string
 	rollbackTo string
 	// wait=false refuses with *BusyError when anything runs or waits.
@@ -120,7 +122,10 @@ type submission struct {
 func (q *queue) submit(s submission) (JobView, bool, error) {
 	sum := sha256.Sum256(s.candidate)
 	cand := ""
-	if len(s.candidate) > 0 {
+	switch {
+	case len(s.files) > 0:
+		cand = "set:" + filesKey(s.files)
+	case len(s.candidate) > 0:
 		cand = hex.EncodeToString(sum[:])
 	}
 	key := s.kind + "\x00" + cand + "\x00" + s.ifMatch + "\x00" + s.rollbackTo
@@ -148,7 +153,7 @@ func (q *queue) submit(s submission) (JobView, bool, error) {
 	if len(q.pending) >= q.maxPending {
 		return JobView{}, false, &QueueFullError{Depth: len(q.pending)}
 	}
-	j := &job{id: newJobID(), kind: s.kind, key: key, candidate: s.candidate, ifMatch: s.ifMatch,
+	j := &job{id: newJobID(), kind: s.kind, key: key, candidate: s.candidate, files: s.files, ifMatch: s.ifMatch,
 		rollbackTo: s.rollbackTo, state: stateQueued, submitted: time.Now().UTC()}
 	q.pending = append(q.pending, j)
 	q.jobs[j.id] = j
@@ -243,7 +248,7 @@ func (q *queue) close() {
 		p.state = stateCancelled
 		p.errMessage = errShuttingDown.Error()
 		p.finished = now
-		p.candidate = nil
+		p.candidate, p.files = nil, nil
 		q.remember(p)
 	}
 	q.pending = nil
@@ -276,7 +281,7 @@ func (q *queue) execute(ctx context.Context, j *job) {
 	j.state = stateDone
 	j.finished = time.Now().UTC()
 	j.outcome = &out
-	j.candidate = nil
+	j.candidate, j.files = nil, nil
 	if err != nil {
 		j.errMessage = err.Error()
 	}
@@ -302,7 +307,7 @@ func (q *queue) call(ctx context.Context, j *job) (out Outcome, err error) {
 	if j.kind == kindRollback {
 		return q.rel.Rollback(ctx, RollbackRequest{ID: j.id, To: j.rollbackTo})
 	}
-	return q.rel.Reload(ctx, ReloadRequest{ID: j.id, Candidate: j.candidate, IfMatch: j.ifMatch})
+	return q.rel.Reload(ctx, ReloadRequest{ID: j.id, Candidate: j.candidate, Files: j.files, IfMatch: j.ifMatch})
 }
 
 // precondition re-checks If-Match just before the transaction runs: the

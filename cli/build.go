@@ -8,37 +8,17 @@ import (
 	"os/user"
 	"strconv"
 
-	"github.com/spf13/cobra"
-
 	"github.com/haguard/haguard/config"
 	"github.com/haguard/haguard/host"
 	"github.com/haguard/haguard/reload"
 	"github.com/haguard/haguard/systemd"
 )
 
-// unitFlags are the per-command overrides of haguard.yaml's systemd block.
-type unitFlags struct {
-	unit, busAddress string
-}
-
-func addUnitFlags(cmd *cobra.Command, u *unitFlags) {
-	cmd.Flags().StringVar(&u.unit, "unit", "", "systemd unit (default: systemd.unit in haguard.yaml)")
-	cmd.Flags().StringVar(&u.busAddress, "bus-address", "", "D-Bus address (default: systemd.bus_address, else the system bus)")
-}
-
-func (u unitFlags) apply(cfg *config.Config) {
-	if u.unit != "" {
-		cfg.Systemd.Unit = u.unit
-	}
-	if u.busAddress != "" {
-		cfg.Systemd.BusAddress = u.busAddress
-	}
-}
-
-// buildReloader dials systemd and builds the host's Reloader, with the
-// command's unit flags over haguard.yaml. close releases the D-Bus
-// connection.
-func buildReloader(ctx context.Context, cfg config.Config, uf unitFlags, log *slog.Logger) (*reload.Reloader, func(), error) {
+// openHost dials systemd and opens the host that cfg (with the command's
+// unit flags) names, discovering what its unit runs. close releases the
+// D-Bus connection. A haguard.yaml that contradicts the unit is a usage
+// error (exit 2).
+func openHost(ctx context.Context, cfg config.Config, uf unitFlags, log *slog.Logger) (*host.Host, func(), error) {
 	uf.apply(&cfg)
 	// The connection outlives ctx: godbus closes a connection when its dial
 	// context ends, and a Ctrl-C during the transaction must not cut the bus
@@ -47,12 +27,47 @@ func buildReloader(ctx context.Context, cfg config.Config, uf unitFlags, log *sl
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to systemd: %w", err)
 	}
-	r, err := host.New(cfg, sd, log).Reloader()
+	h, err := host.Open(ctx, cfg, sd, log)
 	if err != nil {
 		sd.Close()
+		return nil, nil, usagef(err)
+	}
+	return h, sd.Close, nil
+}
+
+// openHostBestEffort is openHost for commands that work without systemd
+// (check, ghosts): when the bus cannot be reached, haguard.yaml (else
+// Debian's defaults) says what runs, and the discovery notes why.
+func openHostBestEffort(ctx context.Context, cfg config.Config, uf unitFlags, log *slog.Logger) (*host.Host, func(), error) {
+	uf.apply(&cfg)
+	sd, err := systemd.Dial(ctx, cfg.Systemd.BusAddress)
+	if err != nil {
+		h, cerr := host.OpenWithoutSystemd(cfg, err, log)
+		if cerr != nil {
+			return nil, nil, usagef(cerr)
+		}
+		return h, func() {}, nil
+	}
+	h, err := host.Open(ctx, cfg, sd, log)
+	if err != nil {
+		sd.Close()
+		return nil, nil, usagef(err)
+	}
+	return h, sd.Close, nil
+}
+
+// buildReloader opens the host and builds its Reloader.
+func buildReloader(ctx context.Context, cfg config.Config, uf unitFlags, log *slog.Logger) (*reload.Reloader, func(), error) {
+	h, closeFn, err := openHost(ctx, cfg, uf, log)
+	if err != nil {
 		return nil, nil, err
 	}
-	return r, sd.Close, nil
+	r, err := h.Reloader()
+	if err != nil {
+		closeFn()
+		return nil, nil, err
+	}
+	return r, closeFn, nil
 }
 
 // who names the person behind a run for the audit log.

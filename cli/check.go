@@ -69,7 +69,12 @@ func (a *app) runCheck(ctx context.Context, cmd *cobra.Command, o checkOpts) (in
 	default:
 		return exitUsage, usagef(fmt.Errorf("--facts: %q is not none, declared or live", mode))
 	}
-	rep, err := host.New(cfg, nil, a.logger()).Check(ctx, host.CheckOptions{Files: o.files, HAProxyBin: o.haproxyBin,
+	h, closeFn, err := openHostBestEffort(ctx, cfg, unitFlags{}, a.logger())
+	if err != nil {
+		return exitUsage, err
+	}
+	defer closeFn()
+	rep, err := h.Check(ctx, host.CheckOptions{Files: o.files, HAProxyBin: o.haproxyBin,
 		NoSyntax: o.noSyntax, FailOn: failOn, FactsMode: mode})
 	if err != nil {
 		var fe *validate.FileError

@@ -14,8 +14,6 @@ import (
 
 	"github.com/haguard/haguard/agent/procs"
 	"github.com/haguard/haguard/config"
-	"github.com/haguard/haguard/host"
-	"github.com/haguard/haguard/systemd"
 )
 
 // ghostsOpts are the flags of `haguard ghosts`.
@@ -83,14 +81,16 @@ Examples:
 		if o.settleSet = fl.Changed("settle"); o.settleSet && o.settle < 0 {
 			return exitUsage, usagef(errors.New("--settle: must not be negative"))
 		}
-		return a.runGhosts(ctx, cfg, o)
+		return a.forUnits(ctx, cfg, o.unit, func(ctx context.Context, cfg config.Config) unitResult {
+			return a.runGhosts(ctx, cfg, o)
+		})
 	})
 	return cmd
 }
 
-// applyGhostsFlags overlays the flags on haguard.yaml.
+// applyGhostsFlags overlays the flags on haguard.yaml (the unit flags
+// are forUnits').
 func applyGhostsFlags(cfg config.Config, o ghostsOpts) config.Config {
-	o.unit.apply(&cfg)
 	if o.masterSocket != "" {
 		cfg.HAProxy.MasterSocket = o.masterSocket
 	}
@@ -103,20 +103,18 @@ func applyGhostsFlags(cfg config.Config, o ghostsOpts) config.Config {
 	return cfg
 }
 
-func (a *app) runGhosts(ctx context.Context, cfg config.Config, o ghostsOpts) (int, error) {
+func (a *app) runGhosts(ctx context.Context, cfg config.Config, o ghostsOpts) unitResult {
 	cfg = applyGhostsFlags(cfg, o)
 	log := a.logger().With("unit", cfg.Systemd.Unit)
-	var h *host.Host
-	if sd, err := systemd.Dial(ctx, cfg.Systemd.BusAddress); err != nil {
-		h = host.WithoutSystemd(cfg, err, log) // the sweep logs it and falls back to the master CLI
-	} else {
-		defer sd.Close()
-		h = host.New(cfg, sd, log)
+	h, closeFn, err := openHostBestEffort(ctx, cfg, unitFlags{}, log) // no bus: the sweep falls back to the master CLI
+	if err != nil {
+		return unitResult{code: exitUsage, err: err}
 	}
+	defer closeFn()
 	scanner := h.Scanner()
 	report, err := scanner.Sweep(ctx)
 	if err != nil {
-		return exitUsage, err
+		return unitResult{code: exitUsage, err: err}
 	}
 	var kills []procs.KillResult
 	if o.kill && report.Counts.Ghost > 0 {
@@ -129,10 +127,8 @@ func (a *app) runGhosts(ctx context.Context, cfg config.Config, o ghostsOpts) (i
 			log.Log(ctx, lvl, "kill ghost", "pid", k.PID, "outcome", k.Outcome, "error", k.Error)
 		}
 	}
-	if err := a.writeResult(ghostsJSON(report, kills), func(w io.Writer) { printGhosts(w, report, kills, o.kill) }); err != nil {
-		return exitBroken, err
-	}
-	return ghostsExit(report, kills), nil
+	return unitResult{code: ghostsExit(report, kills), doc: ghostsJSON(report, kills),
+		human: func(w io.Writer) { printGhosts(w, report, kills, o.kill) }}
 }
 
 // ghostsDoc is the JSON document of `haguard ghosts`: the sweep's report

@@ -43,43 +43,46 @@ Examples:
   haguard history --format json | jq '.[] | select(.outcome=="refused")'`,
 		Args: cobra.NoArgs,
 	}
+	var uf unitFlags
 	cmd.Flags().IntVar(&limit, "limit", 0, "show only the newest N (0 = all)")
+	cmd.Flags().StringArrayVar(&uf.units, "unit", nil, "the unit whose history to list (its own state dir); repeat it, or give a glob, for several (default: systemd.unit)")
 	cmd.RunE = a.execConfig(func(ctx context.Context, cfg config.Config) (int, error) {
 		if limit < 0 {
 			return exitUsage, usagef(errors.New("--limit: must not be negative (0 = all)"))
 		}
-		es, err := reload.ReadHistory(cfg.StateDir)
-		if err != nil {
-			return exitUsage, err
-		}
-		if limit > 0 && len(es) > limit {
-			es = es[len(es)-limit:]
-		}
-		if a.jsonOutput() {
+		return a.forUnits(ctx, cfg, uf, func(_ context.Context, cfg config.Config) unitResult {
+			es, err := reload.ReadHistory(cfg.StateDir)
+			if err != nil {
+				return unitResult{code: exitUsage, err: err}
+			}
+			if limit > 0 && len(es) > limit {
+				es = es[len(es)-limit:]
+			}
 			if es == nil {
 				es = []reload.Entry{}
 			}
-			return exitOK, a.writeJSON(es)
-		}
-		if len(es) == 0 {
-			fmt.Fprintf(a.stdout, "no transaction in %s yet\n", filepath.Join(cfg.StateDir, "history"))
-			return exitOK, nil
-		}
-		return exitOK, writeHistoryHuman(a.stdout, es)
+			return unitResult{code: exitOK, doc: es, human: func(w io.Writer) {
+				if len(es) == 0 {
+					fmt.Fprintf(w, "no transaction in %s yet\n", filepath.Join(cfg.StateDir, "history"))
+					return
+				}
+				writeHistoryHuman(w, es)
+			}}
+		})
 	})
 	return cmd
 }
 
 // writeHistoryHuman prints one row per transaction; ERROR is the first
 // failed stage on one line, shortened (the JSON has it whole).
-func writeHistoryHuman(w io.Writer, es []reload.Entry) error {
+func writeHistoryHuman(w io.Writer, es []reload.Entry) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTIME\tWHO\tOUTCOME\tBEFORE\tAFTER\tREASON\tERROR")
 	for _, e := range es {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Time.Format("2006-01-02 15:04:05Z"), dash(e.Who), e.Outcome,
 			short12(e.BeforeSHA256), short12(e.AfterSHA256), dash(oneLine(e.Reason, 60)), dash(oneLine(e.Error, 120)))
 	}
-	return tw.Flush()
+	tw.Flush()
 }
 
 // oneLine folds s onto one line (no tabs, which would break the table)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/haguard/haguard/agent/probe"
 	"github.com/haguard/haguard/config"
+	"github.com/haguard/haguard/validate"
 )
 
 // probeFlags are the flags of `haguard probe`.
@@ -95,7 +96,14 @@ func (a *app) runProbe(ctx context.Context, cmd *cobra.Command, f probeFlags) (i
 		return exitUsage, usagef(err)
 	}
 	log := a.logger()
-	targets, err := probeTargets(cmd, f, cfg)
+	// What runs (the -f files) comes from the unit, when it can be asked.
+	h, closeFn, err := openHostBestEffort(ctx, cfg, unitFlags{}, log)
+	if err != nil {
+		return exitUsage, err
+	}
+	closeFn()
+	cfg = h.Config()
+	targets, vc, err := probeTargets(cmd, f, cfg)
 	if err != nil {
 		return exitUsage, err
 	}
@@ -122,8 +130,11 @@ func (a *app) runProbe(ctx context.Context, cmd *cobra.Command, f probeFlags) (i
 	// An explicit stats socket that cannot be read is unreadable input,
 	// and better said before a long idle-hold.
 	socket, explicit := cfg.HAProxy.StatsSocket, cmd.Flags().Changed("stats-socket")
-	if explicit {
+	switch {
+	case explicit:
 		socket = f.statsSocket
+	case socket == "":
+		socket = vc.StatsSocket() // the config's own "stats socket"
 	}
 	rep, err := probe.WithHealth(ctx, targets, opts, socket, explicit)
 	if err != nil {
@@ -168,11 +179,11 @@ func (f probeFlags) validate() error {
 // probeTargets picks the targets (probe.Select: --target, else -f, else
 // haguard.yaml's probe.targets, else the binds of haproxy.configs) and
 // sets the flags that shape an attempt on every one.
-func probeTargets(cmd *cobra.Command, f probeFlags, cfg config.Config) ([]probe.Target, error) {
-	targets, err := probe.Select(probe.Selection{Addresses: f.targets, Files: f.haproxyCfgs, Kind: f.kind, Over: f.over},
+func probeTargets(cmd *cobra.Command, f probeFlags, cfg config.Config) ([]probe.Target, *validate.Config, error) {
+	targets, vc, err := probe.Select(probe.Selection{Addresses: f.targets, Files: f.haproxyCfgs, Kind: f.kind, Over: f.over},
 		cfg.Probe, cfg.HAProxy.Configs)
 	if err != nil {
-		return nil, usagef(err)
+		return nil, nil, usagef(err)
 	}
 	auth := cfg.Probe.MySQL
 	if f.user != "" {
@@ -183,7 +194,7 @@ func probeTargets(cmd *cobra.Command, f probeFlags, cfg config.Config) ([]probe.
 	}
 	user, password, err := probe.Credentials(auth)
 	if err != nil {
-		return nil, usagef(err)
+		return nil, nil, usagef(err)
 	}
 	fl := cmd.Flags()
 	o := probe.Override{Kind: f.kind, Over: f.over, Idle: f.idle, IdleSet: fl.Changed("idle"), User: user, Password: password,
@@ -191,7 +202,7 @@ func probeTargets(cmd *cobra.Command, f probeFlags, cfg config.Config) ([]probe.
 		Path: changed(fl.Changed("path"), f.path), Body: changed(fl.Changed("expect-body"), f.expectBody),
 		Linger: changed(fl.Changed("linger"), f.linger), ExpectStatus: changed(fl.Changed("expect-status"), f.expectStatus)}
 	o.Apply(targets)
-	return targets, nil
+	return targets, vc, nil
 }
 
 // changed is &v when the flag was given, else nil.

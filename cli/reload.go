@@ -62,30 +62,44 @@ rollback failed or the unit failed: the host needs a human.`,
 	f.BoolVar(&o.forget, "forget-interrupted", false, "drop the journal of a reload that died, instead of completing its rollback (when that rollback keeps failing)")
 	addUnitFlags(cmd, &o.unit)
 	cmd.RunE = a.execConfig(func(ctx context.Context, cfg config.Config) (int, error) {
-		cfg.Reload.KillGhosts = cfg.Reload.KillGhosts || o.killGhosts
-		log := a.logger()
-		r, closeFn, err := buildReloader(ctx, cfg, o.unit, log)
-		if err != nil {
-			return exitNegative, err // nothing was touched: refused
+		if o.unit.several() && o.candidate != "" {
+			return exitUsage, usagef(errors.New("--candidate goes with one unit: each unit has its own config"))
 		}
-		defer closeFn()
-		res, err := r.Run(ctx, reload.Options{Candidate: o.candidate, DryRun: o.dryRun,
-			KillGhosts: cfg.Reload.KillGhosts, Force: o.force, ForgetInterrupted: o.forget, Reason: o.reason, Who: who()})
-		return a.reportReload(res, err)
+		cfg.Reload.KillGhosts = cfg.Reload.KillGhosts || o.killGhosts
+		return a.forUnits(ctx, cfg, o.unit, func(ctx context.Context, cfg config.Config) unitResult {
+			r, closeFn, err := buildReloader(ctx, cfg, unitFlags{}, a.logger())
+			if err != nil {
+				return unitResult{code: exitNegative, err: err} // nothing was touched: refused
+			}
+			defer closeFn()
+			res, err := r.Run(ctx, reload.Options{Candidate: o.candidate, DryRun: o.dryRun,
+				KillGhosts: cfg.Reload.KillGhosts, Force: o.force, ForgetInterrupted: o.forget, Reason: o.reason, Who: who()})
+			return reloadResult(res, err)
+		})
 	})
 	return cmd
 }
 
-// reportReload prints res and maps it to an exit code.
-func (a *app) reportReload(res reload.Result, err error) (int, error) {
+// reloadResult is a transaction as the commands report it: the Result
+// (whose human form says why it failed), or only the error when the run
+// did not start (the lock was busy).
+func reloadResult(res reload.Result, err error) unitResult {
 	code := reloadExit(res, err)
 	if errors.Is(err, reload.ErrLocked) || res.ID == "" {
-		return code, err
+		return unitResult{code: code, err: err}
 	}
-	if werr := a.writeResult(res, func(w io.Writer) { writeReloadHuman(w, res, err) }); werr != nil {
-		return exitBroken, werr
+	return unitResult{code: code, doc: res, human: func(w io.Writer) { writeReloadHuman(w, res, err) }}
+}
+
+// reportReload prints res and maps it to an exit code.
+func (a *app) reportReload(res reload.Result, err error) (int, error) {
+	r := reloadResult(res, err)
+	if r.doc != nil {
+		if werr := a.writeResult(r.doc, r.human); werr != nil {
+			return exitBroken, werr
+		}
 	}
-	return code, nil
+	return r.code, r.err
 }
 
 func reloadExit(res reload.Result, err error) int {

@@ -55,6 +55,10 @@ Examples:
 			if err != nil {
 				return exitUsage, err
 			}
+			if o.unit.several() {
+				return exitUsage, usagef(errors.New("--unit: rollback undoes one unit's transaction; name one unit"))
+			}
+			o.unit.apply(&cfg) // the unit's own state dir
 			// Check the target first: a wrong id is the caller's error and
 			// needs no systemd to be told.
 			if _, err := reload.RollbackTarget(cfg.StateDir, id); err != nil {
@@ -63,7 +67,7 @@ Examples:
 				}
 				return exitUsage, err
 			}
-			r, closeFn, err := buildReloader(ctx, cfg, o.unit, a.logger())
+			r, closeFn, err := buildReloader(ctx, cfg, unitFlags{}, a.logger())
 			if err != nil {
 				return exitNegative, err // nothing was touched: refused
 			}

@@ -82,7 +82,7 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, cfg config.Config, 
 		f.apply(&c)
 		return c, err
 	}
-	d, err := daemon.New(cfg, daemon.Options{Load: load, Listener: ln, Systemd: sd, Token: token, Logger: log, Version: a.version})
+	d, err := daemon.New(ctx, cfg, daemon.Options{Load: load, Listener: ln, Systemd: sd, Token: token, Logger: log, Version: a.version})
 	if err != nil {
 		return exitUsage, usagef(err)
 	}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/haguard/haguard/config"
+	"github.com/haguard/haguard/host"
 	"github.com/haguard/haguard/reload"
 )
 
@@ -44,30 +46,48 @@ Examples:
 	}
 	addUnitFlags(cmd, &uf)
 	cmd.RunE = a.execConfig(func(ctx context.Context, cfg config.Config) (int, error) {
-		r, closeFn, err := buildReloader(ctx, cfg, uf, a.logger())
-		if err != nil {
-			return exitBroken, err
-		}
-		defer closeFn()
-		st, err := r.Status(ctx, true)
-		if err != nil {
-			return exitUsage, err
-		}
-		if err := a.writeResult(st, func(w io.Writer) { writeStatusHuman(w, st) }); err != nil {
-			return exitBroken, err
-		}
-		switch {
-		case st.ActiveState != "active":
-			return exitBroken, nil
-		case st.Drift || st.Interrupted != nil || st.Failed > 0:
-			return exitNegative, nil
-		}
-		return exitOK, nil
+		return a.forUnits(ctx, cfg, uf, a.statusOf)
 	})
 	return cmd
 }
 
-func writeStatusHuman(w io.Writer, st reload.Status) {
+// statusOf is the status of cfg's unit, and its exit code.
+func (a *app) statusOf(ctx context.Context, cfg config.Config) unitResult {
+	h, closeFn, err := openHost(ctx, cfg, unitFlags{}, a.logger())
+	if err != nil {
+		if isUsage(err) {
+			return unitResult{code: exitUsage, err: err}
+		}
+		return unitResult{code: exitBroken, err: err}
+	}
+	defer closeFn()
+	r, err := h.Reloader()
+	if err != nil {
+		return unitResult{code: exitBroken, err: err}
+	}
+	rst, err := r.Status(ctx, true)
+	if err != nil {
+		return unitResult{code: exitUsage, err: err}
+	}
+	st := statusDoc{Status: rst, Discovery: h.Discovery()}
+	code := exitOK
+	switch {
+	case st.ActiveState != "active":
+		code = exitBroken
+	case st.Drift || st.Interrupted != nil || st.Failed > 0:
+		code = exitNegative
+	}
+	return unitResult{code: code, doc: st, human: func(w io.Writer) { writeStatusHuman(w, st) }}
+}
+
+// statusDoc is `haguard status --format json`: reload's status and what
+// the unit was found to run, with where each fact came from.
+type statusDoc struct {
+	reload.Status
+	Discovery host.Discovery `json:"discovery"`
+}
+
+func writeStatusHuman(w io.Writer, st statusDoc) {
 	switch {
 	case st.ActiveState == "":
 		fmt.Fprintf(w, "unit:       %s state unknown (see the errors below)\n", st.Unit)
@@ -84,6 +104,16 @@ func writeStatusHuman(w io.Writer, st reload.Status) {
 		} else {
 			fmt.Fprintln(w, "draining:   none")
 		}
+	}
+	d := st.Discovery
+	fmt.Fprintf(w, "runs:       %s -f %s\n            (from the %s)\n", d.Binary.Value, strings.Join(d.Configs, " -f "), d.ConfigsFrom)
+	if d.MasterSocket.Value != "" {
+		fmt.Fprintf(w, "master CLI: %s\n", d.MasterSocket.Value)
+	} else {
+		fmt.Fprintln(w, "master CLI: none (no -S): generations read from the process table")
+	}
+	for _, n := range d.Notes {
+		fmt.Fprintf(w, "note:       %s\n", n)
 	}
 	fmt.Fprintf(w, "config:     %s sha256 %s\n", st.Target, short12(st.DiskSHA256))
 	if st.Drift {

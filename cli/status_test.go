@@ -15,7 +15,7 @@ func TestStatusHumanStatusText(t *testing.T) {
 	st := reload.Status{Unit: "haproxy.service", ActiveState: "active", SubState: "running", MainPID: 106,
 		Generation: 2, Workers: 1, Target: "/etc/haproxy/haproxy.cfg", Errors: []string{}}
 	var b bytes.Buffer
-	writeStatusHuman(&b, st)
+	writeStatusHuman(&b, statusDoc{Status: st})
 	first, _, _ := strings.Cut(b.String(), "\n")
 	if want := "unit:       haproxy.service active/running (main pid 106)"; first != want {
 		t.Errorf("unit line %q, want %q", first, want)
@@ -26,7 +26,7 @@ func TestStatusHumanStatusText(t *testing.T) {
 
 	st.StatusText = "Ready."
 	b.Reset()
-	writeStatusHuman(&b, st)
+	writeStatusHuman(&b, statusDoc{Status: st})
 	first, _, _ = strings.Cut(b.String(), "\n")
 	if want := `unit:       haproxy.service active/running (main pid 106), status "Ready."`; first != want {
 		t.Errorf("unit line %q, want %q", first, want)
@@ -35,7 +35,7 @@ func TestStatusHumanStatusText(t *testing.T) {
 	st.ActiveState, st.SubState, st.StatusText, st.MainPID = "", "", "", 0
 	st.Errors = []string{"unit: dial unix /run/dbus/system_bus_socket: connect: no such file or directory"}
 	b.Reset()
-	writeStatusHuman(&b, st)
+	writeStatusHuman(&b, statusDoc{Status: st})
 	first, _, _ = strings.Cut(b.String(), "\n")
 	if want := "unit:       haproxy.service state unknown (see the errors below)"; first != want {
 		t.Errorf("unit line %q, want %q", first, want)
@@ -44,7 +44,7 @@ func TestStatusHumanStatusText(t *testing.T) {
 	st.Last = &reload.Entry{ID: "20261128T020000.000Z-bbbb", Outcome: reload.OutcomeRefused, Who: "bob",
 		Error: "check: haproxy -c refused the config:\n[ALERT] unknown keyword"}
 	b.Reset()
-	writeStatusHuman(&b, st)
+	writeStatusHuman(&b, statusDoc{Status: st})
 	if want := "last:       20261128T020000.000Z-bbbb refused by bob: check: haproxy -c refused the config: [ALERT] unknown keyword\n"; !strings.Contains(b.String(), want) {
 		t.Errorf("status lacks %q:\n%s", want, b.String())
 	}

@@ -36,9 +36,10 @@ type Config struct {
 	API      API    `yaml:"api"`
 }
 
-// HAProxy says where the managed haproxy lives.
+// HAProxy says where the managed haproxy lives. What is empty is read from
+// the unit; what is set must agree with it.
 type HAProxy struct {
-	// Configs are the -f files, in order, as haproxy.service passes them.
+	// Configs are the -f arguments (files or directories), in order.
 	Configs      []string `yaml:"configs"`
 	Binary       string   `yaml:"binary"`
 	MasterSocket string   `yaml:"master_socket"`
@@ -198,10 +199,8 @@ type API struct {
 func Default() Config {
 	return Config{
 		HAProxy: HAProxy{
-			Configs:      []string{"/etc/haproxy/haproxy.cfg"},
-			Binary:       "/usr/sbin/haproxy",
-			MasterSocket: "/run/haproxy-master.sock",
-			StatsSocket:  "/run/haproxy/admin.sock",
+			// Configs, Binary, MasterSocket and StatsSocket are read
+			// from the unit (host.Discover), else Debian's.
 			ProcessNames: []string{"haproxy"},
 		},
 		Systemd:  Systemd{Unit: "haproxy.service"},
@@ -282,8 +281,10 @@ func Parse(data []byte) (Config, error) {
 // Validate checks values that YAML types cannot.
 func (c Config) Validate() error {
 	var errs []error
-	if len(c.HAProxy.Configs) == 0 {
-		errs = append(errs, errors.New("haproxy.configs: at least one file is required"))
+	for i, f := range c.HAProxy.Configs {
+		if f == "" {
+			errs = append(errs, fmt.Errorf("haproxy.configs[%d]: empty path", i))
+		}
 	}
 	if c.Systemd.Unit == "" {
 		errs = append(errs, errors.New("systemd.unit: must not be empty"))

@@ -20,7 +20,7 @@ func TestInvalidFiles(t *testing.T) {
 		"invalid-max-body.yaml":             `api.max_body_bytes: must be positive`,
 		"invalid-middlebox-hop.yaml":        `path.middleboxes[0].hop: "both" is not client or server`,
 		"invalid-middlebox-kind.yaml":       `path.middleboxes[0].kind: unknown kind "f6-ltm"`,
-		"invalid-no-configs.yaml":           `haproxy.configs: at least one file is required`,
+		"invalid-empty-config-path.yaml":    `haproxy.configs[1]: empty path`,
 		"invalid-not-a-mapping.yaml":        `line 1: want a mapping of settings at the top level, got a list`,
 		"invalid-probe-target-address.yaml": `probe.targets[0].address: required`,
 		"invalid-probe-target-kind.yaml":    `probe.targets[0].kind: "ping" is not tcp, mysql, http or idle-hold`,

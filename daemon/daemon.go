@@ -23,6 +23,7 @@ import (
 
 	"github.com/haguard/haguard/api"
 	"github.com/haguard/haguard/config"
+	"github.com/haguard/haguard/host"
 	"github.com/haguard/haguard/systemd"
 )
 
@@ -55,8 +56,9 @@ type Daemon struct {
 	metrics *api.Metrics
 }
 
-// New builds the daemon for cfg. Its errors are haguard.yaml's.
-func New(cfg config.Config, o Options) (*Daemon, error) {
+// New builds the daemon for cfg, discovering what its unit runs. Its
+// errors are haguard.yaml's (a *host.ConflictError among them).
+func New(ctx context.Context, cfg config.Config, o Options) (*Daemon, error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -71,7 +73,11 @@ func New(cfg config.Config, o Options) (*Daemon, error) {
 	ad := apiAdapter{cur: &d.cur, log: log}
 	d.sweeps = newSweeps(metrics, log, ad.RunningSHA256)
 	ad.afterReload = d.sweeps.Trigger
-	p, err := buildPieces(cfg, o.Systemd, d.sweeps, log)
+	h, err := host.Open(ctx, cfg, o.Systemd, log)
+	if err != nil {
+		return nil, err
+	}
+	p, err := buildPieces(h, d.sweeps)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +169,14 @@ func (d *Daemon) reloadSelf() {
 		}
 	}
 	cfg.API.Listen, cfg.Systemd.BusAddress = old.API.Listen, old.Systemd.BusAddress
-	p, err := buildPieces(cfg, d.o.Systemd, d.sweeps, log)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	h, err := host.Open(ctx, cfg, d.o.Systemd, log)
+	if err != nil {
+		log.Error("SIGHUP: haguard.yaml not applied, keeping the running settings", "err", err)
+		return
+	}
+	p, err := buildPieces(h, d.sweeps)
 	if err != nil {
 		log.Error("SIGHUP: haguard.yaml not applied, keeping the running settings", "err", err)
 		return

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -33,7 +34,7 @@ type fakeHost struct {
 	panicked bool
 }
 
-func (f *fakeHost) Check(context.Context, []string) (reload.CheckReport, error) {
+func (f *fakeHost) Check(context.Context, reload.CheckRequest) (reload.CheckReport, error) {
 	return reload.CheckReport{Valid: true}, nil
 }
 
@@ -101,7 +102,11 @@ func TestPanicInStageThenReloadAgain(t *testing.T) {
 	ad := apiAdapter{cur: nil, log: log}
 	d := &Daemon{}
 	ad.cur = &d.cur
-	d.cur.Store(&pieces{host: host.New(cfg, nil, log), rel: rel})
+	h, err := host.OpenWithoutSystemd(cfg, errors.New("no systemd in this test"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.cur.Store(&pieces{host: h, rel: rel})
 	srv, err := api.New(api.Options{Token: []byte("t0ken"), Logger: log, Registry: reg, Metrics: metrics,
 		Checker: ad, Reloader: ad, Hasher: ad, Ghosts: newSweeps(metrics, log, ad.RunningSHA256), Prober: ad, Status: ad})
 	if err != nil {

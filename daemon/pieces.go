@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -17,7 +18,6 @@ import (
 	"github.com/haguard/haguard/config"
 	"github.com/haguard/haguard/host"
 	"github.com/haguard/haguard/reload"
-	"github.com/haguard/haguard/systemd"
 )
 
 // pieces are the concrete values one haguard.yaml builds for the daemon.
@@ -32,11 +32,10 @@ type pieces struct {
 
 func (p *pieces) cfg() config.Config { return p.host.Config() }
 
-// buildPieces builds the reloader and the sweeper over one shared D-Bus
-// connection (the daemon keeps one for its lifetime), with the same
-// host.Host construction `haguard reload` uses.
-func buildPieces(cfg config.Config, sd *systemd.Client, sweeps *sweeps, log *slog.Logger) (*pieces, error) {
-	h := host.New(cfg, sd, log)
+// buildPieces builds the reloader and the sweeper of h, the host opened
+// over the daemon's one D-Bus connection (the same host.Host `haguard
+// reload` builds).
+func buildPieces(h *host.Host, sweeps *sweeps) (*pieces, error) {
 	rel, err := h.Reloader()
 	if err != nil {
 		return nil, err
@@ -79,6 +78,38 @@ func scratch(stateDir, prefix string, body []byte) (string, error) {
 	return f.Name(), nil
 }
 
+// scratchTree writes a config set (absolute path -> content; a path
+// ending in "/" is a directory) under a new 0700 directory in
+// <state_dir>/api, mirroring the paths: the candidate tree reload.Run
+// installs. The caller removes it.
+func scratchTree(stateDir, prefix string, files map[string][]byte) (string, error) {
+	base := filepath.Join(stateDir, "api")
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return "", fmt.Errorf("state dir: %w", err)
+	}
+	dir, err := os.MkdirTemp(base, prefix+"-*")
+	if err != nil {
+		return "", fmt.Errorf("state dir: %w", err)
+	}
+	for p, b := range files {
+		dst := filepath.Join(dir, filepath.Clean("/"+p))
+		if !strings.HasPrefix(dst, dir+"/") {
+			os.RemoveAll(dir)
+			return "", fmt.Errorf("candidate path %q is outside the tree", p)
+		}
+		if strings.HasSuffix(p, "/") {
+			err = os.MkdirAll(dst, 0o700)
+		} else if err = os.MkdirAll(filepath.Dir(dst), 0o700); err == nil {
+			err = os.WriteFile(dst, b, 0o600)
+		}
+		if err != nil {
+			os.RemoveAll(dir)
+			return "", fmt.Errorf("write the candidate: %w", err)
+		}
+	}
+	return dir, nil
+}
+
 // Check implements api.Checker.
 func (a apiAdapter) Check(ctx context.Context, cfg []byte) (api.CheckReport, error) {
 	p := a.p()
@@ -107,7 +138,15 @@ func severityCounts(fs []reload.Finding) map[string]int {
 func (a apiAdapter) Reload(ctx context.Context, req api.ReloadRequest) (api.Outcome, error) {
 	p := a.p() // one set of pieces for the whole transaction, whatever SIGHUP does
 	opt := reload.Options{Reason: "api " + req.ID, Who: apiWho, KillGhosts: p.cfg().Reload.KillGhosts}
-	if req.Candidate != nil {
+	switch {
+	case req.Files != nil:
+		dir, err := scratchTree(p.cfg().StateDir, "candidate-"+req.ID, req.Files)
+		if err != nil {
+			return api.Outcome{}, err
+		}
+		defer os.RemoveAll(dir)
+		opt.Candidate = dir
+	case req.Candidate != nil:
 		path, err := scratch(p.cfg().StateDir, "candidate-"+req.ID, req.Candidate)
 		if err != nil {
 			return api.Outcome{}, err

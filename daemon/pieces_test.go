@@ -8,8 +8,8 @@ import (
 
 	"github.com/haguard/haguard/api"
 	"github.com/haguard/haguard/config"
+	"github.com/haguard/haguard/host"
 	"github.com/haguard/haguard/reload"
-	"github.com/haguard/haguard/systemd"
 )
 
 func TestOutcomeMapping(t *testing.T) {
@@ -50,26 +50,25 @@ func TestOutcomeMapping(t *testing.T) {
 // TestBuildPiecesRebuilds proves the daemon's pieces come from the same
 // host.Host construction `haguard reload` uses (one construction, no
 // copy): the host carries the haguard.yaml given, building does not touch
-// the bus, and a SIGHUP rebuild over the same connection makes a fresh set.
+// the bus, and a SIGHUP rebuild makes a fresh set.
 func TestBuildPiecesRebuilds(t *testing.T) {
 	cfg := config.Default()
 	cfg.StateDir = t.TempDir()
 	cfg.Systemd.Unit = "pieces-test.service"
 	log := slog.New(slog.DiscardHandler)
-	sd := &systemd.Client{}        // not dialled: building must not touch the bus
 	sw := newSweeps(nil, log, nil) // metrics are only touched when a sweep runs
-	p1, err := buildPieces(cfg, sd, sw, log)
-	if err != nil {
-		t.Fatal(err)
+	open := func() *host.Host {
+		h, err := host.OpenWithoutSystemd(cfg, errors.New("no bus in this test"), log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
 	}
-	p2, err := buildPieces(cfg, sd, sw, log)
-	if err != nil {
-		t.Fatal(err)
+	if _, err := buildPieces(open(), sw); err == nil {
+		t.Fatal("pieces built without systemd: the reloader must need it")
 	}
-	if p1.rel == nil || p1.sweeper == nil || p1.cfg().StateDir != cfg.StateDir || p1.cfg().Systemd.Unit != cfg.Systemd.Unit {
-		t.Fatalf("pieces: %+v", p1)
-	}
-	if p1.rel == p2.rel || p1.host == p2.host {
-		t.Fatal("a rebuild (SIGHUP) must make new pieces")
+	h := open()
+	if h.Config().StateDir != cfg.StateDir || h.Config().Systemd.Unit != cfg.Systemd.Unit {
+		t.Fatalf("host config %+v", h.Config())
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/haguard/haguard/agent/master"
 	"github.com/haguard/haguard/agent/procs"
@@ -18,37 +20,90 @@ import (
 	"github.com/haguard/haguard/systemd"
 )
 
-// Host is one managed haproxy: haguard.yaml, systemd and the master CLI.
+// Host is one managed haproxy: what its unit runs (Discovery), haguard.yaml
+// reconciled with it, systemd and the master CLI.
 type Host struct {
-	cfg config.Config
+	cfg  config.Config
+	disc Discovery
 	// sd is nil when systemd could not be reached; sdErr then says why.
 	sd    *systemd.Client
 	sdErr error
-	mc    *master.Client
-	log   *slog.Logger
+	// mc is nil when haproxy runs without a master CLI (no -S).
+	mc  *master.Client
+	log *slog.Logger
+
+	// unit is what systemd said at Open; the first unit read after it
+	// takes it instead of asking again (discovery then costs no extra
+	// D-Bus round trip: see freshUnit).
+	mu     sync.Mutex
+	unit   systemd.Unit
+	unitAt time.Time
 }
 
-// New returns the host that cfg describes, over an open systemd
-// connection, which it does not own.
-func New(cfg config.Config, sd *systemd.Client, log *slog.Logger) *Host {
+// unitFresh is how long the unit read at Open may stand in for a read.
+const unitFresh = 250 * time.Millisecond
+
+// freshUnit hands out the unit read at Open, once, when it is that unit
+// and recent: status and the reload's baseline start right after Open.
+func (h *Host) freshUnit(name string) (systemd.Unit, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	u, at := h.unit, h.unitAt
+	h.unitAt = time.Time{}
+	return u, u.Name == name && !at.IsZero() && time.Since(at) < unitFresh
+}
+
+// Open discovers what cfg's unit runs, over an open systemd connection
+// (which it does not own), and returns the host with haguard.yaml
+// reconciled against it: haguard.yaml fills what the unit does not say,
+// and must not contradict what it does (a *ConflictError, exit 2 for the
+// commands).
+func Open(ctx context.Context, cfg config.Config, sd *systemd.Client, log *slog.Logger) (*Host, error) {
+	u, err := sd.Unit(ctx, cfg.Systemd.Unit)
+	if err != nil {
+		u = systemd.Unit{Name: cfg.Systemd.Unit}
+	}
+	h, cerr := newHost(cfg, Discover(u), log)
+	h.sd = sd
+	if err != nil {
+		h.disc.Notes = append(h.disc.Notes, fmt.Sprintf("systemd: %v", err))
+	} else {
+		h.unit, h.unitAt = u, time.Now()
+	}
+	return h, cerr
+}
+
+// OpenWithoutSystemd is Open when systemd cannot be reached (err says
+// why): haguard.yaml, else Debian's defaults, say what runs; the sweep
+// classifies by the master CLI only.
+func OpenWithoutSystemd(cfg config.Config, err error, log *slog.Logger) (*Host, error) {
+	h, cerr := newHost(cfg, Discover(systemd.Unit{Name: cfg.Systemd.Unit}), log)
+	h.sdErr = err
+	h.disc.Notes = append(h.disc.Notes, fmt.Sprintf("systemd: %v", err))
+	return h, cerr
+}
+
+func newHost(cfg config.Config, d Discovery, log *slog.Logger) (*Host, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Host{cfg: cfg, sd: sd, mc: master.New(cfg.HAProxy.MasterSocket), log: log}
+	hp, err := d.Reconcile(cfg.HAProxy)
+	cfg.HAProxy = hp
+	h := &Host{cfg: cfg, disc: d, log: log}
+	if hp.MasterSocket != "" {
+		h.mc = master.New(hp.MasterSocket)
+	}
+	return h, err
 }
 
-// WithoutSystemd returns the host when systemd cannot be reached: the
-// sweep then classifies by the master CLI only, and says why.
-func WithoutSystemd(cfg config.Config, err error, log *slog.Logger) *Host {
-	h := New(cfg, nil, log)
-	h.sdErr = err
-	return h
-}
-
-// Config is the haguard.yaml the host was built from.
+// Config is haguard.yaml with the haproxy block as discovered (and
+// reconciled): the effective settings.
 func (h *Host) Config() config.Config { return h.cfg }
 
-// Master is the master CLI client.
+// Discovery is what the unit runs, and where each fact came from.
+func (h *Host) Discovery() Discovery { return h.disc }
+
+// Master is the master CLI client; nil without -S.
 func (h *Host) Master() *master.Client { return h.mc }
 
 // Reloader builds the reload transaction over this host.
@@ -57,6 +112,12 @@ func (h *Host) Reloader() (*reload.Reloader, error) {
 		return nil, fmt.Errorf("connect to systemd: %w", h.sdErr)
 	}
 	c := h.cfg
+	var gens interface {
+		ShowProc(context.Context) (reload.Generation, error)
+	} = procGenerations{sd: h.sd, unit: c.Systemd.Unit, now: time.Now}
+	if h.mc != nil {
+		gens = masterPort{h.mc}
+	}
 	return reload.New(reload.Settings{
 		StateDir:      c.StateDir,
 		Unit:          c.Systemd.Unit,
@@ -68,9 +129,9 @@ func (h *Host) Reloader() (*reload.Reloader, error) {
 		Probe:         c.Reload.ProbeOnStart,
 	}, reload.Deps{
 		Checker: checkPort{h},
-		Reload:  unitPort{h.sd},
-		Unit:    unitPort{h.sd},
-		Master:  masterPort{h.mc},
+		Reload:  unitPort{h},
+		Unit:    unitPort{h},
+		Master:  gens,
 		Sweeper: &sweepPort{scan: h.Scanner(), killer: procs.NewKiller(c.Reload.KillGrace.D(), h.log)},
 		Prober:  probePort{h},
 		Logs:    logsPort{mc: h.mc, unit: c.Systemd.Unit},
@@ -86,14 +147,17 @@ func (h *Host) Scanner() *procs.Scanner {
 	if h.sd != nil {
 		units = h.sd
 	}
-	return &procs.Scanner{
+	s := &procs.Scanner{
 		Unit:    h.cfg.Systemd.Unit,
 		Names:   h.cfg.HAProxy.ProcessNames,
 		Settle:  h.cfg.Sweep.Settle.D(),
 		Systemd: units,
-		Master:  h.mc,
 		Logger:  h.log,
 	}
+	if h.mc != nil { // a nil *master.Client is not a missing one
+		s.Master = h.mc
+	}
+	return s
 }
 
 // unreachable stands in for systemd when the bus cannot be reached, so

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/haguard/haguard/agent/master"
@@ -18,22 +19,45 @@ import (
 
 type checkPort struct{ h *Host }
 
-func (c checkPort) Check(ctx context.Context, files []string) (reload.CheckReport, error) {
+// Check checks the set: each config file is read from where the candidate
+// staged it (when it did), and findings and haproxy's output name the
+// real paths.
+func (c checkPort) Check(ctx context.Context, req reload.CheckRequest) (reload.CheckReport, error) {
+	files := make([]string, len(req.Files))
+	real := map[string]string{}
+	for i, f := range req.Files {
+		files[i] = f
+		if staged, ok := req.Staged[f]; ok {
+			files[i], real[staged] = staged, f
+		}
+	}
 	rep, err := c.h.Check(ctx, CheckOptions{Files: files})
 	if err != nil {
 		return reload.CheckReport{}, err
 	}
-	return reload.CheckReport{Valid: rep.Syntax.OK, Output: rep.Syntax.Output, Findings: rep.Findings, Config: rep.Config}, nil
+	out := rep.Syntax.Output
+	for staged, path := range real {
+		out = strings.ReplaceAll(out, staged, path)
+	}
+	for i, f := range rep.Findings {
+		if path, ok := real[f.File]; ok {
+			rep.Findings[i].File = path
+		}
+	}
+	return reload.CheckReport{Valid: rep.Syntax.OK, Output: out, Findings: rep.Findings, Config: rep.Config}, nil
 }
 
-type unitPort struct{ c *systemd.Client }
+type unitPort struct{ h *Host }
 
-func (u unitPort) Reload(ctx context.Context, unit string) error { return u.c.Reload(ctx, unit) }
+func (u unitPort) Reload(ctx context.Context, unit string) error { return u.h.sd.Reload(ctx, unit) }
 
 func (u unitPort) UnitState(ctx context.Context, unit string) (reload.UnitState, error) {
-	s, err := u.c.Unit(ctx, unit)
-	if err != nil {
-		return reload.UnitState{}, err
+	s, ok := u.h.freshUnit(unit)
+	if !ok {
+		var err error
+		if s, err = u.h.sd.Unit(ctx, unit); err != nil {
+			return reload.UnitState{}, err
+		}
 	}
 	return reload.UnitState{ActiveState: s.ActiveState, SubState: s.SubState, StatusText: s.StatusText, MainPID: int(s.MainPID)}, nil
 }
@@ -62,6 +86,9 @@ type logsPort struct {
 }
 
 func (l logsPort) StartupLogs(ctx context.Context) (string, error) {
+	if l.mc == nil {
+		return systemd.Journal(ctx, l.unit, 8)
+	}
 	s, err := l.mc.StartupLogs(ctx)
 	if errors.Is(err, master.ErrUnsupported) {
 		return systemd.Journal(ctx, l.unit, 8)

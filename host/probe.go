@@ -33,6 +33,14 @@ func (h *Host) ProbeOptions() probe.Options {
 // ProbeForReload probes vc's targets as the reload's probe stage does,
 // and reads the servers' health from the stats socket.
 func (h *Host) ProbeForReload(ctx context.Context, vc *validate.Config) (reload.ProbeReport, error) {
+	if vc == nil {
+		// A rollback restored a config this run did not parse.
+		c, err := validate.Parse(h.cfg.HAProxy.Configs...)
+		if err != nil {
+			return reload.ProbeReport{}, fmt.Errorf("read listeners: %w", err)
+		}
+		vc = c
+	}
 	targets, err := h.ProbeTargets(vc)
 	if err != nil {
 		return reload.ProbeReport{}, err
@@ -50,7 +58,7 @@ func (h *Host) ProbeForReload(ctx context.Context, vc *validate.Config) (reload.
 			out.Attempts = append(out.Attempts, reload.ProbeAttempt{Target: a.Target, Kind: a.Kind, OK: a.OK, Error: a.Error, LatencyMS: a.LatencyMS})
 		}
 	}
-	if sock := h.cfg.HAProxy.StatsSocket; sock != "" {
+	if sock := h.StatsSocket(vc); sock != "" {
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		hl, err := probe.ReadStats(sctx, sock)
 		cancel()
@@ -61,4 +69,14 @@ func (h *Host) ProbeForReload(ctx context.Context, vc *validate.Config) (reload.
 		}
 	}
 	return out, nil
+}
+
+// StatsSocket is the stats socket to read server health from:
+// haproxy.stats_socket in haguard.yaml, else the config's own `stats
+// socket` (vc may be nil: then only haguard.yaml's).
+func (h *Host) StatsSocket(vc *validate.Config) string {
+	if s := h.cfg.HAProxy.StatsSocket; s != "" {
+		return s
+	}
+	return vc.StatsSocket()
 }

@@ -7,7 +7,7 @@ import (
 
 // commit records the candidate as what runs: the journal's last stage,
 // then running.json (which status compares with the disk for drift).
-func (t *txn) commit(ctx context.Context, newSHA string) error {
+func (t *txn) commit(ctx context.Context, m Manifest) error {
 	if t.deps.Pause != nil {
 		t.deps.Pause(ctx, stageCommit)
 	}
@@ -18,11 +18,12 @@ func (t *txn) commit(ctx context.Context, newSHA string) error {
 	if err := t.store.writeJournal(t.journal); err != nil {
 		return err
 	}
-	return t.setRunning(newSHA)
+	return t.setRunning(m.Identity(), m)
 }
 
-// setRunning records sum as the config the settled generation runs.
-func (t *txn) setRunning(sum string) error {
-	return t.store.setRunning(Running{SHA256: sum, Target: t.settings.Target, MasterPID: t.gen.MasterPID,
-		Reloads: t.gen.Reloads, Time: t.now().UTC(), ID: t.res.ID})
+// setRunning records the set (its identity and manifest) as what the
+// settled generation runs.
+func (t *txn) setRunning(id string, m Manifest) error {
+	return t.store.setRunning(Running{SHA256: id, Target: t.settings.Target, MasterPID: t.gen.MasterPID,
+		Reloads: t.gen.Reloads, Time: t.now().UTC(), ID: t.res.ID, Manifest: m, Worker: newestWorker(*t.gen)})
 }

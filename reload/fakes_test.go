@@ -58,10 +58,13 @@ func newWorld(t *testing.T, target string) *world {
 }
 
 // Check: "syntax error" is invalid, "lint-error" is an error finding.
-func (w *world) Check(_ context.Context, files []string) (CheckReport, error) {
+func (w *world) Check(_ context.Context, req CheckRequest) (CheckReport, error) {
 	var rep CheckReport
 	rep.Valid = true
-	for _, f := range files {
+	for _, f := range req.Files {
+		if staged, ok := req.Staged[f]; ok {
+			f = staged
+		}
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return rep, err

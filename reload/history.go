@@ -26,10 +26,14 @@ type Entry struct {
 	Who    string    `json:"who"`
 	Reason string    `json:"reason"`
 	Target string    `json:"target"`
-	// BeforeSHA256 is the config that ran before (the rollback snapshot);
-	// empty when haguard did not know it.
+	// BeforeSHA256 is the config set that ran before (the rollback
+	// snapshot, by its identity); empty when haguard did not know it.
 	BeforeSHA256 string `json:"before_sha256"`
 	AfterSHA256  string `json:"after_sha256"`
+	// Files are the files the transaction changed, with what a rollback
+	// puts back in each (an entry of an older haguard has none: see
+	// files).
+	Files []FileChange `json:"files,omitempty"`
 	// ReplacedSHA256 is the file the install overwrote when it was not
 	// BeforeSHA256 (edited by hand without a reload): kept so that those
 	// edits are not lost, but never a rollback target (never verified).
@@ -150,14 +154,24 @@ func (s store) prune(keep int) error {
 		es = es[1:]
 	}
 	live := map[string]bool{}
+	keepAll := func(cs []FileChange) {
+		for _, c := range cs {
+			live[c.Restore], live[c.After], live[c.Replaced] = true, true, true
+		}
+	}
 	for _, e := range es {
 		live[e.BeforeSHA256], live[e.AfterSHA256], live[e.ReplacedSHA256] = true, true, true
+		keepAll(e.files())
 	}
 	if r, err := s.running(); err == nil {
 		live[r.SHA256] = true
+		for _, m := range r.Manifest {
+			live[m.SHA256] = true
+		}
 	}
 	if j, err := s.journal(); err == nil {
 		live[j.RollbackSHA256], live[j.CandidateSHA256] = true, true
+		keepAll(j.files())
 	}
 	blobs, _ := os.ReadDir(s.blobDir())
 	for _, b := range blobs {
@@ -173,12 +187,73 @@ func (s store) prune(keep int) error {
 // pid and reload counter, nobody reloaded since, so the running config is
 // SHA256 (this is how drift is detected).
 type Running struct {
+	// SHA256 is the set's identity (the file's sha256 for a set of one).
 	SHA256    string    `json:"sha256"`
 	Target    string    `json:"target"`
 	MasterPID int       `json:"master_pid"`
 	Reloads   int       `json:"reloads"`
 	Time      time.Time `json:"time"`
 	ID        string    `json:"id"`
+	// Manifest is every file of the set that runs; nil when written by
+	// an haguard that managed one file (SHA256 is then Target's).
+	Manifest Manifest `json:"manifest,omitempty"`
+	// Worker is the current worker's pid when the master keeps no reload
+	// counter (no master CLI: Reloads is -1), which tells a reload
+	// instead.
+	Worker int `json:"worker,omitempty"`
+}
+
+// sameGeneration reports whether g is the generation this record was
+// made at: the same master, at the same reload count (or, without a
+// counter, with the same current worker).
+func (r Running) sameGeneration(g Generation) bool {
+	if r.MasterPID != g.MasterPID || r.Reloads != g.Reloads {
+		return false
+	}
+	return r.Reloads >= 0 || r.Worker == newestWorker(g)
+}
+
+func (r Running) generation() string {
+	if r.Reloads < 0 {
+		return fmt.Sprintf("master %d with worker %d", r.MasterPID, r.Worker)
+	}
+	return fmt.Sprintf("master %d at %d reloads", r.MasterPID, r.Reloads)
+}
+
+func describeGeneration(g Generation) string {
+	if g.Reloads < 0 {
+		return fmt.Sprintf("master %d with worker %d", g.MasterPID, newestWorker(g))
+	}
+	return fmt.Sprintf("master %d at %d reloads", g.MasterPID, g.Reloads)
+}
+
+// newestWorker is the pid of g's current worker (the last listed), 0
+// when none.
+func newestWorker(g Generation) int {
+	if len(g.Workers) == 0 {
+		return 0
+	}
+	return g.Workers[len(g.Workers)-1].PID
+}
+
+// identity is the running set's identity.
+func (r Running) identity() string { return r.SHA256 }
+
+// manifest is the running set, with a legacy record read as a set of one.
+func (r Running) manifest() Manifest {
+	if r.Manifest != nil {
+		return r.Manifest
+	}
+	return Manifest{{Path: r.Target, SHA256: r.SHA256}}
+}
+
+// files are the entry's changes; an entry of an haguard that managed one
+// file names it by Target and the two sha256s.
+func (e Entry) files() []FileChange {
+	if len(e.Files) > 0 || e.BeforeSHA256 == "" {
+		return e.Files
+	}
+	return []FileChange{{Path: e.Target, Restore: e.BeforeSHA256, After: e.AfterSHA256, Replaced: e.ReplacedSHA256}}
 }
 
 func (s store) running() (Running, error) {
@@ -400,27 +475,20 @@ func (r *Reloader) RollbackTo(ctx context.Context, id string, opt Options) (Resu
 	if err != nil {
 		return Result{}, err
 	}
-	data, err := r.store.blob(e.BeforeSHA256)
-	if err != nil {
-		return Result{}, fmt.Errorf("%w: %w", ErrNoHistory, err)
+	// The config before it, file by file, checked before anything runs.
+	opt.candidateSet = candidate{}
+	for _, c := range e.files() {
+		if c.Restore == "" {
+			opt.candidateSet[c.Path] = nil
+			continue
+		}
+		b, err := r.store.blob(c.Restore)
+		if err != nil {
+			return Result{}, fmt.Errorf("%w: %w", ErrNoHistory, err)
+		}
+		opt.candidateSet[c.Path] = b
 	}
-	dir := filepath.Join(r.settings.StateDir, "tmp")
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return Result{}, fmt.Errorf("state dir: %w", err)
-	}
-	f, err := os.CreateTemp(dir, "rollback-*.cfg")
-	if err != nil {
-		return Result{}, fmt.Errorf("state dir: %w", err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return Result{}, fmt.Errorf("state dir: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return Result{}, fmt.Errorf("state dir: %w", err)
-	}
-	opt.Candidate = f.Name()
+	opt.Candidate = ""
 	if opt.Reason == "" {
 		opt.Reason = "rollback of " + e.ID
 	} else {

@@ -22,10 +22,22 @@ type Journal struct {
 	// the candidate.
 	Installed       bool   `json:"installed"`
 	CandidateSHA256 string `json:"candidate_sha256"`
-	// RollbackSHA256 names the history blob to restore; empty when there
-	// is none.
-	RollbackSHA256 string    `json:"rollback_sha256"`
-	Updated        time.Time `json:"updated"`
+	// RollbackSHA256 names the set to restore (its identity); empty when
+	// there is none.
+	RollbackSHA256 string `json:"rollback_sha256"`
+	// Changes are the files the install writes and what a rollback puts
+	// back in each (a journal of an older haguard has none: see files).
+	Changes []FileChange `json:"changes,omitempty"`
+	Updated time.Time    `json:"updated"`
+}
+
+// files are the journal's changes; a journal written by an haguard that
+// managed one file names it by Target and the two sha256s.
+func (j Journal) files() []FileChange {
+	if len(j.Changes) > 0 || j.RollbackSHA256 == "" {
+		return j.Changes
+	}
+	return []FileChange{{Path: j.Target, Restore: j.RollbackSHA256, After: j.CandidateSHA256}}
 }
 
 func (s store) journalPath() string { return filepath.Join(s.dir, "journal.json") }

@@ -13,11 +13,21 @@ import (
 // Data crosses them as the types below, and the config model as
 // validate's (parsed once, by the check, then handed on).
 
-// checker lints the config and runs `haproxy -c` on files (the -f list,
-// with the candidate in place of the target). A non-nil error means the
-// check could not run at all; a config that fails is a report, not an error.
+// checker lints the config and runs `haproxy -c` on it. A non-nil error
+// means the check could not run at all; a config that fails is a report,
+// not an error.
 type checker interface {
-	Check(ctx context.Context, files []string) (CheckReport, error)
+	Check(ctx context.Context, req CheckRequest) (CheckReport, error)
+}
+
+// CheckRequest is a config set to check: its config files in load order
+// (real paths, -f directories expanded), and where the candidate's new
+// content is staged for each path it changes (config files and the files
+// they load alike). The check reads a staged file in place of its real
+// path, and reports the real path.
+type CheckRequest struct {
+	Files  []string
+	Staged map[string]string
 }
 
 // unitReloader reloads the unit and waits for the job result. A result
@@ -67,6 +77,9 @@ type CheckReport struct {
 	// Config is the parsed candidate, for the stages after the check (nil
 	// when it could not be parsed; haproxy -c then says why).
 	Config *validate.Config
+	// Refs are the files the config loads at start (maps, ACL files,
+	// certificates, Lua, error files...), absolute: members of the set.
+	Refs []string
 }
 
 // Finding is one lint result, in the shape every haguard command prints.
@@ -83,7 +96,9 @@ type UnitState struct {
 // Generation is the master's view (`show proc`).
 type Generation struct {
 	MasterPID int
-	// Reloads is the master's reload counter; Failed its failed-reload count.
+	// Reloads is the master's reload counter; Failed its failed-reload
+	// count. Both are -1 when unknown (an haproxy without a master CLI,
+	// whose generation is read from the process table).
 	Reloads int
 	Failed  int
 	// Workers are the current generation; OldWorkers are draining.

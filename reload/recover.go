@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 )
 
 // recoverJournal deals with a journal left by a run that died holding the
@@ -63,7 +65,7 @@ func (t *txn) recoverFrom(ctx context.Context, j Journal) error {
 		// it halfway (see rollback).
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.rollbackTimeout())
 		defer cancel()
-		detail, err := t.restore(rctx, j.RollbackSHA256)
+		detail, err := t.restore(rctx, j.RollbackSHA256, j.files(), t.journalManifest(j))
 		t.journal = saved
 		if err != nil {
 			return "", fmt.Errorf("%s after install; %s holds sha256 %s (candidate %s, snapshot %s); completing the rollback failed: %w",
@@ -76,6 +78,21 @@ func (t *txn) recoverFrom(ctx context.Context, j Journal) error {
 		return fmt.Errorf("%w: recover: %w", ErrBroken, err)
 	}
 	return nil
+}
+
+// journalManifest is the set a dead run's rollback returns to, as far as
+// its journal says: the running record when it names that set, else the
+// files the journal restores.
+func (t *txn) journalManifest(j Journal) Manifest {
+	if run, err := t.store.running(); err == nil && run.identity() == j.RollbackSHA256 {
+		return run.manifest()
+	}
+	var m Manifest
+	for _, c := range j.files() {
+		m = append(m, ManifestEntry{Path: c.Path, SHA256: c.Restore})
+	}
+	slices.SortFunc(m, func(a, b ManifestEntry) int { return strings.Compare(a.Path, b.Path) })
+	return m
 }
 
 // diskSHA is the short sha256 of what path holds, or "unreadable".

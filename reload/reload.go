@@ -25,9 +25,11 @@ import (
 type Settings struct {
 	StateDir string
 	Unit     string
-	// Files are haproxy's -f files, in order.
+	// Files are haproxy's -f arguments, in order: files, or directories
+	// whose *.cfg files haproxy loads.
 	Files []string
-	// Target is the file a candidate replaces; empty means Files[0].
+	// Target is the main config file, the one a --candidate FILE
+	// replaces; empty means the first of Files that is not a directory.
 	Target        string
 	SettleTimeout time.Duration
 	// LockWait: a second reload waits up to LockTimeout; otherwise it
@@ -72,6 +74,10 @@ type Options struct {
 	ForgetInterrupted bool
 	Reason            string
 	Who               string
+
+	// candidateSet, when set, is the candidate as content by path (nil:
+	// delete): a rollback to a history entry.
+	candidateSet candidate
 }
 
 // Reloader runs transactions against one haproxy unit.
@@ -101,7 +107,12 @@ func New(s Settings, d Deps) (*Reloader, error) {
 		return nil, fmt.Errorf("reload: %w", err)
 	}
 	if s.Target == "" {
-		s.Target = s.Files[0]
+		for _, f := range s.Files {
+			if st, err := os.Stat(f); err != nil || !st.IsDir() {
+				s.Target = f
+				break
+			}
+		}
 	}
 	if s.SettleTimeout <= 0 {
 		s.SettleTimeout = 15 * time.Second
@@ -163,12 +174,17 @@ func (r *Reloader) Run(ctx context.Context, opt Options) (Result, error) {
 // removeStaleTemps clears the temp files of a run killed mid-write, next
 // to the target and in the state dir. The lock is held.
 func (r *Reloader) removeStaleTemps() {
-	target := r.settings.Target
-	if real, err := filepath.EvalSymlinks(target); err == nil {
-		target = real // where writeFile puts its temp files
-	}
 	var removed []string
-	removed = append(removed, removeStaleTemps(filepath.Dir(target), filepath.Base(target))...)
+	paths := expandFiles(r.settings.Files, nil)
+	if run, err := r.store.running(); err == nil {
+		paths = append(paths, run.manifest().Paths()...)
+	}
+	for _, p := range paths {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real // where writeFile puts its temp files
+		}
+		removed = append(removed, removeStaleTemps(filepath.Dir(p), filepath.Base(p))...)
+	}
 	removed = append(removed, removeStaleTemps(r.store.dir, "")...)
 	removed = append(removed, removeStaleTemps(r.store.historyDir(), "")...)
 	for _, p := range removed {

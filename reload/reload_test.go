@@ -521,11 +521,11 @@ type swapChecker struct {
 	path, body string
 }
 
-func (c swapChecker) Check(ctx context.Context, files []string) (CheckReport, error) {
+func (c swapChecker) Check(ctx context.Context, req CheckRequest) (CheckReport, error) {
 	if err := os.WriteFile(c.path, []byte(c.body), 0o600); err != nil {
 		return CheckReport{}, err
 	}
-	return c.world.Check(ctx, files)
+	return c.world.Check(ctx, req)
 }
 
 // The bytes installed are the bytes checked: a candidate that changes

@@ -4,17 +4,38 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 )
+
+// restoredManifest is the set a rollback of this run returns to: the
+// running one when haguard knows it, else the disk's as it was before the
+// install (with the refs the candidate's config loads).
+func (t *txn) restoredManifest(p plan) Manifest {
+	if p.running != nil {
+		return p.running.manifest()
+	}
+	return manifestOf(expandFiles(t.settings.Files, nil), p.refs, func(path string) ([]byte, error) {
+		if b := p.disk[path]; b != nil {
+			return b, nil
+		}
+		return nil, os.ErrNotExist
+	})
+}
 
 // rollback restores the snapshot after a failure past install, reloads,
 // and verifies again (settle + probe). It runs on a context that outlives
 // a cancelled parent (SIGTERM must not stop a rollback halfway), bounded
 // by its own timeout.
-func (t *txn) rollback(ctx context.Context, sum string, cause error) error {
+func (t *txn) rollback(ctx context.Context, rp rollbackPlan, p plan, cause error) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.rollbackTimeout())
 	defer cancel()
-	err := t.stage(rctx, StageRollback, func() (string, error) { return t.restore(rctx, sum) })
+	err := t.stage(rctx, StageRollback, func() (string, error) {
+		if rp.identity == "" {
+			return "", errNoSnapshot
+		}
+		return t.restore(rctx, rp.identity, rp.changes, t.restoredManifest(p))
+	})
 	if err != nil {
 		return fmt.Errorf("%w: rollback failed: %w (after: %w)", ErrBroken, err, cause)
 	}
@@ -29,15 +50,24 @@ func (t *txn) rollback(ctx context.Context, sum string, cause error) error {
 // caller's cancellation.
 func (t *txn) rollbackTimeout() time.Duration { return 3*t.settings.SettleTimeout + time.Minute }
 
-// restore installs blob sum, reloads, settles and probes. It records the
-// restored config as running.
-func (t *txn) restore(ctx context.Context, sum string) (string, error) {
-	if sum == "" {
+// restore puts back what changes restore (blobs checked first, so a
+// missing or corrupt one stops it before any file is touched), reloads,
+// settles and probes. It records the restored set as running. id names
+// the set restored ("" when there is none: errNoSnapshot).
+func (t *txn) restore(ctx context.Context, id string, changes []FileChange, running Manifest) (string, error) {
+	if id == "" {
 		return "", errNoSnapshot
 	}
-	data, err := t.store.blob(sum)
-	if err != nil {
-		return "", err
+	data := make(map[string][]byte, len(changes))
+	for _, c := range changes {
+		if c.Restore == "" {
+			continue
+		}
+		b, err := t.store.blob(c.Restore)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", c.Path, err)
+		}
+		data[c.Path] = b
 	}
 	if t.journal.ID != "" {
 		t.journal.Stage = StageRollback
@@ -45,8 +75,16 @@ func (t *txn) restore(ctx context.Context, sum string) (string, error) {
 			return "", err
 		}
 	}
-	if _, err := writeAtomic(t.settings.Target, data, 0o644); err != nil {
-		return "", fmt.Errorf("restore %s: %w", t.settings.Target, err)
+	for _, c := range changes {
+		if c.Restore == "" {
+			if err := os.Remove(c.Path); err != nil && !isNotExist(err) {
+				return "", fmt.Errorf("restore %s (remove it): %w", c.Path, err)
+			}
+			continue
+		}
+		if _, err := writeAtomic(c.Path, data[c.Path], 0o644); err != nil {
+			return "", fmt.Errorf("restore %s: %w", c.Path, err)
+		}
 	}
 	// Settle compares against the baseline, so a master busy for a moment (it
 	// re-executes after the reload that failed) is waited for like in the
@@ -57,9 +95,9 @@ func (t *txn) restore(ctx context.Context, sum string) (string, error) {
 	b, _ := t.readBaseline(ctx)
 	s, err := t.reloadQuietly(ctx, b)
 	if err != nil {
-		return "", fmt.Errorf("restored %s but: %w", short(sum), err)
+		return "", fmt.Errorf("restored %s but: %w", short(id), err)
 	}
-	detail := fmt.Sprintf("restored sha256 %s; %s", short(sum), s.detail())
+	detail := fmt.Sprintf("restored sha256 %s; %s", short(id), s.detail())
 	if t.settings.Probe {
 		// nil: the restored config was not parsed in this run; the prober reads it from disk.
 		rep, err := t.deps.Prober.Probe(ctx, nil)
@@ -71,7 +109,7 @@ func (t *txn) restore(ctx context.Context, sum string) (string, error) {
 			return detail, fmt.Errorf("%d of %d probes still fail after rollback%s", rep.Failed, rep.Total, rep.firstError())
 		}
 	}
-	if err := t.setRunning(sum); err != nil {
+	if err := t.setRunning(id, running); err != nil {
 		return detail, err
 	}
 	return detail, nil

@@ -214,9 +214,11 @@ func (w *settleWatch) showProc(ctx, sctx context.Context) (Generation, bool, err
 	return g, true, w.badGeneration(ctx, g)
 }
 
-// looksNew: the counter moved and every current worker is new.
+// looksNew: the counter moved (when the master keeps one) and every
+// current worker is new.
 func (w *settleWatch) looksNew(g Generation) bool {
-	return g.Reloads > w.before.gen.Reloads && newWorkersUp(w.before.gen, g)
+	counted := w.before.gen.Reloads >= 0 && g.Reloads >= 0
+	return (!counted || g.Reloads > w.before.gen.Reloads) && newWorkersUp(w.before.gen, g)
 }
 
 // badGeneration is a show proc that rules the reload out: another master
@@ -226,7 +228,7 @@ func (w *settleWatch) badGeneration(ctx context.Context, g Generation) error {
 	if before.MasterPID != 0 && g.MasterPID != before.MasterPID {
 		return fmt.Errorf("master restarted (pid %d -> %d): this was not a reload", before.MasterPID, g.MasterPID)
 	}
-	if g.Failed > before.Failed {
+	if before.Failed >= 0 && g.Failed > before.Failed {
 		return fmt.Errorf("master reports a failed reload (failed %d -> %d); the old workers keep serving the old config%s",
 			before.Failed, g.Failed, w.startupLogs(ctx))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -30,9 +31,11 @@ type Status struct {
 	// haguard knows it (empty otherwise).
 	RunningSHA256 string `json:"running_sha256"`
 	// Drift is true when the running generation was not loaded from the
-	// bytes on disk, or haguard cannot tell.
-	Drift       bool   `json:"drift"`
-	DriftReason string `json:"drift_reason"`
+	// bytes on disk, or haguard cannot tell; DriftFiles are the files of
+	// the set that differ from what runs.
+	Drift       bool     `json:"drift"`
+	DriftReason string   `json:"drift_reason"`
+	DriftFiles  []string `json:"drift_files,omitempty"`
 	// Interrupted is the journal of a run that died mid-transaction.
 	Interrupted *Journal `json:"interrupted,omitempty"`
 	Last        *Entry   `json:"last,omitempty"`
@@ -82,15 +85,16 @@ func (r *Reloader) Status(ctx context.Context, waitReload bool) (Status, error) 
 		st.Drift, st.DriftReason = true, "cannot read the master: unknown"
 	case rerr != nil:
 		st.Drift, st.DriftReason = true, "haguard has not reloaded this haproxy yet: the running config is unknown"
-	case run.MasterPID != g.MasterPID || run.Reloads != g.Reloads:
+	case !run.sameGeneration(g):
 		st.Drift = true
-		st.DriftReason = fmt.Sprintf("reloaded or restarted outside haguard (haguard saw master %d at %d reloads, now %d at %d)",
-			run.MasterPID, run.Reloads, g.MasterPID, g.Reloads)
+		st.DriftReason = fmt.Sprintf("reloaded or restarted outside haguard (haguard saw %s, now %s)", run.generation(), describeGeneration(g))
 	default:
 		st.RunningSHA256 = run.SHA256
 		if run.SHA256 != st.DiskSHA256 {
 			st.Drift = true
-			st.DriftReason = fmt.Sprintf("%s was edited without a reload (running %s, on disk %s)", r.settings.Target, short(run.SHA256), short(st.DiskSHA256))
+			st.DriftFiles = run.manifest().Diff(r.diskManifest(run))
+			st.DriftReason = fmt.Sprintf("%s edited without a reload (running %s, on disk %s)",
+				strings.Join(st.DriftFiles, ", "), short(run.SHA256), short(st.DiskSHA256))
 		}
 	}
 	if j, err := r.store.journal(); err == nil {
@@ -123,13 +127,26 @@ func (r *Reloader) unitAfterReload(ctx context.Context, unit string) (UnitState,
 	}
 }
 
-// Identity is the running config's identity: the sha256 of the target as
-// installed, the value status calls disk_sha256 and an API If-Match names.
-// It is defined here, once.
+// Identity is the config set's identity as it is on disk: what status
+// calls disk_sha256 and an API If-Match names (the sha256 of the main
+// file for a set of one file). It is defined here, once.
 func (r *Reloader) Identity() (string, error) {
-	b, err := os.ReadFile(r.settings.Target)
-	if err != nil {
+	if _, err := os.Stat(r.settings.Target); r.settings.Target != "" && err != nil {
 		return "", err
 	}
-	return sha(b), nil
+	run, _ := r.store.running()
+	return r.diskManifest(run).Identity(), nil
+}
+
+// diskManifest is the set on disk now: the config files of the -f
+// arguments, and the files the running config loads (as haguard last
+// recorded them).
+func (r *Reloader) diskManifest(run Running) Manifest {
+	var refs []string
+	for _, e := range run.Manifest {
+		if e.Ref {
+			refs = append(refs, e.Path)
+		}
+	}
+	return manifestOf(expandFiles(r.settings.Files, nil), refs, os.ReadFile)
 }

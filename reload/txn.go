@@ -78,7 +78,7 @@ func (t *txn) run(ctx context.Context) error {
 		return ErrUnchanged
 	}
 
-	rollbackSHA, err := t.snapshot(ctx, p)
+	rp, err := t.snapshot(ctx, p)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
@@ -87,7 +87,7 @@ func (t *txn) run(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%w: stopped before install: %w", ErrRefused, err)
 	}
-	err = t.install(ctx, p.newBytes)
+	err = t.install(ctx, p)
 	if err == nil {
 		err = t.reloadAndSettle(ctx, p.before)
 	}
@@ -95,9 +95,9 @@ func (t *txn) run(ctx context.Context) error {
 		err = t.verify(ctx)
 	}
 	if err != nil {
-		return t.rollback(ctx, rollbackSHA, err)
+		return t.rollback(ctx, rp, p, err)
 	}
-	if err := t.commit(ctx, sha(p.newBytes)); err != nil {
+	if err := t.commit(ctx, p.manifest()); err != nil {
 		return fmt.Errorf("%w: committed but could not record it: %w", ErrBroken, err)
 	}
 	t.res.OK = true

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +53,34 @@ type Unit struct {
 	// when it never was.
 	ExecMainStartTimestamp time.Time `json:"exec_main_start"`
 	StatusText             string    `json:"status_text"`
+
+	// What the service runs, as the unit file (and its drop-ins) says:
+	// FragmentPath is the unit file; ExecStart and ExecReload are the
+	// command lines before systemd expands $VARIABLES (from Environment
+	// and the EnvironmentFiles) at exec; WorkingDirectory is "" for the
+	// default (/). Empty for units other than services.
+	FragmentPath     string    `json:"fragment_path"`
+	DropInPaths      []string  `json:"drop_in_paths,omitempty"`
+	Type             string    `json:"type,omitempty"`
+	ExecStart        []Exec    `json:"exec_start,omitempty"`
+	ExecReload       []Exec    `json:"exec_reload,omitempty"`
+	Environment      []string  `json:"environment,omitempty"`
+	EnvironmentFiles []EnvFile `json:"environment_files,omitempty"`
+	WorkingDirectory string    `json:"working_directory,omitempty"`
+}
+
+// Exec is one ExecStart= or ExecReload= command line as systemd holds it:
+// the program and its argv (argv[0] included), unexpanded.
+type Exec struct {
+	Path string   `json:"path"`
+	Argv []string `json:"argv"`
+}
+
+// EnvFile is one EnvironmentFile= line; Optional is the "-" prefix (a
+// missing file is not an error).
+type EnvFile struct {
+	Path     string `json:"path"`
+	Optional bool   `json:"optional"`
 }
 
 // Client talks to systemd over one D-Bus connection. It is safe for
@@ -142,10 +171,12 @@ func (c *Client) Unit(ctx context.Context, unit string) (Unit, error) {
 		return Unit{}, fmt.Errorf("read unit %s: %w", unit, err)
 	}
 	u := Unit{
-		Name:        unit,
-		LoadState:   str(up["LoadState"]),
-		ActiveState: str(up["ActiveState"]),
-		SubState:    str(up["SubState"]),
+		Name:         unit,
+		LoadState:    str(up["LoadState"]),
+		ActiveState:  str(up["ActiveState"]),
+		SubState:     str(up["SubState"]),
+		FragmentPath: str(up["FragmentPath"]),
+		DropInPaths:  strs(up["DropInPaths"]),
 	}
 	if u.LoadState == "not-found" {
 		return u, fmt.Errorf("read unit %s: %w", unit, ErrUnitNotFound)
@@ -167,7 +198,41 @@ func (c *Client) Unit(ctx context.Context, unit string) (Unit, error) {
 	if us := num(sp["ExecMainStartTimestamp"]); us > 0 {
 		u.ExecMainStartTimestamp = time.UnixMicro(int64(us))
 	}
+	u.Type = str(sp["Type"])
+	u.ExecStart = execs(sp["ExecStart"])
+	u.ExecReload = execs(sp["ExecReload"])
+	u.Environment = strs(sp["Environment"])
+	u.WorkingDirectory = str(sp["WorkingDirectory"])
+	if efs, ok := sp["EnvironmentFiles"].([][]any); ok {
+		for _, ef := range efs {
+			if len(ef) == 2 {
+				opt, _ := ef[1].(bool)
+				u.EnvironmentFiles = append(u.EnvironmentFiles, EnvFile{Path: str(ef[0]), Optional: opt})
+			}
+		}
+	}
 	return u, nil
+}
+
+func strs(v any) []string {
+	s, _ := v.([]string)
+	return s
+}
+
+// execs reads an a(sasbttttuii) property: (path, argv, ignore-failure,
+// timestamps, pid, code, status) per command line.
+func execs(v any) []Exec {
+	rows, ok := v.([][]any)
+	if !ok {
+		return nil
+	}
+	var out []Exec
+	for _, r := range rows {
+		if len(r) >= 2 {
+			out = append(out, Exec{Path: str(r[0]), Argv: strs(r[1])})
+		}
+	}
+	return out
 }
 
 func str(v any) string {
@@ -188,4 +253,39 @@ func num(v any) uint64 {
 		return uint64(max(n, 0))
 	}
 	return 0
+}
+
+// Units resolves unit names and glob patterns ("haproxy@*.service") to
+// the names of the units systemd has loaded that match, in order, each
+// once. A name without glob characters is kept as it is.
+func (c *Client) Units(ctx context.Context, patterns []string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	add := func(n string) {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	for _, p := range patterns {
+		if !strings.ContainsAny(p, "*?[") {
+			add(p)
+			continue
+		}
+		us, err := c.conn.ListUnitsByPatternsContext(ctx, nil, []string{p})
+		if err != nil {
+			return nil, fmt.Errorf("list units %s: %w", p, err)
+		}
+		var names []string
+		for _, u := range us {
+			if u.LoadState != "not-found" {
+				names = append(names, u.Name)
+			}
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			add(n)
+		}
+	}
+	return out, nil
 }

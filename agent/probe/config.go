@@ -52,7 +52,9 @@ type Selection struct {
 
 // Select picks the targets: sel.Addresses, else the binds of sel.Files,
 // else probe.targets, else the binds of configs. Credentials are not set.
-func Select(sel Selection, pc config.Probe, configs []string) ([]Target, error) {
+// It returns the config it parsed (nil when none was needed, or it could
+// not be read and was not needed).
+func Select(sel Selection, pc config.Probe, configs []string) ([]Target, *validate.Config, error) {
 	files := configs
 	if len(sel.Files) > 0 {
 		files = sel.Files
@@ -61,11 +63,11 @@ func Select(sel Selection, pc config.Probe, configs []string) ([]Target, error) 
 	case len(sel.Addresses) > 0:
 		// With --kind given there is nothing to infer, and the parse is
 		// most of the command's own run time.
-		var known map[string]Target
+		var vc *validate.Config
 		if sel.Kind == "" || (sel.Kind == KindIdleHold && sel.Over == "") {
-			vc, _ := validate.Parse(files...)
-			known = Known(vc)
+			vc, _ = validate.Parse(files...)
 		}
+		known := Known(vc)
 		var out []Target
 		for _, addr := range sel.Addresses {
 			t, ok := known[addr]
@@ -74,19 +76,19 @@ func Select(sel Selection, pc config.Probe, configs []string) ([]Target, error) 
 			}
 			out = append(out, t)
 		}
-		return out, nil
+		return out, vc, nil
 	case len(sel.Files) == 0 && len(pc.Targets) > 0:
 		var vc *validate.Config
 		if NeedsConfig(pc) {
 			vc, _ = validate.Parse(files...)
 		}
-		return Configured(pc.Targets, vc), nil
+		return Configured(pc.Targets, vc), vc, nil
 	}
 	vc, err := validate.Parse(files...)
 	if err != nil {
-		return nil, fmt.Errorf("read haproxy config: %w", err)
+		return nil, nil, fmt.Errorf("read haproxy config: %w", err)
 	}
-	return InferTargets(Listeners(vc), ""), nil
+	return InferTargets(Listeners(vc), ""), vc, nil
 }
 
 // NeedsConfig reports whether Targets needs the haproxy config: no

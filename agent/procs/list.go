@@ -9,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -307,5 +309,79 @@ func listenAddrs(pid int32, tab sockets.Table) ([]string, error) {
 		}
 	}
 	slices.Sort(out)
+	return out, nil
+}
+
+// Child is one child process: enough to tell generations apart without
+// the master CLI.
+type Child struct {
+	PID int32
+	// StartTicks is the start time in clock ticks since boot (the newest
+	// child has the largest); Started is the same as a time.
+	StartTicks uint64
+	Started    time.Time
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's start time: 100 on
+// every Linux architecture haproxy runs on (sysconf(_SC_CLK_TCK)).
+const clockTicks = 100
+
+var bootTime = sync.OnceValue(func() time.Time {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return time.Time{}
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "btime "); ok {
+			if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+				return time.Unix(n, 0)
+			}
+		}
+	}
+	return time.Time{}
+})
+
+// TicksTime is the wall time of a start time in clock ticks since boot
+// (zero when the boot time is unknown).
+func TicksTime(ticks uint64) time.Time {
+	bt := bootTime()
+	if bt.IsZero() {
+		return bt
+	}
+	return bt.Add(time.Duration(ticks) * time.Second / clockTicks)
+}
+
+// Children lists the live (not zombie) children of pid, oldest first,
+// from /proc/PID/task/*/children: a few small reads, cheap enough to poll
+// every few milliseconds while a reload settles.
+func Children(pid int32) ([]Child, error) {
+	tasks, err := filepath.Glob("/proc/" + strconv.Itoa(int(pid)) + "/task/*/children")
+	if err != nil {
+		return nil, err
+	}
+	if len(tasks) == 0 {
+		return nil, fmt.Errorf("pid %d: %w", pid, os.ErrNotExist)
+	}
+	var out []Child
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue // the task exited meanwhile
+		}
+		for _, f := range strings.Fields(string(b)) {
+			n, err := strconv.Atoi(f)
+			if err != nil {
+				continue
+			}
+			start, zombie, err := StartTicks(int32(n))
+			if err != nil || zombie {
+				continue
+			}
+			out = append(out, Child{PID: int32(n), StartTicks: start, Started: TicksTime(start)})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].StartTicks < out[j].StartTicks || out[i].StartTicks == out[j].StartTicks && out[i].PID < out[j].PID
+	})
 	return out, nil
 }
