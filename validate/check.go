@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/haguard/haguard/config"
 )
 
 // Options configure Check.
@@ -46,6 +48,21 @@ type Options struct {
 	Untrusted   bool
 	CheckUser   string
 	CheckGroups []string
+}
+
+// WithCheckBounds sets the bounds and the check user of haguard.yaml's
+// haproxy: section (check_timeout, check_memory_max, check_user,
+// check_groups); Untrusted stays as it is.
+func (o Options) WithCheckBounds(h config.HAProxy) Options {
+	o.CheckTimeout = h.CheckTimeout.D()
+	switch {
+	case h.CheckMemoryMax.IsUnlimited():
+		o.CheckMemory = -1
+	default:
+		o.CheckMemory = h.CheckMemoryMax.Bytes()
+	}
+	o.CheckUser, o.CheckGroups = h.CheckUser, h.CheckGroups
+	return o
 }
 
 func (o Options) syntaxOptions(cfg *Config) SyntaxOptions {

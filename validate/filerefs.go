@@ -58,6 +58,8 @@ type FileRef struct {
 
 	// list is how the entries of a crt-list resolve (CrtListRefs).
 	list *listBases
+	// words are the line's words (the policy compares lines).
+	words []string
 }
 
 // listBases are the directories a crt-list's relative entries start from:
@@ -110,34 +112,45 @@ func FileRefsWith(cfg *Config, o RefOptions) []FileRef {
 	}
 	w := &refWalker{o: o, files: cfg.Files}
 	for _, l := range orderedLines(cfg) {
-		w.line(l.sec, l.d)
+		w.line(l.sec, *l.d)
 	}
 	return w.out
 }
 
 type secLine struct {
-	sec *Proxy
-	d   Directive
+	rank, line int // file (in -f order) and line: the sort key
+	sec        *Proxy
+	d          *Directive
 }
 
 // orderedLines are the lines of every section in the order haproxy reads
 // them (file by -f order, then line): base directories and default-path
 // apply from their line on.
 func orderedLines(cfg *Config) []secLine {
-	var out []secLine
-	for _, p := range append(cfg.AllSections(), cfg.Others...) {
-		for _, d := range p.Directives {
-			out = append(out, secLine{p, d})
-		}
-	}
 	rank := make(map[string]int, len(cfg.Files))
 	for i, f := range cfg.Files {
 		if _, ok := rank[f]; !ok {
 			rank[f] = i
 		}
 	}
+	n := 0
+	sections := append(cfg.AllSections(), cfg.Others...)
+	for _, p := range sections {
+		n += len(p.Directives)
+	}
+	out := make([]secLine, 0, n)
+	for _, p := range sections {
+		for i := range p.Directives {
+			d := &p.Directives[i]
+			r, ok := rank[d.File]
+			if !ok {
+				r = len(cfg.Files) // a file FileRefs was not told of: last
+			}
+			out = append(out, secLine{rank: r, line: d.Line, sec: p, d: d})
+		}
+	}
 	slices.SortStableFunc(out, func(a, b secLine) int {
-		return cmp.Or(cmp.Compare(rank[a.d.File], rank[b.d.File]), cmp.Compare(a.d.File, b.d.File), cmp.Compare(a.d.Line, b.d.Line))
+		return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(a.line, b.line))
 	})
 	return out
 }
@@ -234,7 +247,7 @@ func (w *refWalker) add(sec *Proxy, d Directive, kind string, acc Access, raw, b
 	}
 	p, alt := w.resolve(raw, base, d.Pos)
 	w.out = append(w.out, FileRef{Kind: kind, Access: acc, Raw: raw, Path: p, Alt: alt,
-		Keyword: d.Words[0], Pos: d.Pos, Section: sec.Section()})
+		Keyword: d.Words[0], Pos: d.Pos, Section: sec.Section(), words: d.Words})
 }
 
 // addSocket records a unix socket address (bind, server, log...); other

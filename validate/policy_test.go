@@ -272,3 +272,16 @@ func TestNewPolicy(t *testing.T) {
 		t.Errorf("config dirs %v", p.Refs.ConfigDirs)
 	}
 }
+
+func TestWithCheckBounds(t *testing.T) {
+	h := config.Default().HAProxy
+	o := Options{Untrusted: true}.WithCheckBounds(h)
+	if o.CheckTimeout != DefaultCheckTimeout || o.CheckMemory != DefaultCheckMemory || o.CheckUser != "nobody" || !o.Untrusted {
+		t.Errorf("defaults: %+v", o)
+	}
+	h.CheckMemoryMax = config.UnlimitedSize
+	h.CheckGroups = []string{"haproxy"}
+	if o = (Options{}).WithCheckBounds(h); o.CheckMemory != -1 || len(o.CheckGroups) != 1 {
+		t.Errorf("unlimited: %+v", o)
+	}
+}

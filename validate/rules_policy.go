@@ -114,58 +114,84 @@ func sectionLines(p *Proxy) []Directive {
 	return append([]Directive{head}, p.Directives...)
 }
 
-// runningIndex is what the running config has: its lines by section and
-// words, and its file references by kind and path.
+// runningIndex is what the running config has: the lines whose keyword
+// a suspect line of the candidate has, by section and words, and its file
+// references by kind and path. Built only when the candidate has a
+// suspect line, and only for those keywords: on an 85k-line config most
+// candidates have none, or a handful.
 type runningIndex struct {
 	lines map[string]bool
 	refs  map[string]bool
 }
 
-func indexRunning(p *Policy) runningIndex {
+func indexRunning(p *Policy, keywords map[string]bool, wantRefs bool) runningIndex {
 	ix := runningIndex{lines: map[string]bool{}, refs: map[string]bool{}}
 	if p.Running == nil {
 		return ix
 	}
 	for _, s := range append(p.Running.AllSections(), p.Running.Others...) {
 		for _, d := range sectionLines(s) {
-			ix.lines[lineKey(s.Section(), d.Words)] = true
+			if len(d.Words) > 0 && keywords[d.Words[0]] {
+				ix.lines[lineKey(s.Section(), d.Words)] = true
+			}
 		}
 	}
-	for _, r := range FileRefsWith(p.Running, p.Refs) {
-		if r.Path != "" {
-			ix.refs[r.Kind+"\x00"+r.Path] = true
+	if wantRefs {
+		for _, r := range FileRefsWith(p.Running, p.Refs) {
+			if r.Path != "" {
+				ix.refs[r.Kind+"\x00"+r.Path] = true
+			}
 		}
 	}
 	return ix
 }
 
+// suspectLine is a candidate line a line rule refuses unless the running
+// config has it or policy.allow names it.
+type suspectLine struct {
+	id, why string
+	sec     *Proxy
+	d       Directive
+}
+
 func evalPolicy(in *Input) map[string][]Finding {
 	p := in.Facts.Policy
 	out := map[string][]Finding{}
-	ix := indexRunning(p)
-	words := map[Pos][]string{}
-	sections := map[Pos]string{}
+	keywords := map[string]bool{}
+	var lines []suspectLine
 	for _, s := range append(in.Config.AllSections(), in.Config.Others...) {
 		for _, d := range sectionLines(s) {
-			words[d.Pos], sections[d.Pos] = d.Words, s.Section()
-			if len(d.Words) == 0 || ix.lines[lineKey(s.Section(), d.Words)] || p.allowed(d.Words) {
+			if len(d.Words) == 0 {
 				continue
 			}
 			for _, r := range lineRules {
 				if why := r.why(s, d.Words); why != "" {
-					out[r.id] = append(out[r.id], in.finding(SevError, d.Pos,
-						why+"; the running config does not have this line", policyFix(r.id)))
+					lines = append(lines, suspectLine{r.id, why, s, d})
+					keywords[d.Words[0]] = true
 				}
 			}
 		}
 	}
-	pc := newPathCheck(p)
+	var refs []FileRef
 	for _, r := range FileRefsWith(in.Config, p.Refs) {
-		if r.Optional || r.Access == AccessExec {
+		if !r.Optional && r.Access != AccessExec {
+			refs = append(refs, r)
+			keywords[r.words[0]] = true
+		}
+	}
+	if len(lines) == 0 && len(refs) == 0 {
+		return out
+	}
+	ix := indexRunning(p, keywords, len(refs) > 0)
+	for _, l := range lines {
+		if ix.lines[lineKey(l.sec.Section(), l.d.Words)] || p.allowed(l.d.Words) {
 			continue
 		}
-		ws := words[r.Pos]
-		if ix.lines[lineKey(sections[r.Pos], ws)] || p.allowed(ws) || (r.Path != "" && ix.refs[r.Kind+"\x00"+r.Path]) {
+		out[l.id] = append(out[l.id], in.finding(SevError, l.d.Pos, l.why+"; the running config does not have this line", policyFix(l.id)))
+	}
+	pc := newPathCheck(p)
+	for _, r := range refs {
+		if ix.lines[lineKey(r.Section, r.words)] || p.allowed(r.words) || (r.Path != "" && ix.refs[r.Kind+"\x00"+r.Path]) {
 			continue
 		}
 		id, msg := pc.judge(r)
