@@ -265,6 +265,12 @@ func TestUntrustedCheckLeaksNoFile(t *testing.T) {
 			t.Fatalf("%s: the trusted check does not show the canary, so this test cannot fail:\n%s", c.name, trusted.Output)
 		}
 	}
+	// The whole report of an untrusted Check, findings included.
+	cand0 := writeMode(t, filepath.Join(t.TempDir(), "cand.cfg"), devCfg("acl a src -f "+public), 0o600)
+	rep, err := Check(t.Context(), Options{Files: []string{cand0}, HAProxyBin: testbed.HAProxyBin(), Untrusted: true})
+	if js, _ := json.Marshal(rep); err != nil || strings.Contains(string(js), "CANARY") || !rep.Syntax.Untrusted {
+		t.Errorf("untrusted Check: %v\n%s", err, js)
+	}
 	// The confinement alone, before the filter: the untrusted haproxy
 	// could not open the root-only file.
 	cand := writeMode(t, filepath.Join(t.TempDir(), "cand.cfg"), devCfg("acl a src -f "+secret), 0o600)
@@ -374,5 +380,74 @@ func TestPolicyRefusesBeforeHAProxyRuns(t *testing.T) {
 	}
 	if _, err := os.Stat(ran); err != nil {
 		t.Fatal("haproxy did not run on a candidate the policy allows")
+	}
+}
+
+// TestMarkersNeverAppear is issue 17's acceptance with the real haproxy:
+// a candidate whose program section, Lua and external check would each
+// create a marker file. With the policy on, it is refused before haproxy
+// reads it. With the policy off, the untrusted check runs it: haproxy -c
+// never starts programs or external checks, and its Lua runs as nobody,
+// who cannot write where root writes. The control, a trusted check as
+// root, shows the Lua marker does appear then.
+func TestMarkersNeverAppear(t *testing.T) {
+	requireRoot(t)
+	dir := openDir(t)
+	marker := func(name string) string { return filepath.Join(dir, name+"-was-here") }
+	script := writeMode(t, filepath.Join(dir, "check.sh"), "#!/bin/sh\ntouch "+marker("external-check")+"\n", 0o755)
+	lua := writeMode(t, filepath.Join(dir, "evil.lua"), `os.execute("touch `+marker("lua")+`")`+"\n", 0o644)
+	body := "global\n    master-worker\n    external-check\n    insecure-fork-wanted\n"
+	if luaBuild(t) {
+		body += "    lua-load " + lua + "\n"
+	}
+	body += "program evil\n    command /bin/touch " + marker("program") + "\n" +
+		strings.TrimPrefix(devCfg("default_backend b"), "global\n") +
+		"backend b\n    option external-check\n    external-check command " + script + "\n    server s 127.0.0.1:1 check inter 100ms\n"
+	cand := writeMode(t, filepath.Join(t.TempDir(), "cand.cfg"), body, 0o600)
+	markers := []string{marker("program"), marker("lua"), marker("external-check")}
+	none := func(what string) {
+		t.Helper()
+		for _, m := range markers {
+			if _, err := os.Stat(m); err == nil {
+				t.Errorf("%s: %s appeared", what, m)
+			}
+		}
+	}
+
+	p := &Policy{AllowedPaths: []string{"/etc/haproxy"}}
+	rep, err := Check(t.Context(), Options{Files: []string{cand}, HAProxyBin: testbed.HAProxyBin(), Policy: p, Untrusted: true})
+	if err != nil || rep.OK || !rep.Syntax.PolicyRefused {
+		t.Fatalf("policy on: %+v, %v", rep.Syntax, err)
+	}
+	for _, id := range []string{"PO001", "PO003"} {
+		found := false
+		for _, f := range rep.Findings {
+			found = found || f.Rule == id
+		}
+		if !found {
+			t.Errorf("policy on: no %s finding in %+v", id, rep.Findings)
+		}
+	}
+	none("policy on")
+
+	rep, err = Check(t.Context(), Options{Files: []string{cand}, HAProxyBin: testbed.HAProxyBin(), Untrusted: true})
+	if err != nil || rep.Syntax.PolicyRefused || !rep.Syntax.Untrusted {
+		t.Fatalf("policy off, untrusted: %+v, %v", rep.Syntax, err)
+	}
+	none("policy off, untrusted check")
+
+	if !luaBuild(t) {
+		return
+	}
+	if _, err := Check(t.Context(), Options{Files: []string{cand}, HAProxyBin: testbed.HAProxyBin()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(marker("lua")); err != nil {
+		t.Errorf("control: a trusted check's Lua did not run, so this test cannot fail")
+	}
+	for _, m := range []string{marker("program"), marker("external-check")} {
+		if _, err := os.Stat(m); err == nil {
+			t.Errorf("control: haproxy -c ran %s", m)
+		}
 	}
 }
