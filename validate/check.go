@@ -148,10 +148,13 @@ func Check(ctx context.Context, opts Options) (Report, error) {
 		}
 		f.Policy = opts.Policy
 		facts = &f
-		if n, ids := policyOnly(cfg, facts); n > 0 {
-			rep.Config, rep.Findings = cfg, opts.Registry.Lint(cfg, facts)
+		if refused, ids := policyOnly(cfg, facts); len(refused) > 0 {
+			// Every finding, and the refusals even if opts.Registry has no
+			// PO rules.
+			rep.Config = cfg
+			rep.Findings = sortFindings(append(opts.Registry.Lint(cfg, facts), refused...), cfg.Files)
 			rep.Syntax = SyntaxResult{Skipped: true, PolicyRefused: true,
-				Output: fmt.Sprintf("haproxy -c not run: the candidate policy refused %d line(s) (%s)", n, strings.Join(ids, ", "))}
+				Output: fmt.Sprintf("haproxy -c not run: the candidate policy refused %d line(s) (%s)", len(refused), strings.Join(ids, ", "))}
 			return rep.finish(opts, start), nil
 		}
 	}
@@ -213,15 +216,20 @@ func (rep Report) finish(opts Options, start time.Time) Report {
 	return rep
 }
 
-// policyOnly runs the PO rules alone: how many findings, and which rules.
-func policyOnly(cfg *Config, facts *Facts) (int, []string) {
+// policyOnly runs the PO rules alone: their findings, and which rules.
+func policyOnly(cfg *Config, facts *Facts) ([]Finding, []string) {
 	in := &Input{Config: cfg, Facts: facts}
-	n, ids := 0, []string(nil)
+	var out []Finding
+	var ids []string
 	for _, r := range policyRules() {
-		if fs := r.Eval(in); len(fs) > 0 {
-			n += len(fs)
+		fs := r.Eval(in)
+		for i := range fs {
+			fs[i].Rule = r.ID
+		}
+		if len(fs) > 0 {
+			out = append(out, fs...)
 			ids = append(ids, r.ID)
 		}
 	}
-	return n, ids
+	return out, ids
 }

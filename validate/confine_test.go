@@ -372,8 +372,16 @@ func TestPolicyRefusesBeforeHAProxyRuns(t *testing.T) {
 			t.Fatalf("%s: haproxy ran on a candidate the policy refused", name)
 		}
 	}
+	// The refusals are reported whatever the registry, and only once.
+	cand := writeMode(t, filepath.Join(t.TempDir(), "cand.cfg"), "global\n    setenv A b\n", 0o600)
+	for _, reg := range []*Registry{nil, NewRegistry()} {
+		rep, err := Check(context.Background(), Options{Files: []string{cand}, HAProxyBin: fake, Policy: &Policy{}, Registry: reg})
+		if err != nil || len(rep.Findings) != 1 || rep.Findings[0].Rule != "PO004" || rep.Summary.Error != 1 {
+			t.Fatalf("registry %v: %+v, %v", reg, rep.Findings, err)
+		}
+	}
 	// A candidate the policy lets through is checked.
-	cand := writeMode(t, filepath.Join(t.TempDir(), "cand.cfg"), "global\n    log /dev/log local0\n", 0o600)
+	cand = writeMode(t, filepath.Join(t.TempDir(), "cand.cfg"), "global\n    log /dev/log local0\n", 0o600)
 	rep, err := Check(context.Background(), Options{Files: []string{cand}, HAProxyBin: fake, Policy: &Policy{}})
 	if err != nil || !rep.OK || rep.Syntax.PolicyRefused {
 		t.Fatalf("allowed candidate: %+v, %v", rep.Syntax, err)
