@@ -26,7 +26,7 @@ func CrtListRefs(list FileRef, data []byte) []FileRef {
 	}
 	var out []FileRef
 	add := func(kind, raw, base string, line int, optional bool) {
-		raw = unquote(raw)
+		raw, _ = haproxyWord(raw)
 		if raw == "" {
 			return
 		}
@@ -82,7 +82,7 @@ func CrtListRefs(list FileRef, data []byte) []FileRef {
 
 // resolveIn resolves raw against base (when set) under each of dirs.
 func resolveIn(raw, base string, dirs []string) (string, []string) {
-	if strings.Contains(raw, "$") || strings.Contains(base, "$") {
+	if hasEnvRef(raw) || hasEnvRef(base) {
 		return "", nil
 	}
 	if filepath.IsAbs(raw) {

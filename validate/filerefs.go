@@ -58,8 +58,9 @@ type FileRef struct {
 
 	// list is how the entries of a crt-list resolve (CrtListRefs).
 	list *listBases
-	// words are the line's words (the policy compares lines).
-	words []string
+	// words are the line's words as written, dec as haproxy reads them
+	// (the policy compares and allows lines).
+	words, dec []string
 }
 
 // listBases are the directories a crt-list's relative entries start from:
@@ -112,7 +113,13 @@ func FileRefsWith(cfg *Config, o RefOptions) []FileRef {
 	}
 	w := &refWalker{o: o, files: cfg.Files}
 	for _, l := range orderedLines(cfg) {
-		w.line(l.sec, *l.d)
+		// The walker reads words as haproxy reads them (quotes, escapes);
+		// the references keep the line as written, which the policy
+		// compares with the running config.
+		d := *l.d
+		w.raw = d.Words
+		d.Words, _ = haproxyWords(d.Words)
+		w.line(l.sec, d)
 	}
 	return w.out
 }
@@ -161,6 +168,7 @@ type refWalker struct {
 	o     RefOptions
 	files []string
 	out   []FileRef
+	raw   []string // the current line's words as written
 
 	mode, origin                       string // default-path
 	crtBase, caBase, keyBase, srvState string
@@ -215,7 +223,7 @@ func (w *refWalker) bases(file string) []string {
 // file's directories) into a primary path and alternatives. An
 // environment variable makes it unknowable: "".
 func (w *refWalker) resolve(raw, base string, pos Pos) (string, []string) {
-	if raw == "" || strings.Contains(raw, "$") || strings.Contains(base, "$") {
+	if raw == "" || hasEnvRef(raw) || hasEnvRef(base) {
 		return "", nil
 	}
 	if filepath.IsAbs(raw) {
@@ -241,19 +249,18 @@ func (w *refWalker) resolve(raw, base string, pos Pos) (string, []string) {
 
 // add records a reference found on d.
 func (w *refWalker) add(sec *Proxy, d Directive, kind string, acc Access, raw, base string) {
-	raw = unquote(raw)
 	if raw == "" {
 		return
 	}
 	p, alt := w.resolve(raw, base, d.Pos)
 	w.out = append(w.out, FileRef{Kind: kind, Access: acc, Raw: raw, Path: p, Alt: alt,
-		Keyword: d.Words[0], Pos: d.Pos, Section: sec.Section(), words: d.Words})
+		Keyword: d.Words[0], Pos: d.Pos, Section: sec.Section(), words: w.raw, dec: d.Words})
 }
 
 // addSocket records a unix socket address (bind, server, log...); other
 // address families name no file.
 func (w *refWalker) addSocket(sec *Proxy, d Directive, kind string, acc Access, addr string, listener bool) {
-	for _, a := range strings.Split(unquote(addr), ",") {
+	for _, a := range strings.Split(addr, ",") {
 		path, ok := unixPath(a)
 		if !ok {
 			continue
@@ -285,14 +292,6 @@ func unixPath(addr string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// unquote drops one level of quotes the tokenizer may have kept.
-func unquote(s string) string {
-	if len(s) >= 2 && (s[0] == '"' || s[0] == '\'') && s[len(s)-1] == s[0] {
-		return s[1 : len(s)-1]
-	}
-	return s
 }
 
 // crtExtras are the companions haproxy looks for next to a certificate

@@ -76,20 +76,20 @@ func (w *refWalker) global(sec *Proxy, d Directive, arg func(int) string) {
 	case "default-path":
 		w.mode, w.origin = arg(1), ""
 		if w.mode == "origin" {
-			w.origin = unquote(arg(2))
+			w.origin = arg(2)
 		}
 	case "crt-base":
-		w.crtBase = unquote(arg(1))
+		w.crtBase = arg(1)
 	case "ca-base":
-		w.caBase = unquote(arg(1))
+		w.caBase = arg(1)
 	case "key-base":
-		w.keyBase = unquote(arg(1))
+		w.keyBase = arg(1)
 	case "server-state-base":
-		w.srvState = unquote(arg(1))
+		w.srvState = arg(1)
 	case "unix-bind":
 		for i := 1; i+1 < len(d.Words); i++ {
 			if d.Words[i] == "prefix" {
-				w.unixPrefix = unquote(d.Words[i+1])
+				w.unixPrefix = d.Words[i+1]
 			}
 		}
 	case "chroot":
@@ -100,7 +100,7 @@ func (w *refWalker) global(sec *Proxy, d Directive, arg func(int) string) {
 		w.add(sec, d, "lua", AccessRead, arg(1), "")
 	case "lua-prepend-path":
 		// A search pattern ("/usr/share/lua/?.lua"): its directory part.
-		p := unquote(arg(1))
+		p := arg(1)
 		if i := strings.IndexByte(p, '?'); i >= 0 {
 			p = p[:i]
 		}
@@ -249,9 +249,9 @@ func (w *refWalker) crtStore(sec *Proxy, d Directive, arg func(int) string) {
 	ws := d.Words
 	switch ws[0] {
 	case "crt-base":
-		w.storeCrtBase = unquote(arg(1))
+		w.storeCrtBase = arg(1)
 	case "key-base":
-		w.storeKeyBase = unquote(arg(1))
+		w.storeKeyBase = arg(1)
 	case "load":
 		for i := 1; i+1 < len(ws); i++ {
 			v := ws[i+1]
@@ -277,22 +277,31 @@ func fileFuncArg(name string, args []string) (kind string, file string) {
 	switch {
 	case name == "map" || strings.HasPrefix(name, "map_"):
 		if len(args) > 0 {
-			return "map", args[0]
+			return "map", jwtArg(args[0])
 		}
 	case name == "add-acl" || name == "del-acl":
 		if len(args) > 0 {
-			return "acl-file", args[0]
+			return "acl-file", jwtArg(args[0])
 		}
 	case name == "set-map" || name == "del-map" || name == "add-map":
 		if len(args) > 0 {
-			return "map", args[0]
+			return "map", jwtArg(args[0])
 		}
 	case name == "jwt_verify":
-		if len(args) > 1 && !strings.HasPrefix(strings.ToUpper(unquote(args[0])), "HS") && !strings.Contains(args[1], "(") {
-			return "crt", args[1]
+		if len(args) > 1 && !strings.HasPrefix(strings.ToUpper(jwtArg(args[0])), "HS") && !strings.Contains(args[1], "(") {
+			return "crt", jwtArg(args[1])
 		}
 	}
 	return "", ""
+}
+
+// jwtArg reads a converter's argument: haproxy's sample argument parser
+// takes it in single or double quotes, or bare.
+func jwtArg(a string) string {
+	if len(a) >= 2 && (a[0] == '"' || a[0] == '\'') && a[len(a)-1] == a[0] {
+		return a[1 : len(a)-1]
+	}
+	return a
 }
 
 // converters finds file arguments of converters and actions in any word

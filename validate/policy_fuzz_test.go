@@ -26,6 +26,7 @@ func FuzzPolicy(f *testing.F) {
 		"frontend f\n    http-request return status 200 content-type t file\n    http-error status 500 lf-file /x if\n",
 		"frontend f\n    use_backend %[req.hdr(host),map_dom(,jwt_verify(\"RS1\",\"/k\")]\n",
 		"global\n    wurfl-patch-file ,\n    lua-prepend-path ?\n    stats socket\n    log\n",
+		"global\n    \"lua-load\" x\n    lu\"a-lo\"ad y\n    lua-loa\\x64 z\n    \"${U-lua-load}\" w\n.if defined(X)\nfrontend f\n    acl a src \"-f\" '/etc/sh'\"adow\"\n",
 	} {
 		f.Add(s)
 	}

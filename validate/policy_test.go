@@ -97,7 +97,20 @@ frontend f
 			[]string{"PO005 2"}},
 		{"default-path config may not climb out", "global\n    default-path config\nfrontend f\n    acl a src -f ../shadow\n    acl b src -f lists/ok.lst\n",
 			[]string{"PO005 4", "PO005 5"}},
-		{"environment variables in paths", "frontend f\n    acl a src -f \"${LISTS}/a.lst\"\n", []string{"PO005 2"}},
+		{"environment variables", "frontend f\n    acl a src -f \"${LISTS}/a.lst\"\n    bind \"${ADDR}\"\n    acl b src \"${NOPE--f}\" /etc/shadow\n",
+			[]string{"PO008 2", "PO008 3", "PO008 4"}},
+		{"a keyword spelled another way is the keyword", `global
+    "lua-load" /etc/haproxy/a.lua
+    lu"a-lo"ad /etc/haproxy/b.lua
+    lua-loa\x64 /etc/haproxy/c.lua
+    "${UNSET-lua-load}" /etc/haproxy/d.lua
+    lua-load\x00junk /etc/haproxy/e.lua
+    'setenv' A b
+frontend f
+    acl a src "-f" '/etc/sh'"adow"
+    acl b src -f /etc/haproxy/ok\x2flst
+`, []string{"PO002 2", "PO002 3", "PO002 4", "PO008 5", "PO002 6", "PO004 7", "PO005 9"}},
+		{"conditional blocks", "global\n.if defined(X)\n    log stdout local0\n.endif\n", []string{"PO008 2"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got := policyLint(t, defaultPolicy(), "", c.cand)

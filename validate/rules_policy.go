@@ -23,6 +23,7 @@ func policyRules() []Rule {
 		rule("PO005", "File outside the allowed paths"),
 		rule("PO006", "Device, /proc or /sys file"),
 		rule("PO007", "Shared library loaded"),
+		rule("PO008", "Line the policy cannot read"),
 	}
 }
 
@@ -83,6 +84,20 @@ var lineRules = []lineRule{
 		}
 		return ""
 	}},
+}
+
+// unreadable says why the policy cannot know what haproxy will make of a
+// line: an environment variable (its value is haproxy's, and
+// "${UNSET-lua-load}" is lua-load), or a conditional block (which lines
+// haproxy keeps depends on its environment and version).
+func unreadable(dec []string, env bool) string {
+	switch {
+	case dec[0] == ".if" || dec[0] == ".elif":
+		return fmt.Sprintf("%s: which lines haproxy keeps depends on its own environment and version, which the policy cannot know", dec[0])
+	case env:
+		return "the line names an environment variable: what haproxy reads there (a keyword, a file) is known only when it runs"
+	}
+	return ""
 }
 
 // stockProviders are OpenSSL 3's built-in providers.
@@ -152,6 +167,7 @@ type suspectLine struct {
 	id, why string
 	sec     *Proxy
 	d       Directive
+	dec     []string // d.Words as haproxy reads them
 }
 
 func evalPolicy(in *Input) map[string][]Finding {
@@ -159,14 +175,26 @@ func evalPolicy(in *Input) map[string][]Finding {
 	out := map[string][]Finding{}
 	keywords := map[string]bool{}
 	var lines []suspectLine
+	unread := map[Pos]bool{} // lines PO008 refuses: their references are not judged again
 	for _, s := range append(in.Config.AllSections(), in.Config.Others...) {
 		for _, d := range sectionLines(s) {
 			if len(d.Words) == 0 {
 				continue
 			}
+			// The rules read the words as haproxy does; the line is
+			// compared with the running config as written.
+			dec, env := haproxyWords(d.Words)
+			if dec[0] == "" {
+				continue
+			}
+			if why := unreadable(dec, env); why != "" {
+				lines = append(lines, suspectLine{"PO008", why, s, d, dec})
+				keywords[d.Words[0]] = true
+				unread[d.Pos] = true
+			}
 			for _, r := range lineRules {
-				if why := r.why(s, d.Words); why != "" {
-					lines = append(lines, suspectLine{r.id, why, s, d})
+				if why := r.why(s, dec); why != "" {
+					lines = append(lines, suspectLine{r.id, why, s, d, dec})
 					keywords[d.Words[0]] = true
 				}
 			}
@@ -184,14 +212,17 @@ func evalPolicy(in *Input) map[string][]Finding {
 	}
 	ix := indexRunning(p, keywords, len(refs) > 0)
 	for _, l := range lines {
-		if ix.lines[lineKey(l.sec.Section(), l.d.Words)] || p.allowed(l.d.Words) {
+		if ix.lines[lineKey(l.sec.Section(), l.d.Words)] || p.allowed(l.dec) {
+			if l.id == "PO008" {
+				delete(unread, l.d.Pos)
+			}
 			continue
 		}
 		out[l.id] = append(out[l.id], in.finding(SevError, l.d.Pos, l.why+"; the running config does not have this line", policyFix(l.id)))
 	}
 	pc := newPathCheck(p)
 	for _, r := range refs {
-		if ix.lines[lineKey(r.Section, r.words)] || p.allowed(r.words) || (r.Path != "" && ix.refs[r.Kind+"\x00"+r.Path]) {
+		if unread[r.Pos] || ix.lines[lineKey(r.Section, r.words)] || p.allowed(r.dec) || (r.Path != "" && ix.refs[r.Kind+"\x00"+r.Path]) {
 			continue
 		}
 		id, msg := pc.judge(r)
@@ -223,6 +254,8 @@ func policyFix(id string) string {
 		return "Keep the file under policy.allowed_paths (TLS material: policy.cert_paths; sockets, pidfile, chroot: policy.runtime_paths), or add the directory there. " + allowFix
 	case "PO006":
 		return "Use a regular file under policy.allowed_paths. " + allowFix
+	case "PO008":
+		return "Write the value itself, not an environment variable, and no conditional block. " + allowFix
 	}
 	return allowFix
 }
