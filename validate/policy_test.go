@@ -175,6 +175,16 @@ frontend g
 	if !slices.Equal(got, want) {
 		t.Errorf("changed lines: %v, want %v", got, want)
 	}
+	// An unchanged line whose relative path a new default-path points
+	// elsewhere loads another file: judged again.
+	relRunning := "frontend f\n    acl a src -f lists/a.lst\n"
+	if got := policyLint(t, defaultPolicy(), relRunning, relRunning); len(got) != 0 {
+		t.Errorf("unchanged relative line refused: %v", got)
+	}
+	moved0 := "global\n    default-path origin /etc\n" + relRunning
+	if got := policyLint(t, defaultPolicy(), relRunning, moved0); !slices.Equal(got, []string{"PO005 4"}) {
+		t.Errorf("relative line pointed elsewhere: %v", got)
+	}
 	// A line moved to another section is a new line there.
 	moved := debianGlobal + "backend c\n    option external-check\n"
 	if got := policyLint(t, defaultPolicy(), running, moved); !slices.Equal(got, []string{"PO003 13"}) {

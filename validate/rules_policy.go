@@ -222,7 +222,15 @@ func evalPolicy(in *Input) map[string][]Finding {
 	}
 	pc := newPathCheck(p)
 	for _, r := range refs {
-		if unread[r.Pos] || ix.lines[lineKey(r.Section, r.words)] || p.allowed(r.dec) || (r.Path != "" && ix.refs[r.Kind+"\x00"+r.Path]) {
+		// A reference stays allowed when the running config loads the
+		// same file the same way: by its resolved path, not by the line,
+		// since a changed default-path or crt-base points an unchanged
+		// line elsewhere.
+		known := ix.refs[r.Kind+"\x00"+r.Path]
+		if r.Path == "" {
+			known = ix.lines[lineKey(r.Section, r.words)]
+		}
+		if unread[r.Pos] || known || p.allowed(r.dec) {
 			continue
 		}
 		id, msg := pc.judge(r)
