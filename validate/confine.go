@@ -17,14 +17,16 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/haguard/haguard/config"
 )
 
 // The bounds of `haproxy -c` when the caller names none (haguard.yaml
 // haproxy.check_timeout, check_memory_max, check_user).
 const (
-	DefaultCheckTimeout = 60 * time.Second
-	DefaultCheckMemory  = int64(1 << 30)
-	DefaultCheckUser    = "nobody"
+	DefaultCheckTimeout = config.DefaultCheckTimeout
+	DefaultCheckMemory  = int64(config.DefaultCheckMemory)
+	DefaultCheckUser    = config.DefaultCheckUser
 )
 
 // untrustedPath is the whole environment of an untrusted check: none of
