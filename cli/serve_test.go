@@ -275,14 +275,14 @@ func TestServeUnit(t *testing.T) {
 	}
 
 	// The hardening applies (and haguard works under it, below): the
-	// bounding set is CAP_CHOWN, CAP_DAC_READ_SEARCH, CAP_KILL and
+	// bounding set is CAP_CHOWN, CAP_KILL, CAP_SETGID, CAP_SETUID and
 	// CAP_SYS_PTRACE, and no new privileges.
 	pid := strings.TrimPrefix(b.systemctl(t, "show", "-p", "MainPID", "haguard.service"), "MainPID=")
 	status, _, err := b.s.Run(t.Context(), "cat", "/proc/"+pid+"/status")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"CapBnd:\t0000000000080025", "CapEff:\t0000000000080025", "NoNewPrivs:\t1", "Seccomp:\t2"} {
+	for _, want := range []string{"CapBnd:\t00000000000800e1", "CapEff:\t00000000000800e1", "NoNewPrivs:\t1", "Seccomp:\t2"} {
 		if !strings.Contains(status, want) {
 			t.Errorf("haguard's /proc/%s/status lacks %q:\n%s", pid, want, status)
 		}

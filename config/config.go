@@ -34,6 +34,7 @@ type Config struct {
 	Facts    Facts  `yaml:"facts"`
 	Path     Path   `yaml:"path"`
 	API      API    `yaml:"api"`
+	Policy   Policy `yaml:"policy"`
 }
 
 // HAProxy says where the managed haproxy lives. What is empty is read from
@@ -46,6 +47,16 @@ type HAProxy struct {
 	StatsSocket  string   `yaml:"stats_socket"`
 	// ProcessNames select haproxy processes by exe basename or comm.
 	ProcessNames []string `yaml:"process_names"`
+	// CheckTimeout ends a `haproxy -c` that runs longer (its whole
+	// process group is killed) and refuses the candidate.
+	CheckTimeout Duration `yaml:"check_timeout"`
+	// CheckMemoryMax bounds the address space of `haproxy -c` (RLIMIT_AS).
+	CheckMemoryMax Size `yaml:"check_memory_max"`
+	// CheckUser and CheckGroups are who `haproxy -c` runs as for an
+	// untrusted (API) candidate: no capabilities, no supplementary group
+	// but these, no new privileges.
+	CheckUser   string   `yaml:"check_user"`
+	CheckGroups []string `yaml:"check_groups"`
 }
 
 // Systemd names the unit and how to reach systemd.
@@ -201,7 +212,11 @@ func Default() Config {
 		HAProxy: HAProxy{
 			// Configs, Binary, MasterSocket and StatsSocket are read
 			// from the unit (host.Discover), else Debian's.
-			ProcessNames: []string{"haproxy"},
+			ProcessNames:   []string{"haproxy"},
+			CheckTimeout:   Duration(DefaultCheckTimeout),
+			CheckMemoryMax: DefaultCheckMemory,
+			CheckUser:      DefaultCheckUser,
+			CheckGroups:    []string{},
 		},
 		Systemd:  Systemd{Unit: "haproxy.service"},
 		StateDir: "/var/lib/haguard",
@@ -231,6 +246,7 @@ func Default() Config {
 			WriteTimeout: Duration(5 * time.Minute),
 			IdleTimeout:  Duration(2 * time.Minute),
 		},
+		Policy: DefaultPolicy(),
 	}
 }
 
@@ -337,6 +353,8 @@ func (c Config) Validate() error {
 	if c.API.MaxBodyBytes <= 0 {
 		errs = append(errs, errors.New("api.max_body_bytes: must be positive"))
 	}
+	errs = append(errs, c.HAProxy.validateCheck()...)
+	errs = append(errs, c.Policy.validate()...)
 	return errors.Join(errs...)
 }
 

@@ -20,6 +20,9 @@ func FuzzParse(f *testing.F) {
 		"path:\n  clients:\n    - {kind: sqlalchemy, pool_recycle: unlimited}\n",
 		"probe:\n  targets:\n    - {address: 127.0.0.1:3307, kind: mysql}\n",
 		"unknown: 1\n",
+		"haproxy:\n  check_timeout: 60s\n  check_memory_max: 1GiB\n  check_user: nobody\n",
+		"policy:\n  cli: false\n  allowed_paths: [/etc/haproxy]\n  allow: [\"lua-load /x/*.lua\"]\n",
+		"haproxy:\n  check_memory_max: 9999999999TiB\n",
 		"a: &a [*a]\n",
 		"---\n---\n",
 	} {

@@ -90,3 +90,25 @@ func BenchmarkSyntaxSmall(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPolicy is the candidate policy on the 85k-line config, against
+// itself as the running config (the common case: a candidate that
+// changes a line): FileRefs of both, the running index, every PO rule.
+func BenchmarkPolicy(b *testing.B) {
+	p := benchConfig(b)
+	cfg, err := Parse(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pol := &Policy{AllowedPaths: []string{"/etc/haproxy"}, Running: cfg}
+	reg := NewRegistry()
+	if err := reg.Register(policyRules()...); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if fs := reg.Lint(cfg, &Facts{Policy: pol}); len(fs) != 0 {
+			b.Fatalf("the config refused against itself: %v", fs[0])
+		}
+	}
+}

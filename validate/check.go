@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/haguard/haguard/config"
 )
 
 // Options configure Check.
@@ -31,6 +34,48 @@ type Options struct {
 	Registry *Registry
 	// Logger gets debug lines; nil discards.
 	Logger *slog.Logger
+
+	// Policy, when set, runs the PO rules (Facts.Policy) before anything
+	// else: a candidate they refuse never reaches `haproxy -c`
+	// (Syntax.PolicyRefused). The daemon sets it for every API candidate,
+	// the CLI unless haguard.yaml says policy.cli: false.
+	Policy *Policy
+	// CheckTimeout and CheckMemory bound `haproxy -c` (haguard.yaml
+	// haproxy.check_timeout, check_memory_max): 0 is the default
+	// (DefaultCheckTimeout, DefaultCheckMemory), a negative memory none.
+	CheckTimeout time.Duration
+	CheckMemory  int64
+	// Untrusted runs `haproxy -c` without root's powers, as CheckUser
+	// with only CheckGroups (haproxy.check_user, check_groups), and
+	// filters its output so that no file but the candidate shows in it
+	// (SyntaxOptions.Untrusted). For API candidates.
+	Untrusted   bool
+	CheckUser   string
+	CheckGroups []string
+}
+
+// WithCheckBounds sets the bounds and the check user of haguard.yaml's
+// haproxy: section (check_timeout, check_memory_max, check_user,
+// check_groups); Untrusted stays as it is.
+func (o Options) WithCheckBounds(h config.HAProxy) Options {
+	o.CheckTimeout = h.CheckTimeout.D()
+	switch {
+	case h.CheckMemoryMax.IsUnlimited():
+		o.CheckMemory = -1
+	default:
+		o.CheckMemory = h.CheckMemoryMax.Bytes()
+	}
+	o.CheckUser, o.CheckGroups = h.CheckUser, h.CheckGroups
+	return o
+}
+
+func (o Options) syntaxOptions(cfg *Config) SyntaxOptions {
+	so := SyntaxOptions{Bin: o.HAProxyBin, Files: o.Files, Timeout: o.CheckTimeout, MemoryLimit: o.CheckMemory,
+		Untrusted: o.Untrusted, User: o.CheckUser, Groups: o.CheckGroups, Config: cfg}
+	if o.Policy != nil {
+		so.WorkDir = o.Policy.Refs.WorkDir
+	}
+	return so
 }
 
 // Summary counts findings by severity.
@@ -90,37 +135,85 @@ func Check(ctx context.Context, opts Options) (Report, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	rep := Report{Files: opts.Files, Findings: []Finding{}}
+	facts := opts.Facts
+	var cfg *Config
+	if opts.Policy != nil || opts.Untrusted {
+		// The policy decides before haproxy reads anything, and the
+		// untrusted output filter needs the model: parse first.
+		var err error
+		if cfg, err = Parse(opts.Files...); err != nil {
+			return Report{}, err
+		}
+	}
+	if opts.Policy != nil {
+		f := Facts{}
+		if facts != nil {
+			f = *facts
+		}
+		f.Policy = opts.Policy
+		facts = &f
+		if refused, ids := policyOnly(cfg, facts); len(refused) > 0 {
+			// Every finding, and the refusals even if opts.Registry has no
+			// PO rules.
+			rep.Config = cfg
+			rep.Findings = sortFindings(append(opts.Registry.Lint(cfg, facts), refused...), cfg.Files)
+			rep.Syntax = SyntaxResult{Skipped: true, PolicyRefused: true,
+				Output: fmt.Sprintf("haproxy -c not run: the candidate policy refused %d line(s) (%s)", len(refused), strings.Join(ids, ", "))}
+			return rep.finish(opts, start), nil
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		t := time.Now()
-		cfg, err := Parse(opts.Files...)
-		if err != nil {
-			return err
+		c := cfg
+		if c == nil {
+			var err error
+			if c, err = Parse(opts.Files...); err != nil {
+				return err
+			}
 		}
-		rep.Config = cfg
-		facts := opts.Facts
+		rep.Config = c
+		lf := facts
 		if opts.Gather != nil {
-			facts = opts.Gather(gctx, cfg)
+			// The facts read the same parse; the policy (set above) stays.
+			gathered := opts.Gather(gctx, c)
+			if facts != nil {
+				gathered.Policy = facts.Policy
+			}
+			lf = gathered
 		}
-		if fs := opts.Registry.Lint(cfg, facts); fs != nil {
+		if fs := opts.Registry.Lint(c, lf); fs != nil {
 			rep.Findings = fs
 		}
-		log.Debug("lint done", "lines", cfg.Lines, "findings", len(rep.Findings), "took", time.Since(t))
+		log.Debug("lint done", "lines", c.Lines, "findings", len(rep.Findings), "took", time.Since(t))
 		return nil
 	})
 	if opts.NoSyntax {
 		rep.Syntax = SyntaxResult{OK: true, Skipped: true, Output: "skipped (--no-syntax)"}
 	} else {
 		g.Go(func() error {
-			res, err := RunSyntax(gctx, opts.HAProxyBin, opts.Files)
+			res, err := RunSyntaxWith(gctx, opts.syntaxOptions(cfg))
 			rep.Syntax = res
-			log.Debug("haproxy -c done", "ok", res.OK, "took_ms", res.DurationMS, "max_rss_kb", res.MaxRSSKB)
+			log.Debug("haproxy -c done", "ok", res.OK, "took_ms", res.DurationMS, "max_rss_kb", res.MaxRSSKB,
+				"timed_out", res.TimedOut, "out_of_memory", res.OutOfMemory, "untrusted", res.Untrusted)
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return Report{}, err
 	}
+	rep = rep.finish(opts, start)
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		// Our own peak apart from haproxy's (docs/benchmarks.md, "check").
+		log.Debug("check done", "ok", rep.OK, "duration_ms", rep.DurationMS,
+			"self_max_rss_kb", ru.Maxrss, "haproxy_max_rss_kb", rep.Syntax.MaxRSSKB)
+	}
+	return rep, nil
+}
+
+// finish counts the findings and sets the verdict.
+func (rep Report) finish(opts Options, start time.Time) Report {
 	for _, f := range rep.Findings {
 		switch f.Severity {
 		case SevError:
@@ -133,11 +226,23 @@ func Check(ctx context.Context, opts Options) (Report, error) {
 	}
 	rep.OK = rep.Syntax.OK && len(rep.Failing(opts.FailOn)) == 0
 	rep.DurationMS = time.Since(start).Milliseconds()
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		// Our own peak apart from haproxy's (docs/benchmarks.md, "check").
-		log.Debug("check done", "ok", rep.OK, "duration_ms", rep.DurationMS,
-			"self_max_rss_kb", ru.Maxrss, "haproxy_max_rss_kb", rep.Syntax.MaxRSSKB)
+	return rep
+}
+
+// policyOnly runs the PO rules alone: their findings, and which rules.
+func policyOnly(cfg *Config, facts *Facts) ([]Finding, []string) {
+	in := &Input{Config: cfg, Facts: facts}
+	var out []Finding
+	var ids []string
+	for _, r := range policyRules() {
+		fs := r.Eval(in)
+		for i := range fs {
+			fs[i].Rule = r.ID
+		}
+		if len(fs) > 0 {
+			out = append(out, fs...)
+			ids = append(ids, r.ID)
+		}
 	}
-	return rep, nil
+	return out, ids
 }

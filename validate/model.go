@@ -292,6 +292,10 @@ type Config struct {
 	Frontends []*Proxy
 	Backends  []*Proxy
 	Listens   []*Proxy
+	// Others are the sections the model does not interpret (program,
+	// http-errors, ring, peers, crt-store, userlist, resolvers...), with
+	// Kind the section keyword and only Pos, Name and Directives set.
+	Others []*Proxy
 	// Lines is the number of lines read in all files.
 	Lines int
 

@@ -215,7 +215,9 @@ func (b *builder) section(line string, words []string, comment string, pos Pos) 
 		return
 	case KindDefaults, KindFrontend, KindBackend, KindListen:
 	default:
-		b.cur = nil
+		// program, http-errors, ring, peers, crt-store...: kept as lines
+		// only (Config.Others), for the rules about what a config loads.
+		b.cur = b.other(kind, words, pos)
 		b.cfg.addSpan(pos, nil, strings.Join(words[:min(2, len(words))], " "))
 		return
 	}

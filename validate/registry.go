@@ -61,6 +61,7 @@ const (
 	NeedsDB     FactKind = 1 << iota // live DB variables per server
 	NeedsKernel                      // sysctls in haproxy's netns
 	NeedsPath                        // the declared path (haguard.yaml path:)
+	NeedsPolicy                      // the candidate policy (haguard.yaml policy:)
 )
 
 func (k FactKind) String() string {
@@ -71,7 +72,7 @@ func (k FactKind) String() string {
 	for _, f := range []struct {
 		k FactKind
 		n string
-	}{{NeedsDB, "db"}, {NeedsKernel, "kernel"}, {NeedsPath, "path"}} {
+	}{{NeedsDB, "db"}, {NeedsKernel, "kernel"}, {NeedsPath, "path"}, {NeedsPolicy, "policy"}} {
 		if k&f.k != 0 {
 			if s != "" {
 				s += "+"
@@ -108,6 +109,8 @@ type Facts struct {
 	// Backends are declared backend facts (haguard.yaml facts.backends);
 	// config-only rules read them when present (e.g. galera: true).
 	Backends map[string]config.BackendFacts
+	// Policy is the candidate policy; nil skips the PO rules.
+	Policy *Policy
 }
 
 // Has reports whether every source in k is present.
@@ -127,6 +130,9 @@ func (f *Facts) Has(k FactKind) bool {
 	if k&NeedsPath != 0 && f.Path == nil {
 		return false
 	}
+	if k&NeedsPolicy != 0 && f.Policy == nil {
+		return false
+	}
 	return true
 }
 
@@ -139,6 +145,7 @@ type Input struct {
 	times []timeValue // computed once, on demand
 	tcp   []Route
 	live  []*Proxy
+	pol   map[string][]Finding // the PO rules' findings, computed once
 }
 
 // proxies are the frontends, backends and listens HAProxy starts (Live),
@@ -174,7 +181,7 @@ func NewRegistry() *Registry { return &Registry{} }
 func DefaultRegistry() *Registry {
 	r := NewRegistry()
 	for _, family := range [][]Rule{timeUnitRules(), timeoutRules(), checkRules(), keepaliveRules(),
-		dbRules(), kernelRules(), pathRules()} {
+		dbRules(), kernelRules(), pathRules(), policyRules()} {
 		if err := r.Register(family...); err != nil {
 			panic(err) // a duplicate ID is a programming error caught by the tests
 		}

@@ -37,6 +37,8 @@ func TestDefaultRegistryHasEveryFactRule(t *testing.T) {
 		"KN200": NeedsKernel, "KN201": NeedsKernel | NeedsPath, "KN202": NeedsPath, "KN203": NeedsKernel, "KN204": NeedsPath,
 		"PA301": NeedsPath, "PA302": NeedsPath, "PA303": NeedsPath | NeedsDB, "PA304": NeedsPath,
 		"PA305": NeedsPath, "PA306": NeedsPath, "PA307": NeedsPath,
+		"PO001": NeedsPolicy, "PO002": NeedsPolicy, "PO003": NeedsPolicy, "PO004": NeedsPolicy,
+		"PO005": NeedsPolicy, "PO006": NeedsPolicy, "PO007": NeedsPolicy, "PO008": NeedsPolicy,
 	}
 	got := map[string]FactKind{}
 	for _, r := range DefaultRegistry().Rules() {
