@@ -38,6 +38,9 @@ func yamlMessage(m string) string {
 		if sec != "" {
 			where = "in " + sec
 		}
+		if near := closest(g[2], known); near != "" {
+			return fmt.Sprintf("%s: unknown field %q %s (did you mean %s?)", g[1], g[2], where, near)
+		}
 		return fmt.Sprintf("%s: unknown field %q %s (known: %s)", g[1], g[2], where, strings.Join(known, ", "))
 	}
 	if g := reCannot.FindStringSubmatch(m); g != nil {
@@ -141,4 +144,37 @@ func fieldsOf(name string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// closest is the key of known nearest to k (at most two edits away), ""
+// when none is.
+func closest(k string, known []string) string {
+	best, bestD := "", 3
+	for _, c := range known {
+		if d := editDistance(k, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
