@@ -49,7 +49,7 @@ func BenchmarkCheckHAProxyAlone(b *testing.B) {
 	var rss int64
 	b.ResetTimer()
 	for b.Loop() {
-		res, err := runSyntax(context.Background(), testbed.HAProxyBin(), []string{p})
+		res, err := runSyntax(context.Background(), testbed.HAProxyBin(), []string{p}, nil)
 		if err != nil || !res.OK {
 			b.Fatalf("%v %s", err, res.Output)
 		}
@@ -79,11 +79,11 @@ func BenchmarkSyntaxSmall(b *testing.B) {
 	files := []string{filepath.Join(goldenDir, "seed003_final.cfg")}
 	for _, c := range []struct {
 		name string
-		run  func(context.Context, string, []string) (SyntaxResult, error)
-	}{{"plain", runSyntax}, {"prelude", RunSyntax}} {
+		run  func(context.Context, string, []string, map[string]string) (SyntaxResult, error)
+	}{{"plain", runSyntax}, {"prelude", RunSyntaxEnv}} {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
-				if res, err := c.run(context.Background(), testbed.HAProxyBin(), files); err != nil || !res.OK {
+				if res, err := c.run(context.Background(), testbed.HAProxyBin(), files, nil); err != nil || !res.OK {
 					b.Fatalf("%v %s", err, res.Output)
 				}
 			}

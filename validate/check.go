@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/haguard/haguard/config"
 )
 
 // Options configure Check.
@@ -31,23 +33,47 @@ type Options struct {
 	Registry *Registry
 	// Logger gets debug lines; nil discards.
 	Logger *slog.Logger
+
+	// Env is haproxy's environment, for the config's variables and for
+	// `haproxy -c` alike: for a reload, the unit's Environment= and
+	// EnvironmentFile=; nil means this process's environment (the
+	// command line). See ReadOptions.
+	Env map[string]string
+	// MasterWorker and LocalPeer: see ReadOptions.
+	MasterWorker bool
+	LocalPeer    string
+	// Target is the binary the config is read for; nil asks HAProxyBin
+	// (through Targets, when set, so a daemon probes a binary once).
+	Target  *Target
+	Targets *Targets
+	// Lint is haguard.yaml's lint block: rules silenced, severities
+	// overridden. The config's own `# haguard:ignore` comments always
+	// apply.
+	Lint config.Lint
 }
 
-// Summary counts findings by severity.
+// Summary counts findings by severity, and the suppressed ones apart.
 type Summary struct {
-	Error   int `json:"error"`
-	Warning int `json:"warning"`
-	Info    int `json:"info"`
+	Error      int `json:"error"`
+	Warning    int `json:"warning"`
+	Info       int `json:"info"`
+	Suppressed int `json:"suppressed"`
 }
 
 // Report is the result of Check; its JSON is `haguard check --format json`.
 type Report struct {
-	OK         bool         `json:"ok"`
-	Files      []string     `json:"files"`
-	Syntax     SyntaxResult `json:"syntax"`
-	Findings   []Finding    `json:"findings"`
-	Summary    Summary      `json:"summary"`
-	DurationMS int64        `json:"duration_ms"`
+	OK       bool         `json:"ok"`
+	Files    []string     `json:"files"`
+	Syntax   SyntaxResult `json:"syntax"`
+	Findings []Finding    `json:"findings"`
+	// Suppressed are the findings an ignore comment or lint.ignore
+	// silences, each with its reason; they never fail the check.
+	Suppressed []Finding `json:"suppressed"`
+	Summary    Summary   `json:"summary"`
+	// Target is the haproxy binary the config was read for (its version
+	// decides the .if blocks); nil when it could not be asked.
+	Target     *Target `json:"target,omitempty"`
+	DurationMS int64   `json:"duration_ms"`
 	// Config is the parsed model (not in JSON), for callers that go on
 	// to probe or reload.
 	Config *Config `json:"-"`
@@ -85,15 +111,36 @@ func Check(ctx context.Context, opts Options) (Report, error) {
 	if opts.Registry == nil {
 		opts.Registry = DefaultRegistry()
 	}
+	sup, err := NewSuppressor(opts.Lint, opts.Registry)
+	if err != nil {
+		return Report{}, fmt.Errorf("check: %w", err)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	rep := Report{Files: opts.Files, Findings: []Finding{}}
+	target := opts.Target
+	if target == nil {
+		ts := opts.Targets
+		if ts == nil {
+			ts = &Targets{}
+		}
+		target, err = ts.Get(ctx, opts.HAProxyBin)
+		if err != nil {
+			if !opts.NoSyntax {
+				return Report{}, fmt.Errorf("check: %w", err)
+			}
+			// Without haproxy -c the lint still runs, for an unknown binary.
+			log.Debug("target unknown, conditional blocks read without a version", "err", err)
+			target = nil
+		}
+	}
+	rep := Report{Files: opts.Files, Findings: []Finding{}, Suppressed: []Finding{}, Target: target}
+	ro := ReadOptions{Env: opts.Env, Target: target, MasterWorker: opts.MasterWorker, LocalPeer: opts.LocalPeer}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		t := time.Now()
-		cfg, err := Parse(opts.Files...)
+		cfg, err := ParseWith(ro, opts.Files...)
 		if err != nil {
 			return err
 		}
@@ -102,17 +149,17 @@ func Check(ctx context.Context, opts Options) (Report, error) {
 		if opts.Gather != nil {
 			facts = opts.Gather(gctx, cfg)
 		}
-		if fs := opts.Registry.Lint(cfg, facts); fs != nil {
-			rep.Findings = fs
-		}
-		log.Debug("lint done", "lines", cfg.Lines, "findings", len(rep.Findings), "took", time.Since(t))
+		kept, suppressed := sup.Apply(cfg, opts.Registry.Lint(cfg, facts))
+		rep.Findings = append(rep.Findings, kept...)
+		rep.Suppressed = append(rep.Suppressed, suppressed...)
+		log.Debug("lint done", "lines", cfg.Lines, "findings", len(rep.Findings), "suppressed", len(rep.Suppressed), "took", time.Since(t))
 		return nil
 	})
 	if opts.NoSyntax {
 		rep.Syntax = SyntaxResult{OK: true, Skipped: true, Output: "skipped (--no-syntax)"}
 	} else {
 		g.Go(func() error {
-			res, err := RunSyntax(gctx, opts.HAProxyBin, opts.Files)
+			res, err := RunSyntaxEnv(gctx, opts.HAProxyBin, opts.Files, opts.Env)
 			rep.Syntax = res
 			log.Debug("haproxy -c done", "ok", res.OK, "took_ms", res.DurationMS, "max_rss_kb", res.MaxRSSKB)
 			return err
@@ -131,6 +178,7 @@ func Check(ctx context.Context, opts Options) (Report, error) {
 			rep.Summary.Info++
 		}
 	}
+	rep.Summary.Suppressed = len(rep.Suppressed)
 	rep.OK = rep.Syntax.OK && len(rep.Failing(opts.FailOn)) == 0
 	rep.DurationMS = time.Since(start).Milliseconds()
 	var ru syscall.Rusage

@@ -50,6 +50,17 @@ type Finding struct {
 	File     string   `json:"file"`
 	Line     int      `json:"line"`
 	Section  string   `json:"section"`
+	// Key names what the finding is about within its rule and section
+	// ("timeout server", "route frontend 'a' → backend 'b'", a server's
+	// name): it does not move when lines do, so NewFindings can tell a
+	// finding the running config already had from a new one.
+	Key string `json:"key"`
+	// About are the sections the finding decides, when its line is in
+	// another one (a defaults value that a backend inherits): "backend db".
+	About []string `json:"about,omitempty"`
+	// Suppressed is set on the findings a `# haguard:ignore` comment or
+	// lint.ignore silences (Report.Suppressed), with the reason given.
+	Suppressed *Suppression `json:"suppressed,omitempty"`
 }
 
 // FactKind is a set of fact sources a rule needs.
@@ -174,7 +185,7 @@ func NewRegistry() *Registry { return &Registry{} }
 func DefaultRegistry() *Registry {
 	r := NewRegistry()
 	for _, family := range [][]Rule{timeUnitRules(), timeoutRules(), checkRules(), keepaliveRules(),
-		dbRules(), kernelRules(), pathRules()} {
+		readerRules(), dbRules(), kernelRules(), pathRules()} {
 		if err := r.Register(family...); err != nil {
 			panic(err) // a duplicate ID is a programming error caught by the tests
 		}
@@ -239,7 +250,11 @@ func sortFindings(fs []Finding, files []string) []Finding {
 			cmp.Compare(a.Line, b.Line), cmp.Compare(a.Rule, b.Rule), cmp.Compare(a.Section, b.Section),
 			cmp.Compare(a.Message, b.Message))
 	})
-	return slices.CompactFunc(fs, func(a, b Finding) bool { return a == b })
+	return slices.CompactFunc(fs, func(a, b Finding) bool {
+		return a.Rule == b.Rule && a.Severity == b.Severity && a.Message == b.Message && a.Fix == b.Fix &&
+			a.File == b.File && a.Line == b.Line && a.Section == b.Section && a.Key == b.Key &&
+			slices.Equal(a.About, b.About)
+	})
 }
 
 // finding builds a finding at pos. Its section is the one that contains

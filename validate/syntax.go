@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -51,9 +52,16 @@ type SyntaxResult struct {
 // runs and its verdict and output are the ones reported, so a failure
 // always reads exactly as haproxy's own. Command is the plain command.
 func RunSyntax(ctx context.Context, bin string, files []string) (SyntaxResult, error) {
+	return RunSyntaxEnv(ctx, bin, files, nil)
+}
+
+// RunSyntaxEnv is RunSyntax with haproxy given exactly env as its
+// environment (nil: this process's), so that `haproxy -c` reads the
+// config's variables as the unit's haproxy will.
+func RunSyntaxEnv(ctx context.Context, bin string, files []string, env map[string]string) (SyntaxResult, error) {
 	start := time.Now()
 	if prelude, cleanup := caPrelude(files); prelude != "" {
-		res, err := runSyntax(ctx, bin, append([]string{prelude}, files...))
+		res, err := runSyntax(ctx, bin, append([]string{prelude}, files...), env)
 		cleanup()
 		if err == nil && res.OK {
 			res.Command = syntaxCommand(bin, files)
@@ -65,7 +73,7 @@ func RunSyntax(ctx context.Context, bin string, files []string) (SyntaxResult, e
 			return res, err
 		}
 	}
-	res, err := runSyntax(ctx, bin, files)
+	res, err := runSyntax(ctx, bin, files, env)
 	res.DurationMS = time.Since(start).Milliseconds()
 	return res, err
 }
@@ -125,13 +133,20 @@ func preludeSafe(path string) bool {
 	return sc.Err() == nil
 }
 
-func runSyntax(ctx context.Context, bin string, files []string) (SyntaxResult, error) {
+func runSyntax(ctx context.Context, bin string, files []string, env map[string]string) (SyntaxResult, error) {
 	args := []string{"-c"}
 	for _, f := range files {
 		args = append(args, "-f", f)
 	}
 	res := SyntaxResult{Command: syntaxCommand(bin, files)}
 	cmd := exec.CommandContext(ctx, bin, args...)
+	if env != nil {
+		cmd.Env = make([]string, 0, len(env))
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		sort.Strings(cmd.Env)
+	}
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	start := time.Now()
