@@ -192,7 +192,12 @@ func (p *condParser) term(depth int) (*condNode, error) {
 // arguments and the bytes read.
 func condArgs(s string, nargs int) ([]string, int, error) {
 	if s == "" || s[0] != '(' {
-		return nil, 0, fmt.Errorf("missing arguments (got 0/%d), type 'string' expected", nargs)
+		// Without parentheses, make_arg_list() still reads one empty
+		// argument: "defined" is defined("").
+		if nargs == 1 {
+			return []string{""}, 0, nil
+		}
+		return nil, 0, fmt.Errorf("missing arguments (got 1/%d), type 'string' expected", nargs)
 	}
 	i := 1
 	var args []string

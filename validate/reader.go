@@ -198,7 +198,7 @@ func (r *reading) outgrow(lx *lexed, lead int) *LexError {
 
 // endFile reports an .if left open.
 func (r *reading) endFile(pos Pos) {
-	if len(r.conds) > 0 {
+	if len(r.conds) > 0 && !r.aborted {
 		r.refuse(pos, "non-terminated '.if' block")
 		r.aborted = true
 	}

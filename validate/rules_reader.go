@@ -1,6 +1,9 @@
 package validate
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Rule family: how haproxy reads the files (HA017, HA018, HA019), from
 // what the reader noticed (Config.Notes).
@@ -41,6 +44,17 @@ func evalHA018(in *Input) []Finding {
 		f := in.finding(SevError, n.Pos, "haproxy refuses this: "+n.Text,
 			"fix the line as the message says; `haproxy -c` reports the same")
 		f.Key = n.Text
+		out = append(out, f)
+	}
+	// Time values haproxy cannot read (an overflow is HA004's).
+	for _, v := range in.timeValues() {
+		_, err := ParseTime(v.raw, v.base)
+		if err == nil || errors.Is(err, ErrTimerOverflow) {
+			continue
+		}
+		f := in.finding(SevError, v.pos, fmt.Sprintf("haproxy refuses this: '%s' needs a time such as 5s, got %q (%v)", v.kw, v.raw, err),
+			fmt.Sprintf("write a number and a unit: `%s 5s`", v.kw))
+		f.Key = v.kw
 		out = append(out, f)
 	}
 	return out

@@ -56,19 +56,22 @@ func evalHA003(in *Input) []Finding {
 		out = append(out, in.finding(SevError, p.Pos,
 			fmt.Sprintf("%s '%s' has no 'timeout %s' → %s", p.Kind, p.Name, name, effect), fix))
 	}
+	// A value haproxy cannot read is HA018's: the config is refused, and
+	// the timer is not missing.
+	unset := func(p *Proxy, name string) bool { t := p.EffTimeout(name); return !t.Set() && t.Err == nil }
 	for _, p := range in.proxies() {
 		mode := p.EffMode().Value
 		if mode != "tcp" && mode != "http" {
 			continue
 		}
-		if p.HasFrontend() && !p.EffTimeout("client").Set() {
+		if p.HasFrontend() && unset(p, "client") {
 			miss(p, "client")
 		}
 		if p.HasBackend() && len(p.Servers) > 0 {
-			if !p.EffTimeout("connect").Set() {
+			if unset(p, "connect") {
 				miss(p, "connect")
 			}
-			if !p.EffTimeout("server").Set() && (mode == "http" || !p.EffTimeout("tunnel").Set()) {
+			if unset(p, "server") && (mode == "http" || !p.EffTimeout("tunnel").Set()) {
 				miss(p, "server")
 			}
 		}
