@@ -22,6 +22,9 @@ const (
 	KindListen   Kind = "listen"
 )
 
+// quoted is how messages name a proxy: "listen 'db'".
+func (k Kind) quoted(name string) string { return string(k) + " '" + name + "'" }
+
 // Pos is where a line sits.
 type Pos struct {
 	File string `json:"file"`

@@ -211,6 +211,10 @@ func (b *builder) read(file string, r io.Reader) error {
 			rd.note(Note{Pos: pos, Kind: NoteUnsetVar, Level: SevWarning, Var: v,
 				Text: fmt.Sprintf("variable %s is not set and has no default", v)})
 		}
+		for _, v := range lx.literal {
+			rd.note(Note{Pos: pos, Kind: NoteLiteralVar, Level: SevWarning, Var: v,
+				Text: fmt.Sprintf("%s is outside double quotes", v)})
+		}
 		if len(words) == 0 || words[0] == "" { // haproxy skips a line whose first word is empty
 			if b.cur != nil {
 				b.tag(pos, lx.comment)

@@ -45,6 +45,9 @@ const (
 	NoteRefused NoteKind = "refused"
 	// NoteMessage: a .warning, .notice or .diag line in a live block.
 	NoteMessage NoteKind = "message"
+	// NoteLiteralVar: "$NAME" written outside double quotes, which haproxy
+	// reads as it is.
+	NoteLiteralVar NoteKind = "literal-variable"
 )
 
 // Note is one thing the reader noticed.

@@ -3,6 +3,7 @@ package validate
 import (
 	"cmp"
 	"fmt"
+	"regexp"
 	"slices"
 	"time"
 
@@ -232,10 +233,40 @@ func (r *Registry) Lint(cfg *Config, facts *Facts) []Finding {
 			if f.Severity == "" {
 				f.Severity = rule.Severity
 			}
+			if f.Key == "" {
+				f.Key = defaultKey(f.Message)
+			}
+			if f.About == nil {
+				f.About = aboutFromMessage(f.Message, f.Section)
+			}
 			out = append(out, f)
 		}
 	}
 	return sortFindings(out, cfg.Files)
+}
+
+// numbers are the values a finding's message quotes: durations, counts,
+// sizes. defaultKey drops them, so that a finding whose value changed
+// (timeout 50s to 40s) is still the same finding.
+var numbers = regexp.MustCompile(`[0-9]+(\.[0-9]+)?( ?(us|ms|s|m|h|d|days))?\b`)
+
+func defaultKey(msg string) string { return numbers.ReplaceAllString(msg, "#") }
+
+// sectionRef is how messages name a section: frontend 'a', backend 'b'.
+var sectionRef = regexp.MustCompile(`\b(frontend|backend|listen|defaults) '([^']*)'`)
+
+// aboutFromMessage lists the sections a message names, other than the
+// finding's own: a finding on a defaults line is about the proxies it
+// decides.
+func aboutFromMessage(msg, own string) []string {
+	var out []string
+	for _, m := range sectionRef.FindAllStringSubmatch(msg, -1) {
+		s := m[1] + " " + m[2]
+		if s != own && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // sortFindings orders findings by file (in -f order), line and rule, and
@@ -265,6 +296,13 @@ func (in *Input) finding(sev Severity, pos Pos, msg, fix string) Finding {
 	return Finding{Severity: sev, Message: msg, Fix: fix, File: pos.File, Line: pos.Line, Section: in.Config.SectionAt(pos)}
 }
 
+// findingKey is finding with its Key set.
+func (in *Input) findingKey(key string, sev Severity, pos Pos, msg, fix string) Finding {
+	f := in.finding(sev, pos, msg, fix)
+	f.Key = key
+	return f
+}
+
 // configPos is where a finding about the config or the host as a whole
 // points: the global header, else line 0 of the first file (no line, no
 // section).
@@ -287,6 +325,15 @@ func dur(t TimeSetting) time.Duration {
 		return Infinite
 	}
 	return t.Time.D
+}
+
+// idleFor says how long sessions may stay idle: "for 8h", or "forever
+// (no timeout set)".
+func idleFor(d time.Duration) string {
+	if d == Infinite {
+		return "forever (no timeout set)"
+	}
+	return "for " + FormatDuration(d)
 }
 
 // fmtDur formats a timer, "infinite" when unset.

@@ -3,9 +3,10 @@ package validate
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
-// Rule family: how haproxy reads the files (HA017, HA018, HA019), from
+// Rule family: how haproxy reads the files (HA017 to HA020), from
 // what the reader noticed (Config.Notes).
 
 func readerRules() []Rule {
@@ -13,6 +14,7 @@ func readerRules() []Rule {
 		{ID: "HA017", Severity: SevWarning, Title: "Environment variable not set and without a default", Eval: evalHA017},
 		{ID: "HA018", Severity: SevError, Title: "Line haproxy refuses to read", Eval: evalHA018},
 		{ID: "HA019", Severity: SevWarning, Title: "Message written in the config", Eval: evalHA019},
+		{ID: "HA020", Severity: SevWarning, Title: "Variable outside double quotes is not expanded", Eval: evalHA020},
 	}
 }
 
@@ -54,7 +56,7 @@ func evalHA018(in *Input) []Finding {
 		}
 		f := in.finding(SevError, v.pos, fmt.Sprintf("haproxy refuses this: '%s' needs a time such as 5s, got %q (%v)", v.kw, v.raw, err),
 			fmt.Sprintf("write a number and a unit: `%s 5s`", v.kw))
-		f.Key = v.kw
+		f.Key = v.key
 		out = append(out, f)
 	}
 	return out
@@ -66,6 +68,19 @@ func evalHA019(in *Input) []Finding {
 		f := in.finding(n.Level, n.Pos, "the config says "+n.Text+" on this target",
 			"read the message: the config's author wrote it for this case")
 		f.Key = n.Text
+		out = append(out, f)
+	}
+	return out
+}
+
+func evalHA020(in *Input) []Finding {
+	var out []Finding
+	for _, n := range notesOf(in, NoteLiteralVar) {
+		name := strings.Trim(n.Var, "${}")
+		f := in.finding(SevWarning, n.Pos,
+			fmt.Sprintf("%s is outside double quotes: haproxy does not expand it and reads %q as it is", n.Var, n.Var),
+			fmt.Sprintf("write \"${%s}\" in double quotes if the variable is meant (single-quote or escape the $ if the text is meant)", name))
+		f.Key = n.Var
 		out = append(out, f)
 	}
 	return out

@@ -66,6 +66,7 @@ type lexed struct {
 	words   []string
 	comment string   // the text after an unquoted '#', without it
 	unset   []string // variables read while not set and without a default
+	literal []string // $NAME or ${NAME} outside double quotes: not expanded
 	err     *LexError
 	// outLen is the size of parse_line()'s output (the words and a NUL
 	// after each), and defaultAt the position of the first "${NAME-"
@@ -107,7 +108,7 @@ func plainLine(line string) bool {
 		case c == '\t':
 		case c < 0x20 || c > 0x7e:
 			return false
-		case c == '"' || c == '\'' || c == '\\' || c == '#':
+		case c == '"' || c == '\'' || c == '\\' || c == '#' || c == '$':
 			return false
 		}
 	}
@@ -248,6 +249,21 @@ loop:
 				i++
 			}
 			endWord()
+		case c == '$' && !dq && !sq:
+			// Not expanded outside double quotes; note what looks like an
+			// environment variable ($NAME in capitals, or ${...}).
+			if n := at(i + 1); n == '{' || n == '_' || (n >= 'A' && n <= 'Z') {
+				j := i + 1
+				for j < len(s) && (s[j] == '{' || s[j] == '_' || isDigit(s[j]) || isAlpha(s[j])) {
+					j++
+				}
+				if j < len(s) && s[j] == '}' {
+					j++
+				}
+				out.literal = append(out.literal, s[i:j])
+			}
+			cur.WriteByte(c)
+			i++
 		case c == '$' && dq:
 			var err *LexError
 			i, err = l.expand(s, i, &cur, &words, &out, &dq, &quoteAt)
