@@ -341,8 +341,12 @@ func measurement(t *testing.T) string {
 		return fmt.Sprintf("%.0f %%", 100*float64(x.tp)/float64(x.tp+x.noise))
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d configs, %d findings (%d errors, %d warnings, %d info): %.2f warnings per config, %.2f errors per config.\n\n",
-		len(m.Configs), len(js), total.err, total.warn, total.info, float64(total.warn)/float64(len(m.Configs)), float64(total.err)/float64(len(m.Configs)))
+	withFindings := map[string]bool{}
+	for _, j := range js {
+		withFindings[j.file] = true
+	}
+	fmt.Fprintf(&b, "%d configs (%d with a finding), %d findings (%d errors, %d warnings, %d info): %.2f warnings per config, %.2f errors per config.\n\n",
+		len(m.Configs), len(withFindings), len(js), total.err, total.warn, total.info, float64(total.warn)/float64(len(m.Configs)), float64(total.err)/float64(len(m.Configs)))
 	b.WriteString("| rule | findings | errors | warnings | info | true positives | noise | precision |\n|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rules {
 		x := *per[r]

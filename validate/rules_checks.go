@@ -59,21 +59,42 @@ func backendsWithChecks(in *Input) []*Proxy {
 	return out
 }
 
+// evalHA008 reports a check timeout at or above the server timeout. When
+// both come from the same lines for several backends (a defaults
+// section), it says so once, naming them, at the check timeout's line.
 func evalHA008(in *Input) []Finding {
-	var out []Finding
+	type group struct {
+		f     Finding
+		names []string
+	}
+	var groups []*group
+	byLine := map[[2]Pos]*group{}
+	add := func(at, srvAt Pos, p *Proxy, mk func(names string) Finding) {
+		k := [2]Pos{at, srvAt}
+		g := byLine[k]
+		if g == nil {
+			g = &group{}
+			byLine[k] = g
+			groups = append(groups, g)
+		}
+		g.names = append(g.names, p.Kind.quoted(p.Name))
+		g.f = mk(strings.Join(g.names, ", "))
+	}
 	for _, p := range backendsWithChecks(in) {
 		srv := p.EffTimeout("server")
 		if !srv.Set() {
 			continue
 		}
-		fix := "lower the check timeout below `timeout server` (e.g. `timeout check 5s`)"
 		if tc := p.EffTimeout("check"); tc.Set() {
 			if tc.Time.D >= srv.Time.D {
-				f := in.finding(SevWarning, tc.Pos,
-					fmt.Sprintf("timeout check %s ≥ timeout server %s in %s '%s'; HAProxy's doc says it \"should be smaller than timeout server\"",
-						FormatDuration(tc.Time.D), FormatDuration(srv.Time.D), p.Kind, p.Name), fix)
-				f.Key = p.Section()
-				out = append(out, f)
+				add(tc.Pos, srv.Pos, p, func(names string) Finding {
+					f := in.finding(SevWarning, tc.Pos,
+						fmt.Sprintf("timeout check %s ≥ timeout server %s in %s; HAProxy's doc says it \"should be smaller than timeout server\"",
+							FormatDuration(tc.Time.D), FormatDuration(srv.Time.D), names),
+						"lower the check timeout below `timeout server` (e.g. `timeout check 5s`)")
+					f.Key = "timeout check"
+					return f
+				})
 			}
 			continue
 		}
@@ -88,13 +109,19 @@ func evalHA008(in *Input) []Finding {
 			}
 		}
 		if worst >= srv.Time.D {
-			f := in.finding(SevWarning, at,
-				fmt.Sprintf("check timeout %s (inter, as no timeout check is set) ≥ timeout server %s in %s '%s'; HAProxy's doc says it \"should be smaller than timeout server\"",
-					FormatDuration(worst), FormatDuration(srv.Time.D), p.Kind, p.Name),
-				"set `timeout check` below `timeout server` (e.g. 5s), or lower `inter`")
-			f.Key = p.Section()
-			out = append(out, f)
+			add(at, srv.Pos, p, func(names string) Finding {
+				f := in.finding(SevWarning, at,
+					fmt.Sprintf("check timeout %s (inter, as no timeout check is set) ≥ timeout server %s in %s; HAProxy's doc says it \"should be smaller than timeout server\"",
+						FormatDuration(worst), FormatDuration(srv.Time.D), names),
+					"set `timeout check` below `timeout server` (e.g. 5s), or lower `inter`")
+				f.Key = "inter"
+				return f
+			})
 		}
+	}
+	out := make([]Finding, len(groups))
+	for i, g := range groups {
+		out[i] = g.f
 	}
 	return out
 }
@@ -168,7 +195,7 @@ func evalHA009(in *Input) []Finding {
 			parts = append(parts, fmt.Sprintf("%s for %s (%s)", FormatDuration(g.detect), strings.Join(g.names, ", "), g.formula))
 		}
 		f := in.finding(SevInfo, groups[0].pos,
-			fmt.Sprintf("a dead server of %s '%s' keeps receiving new sessions for up to %s, at least timeout server %s (%d of %d checked servers): %s",
+			fmt.Sprintf("a server of %s '%s' that stops answering keeps receiving new sessions for up to %s, at least timeout server %s (%d of %d checked servers): %s",
 				p.Kind, p.Name, FormatDuration(groups[0].detect), FormatDuration(srv.Time.D), n, checked, strings.Join(parts, "; ")),
 			"detect faster: `fastinter 1s`, a lower `fall`, and `on-marked-down shutdown-sessions`")
 		f.Key = p.Section()

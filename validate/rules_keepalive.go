@@ -164,11 +164,32 @@ func evalHA013Declared(in *Input) []Finding {
 	return out
 }
 
+// evalHA014 reports, once per option line and proxy, the sides whose
+// keepalive is on with the first probe left to the kernel: `option
+// tcpka` on a listen covers both sides in one line, and reads as one
+// finding. Only sides whose tcp sessions may idle over 5 minutes count:
+// when haproxy cuts idle sessions sooner, the keepalive's timing does
+// not matter.
 func evalHA014(in *Input) []Finding {
+	longIdle := map[*Proxy]map[string]bool{}
+	for _, r := range tcpRoutes(in) {
+		if idle, _ := r.Idle(); idle > fiveMinutes {
+			for _, side := range []string{"client", "server"} {
+				p := sideProxy(r, side)
+				if longIdle[p] == nil {
+					longIdle[p] = map[string]bool{}
+				}
+				longIdle[p][side] = true
+			}
+		}
+	}
 	var out []Finding
 	for _, p := range in.proxies() {
+		var sides []string
+		var knobs []string
+		var at Option
 		for _, side := range []string{"client", "server"} {
-			if side == "client" && !p.HasFrontend() || side == "server" && !p.HasBackend() {
+			if !longIdle[p][side] {
 				continue
 			}
 			o, on := kaOn(p, side)
@@ -182,15 +203,34 @@ func evalHA014(in *Input) []Finding {
 			if p.EffKA(pre + "-idle").Set() {
 				continue
 			}
-			f := in.finding(SevInfo, o.Pos,
-				fmt.Sprintf("option %s is on for the %s side of %s '%s' but %s-idle is unset: first probe after kernel tcp_keepalive_time (default 7200 s)",
-					o.Name, side, p.Kind, p.Name, pre),
-				fmt.Sprintf("`%s-idle 240s`, `%s-intvl 30s`, `%s-cnt 4` (below every middlebox idle timeout)", pre, pre, pre))
-			f.Key = p.Section() + " " + side + " side"
-			out = append(out, f)
+			if len(sides) > 0 && o.Pos != at.Pos {
+				out = append(out, ha014(in, p, at, sides, knobs))
+				sides, knobs = nil, nil
+			}
+			at = o
+			sides = append(sides, side)
+			knobs = append(knobs, pre)
+		}
+		if len(sides) > 0 {
+			out = append(out, ha014(in, p, at, sides, knobs))
 		}
 	}
 	return out
+}
+
+func ha014(in *Input, p *Proxy, o Option, sides, knobs []string) Finding {
+	idles := make([]string, len(knobs))
+	fix := make([]string, len(knobs))
+	for i, k := range knobs {
+		idles[i] = k + "-idle"
+		fix[i] = fmt.Sprintf("`%s-idle 240s`, `%s-intvl 30s`, `%s-cnt 4`", k, k, k)
+	}
+	f := in.finding(SevInfo, o.Pos,
+		fmt.Sprintf("option %s is on for the %s side of %s '%s' but %s unset: the first probe leaves after the kernel's tcp_keepalive_time (7200 s by default), later than most firewalls forget an idle session",
+			o.Name, strings.Join(sides, " and "), p.Kind, p.Name, strings.Join(idles, " and ")+map[bool]string{true: " is", false: " are"}[len(idles) == 1]),
+		strings.Join(fix, "; ")+" (below every middlebox idle timeout)")
+	f.Key = p.Section() + " " + strings.Join(sides, "+")
+	return f
 }
 
 func evalHA015(in *Input) []Finding {
