@@ -119,27 +119,30 @@ func Check(ctx context.Context, opts Options) (Report, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	target := opts.Target
-	if target == nil {
-		ts := opts.Targets
-		if ts == nil {
-			ts = &Targets{}
-		}
-		target, err = ts.Get(ctx, opts.HAProxyBin)
-		if err != nil {
-			if !opts.NoSyntax {
-				return Report{}, fmt.Errorf("check: %w", err)
-			}
-			// Without haproxy -c the lint still runs, for an unknown binary.
-			log.Debug("target unknown, conditional blocks read without a version", "err", err)
-			target = nil
-		}
-	}
-	rep := Report{Files: opts.Files, Findings: []Finding{}, Suppressed: []Finding{}, Target: target}
-	ro := ReadOptions{Env: opts.Env, Target: target, MasterWorker: opts.MasterWorker, LocalPeer: opts.LocalPeer}
+	rep := Report{Files: opts.Files, Findings: []Finding{}, Suppressed: []Finding{}}
 	g, gctx := errgroup.WithContext(ctx)
+	// The lint waits for the target (a probe of the binary, cached by
+	// Targets); haproxy -c does not, so both run at once.
 	g.Go(func() error {
+		target := opts.Target
+		if target == nil {
+			ts := opts.Targets
+			if ts == nil {
+				ts = &Targets{}
+			}
+			var err error
+			if target, err = ts.Get(gctx, opts.HAProxyBin); err != nil {
+				if !opts.NoSyntax {
+					return fmt.Errorf("check: %w", err)
+				}
+				// Without haproxy -c the lint still runs, for an unknown binary.
+				log.Debug("target unknown, conditional blocks read without a version", "err", err)
+				target = nil
+			}
+		}
+		rep.Target = target
 		t := time.Now()
+		ro := ReadOptions{Env: opts.Env, Target: target, MasterWorker: opts.MasterWorker, LocalPeer: opts.LocalPeer}
 		cfg, err := ParseWith(ro, opts.Files...)
 		if err != nil {
 			return err

@@ -149,7 +149,7 @@ func evalHA009(in *Input) []Finding {
 			names   []string
 		}
 		var groups []*group
-		byFormula := map[string]*group{}
+		var byFormula map[string]*group
 		checked := 0
 		for _, s := range p.Servers {
 			if !p.checked(s) {
@@ -167,17 +167,21 @@ func evalHA009(in *Input) []Finding {
 					fall = int(n)
 				}
 			}
-			tc, tcName := inter, "check timeout "+FormatDuration(inter)+" (inter, as no timeout check is set)"
+			tc, how := inter, "inter, as no timeout check is set"
 			if t := p.EffTimeout("check"); t.Set() {
-				tc, tcName = t.Time.D, "check timeout "+FormatDuration(t.Time.D)+" (timeout check)"
+				tc, how = t.Time.D, "timeout check"
 			}
 			detect := inter + time.Duration(fall-1)*fast + tc
 			if detect < srv.Time.D {
 				continue
 			}
-			formula := fmt.Sprintf("inter %s + %d × fastinter %s + %s", FormatDuration(inter), fall-1, FormatDuration(fast), tcName)
+			formula := fmt.Sprintf("inter %s + %d × fastinter %s + check timeout %s (%s)",
+				FormatDuration(inter), fall-1, FormatDuration(fast), FormatDuration(tc), how)
 			g := byFormula[formula]
 			if g == nil {
+				if byFormula == nil {
+					byFormula = map[string]*group{}
+				}
 				g = &group{detect: detect, formula: formula, pos: s.Pos}
 				byFormula[formula] = g
 				groups = append(groups, g)

@@ -171,16 +171,13 @@ func evalHA013Declared(in *Input) []Finding {
 // when haproxy cuts idle sessions sooner, the keepalive's timing does
 // not matter.
 func evalHA014(in *Input) []Finding {
-	longIdle := map[*Proxy]map[string]bool{}
+	// longIdle has bit 1 for a proxy's client side, 2 for its server side.
+	longIdle := map[*Proxy]uint8{}
+	bit := map[string]uint8{"client": 1, "server": 2}
 	for _, r := range tcpRoutes(in) {
 		if idle, _ := r.Idle(); idle > fiveMinutes {
-			for _, side := range []string{"client", "server"} {
-				p := sideProxy(r, side)
-				if longIdle[p] == nil {
-					longIdle[p] = map[string]bool{}
-				}
-				longIdle[p][side] = true
-			}
+			longIdle[r.Front] |= 1
+			longIdle[r.Back] |= 2
 		}
 	}
 	var out []Finding
@@ -189,7 +186,7 @@ func evalHA014(in *Input) []Finding {
 		var knobs []string
 		var at Option
 		for _, side := range []string{"client", "server"} {
-			if !longIdle[p][side] {
+			if longIdle[p]&bit[side] == 0 {
 				continue
 			}
 			o, on := kaOn(p, side)
