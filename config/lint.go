@@ -42,23 +42,23 @@ func (li *LintIgnore) UnmarshalYAML(n *yaml.Node) error {
 		return nil
 	case yaml.MappingNode:
 	default:
-		return fmt.Errorf("line %d: expected a rule ID or a mapping with rule, section, file, reason", n.Line)
+		return fmt.Errorf("line %d: want a rule ID or a mapping with rule, section, file, reason, got a list", n.Line)
 	}
 	var out LintIgnore
 	fields := map[string]*string{"rule": &out.Rule, "section": &out.Section, "file": &out.File, "reason": &out.Reason}
-	seen := map[string]bool{}
+	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		dst, ok := fields[k.Value]
 		if !ok {
-			return fmt.Errorf("line %d: field %s not found in lint.ignore (rule, section, file, reason)", k.Line, k.Value)
+			return fmt.Errorf("line %d: unknown field %q in lint.ignore[] (known: file, reason, rule, section)", k.Line, k.Value)
 		}
-		if seen[k.Value] {
-			return fmt.Errorf("line %d: mapping key %q already defined", k.Line, k.Value)
+		if at, dup := seen[k.Value]; dup {
+			return fmt.Errorf("line %d: mapping key %q already defined at line %d", k.Line, k.Value, at)
 		}
-		seen[k.Value] = true
+		seen[k.Value] = k.Line
 		if v.Kind != yaml.ScalarNode {
-			return fmt.Errorf("line %d: lint.ignore %s: expected a string", v.Line, k.Value)
+			return fmt.Errorf("line %d: want a string, got a %s", v.Line, map[yaml.Kind]string{yaml.SequenceNode: "list", yaml.MappingNode: "mapping"}[v.Kind])
 		}
 		*dst = v.Value
 	}

@@ -34,14 +34,14 @@ func TestLintBlock(t *testing.T) {
 // TestLintBlockStrict: every mistake is an error that names its place.
 func TestLintBlockStrict(t *testing.T) {
 	for yaml, want := range map[string]string{
-		"lint:\n  ignore:\n    - {rule: HA013, sektion: x}\n":     "line 3: field sektion not found",
-		"lint:\n  ignore:\n    - {rule: HA013, rule: HA014}\n":    "already defined",
+		"lint:\n  ignore:\n    - {rule: HA013, sektion: x}\n":     `line 3: unknown field "sektion" in lint.ignore[] (known: file, reason, rule, section)`,
+		"lint:\n  ignore:\n    - {rule: HA013, rule: HA014}\n":    `line 3: mapping key "rule" already defined at line 3`,
 		"lint:\n  ignore:\n    - ha13\n":                          `lint.ignore[0].rule: "ha13" is not a rule ID`,
 		"lint:\n  ignore:\n    - {rule: HA013, section: \"[\"}\n": "lint.ignore[0].section",
-		"lint:\n  ignore:\n    - [HA013]\n":                       "line 3: expected a rule ID or a mapping",
+		"lint:\n  ignore:\n    - [HA013]\n":                       "line 3: want a rule ID or a mapping",
 		"lint:\n  severity:\n    HA010: fatal\n":                  `lint.severity.HA010: "fatal" is not error, warning or info`,
 		"lint:\n  severity:\n    timeouts: info\n":                `lint.severity: "timeouts" is not a rule ID`,
-		"lint:\n  ignored: []\n":                                  "field ignored not found",
+		"lint:\n  ignored: []\n":                                  `line 2: unknown field "ignored" in lint (known: ignore, severity)`,
 	} {
 		_, err := Parse([]byte(yaml))
 		if err == nil || !strings.Contains(err.Error(), want) {
