@@ -32,7 +32,7 @@ func TestCheckArgs(t *testing.T) {
 		stderr []string
 	}{
 		{name: "final config, no error", args: []string{"check", "--no-syntax", "-f", final}, code: 0,
-			stdout: []string{"seed003_final.cfg:3: warning HA010: ", "    fix: ", "haproxy -c: skipped", "haguard check ok: 0 error(s), 2 warning(s), 3 info"}},
+			stdout: []string{"seed003_final.cfg:3: warning HA010: ", "    fix: ", "haproxy -c: skipped", "haguard check ok: 0 error(s), 1 warning(s), 4 info"}},
 		{name: "fail on warning", args: []string{"check", "--no-syntax", "--fail-on", "warning", "-f", final}, code: 1,
 			stdout: []string{"haguard check FAILED"}},
 		{name: "unitless is an error", args: []string{"check", "--no-syntax", "-f", unitless}, code: 1,

@@ -33,6 +33,7 @@ type Config struct {
 	Probe    Probe  `yaml:"probe"`
 	Facts    Facts  `yaml:"facts"`
 	Path     Path   `yaml:"path"`
+	Lint     Lint   `yaml:"lint"`
 	API      API    `yaml:"api"`
 	Policy   Policy `yaml:"policy"`
 }
@@ -350,6 +351,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("path.clients[%d].kind: unknown kind %q", i, cl.Kind))
 		}
 	}
+	errs = append(errs, c.Lint.validate()...)
 	if c.API.MaxBodyBytes <= 0 {
 		errs = append(errs, errors.New("api.max_body_bytes: must be positive"))
 	}

@@ -16,6 +16,8 @@ func TestInvalidFiles(t *testing.T) {
 		"invalid-empty-unit.yaml":           `systemd.unit: must not be empty`,
 		"invalid-facts-mode.yaml":           `facts.mode: "sometimes" is not none, declared or live`,
 		"invalid-history-keep.yaml":         `reload.history_keep: must be at least 1`,
+		"invalid-lint-ignore-field.yaml":    `line 4: unknown field "sektion" in lint.ignore[] (known: file, reason, rule, section)`,
+		"invalid-lint-severity.yaml":        `lint.severity.HA010: "fatal" is not error, warning or info`,
 		"invalid-lock.yaml":                 `reload.lock: "maybe" is not wait or fail`,
 		"invalid-max-body.yaml":             `api.max_body_bytes: must be positive`,
 		"invalid-middlebox-hop.yaml":        `path.middleboxes[0].hop: "both" is not client or server`,

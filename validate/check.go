@@ -35,6 +35,23 @@ type Options struct {
 	// Logger gets debug lines; nil discards.
 	Logger *slog.Logger
 
+	// Env is haproxy's environment, for the config's variables and for
+	// `haproxy -c` alike: for a reload, the unit's Environment= and
+	// EnvironmentFile=; nil means this process's environment (the
+	// command line). See ReadOptions.
+	Env map[string]string
+	// MasterWorker and LocalPeer: see ReadOptions.
+	MasterWorker bool
+	LocalPeer    string
+	// Target is the binary the config is read for; nil asks HAProxyBin
+	// (through Targets, when set, so a daemon probes a binary once).
+	Target  *Target
+	Targets *Targets
+	// Lint is haguard.yaml's lint block: rules silenced, severities
+	// overridden. The config's own `# haguard:ignore` comments always
+	// apply.
+	Lint config.Lint
+
 	// Policy, when set, runs the PO rules (Facts.Policy) before anything
 	// else: a candidate they refuse never reaches `haproxy -c`
 	// (Syntax.PolicyRefused). The daemon sets it for every API candidate,
@@ -70,7 +87,7 @@ func (o Options) WithCheckBounds(h config.HAProxy) Options {
 }
 
 func (o Options) syntaxOptions(cfg *Config) SyntaxOptions {
-	so := SyntaxOptions{Bin: o.HAProxyBin, Files: o.Files, Timeout: o.CheckTimeout, MemoryLimit: o.CheckMemory,
+	so := SyntaxOptions{Bin: o.HAProxyBin, Files: o.Files, Env: o.Env, Timeout: o.CheckTimeout, MemoryLimit: o.CheckMemory,
 		Untrusted: o.Untrusted, User: o.CheckUser, Groups: o.CheckGroups, Config: cfg}
 	if o.Policy != nil {
 		so.WorkDir = o.Policy.Refs.WorkDir
@@ -78,21 +95,28 @@ func (o Options) syntaxOptions(cfg *Config) SyntaxOptions {
 	return so
 }
 
-// Summary counts findings by severity.
+// Summary counts findings by severity, and the suppressed ones apart.
 type Summary struct {
-	Error   int `json:"error"`
-	Warning int `json:"warning"`
-	Info    int `json:"info"`
+	Error      int `json:"error"`
+	Warning    int `json:"warning"`
+	Info       int `json:"info"`
+	Suppressed int `json:"suppressed"`
 }
 
 // Report is the result of Check; its JSON is `haguard check --format json`.
 type Report struct {
-	OK         bool         `json:"ok"`
-	Files      []string     `json:"files"`
-	Syntax     SyntaxResult `json:"syntax"`
-	Findings   []Finding    `json:"findings"`
-	Summary    Summary      `json:"summary"`
-	DurationMS int64        `json:"duration_ms"`
+	OK       bool         `json:"ok"`
+	Files    []string     `json:"files"`
+	Syntax   SyntaxResult `json:"syntax"`
+	Findings []Finding    `json:"findings"`
+	// Suppressed are the findings an ignore comment or lint.ignore
+	// silences, each with its reason; they never fail the check.
+	Suppressed []Finding `json:"suppressed"`
+	Summary    Summary   `json:"summary"`
+	// Target is the haproxy binary the config was read for (its version
+	// decides the .if blocks); nil when it could not be asked.
+	Target     *Target `json:"target,omitempty"`
+	DurationMS int64   `json:"duration_ms"`
 	// Config is the parsed model (not in JSON), for callers that go on
 	// to probe or reload.
 	Config *Config `json:"-"`
@@ -130,18 +154,24 @@ func Check(ctx context.Context, opts Options) (Report, error) {
 	if opts.Registry == nil {
 		opts.Registry = DefaultRegistry()
 	}
+	sup, err := NewSuppressor(opts.Lint, opts.Registry)
+	if err != nil {
+		return Report{}, fmt.Errorf("check: %w", err)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	rep := Report{Files: opts.Files, Findings: []Finding{}}
+	rep := Report{Files: opts.Files, Findings: []Finding{}, Suppressed: []Finding{}}
 	facts := opts.Facts
-	var cfg *Config
+	var raw *Config
 	if opts.Policy != nil || opts.Untrusted {
 		// The policy decides before haproxy reads anything, and the
-		// untrusted output filter needs the model: parse first.
+		// untrusted output filter needs the model: read first, every
+		// line as written (no variable expanded, every .if branch kept),
+		// so that nothing haproxy could see escapes the policy.
 		var err error
-		if cfg, err = Parse(opts.Files...); err != nil {
+		if raw, err = ParseWith(ReadOptions{Raw: true}, opts.Files...); err != nil {
 			return Report{}, err
 		}
 	}
@@ -152,47 +182,63 @@ func Check(ctx context.Context, opts Options) (Report, error) {
 		}
 		f.Policy = opts.Policy
 		facts = &f
-		if refused, ids := policyOnly(cfg, facts); len(refused) > 0 {
+		if refused, ids := policyOnly(raw, facts); len(refused) > 0 {
 			// Every finding, and the refusals even if opts.Registry has no
 			// PO rules.
-			rep.Config = cfg
-			rep.Findings = sortFindings(append(opts.Registry.Lint(cfg, facts), refused...), cfg.Files)
+			rep.Config = raw
+			rep.Findings = sortFindings(append(opts.Registry.Lint(raw, facts), refused...), raw.Files)
 			rep.Syntax = SyntaxResult{Skipped: true, PolicyRefused: true,
 				Output: fmt.Sprintf("haproxy -c not run: the candidate policy refused %d line(s) (%s)", len(refused), strings.Join(ids, ", "))}
 			return rep.finish(opts, start), nil
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	// The lint waits for the target (a probe of the binary, cached by
+	// Targets); haproxy -c does not, so both run at once.
 	g.Go(func() error {
-		t := time.Now()
-		c := cfg
-		if c == nil {
+		target := opts.Target
+		if target == nil {
+			ts := opts.Targets
+			if ts == nil {
+				ts = &Targets{}
+			}
 			var err error
-			if c, err = Parse(opts.Files...); err != nil {
-				return err
+			if target, err = ts.Get(gctx, opts.HAProxyBin); err != nil {
+				// The lint still runs, for an unknown binary (version
+				// conditions read as haproxy reads them with no version);
+				// haproxy -c, when it runs, says whether the binary works.
+				log.Debug("target unknown, conditional blocks read without a version", "err", err)
+				target = nil
 			}
 		}
-		rep.Config = c
+		rep.Target = target
+		t := time.Now()
+		ro := ReadOptions{Env: opts.Env, Target: target, MasterWorker: opts.MasterWorker, LocalPeer: opts.LocalPeer}
+		cfg, err := ParseWith(ro, opts.Files...)
+		if err != nil {
+			return err
+		}
+		rep.Config = cfg
 		lf := facts
 		if opts.Gather != nil {
 			// The facts read the same parse; the policy (set above) stays.
-			gathered := opts.Gather(gctx, c)
+			gathered := opts.Gather(gctx, cfg)
 			if facts != nil {
 				gathered.Policy = facts.Policy
 			}
 			lf = gathered
 		}
-		if fs := opts.Registry.Lint(c, lf); fs != nil {
-			rep.Findings = fs
-		}
-		log.Debug("lint done", "lines", c.Lines, "findings", len(rep.Findings), "took", time.Since(t))
+		kept, suppressed := sup.Apply(cfg, opts.Registry.Lint(cfg, lf))
+		rep.Findings = append(rep.Findings, kept...)
+		rep.Suppressed = append(rep.Suppressed, suppressed...)
+		log.Debug("lint done", "lines", cfg.Lines, "findings", len(rep.Findings), "suppressed", len(rep.Suppressed), "took", time.Since(t))
 		return nil
 	})
 	if opts.NoSyntax {
 		rep.Syntax = SyntaxResult{OK: true, Skipped: true, Output: "skipped (--no-syntax)"}
 	} else {
 		g.Go(func() error {
-			res, err := RunSyntaxWith(gctx, opts.syntaxOptions(cfg))
+			res, err := RunSyntaxWith(gctx, opts.syntaxOptions(raw))
 			rep.Syntax = res
 			log.Debug("haproxy -c done", "ok", res.OK, "took_ms", res.DurationMS, "max_rss_kb", res.MaxRSSKB,
 				"timed_out", res.TimedOut, "out_of_memory", res.OutOfMemory, "untrusted", res.Untrusted)
@@ -224,6 +270,7 @@ func (rep Report) finish(opts Options, start time.Time) Report {
 			rep.Summary.Info++
 		}
 	}
+	rep.Summary.Suppressed = len(rep.Suppressed)
 	rep.OK = rep.Syntax.OK && len(rep.Failing(opts.FailOn)) == 0
 	rep.DurationMS = time.Since(start).Milliseconds()
 	return rep
@@ -237,7 +284,7 @@ func policyOnly(cfg *Config, facts *Facts) ([]Finding, []string) {
 	for _, r := range policyRules() {
 		fs := r.Eval(in)
 		for i := range fs {
-			fs[i].Rule = r.ID
+			fs[i] = r.complete(fs[i])
 		}
 		if len(fs) > 0 {
 			out = append(out, fs...)

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/user"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -151,6 +152,13 @@ func (c *confined) run(ctx context.Context) (SyntaxResult, error) {
 	// haguard dies first.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	if o.Env != nil && !o.Untrusted {
+		cmd.Env = make([]string, 0, len(o.Env))
+		for k, v := range o.Env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		sort.Strings(cmd.Env)
+	}
 	if o.Untrusted {
 		cred, err := o.credential()
 		if err != nil {

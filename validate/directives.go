@@ -45,7 +45,7 @@ var kaKnobs = map[string]bool{
 	"clitcpka-cnt": false, "srvtcpka-cnt": false,
 }
 
-func (b *builder) directive(line string, d Directive) {
+func (b *builder) directive(d Directive) {
 	p := b.cur
 	w := d.Words
 	switch w[0] {

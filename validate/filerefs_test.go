@@ -29,9 +29,11 @@ func refStrings(refs []FileRef) []string {
 	return out
 }
 
+// parseString reads cfg as the policy does: a raw reading (every line,
+// words as written, no variable expanded; ReadOptions.Raw).
 func parseString(t *testing.T, name, cfg string) *Config {
 	t.Helper()
-	c, err := ParseReader(name, strings.NewReader(cfg))
+	c, err := ParseReaderWith(ReadOptions{Raw: true}, name, strings.NewReader(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}

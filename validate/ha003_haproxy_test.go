@@ -122,6 +122,16 @@ backend b3
     server s 127.0.0.53:1
 `,
 	}
+	for name, text := range cases {
+		t.Run(name, func(t *testing.T) { agreeHA003(t, name, text, map[string]string{}) })
+	}
+}
+
+// agreeHA003 runs text through the real haproxy -c and haguard's model in
+// the same environment, and requires HA003 to name exactly the proxies
+// whose missing timeouts haproxy warns about. It returns haproxy's verdict.
+func agreeHA003(t *testing.T, name, text string, env map[string]string) SyntaxResult {
+	t.Helper()
 	reg := NewRegistry()
 	for _, r := range timeoutRules() {
 		if r.ID == "HA003" {
@@ -130,30 +140,32 @@ backend b3
 			}
 		}
 	}
-	for name, text := range cases {
-		t.Run(name, func(t *testing.T) {
-			path := writeFile(t, t.TempDir(), name+".cfg", text)
-			res, err := RunSyntax(context.Background(), testbed.HAProxyBin(), []string{path})
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := map[string]bool{}
-			for _, m := range missingRe.FindAllStringSubmatch(res.Output, -1) {
-				want[m[1]] = true
-			}
-			cfg, err := Parse(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := map[string]bool{}
-			for _, f := range reg.Lint(cfg, nil) {
-				got[strings.SplitN(f.Message, "'", 3)[1]] = true
-			}
-			if g, w := keys(got), keys(want); strings.Join(g, ",") != strings.Join(w, ",") {
-				t.Errorf("HA003 names %v, haproxy -c names %v\n%s", g, w, res.Output)
-			}
-		})
+	path := writeFile(t, t.TempDir(), name+".cfg", text)
+	res, err := RunSyntaxEnv(context.Background(), testbed.HAProxyBin(), []string{path}, env)
+	if err != nil {
+		t.Fatal(err)
 	}
+	want := map[string]bool{}
+	for _, m := range missingRe.FindAllStringSubmatch(res.Output, -1) {
+		want[m[1]] = true
+	}
+	cfg, err := ParseWith(ReadOptions{Env: env, Target: installedTarget(t)}, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, f := range reg.Lint(cfg, nil) {
+		got[strings.SplitN(f.Message, "'", 3)[1]] = true
+	}
+	// haproxy checks for missing timeouts only once it has read the whole
+	// config without a fatal error.
+	if !res.OK {
+		return res
+	}
+	if g, w := keys(got), keys(want); strings.Join(g, ",") != strings.Join(w, ",") {
+		t.Errorf("HA003 names %v, haproxy -c names %v\n%s", g, w, res.Output)
+	}
+	return res
 }
 
 func keys(m map[string]bool) []string {

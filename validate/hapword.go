@@ -49,7 +49,7 @@ func haproxyWord(w string) (word string, env bool) {
 				i++
 			case 'x':
 				if i+3 < len(w) && isHex(w[i+2]) && isHex(w[i+3]) {
-					v := unhex(w[i+2])<<4 | unhex(w[i+3])
+					v := hexVal(w[i+2])<<4 | hexVal(w[i+3])
 					if v == 0 {
 						return b.String(), env
 					}
@@ -83,18 +83,6 @@ func hasEnvRef(s string) bool {
 
 func isEnvStart(c byte) bool {
 	return c == '{' || c == '_' || c == '.' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-}
-
-func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
-
-func unhex(c byte) byte {
-	switch {
-	case c >= 'a':
-		return c - 'a' + 10
-	case c >= 'A':
-		return c - 'A' + 10
-	}
-	return c - '0'
 }
 
 // haproxyWords reads every word of a line (haproxyWord); the slice is

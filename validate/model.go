@@ -22,6 +22,9 @@ const (
 	KindListen   Kind = "listen"
 )
 
+// quoted is how messages name a proxy: "listen 'db'".
+func (k Kind) quoted(name string) string { return string(k) + " '" + name + "'" }
+
 // Pos is where a line sits.
 type Pos struct {
 	File string `json:"file"`
@@ -298,6 +301,16 @@ type Config struct {
 	Others []*Proxy
 	// Lines is the number of lines read in all files.
 	Lines int
+	// Masked is the number of lines in dropped .if branches: haproxy
+	// skips them, and so do the rules.
+	Masked int
+	// Notes are what the reader noticed: lines haproxy refuses, variables
+	// read while unset, .warning/.notice messages (rules_reader.go).
+	Notes []Note
+	// Ignores are the `# haguard:ignore` comments of live lines.
+	Ignores []IgnoreComment
+	// Target is the binary the files were read for (nil: unknown).
+	Target *Target
 
 	byName map[string]*Proxy // backends and listens; the first of a name wins
 	// spans are the section headers of each file, in the order read.

@@ -8,27 +8,22 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/haproxytech/client-native/v5/config-parser/parsers/extra"
-	"github.com/haproxytech/client-native/v5/config-parser/types"
 )
 
-// How this package uses client-native's config-parser, and why.
+// How this package reads a configuration, and why.
 //
-// client-native's whole-file parser (parser.New) keeps no line numbers and
-// builds a map of ~150 directive parsers for every section: on the 85k-line
-// benchmark config that is 10,000 sections and most of the cost
-// (docs/benchmarks.md, section "check"). It also writes a package-level
-// variable while parsing, so it cannot run twice at once. We therefore
-// read the files ourselves with a light line index (file, line, section)
-// and hand each line to client-native: its tokenizer
-// (common.StringSplitWithCommentIgnoreEmpty, same quoting and comment rules
-// as the full parser) for every line that has quotes, escapes or a comment
-// (tokenize.go splits the plain ones itself, identically), and its
-// per-directive parsers for the lines whose
-// grammar matters (section headers with "from", server, default-server,
-// bind, mode, use_backend, default_backend, option mysql-check, option
-// httpchk). Every other line is kept as words, with its position.
+// HAProxy's own reader decides what a line means: its tokenizer (quotes,
+// escapes, environment variables; tokenize.go), its conditional blocks
+// (.if; cond.go, reader.go) and its section and defaults rules. We read
+// the files ourselves, line by line, the same way, with a light line
+// index (file, line, section). client-native's whole-file parser keeps no
+// line numbers, builds a map of ~150 directive parsers for every section
+// (most of the cost on the 85k-line benchmark config, docs/benchmarks.md)
+// and writes a package-level variable while parsing; we only hand it the
+// words of the lines whose grammar matters (server, default-server, bind,
+// mode, use_backend, default_backend, option mysql-check, option httpchk),
+// already split the way haproxy splits them. Every other line is kept as
+// words, with its position.
 
 // FileError is an input file that cannot be read (exit code 2).
 type FileError struct {
@@ -42,11 +37,15 @@ func (e *FileError) Unwrap() error { return e.Err }
 // MaxLineBytes bounds one configuration line (HAProxy's own limit is 64 KiB).
 const MaxLineBytes = 1 << 20
 
-// Parse reads files in order, as `haproxy -f A -f B` merges them, and
-// resolves each proxy's defaults section. An unreadable file is a
-// *FileError; unknown keywords are kept, never refused: `haproxy -c`
-// judges the syntax.
-func Parse(files ...string) (*Config, error) {
+// Parse reads files in order, as `haproxy -f A -f B` merges them, in
+// this process's environment and for an unknown haproxy binary (see
+// ParseWith), and resolves each proxy's defaults section. An unreadable
+// file is a *FileError; unknown keywords are kept, never refused:
+// `haproxy -c` judges the syntax.
+func Parse(files ...string) (*Config, error) { return ParseWith(ReadOptions{}, files...) }
+
+// ParseWith is Parse for a given environment and target binary.
+func ParseWith(opts ReadOptions, files ...string) (*Config, error) {
 	if len(files) == 0 {
 		return nil, errors.New("no configuration file given")
 	}
@@ -54,8 +53,11 @@ func Parse(files ...string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := newBuilder(files)
+	b := newBuilder(files, opts)
 	for _, f := range files {
+		if b.rd.aborted {
+			break
+		}
 		fh, err := os.Open(f)
 		if err != nil {
 			return nil, &FileError{File: f, Err: err}
@@ -92,9 +94,15 @@ func expandDirs(args []string) ([]string, error) {
 	return out, nil
 }
 
-// ParseReader parses one configuration read from r, named name in positions.
+// ParseReader parses one configuration read from r, named name in
+// positions, as Parse does.
 func ParseReader(name string, r io.Reader) (*Config, error) {
-	b := newBuilder([]string{name})
+	return ParseReaderWith(ReadOptions{}, name, r)
+}
+
+// ParseReaderWith is ParseReader for a given environment and target.
+func ParseReaderWith(opts ReadOptions, name string, r io.Reader) (*Config, error) {
+	b := newBuilder([]string{name}, opts)
 	if err := b.read(name, r); err != nil {
 		return nil, &FileError{File: name, Err: err}
 	}
@@ -102,6 +110,7 @@ func ParseReader(name string, r io.Reader) (*Config, error) {
 }
 
 type builder struct {
+	rd           *reading
 	cfg          *Config
 	cur          *Proxy // nil inside sections we do not model
 	lastDefaults *Proxy
@@ -113,10 +122,13 @@ type builder struct {
 	// time was a third of the benchmark's allocations.
 	dirBuf []Directive
 	srvBuf []Server
+	// pendingIgnores wait for the next directive of the section.
+	pendingIgnores []IgnoreComment
 }
 
 // flush hands the buffered lines and servers to the current section.
 func (b *builder) flush() {
+	b.pendingIgnores = b.pendingIgnores[:0]
 	if b.cur != nil {
 		b.cur.Directives = appendExact(b.cur.Directives, b.dirBuf)
 		b.cur.Servers = appendExact(b.cur.Servers, b.srvBuf)
@@ -134,9 +146,10 @@ func appendExact[T any](dst, src []T) []T {
 	return out
 }
 
-func newBuilder(files []string) *builder {
+func newBuilder(files []string, opts ReadOptions) *builder {
 	return &builder{
-		cfg:   &Config{Files: files, Global: newProxy(KindGlobal, "", Pos{})},
+		rd:    newReading(opts, files),
+		cfg:   &Config{Files: files, Global: newProxy(KindGlobal, "", Pos{}), Target: opts.Target},
 		named: map[string]*Proxy{},
 	}
 }
@@ -153,41 +166,148 @@ var sectionKeywords = map[string]bool{
 }
 
 func (b *builder) read(file string, r io.Reader) error {
-	sc := bufio.NewScanner(r)
+	lr := &lastByteReader{r: r}
+	sc := bufio.NewScanner(lr)
 	sc.Buffer(make([]byte, 0, 64*1024), MaxLineBytes)
 	n := 0
-	// HAProxy starts every file outside any section.
+	// HAProxy starts every file outside any section and any .if.
 	b.flush()
 	b.cur = nil
-	for sc.Scan() {
+	rd := b.rd
+	rd.startFile(file)
+	for sc.Scan() && !rd.aborted {
 		n++
-		line := strings.TrimSuffix(sc.Text(), "\r") // CRLF files
-		if strings.TrimSpace(line) == "" {
+		text := sc.Text() // without its LF, nor the CR of a CRLF
+		pos := Pos{File: file, Line: n}
+		if k := strings.IndexByte(text, 0); k >= 0 {
+			rd.refuse(pos, "Stray NUL character at position %d", k+1)
+			break // haproxy stops reading the file there
+		}
+		rest := strings.TrimLeft(text, " \t\n\v\f\r")
+		if rest != "" && rest[0] == '[' { // a scope line "[name]"
 			continue
 		}
-		words, comment := tokenize(line)
-		pos := Pos{File: file, Line: n}
-		if len(words) == 0 {
+		rd.line = n
+		var lx lexed
+		if rd.raw {
+			if rest == "" {
+				continue
+			}
+			lx.words, lx.comment = rawWords(text)
+		} else {
+			lx = rd.lex.split(text)
+			if lx.err == nil {
+				lx.err = rd.outgrow(&lx, len(text)-len(rest))
+			}
+			if rest == "" {
+				continue
+			}
+			if lx.err != nil {
+				rd.refuse(pos, "%s at position %d", lx.err.Msg, lx.err.Col)
+				continue
+			}
+		}
+		words := lx.words
+		if !rd.raw && len(words) > 0 && words[0] != "" && words[0][0] == '.' && rd.directive(words, pos) {
+			continue
+		}
+		if !rd.live() {
+			b.cfg.Masked++
+			continue
+		}
+		for _, v := range lx.unset {
+			rd.note(Note{Pos: pos, Kind: NoteUnsetVar, Level: SevWarning, Var: v,
+				Text: fmt.Sprintf("variable %s is not set and has no default", v)})
+		}
+		for _, v := range lx.literal {
+			rd.note(Note{Pos: pos, Kind: NoteLiteralVar, Level: SevWarning, Var: v,
+				Text: fmt.Sprintf("%s is outside double quotes", v)})
+		}
+		if len(words) == 0 || words[0] == "" { // haproxy skips a line whose first word is empty
 			if b.cur != nil {
-				b.tag(pos, comment)
+				b.tag(pos, lx.comment)
+				b.ignore(pos, lx.comment, false)
 			}
 			continue
 		}
 		if sectionKeywords[words[0]] {
-			b.section(line, words, comment, pos)
+			b.section(words, lx.comment, pos)
+			name := words[0]
+			if len(words) > 1 && words[1] != "" {
+				name = words[1]
+			}
+			rd.section = &name
 			continue
 		}
 		if b.cur == nil {
 			continue
 		}
-		d := Directive{Pos: pos, Words: words, Comment: comment}
+		if b.cur.Kind == KindGlobal {
+			rd.globalKeyword(words)
+		}
+		d := Directive{Pos: pos, Words: words, Comment: lx.comment}
 		b.dirBuf = append(b.dirBuf, d)
-		b.tag(pos, comment)
-		b.directive(line, d)
+		b.tag(pos, lx.comment)
+		b.ignoreLine(pos, lx.comment)
+		b.directive(d)
 	}
 	b.flush()
 	b.cfg.Lines += n
-	return sc.Err()
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	if !rd.aborted && lr.n > 0 && lr.last != '\n' {
+		rd.refuse(Pos{File: file, Line: n}, "Missing LF on last line, file might have been truncated")
+	}
+	rd.endFile(Pos{File: file, Line: n})
+	return nil
+}
+
+// lastByteReader remembers the last byte read: haproxy refuses a file
+// whose last line has no LF.
+type lastByteReader struct {
+	r    io.Reader
+	n    int64
+	last byte
+}
+
+func (l *lastByteReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	if n > 0 {
+		l.n += int64(n)
+		l.last = p[n-1]
+	}
+	return n, err
+}
+
+// ignore records a `# haguard:ignore` comment on a header (header true)
+// or on a comment line: it covers the section when no directive of the
+// section came before it, else the next directive.
+func (b *builder) ignore(pos Pos, comment string, header bool) {
+	rules, reason, ok := parseIgnore(comment)
+	if !ok || b.cur == nil {
+		return
+	}
+	ic := IgnoreComment{Pos: pos, Rules: rules, Reason: reason}
+	if header || len(b.dirBuf) == 0 {
+		ic.Section = b.cur.Section()
+		b.cfg.Ignores = append(b.cfg.Ignores, ic)
+		return
+	}
+	b.pendingIgnores = append(b.pendingIgnores, ic)
+}
+
+// ignoreLine records the ignore comment of a directive line, and gives
+// it the comments that were waiting for the next directive.
+func (b *builder) ignoreLine(pos Pos, comment string) {
+	for _, ic := range b.pendingIgnores {
+		ic.Target = pos
+		b.cfg.Ignores = append(b.cfg.Ignores, ic)
+	}
+	b.pendingIgnores = b.pendingIgnores[:0]
+	if rules, reason, ok := parseIgnore(comment); ok {
+		b.cfg.Ignores = append(b.cfg.Ignores, IgnoreComment{Pos: pos, Rules: rules, Reason: reason, Target: pos})
+	}
 }
 
 // tag records "# haguard:<tag>" annotations of the current section.
@@ -201,7 +321,26 @@ func (b *builder) tag(pos Pos, comment string) {
 	}
 }
 
-func (b *builder) section(line string, words []string, comment string, pos Pos) {
+// sectionHeader reads "KIND NAME [from DEFAULTS]" and, for defaults
+// only, "defaults from DEFAULTS" (no name), as cfg_parse_listen() does.
+func sectionHeader(kind Kind, words []string) (name, from string) {
+	at := func(i int) string {
+		if i < len(words) {
+			return words[i]
+		}
+		return ""
+	}
+	name, arg := at(1), 2
+	if kind == KindDefaults && at(1) == "from" && at(2) != "" && at(3) == "" {
+		name, arg = "", 1
+	}
+	if at(arg) == "from" {
+		from = at(arg + 1)
+	}
+	return name, from
+}
+
+func (b *builder) section(words []string, comment string, pos Pos) {
 	b.flush()
 	kind := Kind(words[0])
 	switch kind {
@@ -212,6 +351,7 @@ func (b *builder) section(line string, words []string, comment string, pos Pos) 
 		}
 		b.cfg.addSpan(pos, b.cur, "")
 		b.tag(pos, comment)
+		b.ignore(pos, comment, true)
 		return
 	case KindDefaults, KindFrontend, KindBackend, KindListen:
 	default:
@@ -221,29 +361,26 @@ func (b *builder) section(line string, words []string, comment string, pos Pos) 
 		b.cfg.addSpan(pos, nil, strings.Join(words[:min(2, len(words))], " "))
 		return
 	}
-	// client-native's section parser knows "NAME from DEFAULTS".
-	sp := &extra.Section{Name: words[0]}
-	sp.Init()
-	var sec types.Section
-	if _, err := sp.Parse(line, words, comment); err == nil {
-		if raw, err := sp.Get(false); err == nil {
-			if s, ok := raw.(*types.Section); ok {
-				sec = *s
-			}
-		}
-	}
-	p := newProxy(kind, sec.Name, pos)
-	p.From = sec.FromDefaults
+	name, from := sectionHeader(kind, words)
+	p := newProxy(kind, name, pos)
+	p.From = from
 	// The defaults a section inherits: the named one, else the last one
-	// read so far (for a defaults section, only an explicit "from").
+	// read so far, named or not (for a defaults section, only an explicit
+	// "from": a defaults section without one starts from haproxy's
+	// built-in values).
 	if p.From != "" {
 		p.Defaults = b.named[p.From]
+		if p.Defaults == nil {
+			b.rd.refuse(pos, "defaults section '%s' not found for %s '%s'", p.From, kind, name)
+			b.rd.aborted = true
+		}
 	} else if kind != KindDefaults {
 		p.Defaults = b.lastDefaults
 	}
 	b.cur = p
 	b.cfg.addSpan(pos, p, "")
 	b.tag(pos, comment)
+	b.ignore(pos, comment, true)
 	switch kind {
 	case KindDefaults:
 		if p.Name == "" {
@@ -264,6 +401,7 @@ func (b *builder) section(line string, words []string, comment string, pos Pos) 
 
 func (b *builder) finish() (*Config, error) {
 	c := b.cfg
+	c.Notes = b.rd.notes
 	c.byName = make(map[string]*Proxy, len(c.Backends)+len(c.Listens))
 	for _, p := range append(append([]*Proxy(nil), c.Backends...), c.Listens...) {
 		if _, dup := c.byName[p.Name]; !dup {

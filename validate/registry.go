@@ -3,6 +3,7 @@ package validate
 import (
 	"cmp"
 	"fmt"
+	"regexp"
 	"slices"
 	"time"
 
@@ -50,6 +51,17 @@ type Finding struct {
 	File     string   `json:"file"`
 	Line     int      `json:"line"`
 	Section  string   `json:"section"`
+	// Key names what the finding is about within its rule and section
+	// ("timeout server", "route frontend 'a' → backend 'b'", a server's
+	// name): it does not move when lines do, so NewFindings can tell a
+	// finding the running config already had from a new one.
+	Key string `json:"key"`
+	// About are the sections the finding decides, when its line is in
+	// another one (a defaults value that a backend inherits): "backend db".
+	About []string `json:"about,omitempty"`
+	// Suppressed is set on the findings a `# haguard:ignore` comment or
+	// lint.ignore silences (Report.Suppressed), with the reason given.
+	Suppressed *Suppression `json:"suppressed,omitempty"`
 }
 
 // FactKind is a set of fact sources a rule needs.
@@ -181,7 +193,7 @@ func NewRegistry() *Registry { return &Registry{} }
 func DefaultRegistry() *Registry {
 	r := NewRegistry()
 	for _, family := range [][]Rule{timeUnitRules(), timeoutRules(), checkRules(), keepaliveRules(),
-		dbRules(), kernelRules(), pathRules(), policyRules()} {
+		readerRules(), dbRules(), kernelRules(), pathRules(), policyRules()} {
 		if err := r.Register(family...); err != nil {
 			panic(err) // a duplicate ID is a programming error caught by the tests
 		}
@@ -222,16 +234,52 @@ func (r *Registry) Lint(cfg *Config, facts *Facts) []Finding {
 			continue
 		}
 		for _, f := range rule.Eval(in) {
-			if f.Rule == "" {
-				f.Rule = rule.ID
-			}
-			if f.Severity == "" {
-				f.Severity = rule.Severity
-			}
-			out = append(out, f)
+			out = append(out, rule.complete(f))
 		}
 	}
 	return sortFindings(out, cfg.Files)
+}
+
+// complete fills what a rule's finding leaves to the registry: the rule's
+// ID and severity, the stable key and what it is about.
+func (rule Rule) complete(f Finding) Finding {
+	if f.Rule == "" {
+		f.Rule = rule.ID
+	}
+	if f.Severity == "" {
+		f.Severity = rule.Severity
+	}
+	if f.Key == "" {
+		f.Key = defaultKey(f.Message)
+	}
+	if f.About == nil {
+		f.About = aboutFromMessage(f.Message, f.Section)
+	}
+	return f
+}
+
+// numbers are the values a finding's message quotes: durations, counts,
+// sizes. defaultKey drops them, so that a finding whose value changed
+// (timeout 50s to 40s) is still the same finding.
+var numbers = regexp.MustCompile(`[0-9]+(\.[0-9]+)?( ?(us|ms|s|m|h|d|days))?\b`)
+
+func defaultKey(msg string) string { return numbers.ReplaceAllString(msg, "#") }
+
+// sectionRef is how messages name a section: frontend 'a', backend 'b'.
+var sectionRef = regexp.MustCompile(`\b(frontend|backend|listen|defaults) '([^']*)'`)
+
+// aboutFromMessage lists the sections a message names, other than the
+// finding's own: a finding on a defaults line is about the proxies it
+// decides.
+func aboutFromMessage(msg, own string) []string {
+	var out []string
+	for _, m := range sectionRef.FindAllStringSubmatch(msg, -1) {
+		s := m[1] + " " + m[2]
+		if s != own && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // sortFindings orders findings by file (in -f order), line and rule, and
@@ -246,7 +294,11 @@ func sortFindings(fs []Finding, files []string) []Finding {
 			cmp.Compare(a.Line, b.Line), cmp.Compare(a.Rule, b.Rule), cmp.Compare(a.Section, b.Section),
 			cmp.Compare(a.Message, b.Message))
 	})
-	return slices.CompactFunc(fs, func(a, b Finding) bool { return a == b })
+	return slices.CompactFunc(fs, func(a, b Finding) bool {
+		return a.Rule == b.Rule && a.Severity == b.Severity && a.Message == b.Message && a.Fix == b.Fix &&
+			a.File == b.File && a.Line == b.Line && a.Section == b.Section && a.Key == b.Key &&
+			slices.Equal(a.About, b.About)
+	})
 }
 
 // finding builds a finding at pos. Its section is the one that contains
@@ -255,6 +307,13 @@ func sortFindings(fs []Finding, files []string) []Finding {
 // and says in its message which proxy or route the value decides.
 func (in *Input) finding(sev Severity, pos Pos, msg, fix string) Finding {
 	return Finding{Severity: sev, Message: msg, Fix: fix, File: pos.File, Line: pos.Line, Section: in.Config.SectionAt(pos)}
+}
+
+// findingKey is finding with its Key set.
+func (in *Input) findingKey(key string, sev Severity, pos Pos, msg, fix string) Finding {
+	f := in.finding(sev, pos, msg, fix)
+	f.Key = key
+	return f
 }
 
 // configPos is where a finding about the config or the host as a whole
@@ -279,6 +338,15 @@ func dur(t TimeSetting) time.Duration {
 		return Infinite
 	}
 	return t.Time.D
+}
+
+// idleFor says how long sessions may stay idle: "for 8h", or "forever
+// (no timeout set)".
+func idleFor(d time.Duration) string {
+	if d == Infinite {
+		return "forever (no timeout set)"
+	}
+	return "for " + FormatDuration(d)
 }
 
 // fmtDur formats a timer, "infinite" when unset.

@@ -87,7 +87,7 @@ func evalDB101(in *Input) []Finding {
 				pos = r.Back.Pos
 			}
 			out = append(out, in.finding(SevWarning, pos,
-				fmt.Sprintf("%s/%s %s=%s < HA_idle=%s on %s: MySQL closes idle sessions first, so clients get 2006 on reuse",
+				fmt.Sprintf("%s/%s %s=%s is shorter than the %s haproxy keeps idle sessions on %s: MySQL closes idle sessions first, so clients get 2006 on reuse",
 					r.Back.Name, s.Name, name, fmtDur(wt), fmtDur(idle), r.Name()),
 				fmt.Sprintf("set timeout client = timeout server ≤ %s (%s), and keep pool idle bounds below both", fmtDur(wt), name)))
 		}
@@ -148,7 +148,7 @@ func evalDB103(in *Input) []Finding {
 				continue
 			}
 			out = append(out, in.finding(SevWarning, s.Pos,
-				fmt.Sprintf("%s/%s wait_timeout=%s behind pooled or long-idle clients (HA_idle %s): pooled connections die after %s idle",
+				fmt.Sprintf("%s/%s wait_timeout=%s behind pooled or long-idle clients (haproxy keeps idle sessions %s): pooled connections die after %s idle",
 					r.Back.Name, s.Name, fmtDur(wt), fmtDur(idle), fmtDur(wt)),
 				"raise wait_timeout (default 28800 s), or bound every pool's idle time below it"))
 		}

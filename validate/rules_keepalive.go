@@ -2,6 +2,7 @@ package validate
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -58,60 +59,134 @@ func pathIdleMin(f *Facts, hop string) (time.Duration, string, bool) {
 	return best, name, best > 0
 }
 
+// evalHA013: a session idle longer than a middlebox's idle timeout is
+// forgotten by it, unless TCP keepalive refreshes its state. On a hop
+// with declared middleboxes (haguard.yaml path.middleboxes), a side of a
+// route that idles longer than the shortest of them, without keepalive,
+// is a warning, once per proxy side (evalHA013Declared). On a hop with
+// none declared, whether anything stands in between is unknown: one info
+// per route whose idle time exceeds 5 minutes (a common firewall and
+// load-balancer default) and that lacks keepalive on such a side.
 func evalHA013(in *Input) []Finding {
+	out := evalHA013Declared(in)
+	for _, r := range tcpRoutes(in) {
+		idle, _ := r.Idle()
+		if idle <= fiveMinutes {
+			continue
+		}
+		var sides []string
+		for _, side := range []string{"client", "server"} {
+			if _, _, declared := pathIdleMin(in.Facts, side); declared {
+				continue
+			}
+			if _, on := kaOn(sideProxy(r, side), side); !on {
+				sides = append(sides, side)
+			}
+		}
+		if len(sides) == 0 {
+			continue
+		}
+		at := r.Back
+		if len(sides) == 1 && sides[0] == "client" {
+			at = r.Front
+		}
+		opts := make([]string, len(sides))
+		knobs := make([]string, len(sides))
+		for i, side := range sides {
+			pre := map[string]string{"client": "clitcpka", "server": "srvtcpka"}[side]
+			opts[i], knobs[i] = "`option "+pre+"`", "`"+pre+"-idle 240s`"
+		}
+		f := in.finding(SevInfo, at.Pos,
+			fmt.Sprintf("sessions may stay idle %s on %s with no TCP keepalive on the %s side: a firewall, NAT or load balancer in between would forget them silently (declare the middleboxes in haguard.yaml path: to check them)",
+				idleFor(idle), r.Name(), strings.Join(sides, " and ")),
+			fmt.Sprintf("add %s with an idle below the shortest middlebox idle timeout on the path (e.g. %s), or declare the path if nothing stands in between",
+				strings.Join(opts, " and "), strings.Join(knobs, " and ")))
+		f.Key = r.Name()
+		out = append(out, f)
+	}
+	return out
+}
+
+func evalHA013Declared(in *Input) []Finding {
 	type key struct {
 		p    *Proxy
 		side string
 	}
-	worst := map[key]time.Duration{}
+	type hit struct {
+		idle  time.Duration
+		box   string
+		limit time.Duration
+		route string
+	}
+	worst := map[key]*hit{}
 	var order []key
 	for _, r := range tcpRoutes(in) {
 		idle, _ := r.Idle()
 		for _, side := range []string{"client", "server"} {
-			limit := fiveMinutes
-			if d, _, ok := pathIdleMin(in.Facts, side); ok {
-				limit = d
-			}
-			p := r.Back
-			if side == "client" {
-				p = r.Front
-			}
-			if idle <= limit {
+			limit, name, ok := pathIdleMin(in.Facts, side)
+			p := sideProxy(r, side)
+			if !ok || idle <= limit {
 				continue
 			}
 			if _, on := kaOn(p, side); on {
 				continue
 			}
 			k := key{p, side}
-			if _, seen := worst[k]; !seen {
+			h := worst[k]
+			if h == nil {
+				h = &hit{}
+				worst[k] = h
 				order = append(order, k)
 			}
-			worst[k] = max(worst[k], idle)
+			if idle > h.idle {
+				*h = hit{idle: idle, box: name, limit: limit, route: r.Name()}
+			}
 		}
 	}
 	var out []Finding
 	for _, k := range order {
+		h := worst[k]
 		what := "idle sessions"
 		if k.side == "server" && isDB(k.p) {
-			what = "idle DB sessions"
+			what = "idle " + dbName(k.p) + " sessions"
 		}
 		opt, knob := "srvtcpka", "srvtcpka-idle"
 		if k.side == "client" {
 			opt, knob = "clitcpka", "clitcpka-idle"
 		}
-		out = append(out, in.finding(SevWarning, k.p.Pos,
-			fmt.Sprintf("%s rely on every middlebox keeping state for %s: %s '%s' has no option tcpka/%s (%s side)",
-				what, fmtDur(worst[k]), k.p.Kind, k.p.Name, opt, k.side),
-			fmt.Sprintf("add `option %s` with an explicit `%s` below the shortest middlebox idle timeout (e.g. 240s)", opt, knob)))
+		f := in.finding(SevWarning, k.p.Pos,
+			fmt.Sprintf("%s last up to %s (%s) but %s forgets idle sessions after %s on the %s hop: %s '%s' has no option tcpka/%s",
+				what, fmtDur(h.idle), h.route, h.box, fmtDur(h.limit), k.side, k.p.Kind, k.p.Name, opt),
+			fmt.Sprintf("add `option %s` with `%s` below %s (e.g. %s)", opt, knob, fmtDur(h.limit), FormatDuration(h.limit*4/5)))
+		f.Key = k.side + " side"
+		out = append(out, f)
 	}
 	return out
 }
 
+// evalHA014 reports, once per option line and proxy, the sides whose
+// keepalive is on with the first probe left to the kernel: `option
+// tcpka` on a listen covers both sides in one line, and reads as one
+// finding. Only sides whose tcp sessions may idle over 5 minutes count:
+// when haproxy cuts idle sessions sooner, the keepalive's timing does
+// not matter.
 func evalHA014(in *Input) []Finding {
+	// longIdle has bit 1 for a proxy's client side, 2 for its server side.
+	longIdle := map[*Proxy]uint8{}
+	bit := map[string]uint8{"client": 1, "server": 2}
+	for _, r := range tcpRoutes(in) {
+		if idle, _ := r.Idle(); idle > fiveMinutes {
+			longIdle[r.Front] |= 1
+			longIdle[r.Back] |= 2
+		}
+	}
 	var out []Finding
 	for _, p := range in.proxies() {
+		var sides []string
+		var knobs []string
+		var at Option
 		for _, side := range []string{"client", "server"} {
-			if side == "client" && !p.HasFrontend() || side == "server" && !p.HasBackend() {
+			if longIdle[p]&bit[side] == 0 {
 				continue
 			}
 			o, on := kaOn(p, side)
@@ -125,13 +200,34 @@ func evalHA014(in *Input) []Finding {
 			if p.EffKA(pre + "-idle").Set() {
 				continue
 			}
-			out = append(out, in.finding(SevInfo, o.Pos,
-				fmt.Sprintf("option %s is on for the %s side of %s '%s' but %s-idle is unset: first probe after kernel tcp_keepalive_time (default 7200 s)",
-					o.Name, side, p.Kind, p.Name, pre),
-				fmt.Sprintf("`%s-idle 240s`, `%s-intvl 30s`, `%s-cnt 4` (below every middlebox idle timeout)", pre, pre, pre)))
+			if len(sides) > 0 && o.Pos != at.Pos {
+				out = append(out, ha014(in, p, at, sides, knobs))
+				sides, knobs = nil, nil
+			}
+			at = o
+			sides = append(sides, side)
+			knobs = append(knobs, pre)
+		}
+		if len(sides) > 0 {
+			out = append(out, ha014(in, p, at, sides, knobs))
 		}
 	}
 	return out
+}
+
+func ha014(in *Input, p *Proxy, o Option, sides, knobs []string) Finding {
+	idles := make([]string, len(knobs))
+	fix := make([]string, len(knobs))
+	for i, k := range knobs {
+		idles[i] = k + "-idle"
+		fix[i] = fmt.Sprintf("`%s-idle 240s`, `%s-intvl 30s`, `%s-cnt 4`", k, k, k)
+	}
+	f := in.finding(SevInfo, o.Pos,
+		fmt.Sprintf("option %s is on for the %s side of %s '%s' but %s unset: the first probe leaves after the kernel's tcp_keepalive_time (7200 s by default), later than most firewalls forget an idle session",
+			o.Name, strings.Join(sides, " and "), p.Kind, p.Name, strings.Join(idles, " and ")+map[bool]string{true: " is", false: " are"}[len(idles) == 1]),
+		strings.Join(fix, "; ")+" (below every middlebox idle timeout)")
+	f.Key = p.Section() + " " + strings.Join(sides, "+")
+	return f
 }
 
 func evalHA015(in *Input) []Finding {
@@ -161,10 +257,12 @@ func evalHA015(in *Input) []Finding {
 		if missing == 0 {
 			continue
 		}
-		out = append(out, in.finding(SevInfo, p.Pos,
-			fmt.Sprintf("HA_idle %s on DB %s '%s' and %d of %d servers have no tcp-ut: a dead DB peer with unACKed data is detected only after tcp_retries2 (≥924.6 s)",
-				fmtDur(worst[p]), p.Kind, p.Name, missing, len(p.Servers)),
-			"`default-server tcp-ut 30s` in the backend"))
+		f := in.finding(SevInfo, p.Pos,
+			fmt.Sprintf("sessions may stay idle %s on %s %s '%s' and %d of %d servers have no tcp-ut: a dead server with unacknowledged data is detected only after tcp_retries2 (at least 924.6 s)",
+				idleFor(worst[p]), dbName(p), p.Kind, p.Name, missing, len(p.Servers)),
+			"`default-server tcp-ut 30s` in the backend")
+		f.Key = p.Section()
+		out = append(out, f)
 	}
 	return out
 }

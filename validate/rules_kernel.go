@@ -16,7 +16,7 @@ func kernelRules() []Rule {
 	return []Rule{
 		{ID: "KN200", Severity: SevWarning, Title: "Kernel fact could not be read", Needs: NeedsKernel, Eval: evalKN200},
 		{ID: "KN201", Severity: SevError, Title: "Keepalive fires after the middlebox forgets", Needs: NeedsKernel | NeedsPath, Eval: evalKN201},
-		{ID: "KN202", Severity: SevWarning, Title: "Keepalive off and path TTL < HA_idle", Needs: NeedsPath, Eval: evalKN202},
+		{ID: "KN202", Severity: SevWarning, Title: "Keepalive off and path TTL below haproxy's idle timeout", Needs: NeedsPath, Eval: evalKN202},
 		{ID: "KN203", Severity: SevInfo, Title: "Slow dead-peer detection", Needs: NeedsKernel, Eval: evalKN203},
 		{ID: "KN204", Severity: SevWarning, Title: "Conntrack/IPVS shorter than HAProxy idle", Needs: NeedsPath, Eval: evalKN204},
 	}
@@ -154,7 +154,7 @@ func evalKN201(in *Input) []Finding {
 }
 
 // ttlHit is one KN202 case: a side without keepalive whose hop has a
-// middlebox that forgets idle sessions before HA_idle.
+// middlebox that forgets idle sessions before haproxy does.
 type ttlHit struct {
 	r    Route
 	side string
@@ -204,7 +204,7 @@ func evalKN202(in *Input) []Finding {
 		out = append(out, in.finding(sev, h.pos,
 			fmt.Sprintf("sessions idle longer than %s are %s by %s (%s) on the %s hop; haproxy keeps them for %s (%s), with no keepalive on that side",
 				fmtDur(h.b.Idle), how, h.b.Name, h.b.Kind, h.side, fmtDur(h.idle), h.r.Name()),
-			fmt.Sprintf("enable option %s with %s below %s, or lower HA_idle below %s",
+			fmt.Sprintf("enable option %s with %s below %s, or lower haproxy's idle timeout (timeout client/server/tunnel) below %s",
 				map[string]string{"client": "clitcpka", "server": "srvtcpka"}[h.side],
 				map[string]string{"client": "clitcpka-idle", "server": "srvtcpka-idle"}[h.side], fmtDur(h.b.Idle), fmtDur(h.b.Idle))))
 	}
@@ -234,7 +234,7 @@ func evalKN203(in *Input) []Finding {
 			continue
 		}
 		out = append(out, in.finding(SevInfo, r.Back.Pos,
-			fmt.Sprintf("tcp_retries2=%d: a dead DB peer with unACKed data is detected only after ≥924.6 s on %s (HA_idle %s), and no server has tcp-ut", n, r.Name(), fmtDur(idle)),
+			fmt.Sprintf("tcp_retries2=%d: a dead %s server with unacknowledged data is detected only after at least 924.6 s on %s (sessions idle up to %s), and no server has tcp-ut", n, dbName(r.Back), r.Name(), fmtDur(idle)),
 			"set `default-server tcp-ut 30s` on the DB backend, or lower net.ipv4.tcp_retries2 to 5–8"))
 	}
 	return out
@@ -274,7 +274,7 @@ func evalKN204(in *Input) []Finding {
 				}
 				out = append(out, in.finding(SevWarning, pos,
 					fmt.Sprintf("%s (%s) forgets established flows after %s, but haproxy keeps idle sessions for %s (%s)", b.Name, b.Kind, fmtDur(ttl), fmtDur(idle), r.Name()),
-					fmt.Sprintf("enable keepalive on the %s side with an idle below %s, or lower HA_idle below it", side, fmtDur(ttl))))
+					fmt.Sprintf("enable keepalive on the %s side with an idle below %s, or lower haproxy's idle timeout below it", side, fmtDur(ttl))))
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package validate
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -24,21 +25,63 @@ const (
 	tenMinutes  = 10 * time.Minute
 )
 
-// dbPorts are the ports that make a backend a database backend (RULES.md HA006).
-var dbPorts = map[string]bool{"3306": true, "3307": true, "4006": true, "5432": true, "6432": true}
+// Protocols of a database backend, for messages that speak its language.
+const (
+	protoMySQL    = "mysql"
+	protoPostgres = "postgresql"
+	protoDB       = "db" // a database of unknown kind (# haguard:db)
+)
 
-// isDB reports whether a backend fronts a database: a DB port on any
-// server, or a "# haguard:db" / "# haguard:galera" tag.
-func isDB(p *Proxy) bool {
-	if p.Tagged("db") || p.Tagged("galera") {
-		return true
-	}
-	for _, s := range p.Servers {
-		if dbPorts[s.Port()] {
-			return true
+// dbPorts are the ports that make a backend a database backend (RULES.md
+// HA006), and the protocol they speak.
+var dbPorts = map[string]string{"3306": protoMySQL, "3307": protoMySQL, "4006": protoMySQL,
+	"5432": protoPostgres, "5433": protoPostgres, "6432": protoPostgres}
+
+// dbProtocol says whether a backend fronts a database and which one: its
+// health check (mysql-check, pgsql-check), a tag (# haguard:mysql,
+// # haguard:postgresql, # haguard:galera, # haguard:db), else its servers'
+// ports. "" when it is not a database backend.
+func dbProtocol(p *Proxy) string {
+	if chk := p.EffCheck(); chk != nil {
+		switch chk.Name {
+		case "mysql-check":
+			return protoMySQL
+		case "pgsql-check":
+			return protoPostgres
 		}
 	}
-	return false
+	switch {
+	case p.Tagged("galera") || p.Tagged("mysql"):
+		return protoMySQL
+	case p.Tagged("postgresql") || p.Tagged("pgsql"):
+		return protoPostgres
+	}
+	proto := ""
+	for _, s := range p.Servers {
+		if v, ok := dbPorts[s.Port()]; ok {
+			proto = v
+			break
+		}
+	}
+	if proto == "" && p.Tagged("db") {
+		return protoDB
+	}
+	return proto
+}
+
+// isDB reports whether a backend fronts a database.
+func isDB(p *Proxy) bool { return dbProtocol(p) != "" }
+
+// dbName is how messages name a backend's database: "MySQL", "PostgreSQL"
+// or "database".
+func dbName(p *Proxy) string {
+	switch dbProtocol(p) {
+	case protoMySQL:
+		return "MySQL"
+	case protoPostgres:
+		return "PostgreSQL"
+	}
+	return "database"
 }
 
 // evalHA003 replicates HAProxy's own "missing timeouts" condition
@@ -53,22 +96,27 @@ func evalHA003(in *Input) []Finding {
 		if name == "connect" {
 			effect = "a connect to a dead server waits forever (queue and tarpit too)"
 		}
-		out = append(out, in.finding(SevError, p.Pos,
-			fmt.Sprintf("%s '%s' has no 'timeout %s' → %s", p.Kind, p.Name, name, effect), fix))
+		f := in.finding(SevError, p.Pos,
+			fmt.Sprintf("%s '%s' has no 'timeout %s' → %s", p.Kind, p.Name, name, effect), fix)
+		f.Key = "timeout " + name
+		out = append(out, f)
 	}
+	// A value haproxy cannot read is HA018's: the config is refused, and
+	// the timer is not missing.
+	unset := func(p *Proxy, name string) bool { t := p.EffTimeout(name); return !t.Set() && t.Err == nil }
 	for _, p := range in.proxies() {
 		mode := p.EffMode().Value
 		if mode != "tcp" && mode != "http" {
 			continue
 		}
-		if p.HasFrontend() && !p.EffTimeout("client").Set() {
+		if p.HasFrontend() && unset(p, "client") {
 			miss(p, "client")
 		}
 		if p.HasBackend() && len(p.Servers) > 0 {
-			if !p.EffTimeout("connect").Set() {
+			if unset(p, "connect") {
 				miss(p, "connect")
 			}
-			if !p.EffTimeout("server").Set() && (mode == "http" || !p.EffTimeout("tunnel").Set()) {
+			if unset(p, "server") && (mode == "http" || !p.EffTimeout("tunnel").Set()) {
 				miss(p, "server")
 			}
 		}
@@ -109,26 +157,53 @@ func evalHA005(in *Input) []Finding {
 				r.Front.Kind, r.Front.Name, FormatDuration(c.Time.D), r.Back.Kind, r.Back.Name,
 				FormatDuration(s.Time.D), FormatDuration(win.Time.D))
 		}
-		out = append(out, in.finding(SevWarning, win.Pos, msg,
-			"set `timeout client` = `timeout server` (HAProxy doc: in TCP mode the client timeout should remain equal to the server timeout)"))
+		f := in.finding(SevWarning, win.Pos, msg,
+			"set `timeout client` = `timeout server` (HAProxy doc: in TCP mode the client timeout should remain equal to the server timeout)")
+		f.Key = r.Name()
+		out = append(out, f)
 	}
 	return out
+}
+
+// idleCut says what a client of each protocol sees when haproxy cuts an
+// idle pooled connection, and how to size the timers.
+var idleCut = map[string]struct{ symptom, fix string }{
+	protoMySQL: {
+		`pooled connections fail on reuse with 2013 "Lost connection to MySQL server during query", then 2006 "MySQL server has gone away"`,
+		"set `timeout client` = `timeout server` above the longest idle of any client's pool and at most MySQL's wait_timeout (default 28800s), e.g. 8h; see DB101/PA302",
+	},
+	protoPostgres: {
+		`pooled connections fail on reuse with "server closed the connection unexpectedly" (libpq) or "An I/O error occurred while sending to the backend" (JDBC)`,
+		"set `timeout client` = `timeout server` above the longest idle of any client's pool (pgbouncer's server_idle_timeout is 600s by default; PostgreSQL keeps idle sessions unless idle_session_timeout is set), e.g. 1h; see PA302",
+	},
+	protoDB: {
+		"pooled connections are reset when a client reuses them",
+		"set `timeout client` = `timeout server` above the longest idle of any client's pool, and below the database's own idle limit; see PA302",
+	},
 }
 
 func evalHA006(in *Input) []Finding {
 	var out []Finding
 	for _, r := range tcpRoutes(in) {
-		if !isDB(r.Back) {
+		proto := dbProtocol(r.Back)
+		if proto == "" {
 			continue
 		}
 		idle, win := r.Idle()
 		if idle == Infinite || idle > fiveMinutes {
 			continue
 		}
-		out = append(out, in.finding(SevWarning, win.Pos,
-			fmt.Sprintf("HA_idle=%s on DB backend '%s' (%s, from %s); idle pooled connections will be cut (2013/2006)",
-				FormatDuration(idle), r.Back.Name, r.Name(), win.Keyword),
-			"set `timeout client` = `timeout server` ≥ the longest idle of any client and ≤ MySQL wait_timeout (default 28800s), e.g. 8h; see DB101/PA302"))
+		cut := idleCut[proto]
+		via := r.Name() + ", " + win.Keyword
+		if r.Front == r.Back {
+			via = win.Keyword
+		}
+		f := in.finding(SevWarning, win.Pos,
+			fmt.Sprintf("haproxy cuts sessions idle for %s on %s %s '%s' (%s): %s",
+				FormatDuration(idle), dbName(r.Back), r.Back.Kind, r.Back.Name, via, cut.symptom),
+			cut.fix)
+		f.Key = r.Name()
+		out = append(out, f)
 	}
 	return out
 }
@@ -156,10 +231,12 @@ func evalHA007(in *Input) []Finding {
 		if r.Front != r.Back {
 			via = " (" + r.Name() + ")"
 		}
-		out = append(out, in.finding(SevInfo, t.Pos,
+		f := in.finding(SevInfo, t.Pos,
 			fmt.Sprintf("timeout tunnel %s overrides %s %s for %s '%s'%s", FormatDuration(t.Time.D), name,
 				fmtDur(minCS), r.Back.Kind, r.Back.Name, via),
-			fmt.Sprintf("set `timeout tunnel` explicitly in %s to the idle time you want, or remove it so client/server apply", r.Back.Section())))
+			fmt.Sprintf("set `timeout tunnel` explicitly in %s to the idle time you want, or remove it so client/server apply", r.Back.Section()))
+		f.Key = r.Name()
+		out = append(out, f)
 	}
 	return out
 }
@@ -189,42 +266,83 @@ func evalHA010(in *Input) []Finding {
 		if pos.Line == 0 {
 			pos = worst.Front.Pos
 		}
-		return []Finding{in.finding(SevWarning, pos,
+		f := in.finding(SevWarning, pos,
 			fmt.Sprintf("every reload leaves old workers holding sessions for up to %s (%s); no hard-stop-after in global",
 				fmtDur(worstIdle), worst.Name()),
-			"set `hard-stop-after 30m` in global (≥ the expected drain, ≪ HA_idle) and/or server `tcp-ut`")}
+			"set `hard-stop-after 30m` in global (at least the drain you expect, much shorter than the longest idle timeout) and/or server `tcp-ut`")
+		f.Key = "hard-stop-after"
+		return []Finding{f}
 	}
 	if hsa.Time.D < worstIdle {
-		return []Finding{in.finding(SevInfo, hsa.Pos,
-			fmt.Sprintf("hard-stop-after %s < HA_idle %s (%s): long sessions will be cut at reload (expected)",
-				FormatDuration(hsa.Time.D), fmtDur(worstIdle), worst.Name()),
-			"nothing to do if intended; clients must reconnect after a reload")}
+		f := in.finding(SevInfo, hsa.Pos,
+			fmt.Sprintf("hard-stop-after %s is shorter than the time sessions may stay idle (%s, %s): long sessions are cut at each reload (expected)",
+				FormatDuration(hsa.Time.D), idleFor(worstIdle), worst.Name()),
+			"nothing to do if intended; clients must reconnect after a reload")
+		f.Key = "hard-stop-after"
+		return []Finding{f}
 	}
 	return nil
 }
 
+// evalHA016 reports each frontend (or listen) without client-fin whose
+// routes have a tunnel timeout or, in tcp mode, an idle time over an
+// hour: once per frontend, since client-fin is the frontend's setting.
 func evalHA016(in *Input) []Finding {
-	var out []Finding
+	type hit struct {
+		tunnel TimeSetting // the longest tunnel timeout of its routes
+		idle   time.Duration
+		win    TimeSetting
+		routes []string
+	}
+	hits := map[*Proxy]*hit{}
+	var order []*Proxy
 	for _, r := range in.Routes {
 		t := r.Tunnel()
 		idle, win := r.Idle()
 		long := r.Mode() == "tcp" && idle > time.Hour
-		if !t.Set() && !long {
+		if (!t.Set() && !long) || r.Front.EffTimeout("client-fin").Set() {
 			continue
 		}
-		if r.Front.EffTimeout("client-fin").Set() {
-			continue
+		h := hits[r.Front]
+		if h == nil {
+			h = &hit{}
+			hits[r.Front] = h
+			order = append(order, r.Front)
 		}
-		at, what := t, "timeout tunnel "+FormatDuration(t.Time.D)
-		if !t.Set() {
-			at, what = win, "HA_idle "+fmtDur(idle)
-			if win.Pos.Line == 0 {
-				at.Pos = r.Front.Pos
+		h.routes = append(h.routes, r.Name())
+		if t.Set() && (!h.tunnel.Set() || t.Time.D > h.tunnel.Time.D) {
+			h.tunnel = t
+		}
+		if long && idle > h.idle {
+			h.idle, h.win = idle, win
+		}
+	}
+	var out []Finding
+	for _, fe := range order {
+		h := hits[fe]
+		var f Finding
+		if h.tunnel.Set() {
+			routes := ""
+			if len(h.routes) > 1 || h.routes[0] != fe.Kind.quoted(fe.Name) {
+				routes = " (" + strings.Join(h.routes, ", ") + ")"
 			}
+			f = in.finding(SevInfo, h.tunnel.Pos,
+				fmt.Sprintf("timeout tunnel %s applies to %s '%s'%s, which has no timeout client-fin: a client that half-closes its connection keeps it open for the whole tunnel timeout",
+					FormatDuration(h.tunnel.Time.D), fe.Kind, fe.Name, routes),
+				"set `timeout client-fin 30s` in the frontend or its defaults (HAProxy's doc recommends it with timeout tunnel)")
+		} else {
+			pos := h.win.Pos
+			if pos.Line == 0 {
+				pos = fe.Pos
+			}
+			f = in.finding(SevInfo, pos,
+				fmt.Sprintf("sessions of %s '%s' may stay idle %s and it has no timeout client-fin: a client that half-closes its connection keeps it open that long",
+					fe.Kind, fe.Name, idleFor(h.idle)),
+				"set `timeout client-fin 30s` in the frontend or its defaults, so half-closed client connections close quickly")
 		}
-		out = append(out, in.finding(SevInfo, at.Pos,
-			fmt.Sprintf("%s on %s but no timeout client-fin: half-closed client connections stay open as long", what, r.Name()),
-			"set `timeout client-fin 30s` (HAProxy doc recommendation with long tunnels)"))
+		f.Key = fe.Section()
+		f.About = []string{fe.Section()}
+		out = append(out, f)
 	}
 	return out
 }

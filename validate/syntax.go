@@ -71,6 +71,11 @@ type SyntaxOptions struct {
 	User      string
 	Groups    []string
 	WorkDir   string
+	// Env is a trusted check's environment, so that haproxy reads the
+	// config's variables as the unit's haproxy will (the unit's
+	// Environment= and EnvironmentFile=); nil: this process's. An
+	// untrusted check has none but PATH.
+	Env map[string]string
 	// Config is the parsed model of Files, which the untrusted output
 	// filter reads (parsed from Files when nil).
 	Config *Config
@@ -80,6 +85,12 @@ type SyntaxOptions struct {
 // memory) and returns haproxy's verdict; see RunSyntaxWith.
 func RunSyntax(ctx context.Context, bin string, files []string) (SyntaxResult, error) {
 	return RunSyntaxWith(ctx, SyntaxOptions{Bin: bin, Files: files})
+}
+
+// RunSyntaxEnv is RunSyntax with haproxy given exactly env as its
+// environment (nil: this process's).
+func RunSyntaxEnv(ctx context.Context, bin string, files []string, env map[string]string) (SyntaxResult, error) {
+	return RunSyntaxWith(ctx, SyntaxOptions{Bin: bin, Files: files, Env: env})
 }
 
 // RunSyntaxWith runs `haproxy -c` under o's bounds and returns haproxy's

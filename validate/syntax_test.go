@@ -70,17 +70,18 @@ func TestCheckRealHAProxy(t *testing.T) {
 }
 
 // TestGoldenConfigsAreValid keeps the goldens honest: every config but the
-// overflow one and the policy's candidates (po_*, which name files this
-// host does not have) passes the real haproxy -c.
+// overflow one, the refused one and the policy's candidates (po_*, which
+// name files this host does not have) passes the real haproxy -c, in the
+// goldens' (empty) environment.
 func TestGoldenConfigsAreValid(t *testing.T) {
 	testbed.Require(t, testbed.TierBinary)
 	cases, _ := filepath.Glob(filepath.Join(goldenDir, "*.cfg"))
 	for _, c := range cases {
-		res, err := RunSyntax(context.Background(), testbed.HAProxyBin(), []string{c})
+		res, err := RunSyntaxEnv(context.Background(), testbed.HAProxyBin(), []string{c}, goldenEnv)
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantOK := !strings.Contains(c, "ha004_overflow") && !strings.HasPrefix(filepath.Base(c), "po_")
+		wantOK := !strings.Contains(c, "ha004_overflow") && !strings.Contains(c, "ha018_refused") && !strings.HasPrefix(filepath.Base(c), "po_")
 		if res.OK != wantOK {
 			t.Errorf("%s: haproxy -c ok=%v, want %v\n%s", c, res.OK, wantOK, res.Output)
 		}
