@@ -95,7 +95,7 @@ backend quick
 		got[l.Section] = fmt.Sprintf("%v %s", l.Backends, l.GiveUp)
 	}
 	want := map[string]string{
-		"frontend plain":   "[stock] 3s",          // retries 3 (default) × 1s
+		"frontend plain":   "[stock] 3s",            // retries 3 (default) × 1s
 		"frontend fast":    "[noretry quick] 800ms", // max(0, 2 × 400ms)
 		"listen self":      "[self] 200ms",
 		"frontend nothing": "[] 0s",
