@@ -8,8 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // Defaults of Run.
@@ -18,6 +16,11 @@ const (
 	DefaultPerListener = 4
 	DefaultConcurrency = 8
 	DefaultTimeout     = 3 * time.Second
+	// WaitFactor: lingering tcp attempts, which mostly wait on a silent
+	// connection, may run WaitFactor × Concurrency at once, so that the
+	// default 20 attempts of a target linger together instead of in
+	// three waves (a linger is up to 5.3 s).
+	WaitFactor = 4
 )
 
 // Options tune Run. The zero value works.
@@ -25,7 +28,9 @@ type Options struct {
 	// Count is the number of attempts per target when the target does not
 	// say; 0 means the default (see AttemptsFor).
 	Count int
-	// Concurrency bounds the attempts in flight, over all targets.
+	// Concurrency bounds the attempts in flight, over all targets;
+	// lingering tcp attempts have a pool of their own, WaitFactor times
+	// as large.
 	Concurrency int
 	// Timeout is the deadline of one attempt when the target does not
 	// say. An attempt gets haproxy's give-up time on top (a lingering tcp
@@ -130,7 +135,8 @@ func AttemptsFor(t Target, opts Options) int {
 
 // Run probes every target and returns the report. It never fails as a
 // whole: a broken target shows up as failed attempts. Attempts from all
-// targets share the concurrency bound; each has its own deadline. Run
+// targets share the concurrency bound (lingering tcp attempts a larger
+// one of their own); each has its own deadline. Run
 // returns when every attempt has ended; cancelling ctx ends them early
 // (they then count as failed). A lingering tcp target whose server
 // greeted on some attempts fails the silent ones ("no greeting"): some
@@ -182,17 +188,27 @@ func Run(ctx context.Context, targets []Target, opts Options) Report {
 		}()
 	}
 
-	g := errgroup.Group{}
-	g.SetLimit(conc)
+	// Two pools: attempts that connect and talk, bounded by conc, and
+	// lingering tcp attempts, which mostly wait on a silent connection
+	// and may hold WaitFactor times as many at once.
+	active, waiting := make(chan struct{}, conc), make(chan struct{}, WaitFactor*conc)
+	var attempts sync.WaitGroup
 	for i, t := range targets {
+		pool := active
+		if lingers(t) {
+			pool = waiting
+		}
 		for j := range reports[i].Attempts {
-			g.Go(func() error {
+			attempts.Add(1)
+			go func() {
+				defer attempts.Done()
+				pool <- struct{}{}
+				defer func() { <-pool }()
 				reports[i].Attempts[j] = attempt(ctx, t, probers, opts, logger.With("target", t.Address, "kind", t.Kind, "attempt", j))
-				return nil
-			})
+			}()
 		}
 	}
-	_ = g.Wait()
+	attempts.Wait()
 	close(stopProgress)
 	done.Wait()
 
