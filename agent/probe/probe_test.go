@@ -24,7 +24,7 @@ func attemptCtx(t *testing.T, d time.Duration) context.Context {
 }
 
 // deadAddr is a loopback address where nothing listens.
-func deadAddr(t *testing.T) string {
+func deadAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -164,7 +164,7 @@ func TestProbeTCP(t *testing.T) {
 }
 
 // startEcho echoes each connection's bytes back until the peer closes.
-func startEcho(t *testing.T) string {
+func startEcho(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
