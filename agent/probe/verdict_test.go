@@ -198,7 +198,7 @@ func TestProbeHTTPVerdict(t *testing.T) {
 			w.WriteHeader(403)
 			io.WriteString(w, haproxy403)
 		case "/maintenance":
-			http.Error(w, "maintenance", 503)
+			http.Error(w, "maintenance", http.StatusServiceUnavailable)
 		case "/missing":
 			http.NotFound(w, r)
 		case "/moved":
@@ -312,7 +312,7 @@ func TestRunFailsSilentAttemptsWhenOthersGreet(t *testing.T) {
 func TestLearnThenRun(t *testing.T) {
 	addr, mode := greeter(t, 1)
 	mode.Store(1)
-	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "maintenance", 503) }))
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "maintenance", http.StatusServiceUnavailable) }))
 	t.Cleanup(web.Close)
 	webAddr := strings.TrimPrefix(web.URL, "http://")
 	targets := []Target{
