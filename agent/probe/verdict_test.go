@@ -312,7 +312,9 @@ func TestRunFailsSilentAttemptsWhenOthersGreet(t *testing.T) {
 func TestLearnThenRun(t *testing.T) {
 	addr, mode := greeter(t, 1)
 	mode.Store(1)
-	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "maintenance", http.StatusServiceUnavailable) }))
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "maintenance", http.StatusServiceUnavailable)
+	}))
 	t.Cleanup(web.Close)
 	webAddr := strings.TrimPrefix(web.URL, "http://")
 	targets := []Target{
