@@ -93,7 +93,7 @@ input.`,
 	fl.StringVar(&f.expect, "expect", "", "tcp: regular expression the reply must match")
 	fl.DurationVar(&f.linger, "linger", 0, "tcp without --expect: fail if the peer closes within this time after accept (default: haproxy's give-up time + 300ms; 0 turns it off)")
 	fl.StringVar(&f.path, "path", "", "http: request path (default /)")
-	fl.IntVar(&f.expectStatus, "expect-status", 0, "http: wanted status (default: any 2xx)")
+	fl.IntVar(&f.expectStatus, "expect-status", 0, "http: wanted status (default: any answer from a server but a new 5xx)")
 	fl.StringVar(&f.expectBody, "expect-body", "", "http: regular expression the body must match")
 	cmd.RunE = a.exec(func(ctx context.Context) (int, error) {
 		return a.runProbe(ctx, cmd, f)
