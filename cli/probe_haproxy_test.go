@@ -107,3 +107,58 @@ func waitDial(t *testing.T, addr string, exited <-chan struct{}) {
 	}
 	t.Fatalf("nothing listens on %s after 5 s", addr)
 }
+
+// TestProbeFailsWithoutServerThroughRealHAProxy: a config whose only
+// server is on a dead port, in mode tcp and in mode http, with haproxy's
+// default retries and no probe option: `haguard probe` exits 1 and says
+// why, with one count per reason.
+func TestProbeFailsWithoutServerThroughRealHAProxy(t *testing.T) {
+	testbed.Require(t, testbed.TierBinary)
+	dead := deadTCPAddr(t)
+	frontTCP := fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
+	frontHTTP := fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "admin.sock")
+	cfg := fmt.Sprintf(`global
+    stats socket %s mode 600 level admin
+defaults
+    timeout connect 5000
+    timeout client 10s
+    timeout server 10s
+listen tcp_app
+    mode tcp
+    bind %s
+    server s1 %s
+listen web
+    mode http
+    bind %s
+    server s1 %s
+`, sock, frontTCP, dead, frontHTTP, dead)
+	env := probeEnv(t, cfg, sock)
+	cfgPath := filepath.Join(filepath.Dir(env[1]), "haproxy.cfg")
+	cmd := exec.Command(testbed.HAProxyBin(), "-db", "-f", cfgPath)
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	untrack := testbed.Track(t, cmd.Process.Pid, "haproxy for cmd/haguard probe tests")
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGKILL); <-done; untrack() })
+	waitDial(t, frontHTTP, done)
+
+	code, out, errs := runProbeCmd(t, env, "--count", "3")
+	if code != exitNegative {
+		t.Fatalf("exit %d, want %d:\n%s\n%s", code, exitNegative, out, errs)
+	}
+	for _, want := range []string{
+		frontTCP + " tcp    OK 0/3 (3 failed: 3 × closed by proxy after accept)  linger 3.30s",
+		frontHTTP + " http   OK 0/3 (3 failed: 3 × haproxy 503)",
+		"first error: haproxy 503: haproxy answered 503 Service Unavailable itself: no server is available",
+		"probe FAILED: OK 0/6 (6 failed: 3 × closed by proxy after accept, 3 × haproxy 503)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -172,11 +172,14 @@ func TestProbeFailureHuman(t *testing.T) {
 	if code != exitNegative {
 		t.Fatalf("exit %d, want %d: %s %s", code, exitNegative, out, errs)
 	}
-	// Kind inferred from the port (not 3306): tcp.
+	// Kind inferred from the port (not 3306): tcp. Neither is a bind of
+	// the (empty) haproxy config, so the linger assumes haproxy's
+	// defaults; the greeting ends it at once.
 	for _, want := range []string{
-		good + " tcp    OK 3/3  p50 ",
-		dead + " tcp    FAIL 0/3  p50 ",
-		"   3 x connection refused",
+		good + " tcp    OK 3/3  linger 3.30s  p50 ",
+		`    greeting "#\x00\x00\x00\n10.11.6-MariaDB-test\x00`,
+		dead + " tcp    OK 0/3 (3 failed: 3 × connection refused)  linger 3.30s  p50 ",
+		"probe FAILED: OK 3/6 (3 failed: 3 × connection refused)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

@@ -3,13 +3,17 @@ package probe
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/haguard/haguard/internal/testbed"
+	"github.com/haguard/haguard/validate"
 )
 
 // BenchmarkMySQLProbe20 measures the seed 003 check: 20 MySQL connections
@@ -74,4 +78,83 @@ func splitAddr(b *testing.B, addr string) (string, string) {
 	}
 	b.Fatalf("bad address %q", addr)
 	return "", ""
+}
+
+// BenchmarkDefaultProbe measures what the defaults cost: 20 attempts
+// (the default count for one listening process), 8 in flight, against
+// each kind of bind a haproxy config infers, through a real haproxy with
+// Debian's timeouts (timeout connect 5000, no retries line: haproxy gives
+// up on a dead server after 3 retries of 1 s). A tcp server that greets
+// ends each attempt at once; a silent one costs the linger: 300 ms with
+// `retries 0`, 3.3 s with haproxy's default retries. docs/benchmarks.md
+// has the numbers.
+func BenchmarkDefaultProbe(b *testing.B) {
+	testbed.Require(b, testbed.TierBinary)
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "hello") }))
+	b.Cleanup(web.Close)
+	front := map[string]string{}
+	for _, n := range []string{"greets", "silent_retries0", "silent", "web"} {
+		front[n] = fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(b))
+	}
+	dir := runHAProxy(b, fmt.Sprintf(`defaults
+    timeout connect 5000
+    timeout client 50000
+    timeout server 50000
+listen greets
+    mode tcp
+    bind %s
+    server s %s
+listen silent_retries0
+    mode tcp
+    bind %s
+    retries 0
+    server s %s
+listen silent
+    mode tcp
+    bind %s
+    server s %s
+listen web
+    mode http
+    bind %s
+    server s %s
+`, front["greets"], testbed.TCPBackend(b), front["silent_retries0"], startEcho(b), front["silent"], startEcho(b),
+		front["web"], strings.TrimPrefix(web.URL, "http://")), front["web"])
+	vc, err := validate.Parse(filepath.Join(dir, "haproxy.cfg"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	targets := map[string]Target{}
+	var all []Target
+	for _, t := range InferTargets(Listeners(vc), "") {
+		for n, a := range front {
+			if a == t.Address {
+				targets[n] = t
+			}
+		}
+		all = append(all, t)
+	}
+	opts := Options{Concurrency: DefaultConcurrency, Timeout: DefaultTimeout}
+	run := func(b *testing.B, t Target) {
+		for b.Loop() {
+			if rep := Run(context.Background(), []Target{t}, opts); !rep.OK {
+				b.Fatalf("%s: %v", t.Address, rep.Targets[0].Errors)
+			}
+		}
+	}
+	b.Run("tcp-greeting", func(b *testing.B) { run(b, targets["greets"]) })
+	b.Run("tcp-silent-retries0", func(b *testing.B) { run(b, targets["silent_retries0"]) })
+	b.Run("tcp-silent-default-retries", func(b *testing.B) { run(b, targets["silent"]) })
+	b.Run("tcp-silent-linger-off", func(b *testing.B) {
+		t := targets["silent"]
+		t.Linger = NoLinger
+		run(b, t)
+	})
+	b.Run("http", func(b *testing.B) { run(b, targets["web"]) })
+	b.Run("learn-all-four", func(b *testing.B) {
+		for b.Loop() {
+			if base := Learn(context.Background(), all, opts); len(base.Targets) != 4 {
+				b.Fatalf("baseline %+v", base)
+			}
+		}
+	})
 }

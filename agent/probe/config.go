@@ -1,13 +1,8 @@
 package probe
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"os"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -48,6 +43,11 @@ type Selection struct {
 	// Kind and Over are --kind and --over: with a kind given (and, for
 	// idle-hold, a protocol) nothing needs inferring.
 	Kind, Over string
+	// Routes asks for the config even when nothing needs inferring: it
+	// says which backends each address routes to (for the backend
+	// verdict), how long haproxy takes to give up on a server (for the
+	// linger) and which error pages are its own.
+	Routes bool
 }
 
 // Select picks the targets: sel.Addresses, else the binds of sel.Files,
@@ -61,10 +61,10 @@ func Select(sel Selection, pc config.Probe, configs []string) ([]Target, *valida
 	}
 	switch {
 	case len(sel.Addresses) > 0:
-		// With --kind given there is nothing to infer, and the parse is
-		// most of the command's own run time.
+		// With --kind given there may be nothing to infer, and the parse
+		// is most of the command's own run time.
 		var vc *validate.Config
-		if sel.Kind == "" || (sel.Kind == KindIdleHold && sel.Over == "") {
+		if sel.Kind == "" || (sel.Kind == KindIdleHold && sel.Over == "") || sel.Routes {
 			vc, _ = validate.Parse(files...)
 		}
 		known := Known(vc)
@@ -72,14 +72,14 @@ func Select(sel Selection, pc config.Probe, configs []string) ([]Target, *valida
 		for _, addr := range sel.Addresses {
 			t, ok := known[addr]
 			if !ok {
-				t = Target{Address: addr, Kind: InferKind(Listener{Binds: []string{addr}})}
+				t = Unknown(addr)
 			}
 			out = append(out, t)
 		}
 		return out, vc, nil
 	case len(sel.Files) == 0 && len(pc.Targets) > 0:
 		var vc *validate.Config
-		if NeedsConfig(pc) {
+		if NeedsConfig(pc) || sel.Routes {
 			vc, _ = validate.Parse(files...)
 		}
 		return Configured(pc.Targets, vc), vc, nil
@@ -92,39 +92,46 @@ func Select(sel Selection, pc config.Probe, configs []string) ([]Target, *valida
 }
 
 // NeedsConfig reports whether Targets needs the haproxy config: no
-// probe.targets, or one whose kind (or idle-hold protocol) is inferred.
+// probe.targets, or one whose kind (or idle-hold protocol) is inferred,
+// or a tcp target without expect (its linger follows haproxy's give-up
+// time) or an http one (which pages are haproxy's own).
 func NeedsConfig(pc config.Probe) bool {
 	if len(pc.Targets) == 0 {
 		return true
 	}
 	for _, ct := range pc.Targets {
-		if ct.Kind == "" || (ct.Kind == KindIdleHold && ct.Over == "") {
+		switch {
+		case ct.Kind == "", ct.Kind == KindIdleHold && ct.Over == "",
+			ct.Kind == KindTCP && ct.Expect == "", ct.Kind == KindHTTP:
 			return true
 		}
 	}
 	return false
 }
 
+// Unknown is the target for an address the haproxy config does not bind:
+// its kind from the port, haproxy's default give-up time.
+func Unknown(addr string) Target {
+	return Target{Address: addr, Kind: InferKind(Listener{Binds: []string{addr}}), GiveUp: DefaultGiveUp}
+}
+
 // Configured turns haguard.yaml's probe.targets into targets. An empty
 // kind, and an idle-hold's empty over, are inferred from the section of vc
-// that binds the address (vc may be nil), or else from the port.
-// Credentials are not set.
+// that binds the address (vc may be nil), or else from the port; the
+// section also gives the backends, the give-up time and the error pages
+// (else haproxy's defaults). Credentials are not set.
 func Configured(cts []config.ProbeTarget, vc *validate.Config) []Target {
-	known := map[string]string{}
-	if vc != nil {
-		for _, t := range InferTargets(Listeners(vc), "") {
-			known[t.Address] = t.Kind
-		}
-	}
+	known := Known(vc)
 	var out []Target
 	for _, ct := range cts {
-		inferred, ok := known[ct.Address]
+		k, ok := known[ct.Address]
 		if !ok {
-			inferred = InferKind(Listener{Binds: []string{ct.Address}})
+			k = Unknown(ct.Address)
 		}
+		inferred := k.Kind
 		t := Target{Address: ct.Address, Kind: ct.Kind, Count: ct.Count, Send: ct.Send, Expect: ct.Expect,
 			Path: ct.Path, Host: ct.Host, ExpectStatus: ct.ExpectStatus, ExpectBody: ct.ExpectBody,
-			Idle: ct.Idle.D(), Over: ct.Over}
+			Idle: ct.Idle.D(), Over: ct.Over, GiveUp: k.GiveUp, Backends: k.Backends, ErrorPages: k.ErrorPages}
 		if t.Kind == "" {
 			t.Kind = inferred
 		}
@@ -171,85 +178,6 @@ func Credentials(a config.DBAuth) (user, password string, err error) {
 	return user, password, nil
 }
 
-// Listeners adapts the config model to Listener: one per frontend or
-// listen that HAProxy starts (a disabled one binds nothing), with the
-// check options and server ports of every live backend it routes to
-// (use_backend and default_backend alike).
-func Listeners(vc *validate.Config) []Listener {
-	backs := map[*validate.Proxy][]*validate.Proxy{}
-	for _, r := range validate.Routes(vc) {
-		backs[r.Front] = append(backs[r.Front], r.Back)
-	}
-	var out []Listener
-	for _, fe := range vc.LiveFrontends() {
-		l := Listener{Section: fe.Section(), Mode: fe.EffMode().Value}
-		for _, b := range fe.Binds {
-			l.Binds = append(l.Binds, b.Address)
-		}
-		for _, be := range backs[fe] {
-			if c := be.EffCheck(); c != nil && c.On {
-				l.MySQLCheck = l.MySQLCheck || c.Name == "mysql-check"
-				l.HTTPCheck = l.HTTPCheck || c.Name == "httpchk"
-			}
-			for _, s := range be.Servers {
-				if n, err := strconv.Atoi(s.Port()); err == nil && !slices.Contains(l.ServerPorts, n) {
-					l.ServerPorts = append(l.ServerPorts, n)
-				}
-			}
-		}
-		out = append(out, l)
-	}
-	return out
-}
-
-// RunCounted runs the probes with the number of processes LISTENing on
-// each target, so that every SO_REUSEPORT listener (ghosts included) gets
-// its share of attempts. When every target's attempt count is fixed, the
-// count is only reported, and the socket scan runs while the probes do.
-func RunCounted(ctx context.Context, targets []Target, opts Options) Report {
-	fixed := true
-	for _, t := range targets {
-		if t.Count == 0 && opts.Count == 0 {
-			fixed = false
-		}
-	}
-	if !fixed {
-		if socks, err := ListenSockets(ctx); err == nil {
-			opts.ListenerCount = ListenerCounter(socks)
-		} else if opts.Logger != nil {
-			opts.Logger.Debug("cannot count listeners; assuming one per target", "err", err)
-		}
-		return Run(ctx, targets, opts)
-	}
-	var socks []Socket
-	var err error
-	scanned := make(chan struct{})
-	go func() {
-		defer close(scanned)
-		socks, err = ListenSockets(ctx)
-	}()
-	rep := Run(ctx, targets, opts)
-	<-scanned
-	if err != nil {
-		if opts.Logger != nil {
-			opts.Logger.Debug("cannot count listeners", "err", err)
-		}
-		return rep
-	}
-	count := ListenerCounter(socks)
-	for i := range rep.Targets {
-		rep.Targets[i].Listeners = count(rep.Targets[i].Target)
-	}
-	return rep
-}
-
-// ReadHealth reads `show stat` from the stats socket within 3 s.
-func ReadHealth(ctx context.Context, socket string) (Health, error) {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	return ReadStats(ctx, socket)
-}
-
 // Override is what the command line sets on every target; a nil field was
 // not given. Idle is the idle-hold time for targets that have none, and
 // for every target when IdleSet.
@@ -265,7 +193,7 @@ type Override struct {
 
 // Apply sets o on every target. --kind idle-hold keeps what the target
 // spoke as its protocol on the held connection; credentials fill only the
-// targets that have none.
+// targets that have none; a Linger of 0 turns the linger off (NoLinger).
 func (o Override) Apply(ts []Target) {
 	for i := range ts {
 		t := &ts[i]
@@ -288,7 +216,12 @@ func (o Override) Apply(ts []Target) {
 		setIf(&t.Expect, o.Expect)
 		setIf(&t.Path, o.Path)
 		setIf(&t.ExpectBody, o.Body)
-		setIf(&t.Linger, o.Linger)
+		if o.Linger != nil {
+			t.Linger = *o.Linger
+			if t.Linger == 0 {
+				t.Linger = NoLinger
+			}
+		}
 		setIf(&t.ExpectStatus, o.ExpectStatus)
 	}
 }
@@ -297,43 +230,4 @@ func setIf[T any](dst *T, v *T) {
 	if v != nil {
 		*dst = *v
 	}
-}
-
-// WithHealth runs the probes (RunCounted) and adds the servers' health
-// from `show stat` on socket ("" or "none": not read), read before the
-// probes and again after them (checks may move meanwhile). With required,
-// a socket that cannot be read is an error (the caller named it); else a
-// missing socket is skipped and any other failure is reported in
-// StatsError.
-func WithHealth(ctx context.Context, targets []Target, opts Options, socket string, required bool) (Report, error) {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	var health *Health
-	var statsErr error
-	if socket != "" && socket != "none" {
-		h, err := ReadHealth(ctx, socket)
-		switch {
-		case err == nil:
-			health = &h
-		case required:
-			return Report{}, err
-		case errors.Is(err, os.ErrNotExist):
-			opts.Logger.Debug("no stats socket", "socket", socket)
-		default:
-			statsErr = err
-			opts.Logger.Warn("cannot read server health", "err", err)
-		}
-	}
-	rep := RunCounted(ctx, targets, opts)
-	if health != nil {
-		if h, err := ReadHealth(ctx, socket); err == nil {
-			health = &h
-		}
-		rep.Servers, rep.BackendsDown = health.Servers, health.BackendsDown
-	}
-	if statsErr != nil {
-		rep.StatsError = statsErr.Error()
-	}
-	return rep, nil
 }

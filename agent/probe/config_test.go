@@ -1,6 +1,8 @@
 package probe
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -73,5 +75,42 @@ backend old
 	if len(ls) != 1 || ls[0].Section != "frontend live" || !slices.Equal(ls[0].Binds, []string{"127.0.0.1:3390"}) ||
 		!slices.Equal(ls[0].ServerPorts, []int{8080}) {
 		t.Fatalf("listeners %+v, want only frontend live on 3390 with server port 8080", ls)
+	}
+}
+
+// --target with --kind needs no inference; the config is read anyway
+// when the routes matter (the backend verdict, the tcp linger).
+func TestSelectReadsRoutesWhenAsked(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(cfg, []byte(`defaults
+    mode tcp
+    retries 0
+frontend fe
+    bind 127.0.0.1:3390
+    default_backend app
+backend app
+    server a 127.0.0.1:8080
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sel := Selection{Addresses: []string{"127.0.0.1:3390", "127.0.0.1:3391"}, Kind: KindTCP}
+	lean, _, err := Select(sel, config.Probe{}, []string{cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lean[0].Backends != nil || lean[0].GiveUp != DefaultGiveUp {
+		t.Errorf("without Routes: %+v, want haproxy's defaults and no backends", lean[0])
+	}
+	sel.Routes = true
+	full, _, err := Select(sel, config.Probe{}, []string{cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(full[0].Backends, []string{"app"}) || full[0].GiveUp != 0 {
+		t.Errorf("with Routes: %+v, want backend app, giving up at once (retries 0)", full[0])
+	}
+	if full[1].Backends != nil || full[1].GiveUp != DefaultGiveUp {
+		t.Errorf("an address the config does not bind: %+v", full[1])
 	}
 }

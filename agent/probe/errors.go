@@ -10,16 +10,21 @@ import (
 	"syscall"
 )
 
-// Stable failure reasons: the keys of a target's error histogram.
+// Stable failure reasons: the keys of a target's error histogram. The
+// http ones carry the status: "http status 503" is a server's answer,
+// "haproxy 503" haproxy's own error page (no server answered).
 const (
 	ReasonTimeout         = "timeout"
 	ReasonRefused         = "connection refused"
 	ReasonReset           = "connection reset"
 	ReasonClosed          = "closed by peer"
 	ReasonClosedEarly     = "closed before handshake"
+	ReasonClosedByProxy   = "closed by proxy after accept"
+	ReasonNoGreeting      = "no greeting"
 	ReasonBadHandshake    = "bad handshake"
 	ReasonUnexpectedReply = "unexpected reply"
 	ReasonHTTPStatus      = "http status"
+	ReasonHAProxyStatus   = "haproxy"
 	ReasonHTTPBody        = "body mismatch"
 	ReasonIdleCut         = "closed while idle"
 	ReasonUnknownKind     = "unknown kind"

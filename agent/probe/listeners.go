@@ -83,3 +83,44 @@ func ListenerCounter(socks []Socket) func(addr string) int {
 		return len(pids)
 	}
 }
+
+// RunCounted runs the probes with the number of processes LISTENing on
+// each target, so that every SO_REUSEPORT listener (ghosts included) gets
+// its share of attempts. When every target's attempt count is fixed, the
+// count is only reported, and the socket scan runs while the probes do.
+func RunCounted(ctx context.Context, targets []Target, opts Options) Report {
+	fixed := true
+	for _, t := range targets {
+		if t.Count == 0 && opts.Count == 0 {
+			fixed = false
+		}
+	}
+	if !fixed {
+		if socks, err := ListenSockets(ctx); err == nil {
+			opts.ListenerCount = ListenerCounter(socks)
+		} else if opts.Logger != nil {
+			opts.Logger.Debug("cannot count listeners; assuming one per target", "err", err)
+		}
+		return Run(ctx, targets, opts)
+	}
+	var socks []Socket
+	var err error
+	scanned := make(chan struct{})
+	go func() {
+		defer close(scanned)
+		socks, err = ListenSockets(ctx)
+	}()
+	rep := Run(ctx, targets, opts)
+	<-scanned
+	if err != nil {
+		if opts.Logger != nil {
+			opts.Logger.Debug("cannot count listeners", "err", err)
+		}
+		return rep
+	}
+	count := ListenerCounter(socks)
+	for i := range rep.Targets {
+		rep.Targets[i].Listeners = count(rep.Targets[i].Target)
+	}
+	return rep
+}

@@ -24,7 +24,7 @@ func attemptCtx(t *testing.T, d time.Duration) context.Context {
 }
 
 // deadAddr is a loopback address where nothing listens.
-func deadAddr(t *testing.T) string {
+func deadAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -135,27 +135,36 @@ func TestProbeTCP(t *testing.T) {
 		t      Target
 		reason string
 	}{
-		{"connect", Target{Address: echo}, ""},
-		{"send expect", Target{Address: echo, Send: "PING\n", Expect: "^PING"}, ""},
-		{"expect mismatch", Target{Address: echo, Send: "PING\n", Expect: "PONG"}, ReasonUnexpectedReply},
-		{"refused", Target{Address: deadAddr(t)}, ReasonRefused},
-		{"linger: alive", Target{Address: echo, Linger: 50 * time.Millisecond}, ""},
-		{"linger: greeting counts as alive", Target{Address: startFakeMySQL(t, fakeHandshake), Linger: time.Second}, ""},
-		{"linger: closed after accept", Target{Address: startFakeMySQL(t, fakeClose), Linger: time.Second}, ReasonClosedEarly},
-		{"no linger: closed after accept passes", Target{Address: startFakeMySQL(t, fakeClose)}, ""},
+		{"connect, silent server", Target{Address: echo, Kind: KindTCP}, ""},
+		{"send expect", Target{Address: echo, Kind: KindTCP, Send: "PING\n", Expect: "^PING"}, ""},
+		{"expect mismatch", Target{Address: echo, Kind: KindTCP, Send: "PING\n", Expect: "PONG"}, ReasonUnexpectedReply},
+		{"refused", Target{Address: deadAddr(t), Kind: KindTCP}, ReasonRefused},
+		{"linger: alive", Target{Address: echo, Kind: KindTCP, Linger: 50 * time.Millisecond}, ""},
+		{"linger: greeting counts as alive", Target{Address: startFakeMySQL(t, fakeHandshake), Kind: KindTCP, Linger: time.Second}, ""},
+		{"linger: closed after accept", Target{Address: startFakeMySQL(t, fakeClose), Kind: KindTCP, Linger: time.Second}, ReasonClosedByProxy},
+		{"default linger: closed after accept", Target{Address: startFakeMySQL(t, fakeClose), Kind: KindTCP}, ReasonClosedByProxy},
+		{"no linger: closed after accept passes", Target{Address: startFakeMySQL(t, fakeClose), Kind: KindTCP, Linger: NoLinger}, ""},
+		{"greeted before: silent now fails", Target{Address: echo, Kind: KindTCP, Baseline: &Expectation{Greets: true, Greeting: "SSH-2.0"}}, ReasonNoGreeting},
+		{"greeted before: greets now", Target{Address: startFakeMySQL(t, fakeHandshake), Kind: KindTCP, Baseline: &Expectation{Greets: true}}, ""},
+		{"greeted before: closed now", Target{Address: startFakeMySQL(t, fakeClose), Kind: KindTCP, Baseline: &Expectation{Greets: true}}, ReasonClosedByProxy},
+		{"silent before: silent now passes", Target{Address: echo, Kind: KindTCP, Linger: 50 * time.Millisecond, Baseline: &Expectation{}}, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := ProbeTCP(attemptCtx(t, 300*time.Millisecond), tc.t, &Result{}, quiet)
+			var r Result
+			err := ProbeTCP(attemptCtx(t, 400*time.Millisecond), tc.t, &r, quiet)
 			if got := Reason(err); got != tc.reason {
 				t.Fatalf("reason = %q (%v), want %q", got, err, tc.reason)
+			}
+			if strings.Contains(tc.name, "greets now") && !strings.Contains(r.Greeting, fakeVersion) {
+				t.Errorf("greeting %q, want the handshake with %q", r.Greeting, fakeVersion)
 			}
 		})
 	}
 }
 
 // startEcho echoes each connection's bytes back until the peer closes.
-func startEcho(t *testing.T) string {
+func startEcho(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -6,9 +6,8 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // Defaults of Run.
@@ -17,6 +16,11 @@ const (
 	DefaultPerListener = 4
 	DefaultConcurrency = 8
 	DefaultTimeout     = 3 * time.Second
+	// WaitFactor: lingering tcp attempts, which mostly wait on a silent
+	// connection, may run WaitFactor × Concurrency at once, so that the
+	// default 20 attempts of a target linger together instead of in
+	// three waves (a linger is up to 5.3 s).
+	WaitFactor = 4
 )
 
 // Options tune Run. The zero value works.
@@ -24,10 +28,13 @@ type Options struct {
 	// Count is the number of attempts per target when the target does not
 	// say; 0 means the default (see AttemptsFor).
 	Count int
-	// Concurrency bounds the attempts in flight, over all targets.
+	// Concurrency bounds the attempts in flight, over all targets;
+	// lingering tcp attempts have a pool of their own, WaitFactor times
+	// as large.
 	Concurrency int
 	// Timeout is the deadline of one attempt when the target does not
-	// say. An idle-hold gets Idle plus twice this.
+	// say. An attempt gets haproxy's give-up time on top (a lingering tcp
+	// attempt its linger), an idle-hold Idle plus twice this.
 	Timeout time.Duration
 	// ListenerCount returns how many processes LISTEN on addr (host:port);
 	// nil means 1. It sets the default count, so that SO_REUSEPORT
@@ -41,6 +48,10 @@ type Options struct {
 	// run, with a line for a human.
 	Progress      func(line string)
 	ProgressEvery time.Duration
+
+	// learning: Learn's run, which records what it sees and judges
+	// nothing across attempts.
+	learning bool
 }
 
 // Attempt is one probe attempt.
@@ -72,22 +83,34 @@ type TargetReport struct {
 	LatencyMS Latency        `json:"latency_ms"`
 	// Listeners is the number of processes found LISTENing on the target
 	// (0 when not counted).
-	Listeners int       `json:"listeners,omitempty"`
-	Attempts  []Attempt `json:"attempts"`
+	Listeners int `json:"listeners,omitempty"`
+	// LingerMS is how long a tcp attempt watched the accepted connection
+	// for a close (0: it did not).
+	LingerMS float64 `json:"linger_ms,omitempty"`
+	// Backends are the backends the listener routes to (from the config).
+	Backends []string `json:"backends,omitempty"`
+	// Baseline is what the probe before the change saw here, if any.
+	Baseline *Expectation `json:"baseline,omitempty"`
+	Attempts []Attempt    `json:"attempts"`
 }
 
 // Report is the result of Run plus, when the caller read it, the runtime
 // health of haproxy's servers. Its JSON is the `haguard probe` contract.
 type Report struct {
-	// OK is true when every attempt passed.
+	// OK is true when every attempt passed and (when the health was
+	// read, see WithHealth) every backend a probed listener routes to
+	// has a server UP.
 	OK      bool           `json:"ok"`
 	Targets []TargetReport `json:"targets"`
 	// Servers and BackendsDown come from `show stat` (see ReadStats);
 	// they do not change OK.
 	Servers      []ServerStatus `json:"servers"`
 	BackendsDown []BackendDown  `json:"backends_down"`
-	StatsError   string         `json:"stats_error,omitempty"`
-	DurationMS   float64        `json:"duration_ms"`
+	// NoServerUp are the backends that probed listeners route to and
+	// that have no server UP (see WithHealth); any makes OK false.
+	NoServerUp []NoServerUp `json:"no_server_up"`
+	StatsError string       `json:"stats_error,omitempty"`
+	DurationMS float64      `json:"duration_ms"`
 }
 
 // AttemptsFor is the number of attempts Run makes against t: t.Count,
@@ -112,9 +135,12 @@ func AttemptsFor(t Target, opts Options) int {
 
 // Run probes every target and returns the report. It never fails as a
 // whole: a broken target shows up as failed attempts. Attempts from all
-// targets share the concurrency bound; each has its own deadline. Run
+// targets share the concurrency bound (lingering tcp attempts a larger
+// one of their own); each has its own deadline. Run
 // returns when every attempt has ended; cancelling ctx ends them early
-// (they then count as failed).
+// (they then count as failed). A lingering tcp target whose server
+// greeted on some attempts fails the silent ones ("no greeting"): some
+// paths have no server behind them.
 func Run(ctx context.Context, targets []Target, opts Options) Report {
 	start := time.Now()
 	probers := opts.Probers
@@ -130,12 +156,20 @@ func Run(ctx context.Context, targets []Target, opts Options) Report {
 		logger = slog.New(slog.DiscardHandler)
 	}
 
+	targets = slices.Clone(targets)
 	reports := make([]TargetReport, len(targets))
 	var holds int
-	for i, t := range targets {
-		n := AttemptsFor(t, opts)
-		reports[i] = TargetReport{Target: t.Address, Kind: t.Kind, AttemptsTotal: n,
-			Errors: map[string]int{}, Attempts: make([]Attempt, n)}
+	for i := range targets {
+		t := &targets[i]
+		if lingers(*t) && !opts.learning {
+			t.greeted = new(atomic.Bool)
+		}
+		n := AttemptsFor(*t, opts)
+		reports[i] = TargetReport{Target: t.Address, Kind: t.Kind, AttemptsTotal: n, Backends: t.Backends,
+			Baseline: t.Baseline, Errors: map[string]int{}, Attempts: make([]Attempt, n)}
+		if lingers(*t) {
+			reports[i].LingerMS = ms(LingerFor(*t))
+		}
 		if opts.ListenerCount != nil {
 			reports[i].Listeners = opts.ListenerCount(t.Address)
 		}
@@ -154,22 +188,35 @@ func Run(ctx context.Context, targets []Target, opts Options) Report {
 		}()
 	}
 
-	g := errgroup.Group{}
-	g.SetLimit(conc)
+	// Two pools: attempts that connect and talk, bounded by conc, and
+	// lingering tcp attempts, which mostly wait on a silent connection
+	// and may hold WaitFactor times as many at once.
+	active, waiting := make(chan struct{}, conc), make(chan struct{}, WaitFactor*conc)
+	var attempts sync.WaitGroup
 	for i, t := range targets {
+		pool := active
+		if lingers(t) {
+			pool = waiting
+		}
 		for j := range reports[i].Attempts {
-			g.Go(func() error {
+			attempts.Add(1)
+			go func() {
+				defer attempts.Done()
+				pool <- struct{}{}
+				defer func() { <-pool }()
 				reports[i].Attempts[j] = attempt(ctx, t, probers, opts, logger.With("target", t.Address, "kind", t.Kind, "attempt", j))
-				return nil
-			})
+			}()
 		}
 	}
-	_ = g.Wait()
+	attempts.Wait()
 	close(stopProgress)
 	done.Wait()
 
-	rep := Report{OK: true, Targets: reports, Servers: []ServerStatus{}, BackendsDown: []BackendDown{}}
+	rep := Report{OK: true, Targets: reports, Servers: []ServerStatus{}, BackendsDown: []BackendDown{}, NoServerUp: []NoServerUp{}}
 	for i := range rep.Targets {
+		if !opts.learning {
+			judgeGreetings(targets[i], &rep.Targets[i])
+		}
 		summarise(&rep.Targets[i])
 		if rep.Targets[i].Fail > 0 {
 			rep.OK = false
@@ -193,10 +240,7 @@ func attempt(ctx context.Context, t Target, probers map[string]Prober, opts Opti
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	if t.Kind == KindIdleHold {
-		timeout = t.Idle + 2*timeout
-	}
-	actx, cancel := context.WithTimeout(ctx, timeout)
+	actx, cancel := context.WithTimeout(ctx, deadline(t, timeout))
 	defer cancel()
 	begin := time.Now()
 	err := p(actx, t, &a.Result, logger)

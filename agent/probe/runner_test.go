@@ -151,6 +151,38 @@ func TestRunBoundsConcurrency(t *testing.T) {
 	}
 }
 
+// Lingering tcp attempts only wait: they have a pool WaitFactor times
+// the concurrency, so a target's attempts linger together.
+func TestRunLingeringAttemptsHaveTheirOwnPool(t *testing.T) {
+	var inflight, peak atomic.Int32
+	wait := func(ctx context.Context, _ Target, _ *Result, _ *slog.Logger) error {
+		cur := inflight.Add(1)
+		defer inflight.Add(-1)
+		for {
+			p := peak.Load()
+			if cur <= p || peak.CompareAndSwap(p, cur) {
+				break
+			}
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	probers := map[string]Prober{KindTCP: wait}
+	rep := Run(context.Background(), []Target{{Address: "a:1", Kind: KindTCP, Count: 30}}, Options{Concurrency: 2, Probers: probers})
+	if p := peak.Load(); !rep.OK || p <= 2 || p > 2*WaitFactor {
+		t.Fatalf("lingering: peak %d, want more than the concurrency 2 and at most %d", p, 2*WaitFactor)
+	}
+	peak.Store(0)
+	rep = Run(context.Background(), []Target{{Address: "a:1", Kind: KindTCP, Count: 30, Linger: NoLinger}}, Options{Concurrency: 2, Probers: probers})
+	if p := peak.Load(); !rep.OK || p > 2 {
+		t.Fatalf("not lingering: peak %d, want at most the concurrency 2", p)
+	}
+}
+
 func TestRunPerAttemptDeadline(t *testing.T) {
 	silent := startFakeMySQL(t, fakeSilent)
 	rep := Run(context.Background(), []Target{{Address: silent, Kind: KindMySQL, Count: 4, Timeout: 50 * time.Millisecond}}, Options{Concurrency: 4})

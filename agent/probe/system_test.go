@@ -172,12 +172,17 @@ listen galera_proxy_cut
 			t.Errorf("default count with %d listeners = %d", tr.Listeners, got)
 		}
 
-		// A plain connect cannot see the ghost; lingering can.
+		// A plain connect cannot see the ghost; lingering (the default)
+		// can.
 		tcpLinger := Target{Address: front, Kind: KindTCP, Count: 40, Linger: 300 * time.Millisecond}
 		tl := run(t, tcpLinger).Targets[0]
 		t.Logf("tcp with linger, with ghost: OK %d / FAIL %d, errors %v", tl.OK, tl.Fail, tl.Errors)
-		if tl.OK == 0 || tl.Fail == 0 || tl.Errors[ReasonClosedEarly] != tl.Fail {
-			t.Errorf("tcp with linger: OK %d FAIL %d errors %v, want a mix of %q", tl.OK, tl.Fail, tl.Errors, ReasonClosedEarly)
+		if tl.OK == 0 || tl.Fail == 0 || tl.Errors[ReasonClosedByProxy] != tl.Fail {
+			t.Errorf("tcp with linger: OK %d FAIL %d errors %v, want a mix of %q", tl.OK, tl.Fail, tl.Errors, ReasonClosedByProxy)
+		}
+		plain := run(t, Target{Address: front, Kind: KindTCP, Count: 40, Linger: NoLinger}).Targets[0]
+		if plain.OK != plain.AttemptsTotal {
+			t.Errorf("plain connect (linger off): OK %d/%d, errors %v: the accept alone always passes", plain.OK, plain.AttemptsTotal, plain.Errors)
 		}
 
 		killGhosts(t, s, ghost)

@@ -4,11 +4,12 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Listener is what target inference needs to know about one haproxy
 // frontend or listen section (with its default backend). It is this
-// package's own small model; cmd adapts the config model to it.
+// package's own small model; Listeners adapts the config model to it.
 type Listener struct {
 	// Section is the frontend/listen name, for messages.
 	Section string
@@ -23,6 +24,14 @@ type Listener struct {
 	HTTPCheck bool
 	// ServerPorts are the ports of the backend's servers.
 	ServerPorts []int
+	// Backends are the names of the backends it routes to.
+	Backends []string
+	// GiveUp is the longest time haproxy takes to give up on a server of
+	// those backends that refuses connections (see GiveUpOf).
+	GiveUp time.Duration
+	// ErrorPages are the bodies of the config's own error pages that
+	// apply to the listener, by status (see Target.ErrorPages).
+	ErrorPages map[int][]string
 }
 
 // mysqlPort is MySQL's registered port.
@@ -67,7 +76,7 @@ func InferTargets(ls []Listener, override string) []Target {
 				continue
 			}
 			seen[addr] = true
-			t := Target{Address: addr, Kind: kind}
+			t := Target{Address: addr, Kind: kind, GiveUp: l.GiveUp, Backends: l.Backends, ErrorPages: l.ErrorPages}
 			if override != "" {
 				t.Kind = override
 			}
