@@ -100,6 +100,8 @@ func writeCheckHuman(w io.Writer, rep validate.Report, failOn validate.Severity)
 		fmt.Fprintf(w, "    fix: %s\n", f.Fix)
 	}
 	switch {
+	case rep.Syntax.PolicyRefused:
+		fmt.Fprintf(w, "haproxy -c: %s\n", rep.Syntax.Output)
 	case rep.Syntax.Skipped:
 		fmt.Fprintln(w, "haproxy -c: skipped (--no-syntax)")
 	default:
@@ -118,6 +120,10 @@ func writeCheckHuman(w io.Writer, rep validate.Report, failOn validate.Severity)
 	if !rep.OK {
 		result = "FAILED"
 	}
-	fmt.Fprintf(w, "haguard check %s: %d error(s), %d warning(s), %d info; %d file(s); fail-on %s; %d ms\n",
-		result, rep.Summary.Error, rep.Summary.Warning, rep.Summary.Info, len(rep.Files), failOn, rep.DurationMS)
+	suppressed := ""
+	if n := rep.Summary.Suppressed; n > 0 {
+		suppressed = fmt.Sprintf(", %d suppressed", n)
+	}
+	fmt.Fprintf(w, "haguard check %s: %d error(s), %d warning(s), %d info%s; %d file(s); fail-on %s; %d ms\n",
+		result, rep.Summary.Error, rep.Summary.Warning, rep.Summary.Info, suppressed, len(rep.Files), failOn, rep.DurationMS)
 }

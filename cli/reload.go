@@ -20,6 +20,8 @@ type reloadOpts struct {
 	dryRun     bool
 	killGhosts bool
 	force      bool
+	strict     bool
+	skipLint   []string
 	forget     bool
 	reason     string
 	unit       unitFlags
@@ -58,6 +60,8 @@ rollback failed or the unit failed: the host needs a human.`,
 	f.BoolVar(&o.dryRun, "dry-run", false, "run the check and print the plan; change nothing")
 	f.BoolVar(&o.killGhosts, "kill-ghosts", false, "kill ghost and divergent haproxy processes instead of failing")
 	f.BoolVar(&o.force, "force", false, "reload even when the config is unchanged")
+	f.BoolVar(&o.strict, "strict", false, "refuse on any error finding, also one the running config already has")
+	f.StringSliceVar(&o.skipLint, "skip-lint", nil, "silence these rules for this run (an emergency; recorded in the audit log)")
 	f.StringVar(&o.reason, "reason", "", "why, for the history and audit log")
 	f.BoolVar(&o.forget, "forget-interrupted", false, "drop the journal of a reload that died, instead of completing its rollback (when that rollback keeps failing)")
 	addUnitFlags(cmd, &o.unit)
@@ -73,7 +77,8 @@ rollback failed or the unit failed: the host needs a human.`,
 			}
 			defer closeFn()
 			res, err := r.Run(ctx, reload.Options{Candidate: o.candidate, DryRun: o.dryRun,
-				KillGhosts: cfg.Reload.KillGhosts, Force: o.force, ForgetInterrupted: o.forget, Reason: o.reason, Who: who()})
+				KillGhosts: cfg.Reload.KillGhosts, Force: o.force, ForgetInterrupted: o.forget, Reason: o.reason, Who: who(),
+				Strict: o.strict, SkipLint: o.skipLint})
 			return reloadResult(res, err)
 		})
 	})

@@ -118,7 +118,9 @@ func (a apiAdapter) Check(ctx context.Context, cfg []byte) (api.CheckReport, err
 		return api.CheckReport{}, err
 	}
 	defer os.Remove(path)
-	rep, err := p.host.Check(ctx, host.CheckOptions{Files: []string{path}})
+	// An API candidate: the policy decides first, haproxy -c runs
+	// confined, and its output names no other file (security.md).
+	rep, err := p.host.Check(ctx, host.CheckOptions{Files: []string{path}, Candidate: true, Untrusted: true})
 	if err != nil {
 		return api.CheckReport{}, err
 	}
@@ -137,7 +139,7 @@ func severityCounts(fs []reload.Finding) map[string]int {
 // that reload.Run installs over the managed config.
 func (a apiAdapter) Reload(ctx context.Context, req api.ReloadRequest) (api.Outcome, error) {
 	p := a.p() // one set of pieces for the whole transaction, whatever SIGHUP does
-	opt := reload.Options{Reason: "api " + req.ID, Who: apiWho, KillGhosts: p.cfg().Reload.KillGhosts}
+	opt := reload.Options{Reason: "api " + req.ID, Who: apiWho, KillGhosts: p.cfg().Reload.KillGhosts, Untrusted: true}
 	switch {
 	case req.Files != nil:
 		dir, err := scratchTree(p.cfg().StateDir, "candidate-"+req.ID, req.Files)

@@ -48,8 +48,15 @@ type Discovery struct {
 	// socket` (filled in by the caller that parsed it).
 	StatsSocket Fact `json:"stats_socket"`
 	// Env is the environment the unit gives haproxy (Environment= and
-	// the EnvironmentFiles), for the config's "${VAR}"s.
+	// the EnvironmentFiles), for the config's "${VAR}"s; nil when no
+	// unit was read.
 	Env map[string]string `json:"-"`
+	// WorkDir is haproxy's working directory (relative paths of the
+	// config start there): the master's, else the unit's, else "/".
+	WorkDir string `json:"work_dir,omitempty"`
+	// MasterWorker: haproxy runs with -W or -Ws (the master re-reads the
+	// config with HAPROXY_MWORKER set).
+	MasterWorker bool `json:"master_worker"`
 	// Notes say what could not be read, and what was assumed instead.
 	Notes []string `json:"notes,omitempty"`
 }
@@ -66,8 +73,10 @@ func (p procRoot) path(pid int, name string) string {
 func Discover(u systemd.Unit) Discovery { return procRoot("/proc").discover(u) }
 
 func (proc procRoot) discover(u systemd.Unit) Discovery {
-	d := Discovery{Unit: u.Name, FragmentPath: u.FragmentPath, MainPID: int(u.MainPID)}
-	d.Env = unitEnv(u, &d.Notes)
+	d := Discovery{Unit: u.Name, FragmentPath: u.FragmentPath, MainPID: int(u.MainPID), WorkDir: "/"}
+	if u.FragmentPath != "" || len(u.ExecStart) > 0 {
+		d.Env = unitEnv(u, &d.Notes)
+	}
 	var a Argv
 	from := ""
 	if u.MainPID > 0 {
@@ -84,6 +93,7 @@ func (proc procRoot) discover(u systemd.Unit) Discovery {
 		default:
 			a = ParseArgv(argv).Resolve(cwd)
 			a.Binary = exe
+			d.WorkDir = cwd
 			from = fmt.Sprintf("master command line (pid %d)", u.MainPID)
 		}
 	}
@@ -95,6 +105,9 @@ func (proc procRoot) discover(u systemd.Unit) Discovery {
 			}
 			a = ParseArgv(argv).Resolve(u.WorkingDirectory)
 			a.Binary = e.Path
+			if u.WorkingDirectory != "" {
+				d.WorkDir = u.WorkingDirectory
+			}
 			from = "unit ExecStart"
 			if u.FragmentPath != "" {
 				from += " (" + u.FragmentPath + ")"
@@ -110,6 +123,7 @@ func (proc procRoot) discover(u systemd.Unit) Discovery {
 		return d
 	}
 	d.Binary = Fact{a.Binary, from}
+	d.MasterWorker = a.MasterWorker
 	d.Configs, d.ConfigsFrom = a.Configs, from
 	d.MasterSocket = Fact{a.MasterSocket, from}
 	d.PIDFile = Fact{a.PIDFile, from}

@@ -18,6 +18,7 @@ import (
 	"github.com/haguard/haguard/config"
 	"github.com/haguard/haguard/reload"
 	"github.com/haguard/haguard/systemd"
+	"github.com/haguard/haguard/validate"
 )
 
 // Host is one managed haproxy: what its unit runs (Discovery), haguard.yaml
@@ -31,6 +32,9 @@ type Host struct {
 	// mc is nil when haproxy runs without a master CLI (no -S).
 	mc  *master.Client
 	log *slog.Logger
+	// targets caches what each haproxy binary is (its version and
+	// presets), probed once per binary.
+	targets *validate.Targets
 
 	// unit is what systemd said at Open; the first unit read after it
 	// takes it instead of asking again (discovery then costs no extra
@@ -89,7 +93,7 @@ func newHost(cfg config.Config, d Discovery, log *slog.Logger) (*Host, error) {
 	}
 	hp, err := d.Reconcile(cfg.HAProxy)
 	cfg.HAProxy = hp
-	h := &Host{cfg: cfg, disc: d, log: log}
+	h := &Host{cfg: cfg, disc: d, log: log, targets: &validate.Targets{}}
 	if hp.MasterSocket != "" {
 		h.mc = master.New(hp.MasterSocket)
 	}

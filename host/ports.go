@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -21,7 +22,9 @@ type checkPort struct{ h *Host }
 
 // Check checks the set: each config file is read from where the candidate
 // staged it (when it did), and findings and haproxy's output name the
-// real paths.
+// real paths. Unless the request is strict, the error findings that the
+// running config has as well do not block (Blocking): a host whose
+// config already has one can still be changed.
 func (c checkPort) Check(ctx context.Context, req reload.CheckRequest) (reload.CheckReport, error) {
 	files := make([]string, len(req.Files))
 	real := map[string]string{}
@@ -31,7 +34,8 @@ func (c checkPort) Check(ctx context.Context, req reload.CheckRequest) (reload.C
 			files[i], real[staged] = staged, f
 		}
 	}
-	rep, err := c.h.Check(ctx, CheckOptions{Files: files})
+	o := CheckOptions{Files: files, Candidate: true, Untrusted: req.Untrusted, SkipLint: req.SkipLint}
+	rep, err := c.h.Check(ctx, o)
 	if err != nil {
 		return reload.CheckReport{}, err
 	}
@@ -44,7 +48,33 @@ func (c checkPort) Check(ctx context.Context, req reload.CheckRequest) (reload.C
 			rep.Findings[i].File = path
 		}
 	}
-	return reload.CheckReport{Valid: rep.Syntax.OK, Output: out, Findings: rep.Findings, Config: rep.Config}, nil
+	cr := reload.CheckReport{Valid: rep.Syntax.OK, Output: out, Findings: rep.Findings, Config: rep.Config, Refs: c.h.refsOf(rep.Config)}
+	if !req.Strict && rep.Summary.Error > 0 {
+		cr.Blocking = c.h.newErrors(ctx, o, rep.Findings)
+	}
+	return cr, nil
+}
+
+// newErrors are the error findings of a candidate that the running
+// config (the unit's files, linted the same way, without haproxy -c)
+// does not have. When the running config cannot be linted, all of them.
+func (h *Host) newErrors(ctx context.Context, o CheckOptions, cand []validate.Finding) []validate.Finding {
+	o.Files, o.NoSyntax, o.Candidate, o.Untrusted = nil, true, false, false
+	running, err := h.Check(ctx, o)
+	if err != nil {
+		h.log.Warn("the running config could not be linted: every error finding of the candidate blocks", "err", err)
+		return slices.DeleteFunc(slices.Clone(cand), func(f validate.Finding) bool { return f.Severity != validate.SevError })
+	}
+	var out []validate.Finding
+	for _, f := range validate.NewFindings(cand, running.Findings) {
+		if f.Severity == validate.SevError {
+			out = append(out, f)
+		}
+	}
+	if out == nil {
+		out = []validate.Finding{} // not nil: nothing blocks
+	}
+	return out
 }
 
 type unitPort struct{ h *Host }

@@ -115,8 +115,15 @@ func (t *txn) check(ctx context.Context) (plan, error) {
 				fmt.Errorf("haproxy -c refused the config: %s", firstLines(rep.Output, 3))
 		}
 		detail := fmt.Sprintf("haproxy -c: valid; %d findings (%d errors)", len(rep.Findings), nerr)
-		if nerr > 0 {
-			return detail, fmt.Errorf("%d error findings", nerr)
+		blocking := nerr
+		if rep.Blocking != nil {
+			blocking = countErrors(rep.Blocking)
+			if known := nerr - blocking; known > 0 {
+				detail += fmt.Sprintf(", %d of them already in the running config (--strict refuses those too)", known)
+			}
+		}
+		if blocking > 0 {
+			return detail, fmt.Errorf("%d error findings", blocking)
 		}
 		if run, err := t.store.running(); err == nil && run.sameGeneration(p.before.gen) && run.Target == t.settings.Target {
 			p.running = &run
@@ -156,7 +163,7 @@ func (t *txn) readPlan() (plan, error) {
 // stageCheck writes the candidate's files into a scratch directory, for
 // the checker to read in place of the real paths.
 func (t *txn) stageCheck(p plan) (CheckRequest, func(), error) {
-	req := CheckRequest{Files: p.configs}
+	req := CheckRequest{Files: p.configs, Strict: t.opt.Strict, SkipLint: t.opt.SkipLint, Untrusted: t.opt.Untrusted}
 	if len(p.cand) == 0 {
 		return req, func() {}, nil
 	}

@@ -82,7 +82,9 @@ type AuditRecord struct {
 	Outcome      string    `json:"outcome"`
 	BeforeSHA256 string    `json:"before_sha256"`
 	AfterSHA256  string    `json:"after_sha256"`
-	Result       Result    `json:"result"`
+	// SkipLint are the rules --skip-lint silenced for this run.
+	SkipLint []string `json:"skip_lint,omitempty"`
+	Result   Result   `json:"result"`
 }
 
 func (s store) audit(rec AuditRecord) error {

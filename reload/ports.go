@@ -28,6 +28,13 @@ type checker interface {
 type CheckRequest struct {
 	Files  []string
 	Staged map[string]string
+	// Strict blocks on every error finding, not only on those the
+	// running config does not have (Options.Strict).
+	Strict bool
+	// SkipLint silences rules for this run (Options.SkipLint).
+	SkipLint []string
+	// Untrusted: the candidate comes from an API client (Options.Untrusted).
+	Untrusted bool
 }
 
 // unitReloader reloads the unit and waits for the job result. A result
@@ -80,6 +87,10 @@ type CheckReport struct {
 	// Refs are the files the config loads at start (maps, ACL files,
 	// certificates, Lua, error files...), absolute: members of the set.
 	Refs []string
+	// Blocking are the error findings that refuse the candidate: those
+	// the running config does not have (unless the request is Strict).
+	// nil means every error finding blocks.
+	Blocking []Finding
 }
 
 // Finding is one lint result, in the shape every haguard command prints.

@@ -74,6 +74,16 @@ type Options struct {
 	ForgetInterrupted bool
 	Reason            string
 	Who               string
+	// Strict refuses a candidate on any error finding; by default only
+	// the error findings the running config does not have refuse it (a
+	// host whose config already has one can still be changed).
+	Strict bool
+	// SkipLint silences these rules for this run, in an emergency; the
+	// audit records it.
+	SkipLint []string
+	// Untrusted: the candidate comes from an API client: the candidate
+	// policy always applies and haproxy -c runs confined.
+	Untrusted bool
 
 	// candidateSet, when set, is the candidate as content by path (nil:
 	// delete): a rollback to a history entry.

@@ -129,7 +129,8 @@ func (t *txn) finish(err error) {
 	if perr := t.store.prune(t.settings.HistoryKeep); perr != nil {
 		t.log.Warn("prune history", "err", perr)
 	}
-	rec := AuditRecord{Time: t.start.UTC(), Who: t.opt.Who, Reason: t.opt.Reason, Target: t.settings.Target, Outcome: res.Outcome, Result: *res}
+	rec := AuditRecord{Time: t.start.UTC(), Who: t.opt.Who, Reason: t.opt.Reason, Target: t.settings.Target, Outcome: res.Outcome,
+		SkipLint: t.opt.SkipLint, Result: *res}
 	if t.entry != nil {
 		rec.BeforeSHA256, rec.AfterSHA256 = t.entry.BeforeSHA256, t.entry.AfterSHA256
 	}
