@@ -116,6 +116,8 @@ type Process struct {
 	Started    time.Time `json:"started"`
 	Listen     []string  `json:"listen"`
 	Generation int       `json:"generation"`
+	Unit       string    `json:"unit"`
+	Netns      uint64    `json:"netns"`
 }
 
 // Process classes.
