@@ -199,3 +199,38 @@ func TestDoNotPermitted(t *testing.T) {
 	}
 	t.Logf("%s", out)
 }
+
+// BenchmarkDo is the cost of reading one sysctl in another network
+// namespace (a locked thread, two setns) against reading it in ours
+// (docs/benchmarks.md).
+func BenchmarkDo(b *testing.B) {
+	testbed.Require(b, testbed.TierSystem)
+	cmd := exec.Command("unshare", "-n", "sleep", "600")
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	own, _ := netns.Own()
+	pid := int32(cmd.Process.Pid)
+	for range 200 {
+		if ns, err := netns.Of(pid); err == nil && ns != own {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	read := func() error { _, err := os.ReadFile(keepalive); return err }
+	b.Run("own", func(b *testing.B) {
+		for b.Loop() {
+			if err := netns.Do(int32(os.Getpid()), read); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("other", func(b *testing.B) {
+		for b.Loop() {
+			if err := netns.Do(pid, read); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
