@@ -22,9 +22,9 @@ import (
 // runs in a network namespace of its own (NetworkNamespacePath=, made with
 // `ip netns add`) whose tcp_keepalive_time is 5400 s; haguard runs in the
 // box's (the host's) namespace, where it is 7200 s. The KN201 finding must
-// quote haproxy's 90m, never haguard's 2h: through `haguard check` (the
-// master found over the master CLI) and through the reload's check stage
-// (systemd's MainPID).
+// quote haproxy's 90m, never haguard's 2h: through `haguard check` of a
+// candidate (the master found over the master CLI) and through the
+// reload's check stage, which refuses it (systemd's MainPID).
 func TestSystemKernelFactsInHAProxysNamespace(t *testing.T) {
 	testbed.Require(t, testbed.TierSystem)
 	s := testbed.Boot(t)
@@ -45,9 +45,16 @@ func TestSystemKernelFactsInHAProxysNamespace(t *testing.T) {
 	if _, err := s.Systemctl(ctx, "daemon-reload"); err != nil {
 		t.Fatal(err)
 	}
+	// The running config has no keepalive; the candidate turns it on, so
+	// KN201 is the candidate's own (new) error and stops the reload at its
+	// check stage.
 	listen := fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
-	cfg := strings.Replace(testbed.TCPProxyConfig(listen, "127.0.0.1:9"), "\nbackend be_test\n", "\nbackend be_test\n\toption srvtcpka\n", 1)
-	s.StartHAProxy(t, cfg)
+	running := testbed.TCPProxyConfig(listen, "127.0.0.1:9")
+	s.StartHAProxy(t, running)
+	candidate := filepath.Join(s.Dir(), "candidate.cfg")
+	if err := os.WriteFile(candidate, []byte(strings.Replace(running, "\nbackend be_test\n", "\nbackend be_test\n\toption srvtcpka\n", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	yaml := filepath.Join(s.Dir(), "haguard.yaml")
 	y := "haproxy:\n  configs: [" + strconv.Quote(s.HAProxyConfig()) + "]\nstate_dir: " + strconv.Quote(filepath.Join(s.Dir(), "state")) +
@@ -76,7 +83,7 @@ func TestSystemKernelFactsInHAProxysNamespace(t *testing.T) {
 		return ""
 	}
 
-	out, code := run("check")
+	out, code := run("check", "-f", candidate)
 	var rep validate.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("check JSON: %v\n%s", err, out)
@@ -87,10 +94,6 @@ func TestSystemKernelFactsInHAProxysNamespace(t *testing.T) {
 		t.Fatalf("check read the keepalive of another namespace than haproxy's: exit %d, %s", code, msg)
 	}
 
-	candidate := filepath.Join(s.Dir(), "candidate.cfg")
-	if err := os.WriteFile(candidate, []byte(cfg+"\n# a new revision\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	out, code = run("reload", "--candidate", candidate)
 	var res reload.Result
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
@@ -98,7 +101,7 @@ func TestSystemKernelFactsInHAProxysNamespace(t *testing.T) {
 	}
 	msg = kn201(res.Findings, out)
 	t.Logf("haguard reload: exit %d; KN201: %s", code, msg)
-	if code != exitNegative || res.OK || !strings.Contains(msg, "tcp_keepalive_time=90m") {
-		t.Fatalf("reload: exit %d ok %v, %s", code, res.OK, msg)
+	if st, ok := stage(res, reload.StageCheck); code != exitNegative || res.OK || !ok || st.OK || !strings.Contains(msg, "tcp_keepalive_time=90m") {
+		t.Fatalf("reload: exit %d ok %v, check stage %+v, %s", code, res.OK, st, msg)
 	}
 }
