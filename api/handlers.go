@@ -268,7 +268,7 @@ type sweepBody struct {
 }
 
 func newSweepBody(r SweepReport, fresh bool) sweepBody {
-	return sweepBody{SweepReport: r, Ghosts: r.Counts["ghost"] + r.Counts["divergent"], Fresh: fresh}
+	return sweepBody{SweepReport: r, Ghosts: r.Counts["ghost"] + r.Counts["divergent"] + r.Counts["conflict"], Fresh: fresh}
 }
 
 func (s *Server) ghosts(c echo.Context) error {

@@ -12,7 +12,7 @@ import (
 // that an alert on haguard_processes{class="ghost"} > 0 sees a 0, not a
 // missing series.
 var (
-	processClasses = []string{"current", "draining", "ghost", "divergent"}
+	processClasses = []string{"current", "draining", "ghost", "divergent", "other-unit", "foreign", "conflict"}
 	severities     = []string{"error", "warning", "info"}
 	reloadResults  = []string{ResultOK, ResultUnchanged, ResultRolledBack, ResultRefused, ResultFailed}
 )
@@ -38,7 +38,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		processes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "haguard_processes",
-			Help: "haproxy processes by class in the last sweep (current, draining, ghost, divergent).",
+			Help: "haproxy processes by class in the last sweep (current, draining, ghost, divergent, other-unit, foreign, conflict).",
 		}, []string{"class"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "haguard_reloads_total",

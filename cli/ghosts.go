@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -43,6 +44,17 @@ that should own it (docs/ghosts.md):
   divergent  in the unit, but an old worker still listening after the
              settle time, a worker left serving by a failed reload, or an
              executable deleted or replaced since it started
+  other-unit in another service's cgroup (e.g. haproxy@second.service),
+             listening on none of the unit's addresses
+  foreign    in another network namespace, or in a container's cgroup
+             (docker-*.scope, libpod-*, kubepods, machine.slice, lxc)
+  conflict   another unit's or a container's haproxy listening on one of
+             the unit's addresses in the same network namespace: the
+             kernel splits new connections between the two; the reason
+             names the unit to stop
+
+Listeners share traffic only within one network namespace: the same port
+in a container's namespace is another socket.
 
 It asks systemd (MainPID, ControlGroup), the master CLI ('show proc') and
 the process table; every process carries the reason for its class.
@@ -52,13 +64,16 @@ guarded by the process's start time against PID reuse. The report shows what
 the sweep found, then one line per ghost with what was done to it
 (terminated, killed, gone, pid-reused or failed), and closes on the state
 after the kill. With --format json the same outcomes are in "kills".
---kill never signals the master or the workers serving now, and signals
-nothing when systemd did not give the unit's cgroup (it cannot then tell the
-unit's own processes from ghosts): those kills fail, exit 3.
+--kill never signals the master or the workers serving now, nor another
+unit's, another namespace's or a container's haproxy (systemd or the runtime
+would start it again), and signals nothing when systemd did not give the
+unit's cgroup (it cannot then tell the unit's own processes from ghosts):
+those kills fail, exit 3.
 
 Exit codes:
-  0  no ghost and nothing divergent (ghosts removed by --kill count as gone)
-  1  ghosts or divergent processes remain
+  0  no ghost, nothing divergent and no conflict (ghosts removed by --kill
+     count as gone; other-unit and foreign processes are fine)
+  1  ghosts, divergent or conflicting processes remain
   2  usage error, or neither systemd nor the master CLI could be read
   3  a kill failed: a ghost still runs
 
@@ -70,7 +85,7 @@ Examples:
 	}
 	fl := cmd.Flags()
 	addUnitFlags(cmd, &o.unit)
-	fl.BoolVar(&o.kill, "kill", false, "kill ghosts (never current, draining or divergent processes)")
+	fl.BoolVar(&o.kill, "kill", false, "kill ghosts (never current, draining, divergent, other-unit, foreign or conflict processes)")
 	fl.DurationVar(&o.grace, "grace", 0, "wait this long after SIGTERM before SIGKILL (default: sweep.kill_grace, 10s)")
 	fl.DurationVar(&o.settle, "settle", 0, "how long an old worker may keep listening after a reload before it counts as divergent; 0 = not at all (default: sweep.settle, 5s)")
 	fl.StringVar(&o.masterSocket, "master-socket", "", "haproxy master CLI socket (default: haproxy.master_socket)")
@@ -160,7 +175,7 @@ func ghostsExit(r procs.Report, kills []procs.KillResult) int {
 	switch {
 	case failed > 0:
 		return exitBroken
-	case r.Counts.Divergent > 0 || r.Counts.Ghost > removed:
+	case r.Counts.Divergent > 0 || r.Counts.Conflict > 0 || r.Counts.Ghost > removed:
 		return exitNegative
 	}
 	return exitOK
@@ -199,13 +214,13 @@ func printGhosts(w io.Writer, r procs.Report, kills []procs.KillResult, killed b
 		fmt.Fprintln(w, "no haproxy process found")
 	} else {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "PID\tPPID\tCLASS\tGEN\tLISTEN\tSTARTED\tCGROUP\tEXE")
+		fmt.Fprintln(tw, "PID\tPPID\tCLASS\tGEN\tLISTEN\tSTARTED\tUNIT\tCGROUP\tEXE")
 		for _, p := range r.Processes {
 			listen := strings.Join(p.Listen, ",")
 			if listen == "" {
 				listen = "-"
 			}
-			fmt.Fprintf(tw, "%d\t%d\t%s\t%d\t%s\t%s\t%s\t%s\n", p.PID, p.PPID, p.Class, p.Generation, listen, p.Started, p.Cgroup, p.Exe)
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", p.PID, p.PPID, p.Class, p.Generation, listen, p.Started, dash(p.Unit), p.Cgroup, p.Exe)
 		}
 		tw.Flush()
 		fmt.Fprintln(w, "\nwhy:")
@@ -221,6 +236,11 @@ func printGhosts(w io.Writer, r procs.Report, kills []procs.KillResult, killed b
 	}
 	c := r.Counts
 	counts := fmt.Sprintf("%d current, %d draining, %d ghost, %d divergent", c.Current, c.Draining, c.Ghost, c.Divergent)
+	for _, cl := range []procs.Class{procs.OtherUnit, procs.Foreign, procs.Conflict} {
+		if n := c.Of(cl); n > 0 {
+			counts += fmt.Sprintf(", %d %s", n, cl)
+		}
+	}
 	if !killed {
 		fmt.Fprintf(w, "\n%s", counts)
 		switch {
@@ -228,6 +248,8 @@ func printGhosts(w io.Writer, r procs.Report, kills []procs.KillResult, killed b
 			fmt.Fprintln(w, ": clean")
 		case c.Ghost > 0:
 			fmt.Fprintln(w, ": ghosts found; check them, then run 'haguard ghosts --kill'")
+		case c.Conflict > 0:
+			fmt.Fprintf(w, ": another unit listens on this unit's address; stop %s (never killed: systemd would start it again)\n", strings.Join(conflictUnits(r), ", "))
 		default:
 			fmt.Fprintln(w, ": needs attention (divergent processes are never killed; see docs/ghosts.md)")
 		}
@@ -242,13 +264,30 @@ func printGhosts(w io.Writer, r procs.Report, kills []procs.KillResult, killed b
 	if c.Ghost > 0 {
 		did = fmt.Sprintf("%d of %d %s removed", removed, c.Ghost, ghostNoun(c.Ghost, "ghost", "ghosts"))
 	}
-	fmt.Fprintf(w, "after --kill: %s, %d ghost and %d divergent remain: ", did, ghosts, c.Divergent)
+	fmt.Fprintf(w, "after --kill: %s, %d ghost and %d divergent remain", did, ghosts, c.Divergent)
+	if c.Conflict > 0 {
+		fmt.Fprintf(w, ", %d conflict (stop %s)", c.Conflict, strings.Join(conflictUnits(r), ", "))
+	}
+	fmt.Fprint(w, ": ")
 	switch {
 	case failed > 0:
 		fmt.Fprintln(w, "a kill failed; needs a human")
 	case ghosts > 0 || c.Divergent > 0:
 		fmt.Fprintln(w, "needs attention (--kill never touches divergent processes; see docs/ghosts.md)")
+	case c.Conflict > 0:
+		fmt.Fprintln(w, "needs attention (--kill never touches another unit's haproxy; stop that unit)")
 	default:
 		fmt.Fprintln(w, "clean")
 	}
+}
+
+// conflictUnits names the units (or containers) to stop, once each.
+func conflictUnits(r procs.Report) []string {
+	var out []string
+	for _, p := range r.Of(procs.Conflict) {
+		if u := dash(p.Unit); !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	return out
 }

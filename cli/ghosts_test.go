@@ -67,6 +67,10 @@ func TestGhostsExitCodes(t *testing.T) {
 		{"ghost pid reused meanwhile", rep(1, 0), []procs.KillResult{{PID: 9, Outcome: procs.Reused}}, exitOK},
 		{"ghost killed but divergent remains", rep(1, 1), []procs.KillResult{{PID: 9, Outcome: procs.Terminated}}, exitNegative},
 		{"kill failed", rep(2, 0), []procs.KillResult{{PID: 9, Outcome: procs.Terminated}, {PID: 10, Outcome: procs.Failed}}, exitBroken},
+		{"other units and foreign only", procs.Report{Counts: procs.Counts{Current: 2, OtherUnit: 2, Foreign: 1}}, nil, exitOK},
+		{"conflict", procs.Report{Counts: procs.Counts{Current: 2, Conflict: 1}}, nil, exitNegative},
+		{"ghost killed but a conflict remains", procs.Report{Counts: procs.Counts{Current: 2, Ghost: 1, Conflict: 1}},
+			[]procs.KillResult{{PID: 9, Outcome: procs.Terminated}}, exitNegative},
 	} {
 		if got := ghostsExit(tc.r, tc.kills); got != tc.want {
 			t.Errorf("%s: exit %d, want %d", tc.name, got, tc.want)
@@ -87,6 +91,37 @@ func TestPrintGhosts(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("human output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestPrintGhostsOthers: other units' and foreign processes are counted
+// and named; a conflict names the unit to stop, before and after --kill.
+func TestPrintGhostsOthers(t *testing.T) {
+	r := procs.Report{Unit: "haproxy.service", MasterPID: 100, Processes: []procs.Process{
+		{PID: 100, PPID: 1, Class: procs.Current, Reason: "master", Unit: "haproxy.service"},
+		{PID: 200, PPID: 1, Class: procs.OtherUnit, Reason: "belongs to haproxy@b.service", Unit: "haproxy@b.service"},
+		{PID: 300, PPID: 1, Class: procs.Foreign, Reason: "in another network namespace", Unit: "docker-1f.scope"},
+		{PID: 400, PPID: 1, Class: procs.Conflict, Reason: "stop haproxy@c.service", Unit: "haproxy@c.service", Listen: []string{"127.0.0.1:3307"}},
+		{PID: 401, PPID: 400, Class: procs.Conflict, Reason: "stop haproxy@c.service", Unit: "haproxy@c.service", Listen: []string{"127.0.0.1:3307"}},
+	}, Counts: procs.Counts{Current: 1, OtherUnit: 1, Foreign: 1, Conflict: 2}}
+	var b bytes.Buffer
+	printGhosts(&b, r, nil, false)
+	for _, want := range []string{"UNIT", "haproxy@b.service", "docker-1f.scope",
+		"1 current, 0 draining, 0 ghost, 0 divergent, 1 other-unit, 1 foreign, 2 conflict: another unit listens on this unit's address; stop haproxy@c.service (never killed"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("human output lacks %q:\n%s", want, b.String())
+		}
+	}
+	b.Reset()
+	printGhosts(&b, r, nil, true)
+	if want := "after --kill: no ghost to kill, 0 ghost and 0 divergent remain, 2 conflict (stop haproxy@c.service): needs attention (--kill never touches another unit's haproxy; stop that unit)\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("after --kill lacks %q:\n%s", want, b.String())
+	}
+	r.Processes, r.Counts = r.Processes[:3], procs.Counts{Current: 1, OtherUnit: 1, Foreign: 1}
+	b.Reset()
+	printGhosts(&b, r, nil, false)
+	if !strings.Contains(b.String(), "1 other-unit, 1 foreign: clean\n") {
+		t.Errorf("other units and foreign processes are clean:\n%s", b.String())
 	}
 }
 

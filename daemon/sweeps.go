@@ -122,7 +122,7 @@ func (s *sweeps) record(res sweep.Result) {
 	s.last.Store(&r)
 	s.metrics.ObserveSweep(r)
 	for _, p := range res.Report.Processes {
-		if p.Class == procs.Ghost || p.Class == procs.Divergent {
+		if p.Class == procs.Ghost || p.Class == procs.Divergent || p.Class == procs.Conflict {
 			s.log.Warn("ghost haproxy process", "pid", p.PID, "class", p.Class, "reason", p.Reason,
 				"exe", p.Exe, "cmdline", p.Cmdline, "listen", p.Listen)
 		}
@@ -143,8 +143,5 @@ func toSweepReport(res sweep.Result) api.SweepReport {
 	if ps == nil {
 		ps = []procs.Process{}
 	}
-	return api.SweepReport{At: res.Started.UTC(), Processes: ps, Counts: map[string]int{
-		string(procs.Current): c.Current, string(procs.Draining): c.Draining,
-		string(procs.Ghost): c.Ghost, string(procs.Divergent): c.Divergent,
-	}}
+	return api.SweepReport{At: res.Started.UTC(), Processes: ps, Counts: c.ByClass()}
 }

@@ -1,7 +1,10 @@
 package host
 
 import (
+	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 
 	"github.com/haguard/haguard/config"
@@ -47,7 +50,7 @@ func (h *Host) Check(ctx context.Context, o CheckOptions) (validate.Report, erro
 		mode = h.cfg.Facts.Mode
 	}
 	vo.Gather = func(ctx context.Context, vc *validate.Config) *validate.Facts {
-		return facts.Gather(ctx, vc, facts.Options{Mode: mode, Config: h.cfg, Logger: h.log})
+		return facts.Gather(ctx, vc, facts.Options{Mode: mode, Config: h.cfg, Logger: h.log, NetnsPID: h.masterPID(ctx, mode)})
 	}
 	return validate.Check(ctx, vo)
 }
@@ -116,4 +119,29 @@ func (h *Host) refsOf(cfg *validate.Config) []string {
 		}
 	}
 	return out
+}
+
+// masterPID is haproxy's master, whose network namespace the kernel
+// facts are read in: the unit's MainPID, else the master CLI's master;
+// 0 (haguard's own namespace) when the facts are not live or neither
+// can say.
+func (h *Host) masterPID(ctx context.Context, mode string) int32 {
+	if mode != facts.ModeLive {
+		return 0
+	}
+	var errs []error
+	if h.sd != nil {
+		u, err := h.sd.Unit(ctx, h.cfg.Systemd.Unit)
+		if err == nil && u.MainPID != 0 {
+			return u.MainPID
+		}
+		errs = append(errs, cmp.Or(err, fmt.Errorf("%s has no MainPID", h.cfg.Systemd.Unit)))
+	}
+	sp, err := h.mc.ShowProc(ctx)
+	if err == nil && sp.Master.PID != 0 {
+		return sp.Master.PID
+	}
+	errs = append(errs, cmp.Or(err, errors.New("show proc names no master")))
+	h.log.Info("kernel facts are read in haguard's own network namespace: haproxy's master is not known", "err", errors.Join(errs...))
+	return 0
 }

@@ -147,7 +147,7 @@ func (s *sweepPort) Sweep(ctx context.Context) (reload.SweepReport, error) {
 	for _, p := range r.Processes {
 		out.Processes = append(out.Processes, reload.Process{PID: int(p.PID), PPID: int(p.PPID), Class: string(p.Class),
 			Reason: p.Reason, CGroup: p.Cgroup, Exe: p.Exe, Cmdline: p.Cmdline, Started: p.Created,
-			Listen: p.Listen, Generation: p.Generation})
+			Listen: p.Listen, Generation: p.Generation, Unit: p.Unit, Netns: p.Netns})
 	}
 	return out, nil
 }

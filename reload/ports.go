@@ -142,6 +142,8 @@ type Process struct {
 	Started    time.Time `json:"started"`
 	Listen     []string  `json:"listen"`
 	Generation int       `json:"generation"`
+	Unit       string    `json:"unit"`
+	Netns      uint64    `json:"netns"`
 }
 
 // Process classes.
@@ -150,6 +152,14 @@ const (
 	ClassDraining  = "draining"
 	ClassGhost     = "ghost"
 	ClassDivergent = "divergent"
+	// Another unit's haproxy, or one in another network namespace or a
+	// container: it takes none of the unit's traffic, and never fails
+	// the sweep.
+	ClassOtherUnit = "other-unit"
+	ClassForeign   = "foreign"
+	// Another unit's (or a container's) haproxy on the unit's own
+	// address: it fails the sweep, and is never killed.
+	ClassConflict = "conflict"
 )
 
 // ProbeReport is the probe stage's result: every attempt plus totals, and

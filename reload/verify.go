@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -14,15 +15,18 @@ func (t *txn) verify(ctx context.Context) error {
 	return errors.Join(serr, perr)
 }
 
-// sweep classifies every haproxy process; ghost and divergent ones fail
-// the stage, unless --kill-ghosts removes them.
+// sweep classifies every haproxy process; ghost, divergent and conflict
+// ones fail the stage, unless --kill-ghosts removes them (it never kills
+// a conflict: that is another unit's, to stop).
 func (t *txn) sweep(ctx context.Context) (string, error) {
 	rep, err := t.deps.Sweeper.Sweep(ctx)
 	if err != nil {
 		return "", fmt.Errorf("sweep: %w", err)
 	}
 	killed := 0
-	if bad := badProcs(rep.Processes); len(bad) > 0 && t.opt.KillGhosts {
+	// A conflict is another unit's haproxy: never offered to the kill.
+	bad := slices.DeleteFunc(badProcs(rep.Processes), func(p Process) bool { return p.Class == ClassConflict })
+	if len(bad) > 0 && t.opt.KillGhosts {
 		if err := t.deps.Sweeper.Kill(ctx, bad); err != nil {
 			return "", fmt.Errorf("kill ghosts: %w", err)
 		}
@@ -41,15 +45,23 @@ func (t *txn) sweep(ctx context.Context) (string, error) {
 		return s.detail(), nil
 	}
 	hint := " (--kill-ghosts kills them)"
-	if t.opt.KillGhosts {
+	switch {
+	case !slices.ContainsFunc(s.Bad, func(p Process) bool { return p.Class != ClassConflict }):
+		hint = " (stop the unit each names; no kill ever touches another unit's haproxy)"
+	case t.opt.KillGhosts:
 		hint = " (still there after kill)"
 	}
-	return s.detail(), fmt.Errorf("%d ghost or divergent processes: %s%s", len(s.Bad), listProcs(s.Bad), hint)
+	return s.detail(), fmt.Errorf("%d ghost, divergent or conflicting processes: %s%s", len(s.Bad), listProcs(s.Bad), hint)
 }
 
 func (s *SweepResult) detail() string {
 	d := fmt.Sprintf("ghosts: %d, divergent: %d, current: %d, draining: %d",
 		s.Counts[ClassGhost], s.Counts[ClassDivergent], s.Counts[ClassCurrent], s.Counts[ClassDraining])
+	for _, c := range []string{ClassConflict, ClassOtherUnit, ClassForeign} {
+		if n := s.Counts[c]; n > 0 {
+			d += fmt.Sprintf(", %s: %d", c, n)
+		}
+	}
 	if s.Killed > 0 {
 		d += fmt.Sprintf("; killed %d", s.Killed)
 	}
@@ -67,7 +79,7 @@ func listProcs(ps []Process) string {
 func badProcs(ps []Process) []Process {
 	var bad []Process
 	for _, p := range ps {
-		if p.Class == ClassGhost || p.Class == ClassDivergent {
+		if p.Class == ClassGhost || p.Class == ClassDivergent || p.Class == ClassConflict {
 			bad = append(bad, p)
 		}
 	}

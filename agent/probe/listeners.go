@@ -24,7 +24,7 @@ type Socket struct {
 // that is exactly the SO_REUSEPORT case (a ghost next to the current
 // worker), which gopsutil's connection list folds into one entry.
 func ListenSockets(ctx context.Context) ([]Socket, error) {
-	tab, err := sockets.Listening()
+	tab, err := sockets.Listening(sockets.TCP)
 	if err != nil {
 		return nil, fmt.Errorf("list sockets: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/haguard/haguard/agent/master"
+	"github.com/haguard/haguard/agent/netns"
 	"github.com/haguard/haguard/systemd"
 )
 
@@ -27,6 +28,9 @@ type Input struct {
 	Settle time.Duration
 	// Now is the time of the sweep.
 	Now time.Time
+	// Netns is haguard's own network namespace: the reference for
+	// "another namespace" when no managed process's is known.
+	Netns netns.ID
 }
 
 // Classify assigns every process its class, reason and generation. It is
@@ -46,7 +50,7 @@ func Classify(in Input) Report {
 	for _, p := range procs {
 		class, reason, gen := c.classify(p)
 		if p.ListenErr != "" {
-			reason += "; its LISTEN sockets are unknown (" + p.ListenErr + ")"
+			reason += "; its listening sockets are not all known (" + p.ListenErr + ")"
 		}
 		listen := p.Listen
 		if listen == nil {
@@ -59,7 +63,8 @@ func Classify(in Input) Report {
 		r.Processes = append(r.Processes, Process{
 			PID: p.PID, PPID: p.PPID, Class: class, Reason: reason,
 			Cgroup: p.Cgroup(), Exe: p.Exe, Cmdline: strings.Join(p.Cmdline, " "),
-			Started: started, Created: p.Created, Listen: listen, Generation: gen, StartTicks: p.StartTicks,
+			Started: started, Created: p.Created, Listen: listen, Generation: gen,
+			Unit: ownerOf(p.Cgroup()).name(), Netns: uint64(p.Netns), StartTicks: p.StartTicks,
 			NoKill: cmp.Or(unanchored, c.serving(p)),
 		})
 		r.Counts.add(class)
@@ -92,8 +97,11 @@ type classifier struct {
 	in     Input
 	master int32 // the managed master: MainPID, else show proc's
 	byPID  map[int32]Proc
-	// managedListen are the addresses the managed processes listen on.
-	managedListen map[string]bool
+	// managedListen are the addresses the managed processes listen on,
+	// with the network namespaces they listen in.
+	managedListen map[string][]netns.ID
+	// netns is the managed haproxy's network namespace (0 if unknown).
+	netns netns.ID
 	// newest is the start of the newest current-generation worker, the
 	// reference for the settle time (zero if unknown).
 	newest time.Time
@@ -103,7 +111,7 @@ type classifier struct {
 }
 
 func newClassifier(in Input) *classifier {
-	c := &classifier{in: in, master: in.Unit.MainPID, byPID: map[int32]Proc{}, managedListen: map[string]bool{}, order: map[int32]int{}}
+	c := &classifier{in: in, master: in.Unit.MainPID, byPID: map[int32]Proc{}, managedListen: map[string][]netns.ID{}, order: map[int32]int{}}
 	if c.master == 0 && in.ShowProc != nil {
 		c.master = in.ShowProc.Master.PID
 	}
@@ -114,7 +122,7 @@ func newClassifier(in Input) *classifier {
 	for _, p := range in.Procs {
 		if c.managed(p) {
 			for _, a := range p.Listen {
-				c.managedListen[a] = true
+				c.managedListen[a] = append(c.managedListen[a], p.Netns)
 			}
 		}
 		if c.master != 0 && p.PPID == c.master {
@@ -134,6 +142,7 @@ func newClassifier(in Input) *classifier {
 	} else if n := len(children); n > 0 {
 		c.newest = children[n-1].Created
 	}
+	c.netns = c.managedNetns()
 	return c
 }
 
@@ -169,7 +178,8 @@ func (c *classifier) managed(p Proc) bool { return c.inUnit(p) || c.descends(p) 
 func (c *classifier) classify(p Proc) (Class, string, int) {
 	unit := c.in.Unit.Name
 	if !c.managed(p) {
-		return Ghost, c.ghostReason(p), 0
+		class, reason := c.unmanaged(p)
+		return class, reason, 0
 	}
 	gen := c.generation(p)
 	if p.ExeDeleted() {
@@ -352,46 +362,4 @@ func (c *classifier) orphan(p Proc) (Class, string, int) {
 			unit, not, strings.Join(p.Listen, ", ")), 0
 	}
 	return Draining, fmt.Sprintf("in %s's cgroup but %s; no LISTEN socket: finishing its connections (systemd stops it with the unit)", unit, not), 0
-}
-
-func (c *classifier) ghostReason(p Proc) string {
-	u := c.in.Unit
-	var b strings.Builder
-	switch {
-	case u.ControlGroup == "":
-		fmt.Fprintf(&b, "%s's cgroup is unknown", u.Name)
-	default:
-		fmt.Fprintf(&b, "not in %s's cgroup %s (its own: %s)", u.Name, u.ControlGroup, orDash(p.Cgroup()))
-	}
-	if c.master != 0 {
-		fmt.Fprintf(&b, " and not a descendant of its master %d", c.master)
-	} else {
-		fmt.Fprintf(&b, " and %s has no master process", u.Name)
-	}
-	b.WriteString(": started by hand, by another unit, or orphaned")
-	var shared []string
-	for _, a := range p.Listen {
-		if c.managedListen[a] {
-			shared = append(shared, a)
-		}
-	}
-	switch {
-	case len(shared) > 0:
-		fmt.Fprintf(&b, "; LISTENs on %s, which the managed haproxy also serves: it takes a share of new connections with its own config", strings.Join(shared, ", "))
-	case len(p.Listen) > 0:
-		fmt.Fprintf(&b, "; LISTENs on %s", strings.Join(p.Listen, ", "))
-	default:
-		b.WriteString("; no LISTEN socket")
-	}
-	if p.ExeDeleted() {
-		b.WriteString("; its executable was deleted")
-	}
-	return b.String()
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

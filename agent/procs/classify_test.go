@@ -354,12 +354,12 @@ func TestReportJSONContract(t *testing.T) {
 	if got := keys(doc); !reflect.DeepEqual(got, []string{"counts", "master_pid", "processes", "unit"}) {
 		t.Fatalf("top-level keys %v", got)
 	}
-	if got := keys(doc["counts"].(map[string]any)); !reflect.DeepEqual(got, []string{"current", "divergent", "draining", "ghost"}) {
+	if got := keys(doc["counts"].(map[string]any)); !reflect.DeepEqual(got, []string{"conflict", "current", "divergent", "draining", "foreign", "ghost", "other_unit"}) {
 		t.Fatalf("counts keys %v", got)
 	}
 	procs := doc["processes"].([]any)
 	p0 := procs[0].(map[string]any)
-	if got := keys(p0); !reflect.DeepEqual(got, []string{"cgroup", "class", "cmdline", "exe", "generation", "listen", "pid", "ppid", "reason", "started"}) {
+	if got := keys(p0); !reflect.DeepEqual(got, []string{"cgroup", "class", "cmdline", "exe", "generation", "listen", "netns", "pid", "ppid", "reason", "started", "unit"}) {
 		t.Fatalf("process keys %v", got)
 	}
 	if p0["listen"] == nil {
@@ -370,6 +370,9 @@ func TestReportJSONContract(t *testing.T) {
 	}
 	if _, err := time.Parse(time.RFC3339, p0["started"].(string)); err != nil {
 		t.Fatal(err)
+	}
+	if p0["unit"] != "haproxy.service" || procs[1].(map[string]any)["unit"] != "" {
+		t.Fatalf("unit: %v / %v", p0["unit"], procs[1].(map[string]any)["unit"])
 	}
 	if doc["master_pid"].(float64) != 100 || doc["unit"] != "haproxy.service" {
 		t.Fatalf("%v", doc)
@@ -394,7 +397,7 @@ func TestClassifySaysWhenSocketsAreUnknown(t *testing.T) {
 	g := proc(900, 1, "/user.slice", 1)
 	g.ListenErr = "read sockets: permission denied"
 	r := Classify(Input{Unit: unit(), Now: now, Procs: []Proc{proc(100, 1, unitCG, 0), g}})
-	if p := r.Processes[1]; p.Class != Ghost || !strings.Contains(p.Reason, "its LISTEN sockets are unknown (read sockets: permission denied)") {
+	if p := r.Processes[1]; p.Class != Ghost || !strings.Contains(p.Reason, "its listening sockets are not all known (read sockets: permission denied)") {
 		t.Fatalf("%+v", p)
 	}
 }

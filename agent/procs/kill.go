@@ -82,8 +82,9 @@ func Tally(kills []KillResult) (removed, failed int) {
 	return removed, failed
 }
 
-// KillGhosts kills the report's ghosts, and only those: current, draining
-// and divergent processes are never signalled. It returns one result per
+// KillGhosts kills the report's ghosts, and only those: current,
+// draining, divergent, other-unit, foreign and conflict processes are
+// never signalled. It returns one result per
 // ghost; any Failed outcome means the host still runs a ghost.
 func (k *Killer) KillGhosts(ctx context.Context, r Report) []KillResult {
 	return k.Kill(ctx, r.Victims(false))
@@ -160,15 +161,20 @@ func (k *Killer) Kill(ctx context.Context, ps []Process) []KillResult {
 }
 
 // refusal says why p must never be signalled, whoever asks: current and
-// draining processes, and whatever Classify marked NoKill.
+// draining processes, another unit's, another namespace's or a
+// container's haproxy, and whatever Classify marked NoKill.
 func refusal(p Process) string {
-	switch {
-	case p.Class == Current || p.Class == Draining:
+	switch p.Class {
+	case Current, Draining:
 		return fmt.Sprintf("not signalled: a %s process is never killed", p.Class)
-	case p.Class != Ghost && p.Class != Divergent:
-		return fmt.Sprintf("not signalled: unknown class %q", p.Class)
+	case OtherUnit, Conflict:
+		return fmt.Sprintf("not signalled: it belongs to %s, which would start it again; stop that unit instead", orDash(p.Unit))
+	case Foreign:
+		return "not signalled: a foreign process (another network namespace or a container) is never killed"
+	case Ghost, Divergent:
+		return p.NoKill
 	}
-	return p.NoKill
+	return fmt.Sprintf("not signalled: unknown class %q", p.Class)
 }
 
 // wait polls until none of the processes in alive (indexes into ps) runs

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/haguard/haguard/agent/netns"
 	"github.com/haguard/haguard/agent/sockets"
 	"github.com/shirou/gopsutil/v3/process"
 )
@@ -30,8 +31,8 @@ const maxDepth = 64
 // ListProcesses reads the process table through gopsutil and /proc:
 // every PID's comm and exe for the selection, then, for the selected
 // processes only, ppid, cmdline, start time, cgroup, ancestors and
-// listening sockets. Socket tables are read once per network namespace
-// per call, not once per process. Zombies and `haproxy -c` checks are
+// listening sockets (TCP and UDP) and network namespace. Socket tables
+// are read once per network namespace per call, not once per process. Zombies and `haproxy -c` checks are
 // left out. Processes that exit while being read are skipped.
 func ListProcesses(ctx context.Context, names []string) ([]Proc, error) {
 	pids, err := process.PidsWithContext(ctx)
@@ -247,50 +248,60 @@ func parseCgroup(text string) (unified, systemd string) {
 	return unified, systemd
 }
 
-// addListeners fills Listen for every process: the TCP LISTEN sockets of
-// each network namespace are read once, then each process's fds are
-// matched against them. Our own namespace is asked through sock_diag;
-// another one (a process in a container) through /proc/PID/net/tcp{,6}
-// of a process in it (readIn, sockets.ListeningIn).
-func addListeners(ps []Proc, readIn func(pid int32) (sockets.Table, error)) error {
-	own := ownNetns()
-	tables := map[string]sockets.Table{} // by netns
+// addListeners fills Netns and Listen for every process: the listening
+// sockets (TCP and UDP) of each network namespace are read once, then
+// each process's fds are matched against them. Our own namespace is
+// asked through sock_diag; another one (a process in a container)
+// through readIn (sockets.ListeningIn: sock_diag from inside it when
+// permitted, else /proc/PID/net without UDP).
+func addListeners(ps []Proc, readIn func(pid int32, protos sockets.Proto) (sockets.Table, error)) error {
+	const protos = sockets.TCP | sockets.UDP
+	own, _ := netns.Own()
+	type read struct {
+		tab     sockets.Table
+		partial string // why the table misses a protocol, "" when whole
+	}
+	tables := map[netns.ID]read{}
 	for i := range ps {
-		nsLink := "/proc/" + strconv.Itoa(int(ps[i].PID)) + "/ns/net"
-		ns, err := os.Readlink(nsLink)
+		ns, err := netns.Of(ps[i].PID)
 		if err != nil {
 			continue // gone, or no permission: no sockets known
 		}
-		tab, ok := tables[ns]
+		ps[i].Netns = ns
+		r, ok := tables[ns]
 		if !ok {
+			var tab sockets.Table
 			if ns == own {
-				tab, err = sockets.Listening()
+				tab, err = sockets.Listening(protos)
 			} else {
-				tab, err = readIn(ps[i].PID)
+				tab, err = readIn(ps[i].PID, protos)
 				// A process that exited during the read leaves no
 				// /proc/PID/net: its empty table is not the namespace's.
-				if now, lerr := os.Readlink(nsLink); lerr != nil || now != ns {
+				if now, nerr := netns.Of(ps[i].PID); nerr != nil || now != ns {
 					ps[i].Listen, ps[i].ListenErr = []string{}, "exited while its sockets were read"
 					continue
 				}
 			}
-			if err != nil {
+			var inc *sockets.IncompleteError
+			switch {
+			case errors.As(err, &inc):
+				r = read{tab: tab, partial: err.Error()}
+			case err != nil:
 				return err
+			default:
+				r = read{tab: tab}
 			}
-			tables[ns] = tab
+			tables[ns] = r
 		}
-		ps[i].Listen, err = listenAddrs(ps[i].PID, tab)
-		if err != nil {
+		ps[i].Listen, err = listenAddrs(ps[i].PID, r.tab)
+		switch {
+		case err != nil:
 			ps[i].ListenErr = err.Error()
+		case r.partial != "":
+			ps[i].ListenErr = r.partial
 		}
 	}
 	return nil
-}
-
-// ownNetns is the network namespace of this process ("net:[4026531840]").
-func ownNetns() string {
-	ns, _ := os.Readlink("/proc/self/ns/net")
-	return ns
 }
 
 // listenAddrs lists the addresses of tab that pid holds open, sorted.

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haguard/haguard/agent/netns"
 	"github.com/haguard/haguard/agent/sockets"
+	"github.com/haguard/haguard/internal/testbed"
 )
 
 // startIn starts argv and waits (bounded) until its network namespace is
@@ -22,8 +24,9 @@ func startIn(t *testing.T, argv ...string) *exec.Cmd {
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+	own, _ := netns.Own()
 	for range 200 {
-		if ns, err := os.Readlink("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/ns/net"); err == nil && ns != ownNetns() {
+		if ns, err := netns.Of(int32(cmd.Process.Pid)); err == nil && ns != own {
 			if b, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/comm"); err == nil && string(b) == "sleep\n" {
 				return cmd
 			}
@@ -40,14 +43,12 @@ func startIn(t *testing.T, argv ...string) *exec.Cmd {
 // read yields an empty table, which must not stand for the namespace: the
 // next process in it is read on its own.
 func TestListenersWhenAProcessExitsMidRead(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a network namespace")
-	}
+	testbed.Require(t, testbed.TierSystem) // root: a network namespace
 	a := startIn(t, "unshare", "-n", "sleep", "600")
 	b := startIn(t, "nsenter", "-t", strconv.Itoa(a.Process.Pid), "-n", "sleep", "600")
 	pa, pb := int32(a.Process.Pid), int32(b.Process.Pid)
 	var readFor []int32
-	read := func(pid int32) (sockets.Table, error) {
+	read := func(pid int32, protos sockets.Proto) (sockets.Table, error) {
 		readFor = append(readFor, pid)
 		if pid == pa {
 			// A exits right before its namespace's table is read.
@@ -59,7 +60,7 @@ func TestListenersWhenAProcessExitsMidRead(t *testing.T) {
 				time.Sleep(5 * time.Millisecond)
 			}
 		}
-		return sockets.ListeningIn(pid)
+		return sockets.ListeningIn(pid, protos)
 	}
 	ps := []Proc{{PID: pa}, {PID: pb}}
 	if err := addListeners(ps, read); err != nil {

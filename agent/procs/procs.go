@@ -1,7 +1,9 @@
 // Package procs finds every haproxy process on the host and classifies it
-// against the systemd unit that should own it: current, draining, ghost or
-// divergent, each with the reason why (docs/ghosts.md). It can also kill
-// ghosts, guarded against PID reuse.
+// against the systemd unit that should own it: current, draining, ghost,
+// divergent, other-unit, foreign or conflict, each with the reason why
+// (docs/ghosts.md). It owns the kill policy (Report.Victims: ghosts only,
+// and divergent processes the service does not run on) and the kill,
+// guarded against PID reuse.
 //
 // The master CLI cannot see an haproxy started by hand (it is not the
 // master's child), and haproxy's exporter sees only the current worker;
@@ -12,6 +14,8 @@ package procs
 import (
 	"strings"
 	"time"
+
+	"github.com/haguard/haguard/agent/netns"
 )
 
 // Class is what a process is to the managed unit.
@@ -30,7 +34,25 @@ const (
 	// listening after the settle time, serving a config from before a
 	// failed reload, or running an executable that was deleted/replaced.
 	Divergent Class = "divergent"
+	// OtherUnit: in the cgroup of another systemd service (for example
+	// haproxy@second.service) and not sharing a listening address with
+	// the managed haproxy. Never killed: it is that unit's.
+	OtherUnit Class = "other-unit"
+	// Foreign: in another network namespace than the managed haproxy, or
+	// in a container's cgroup (docker-*.scope, libpod-*, kubepods,
+	// machine.slice, lxc), and not sharing a listening address with the
+	// managed haproxy. Never killed.
+	Foreign Class = "foreign"
+	// Conflict: another unit's or a container's haproxy that listens on
+	// an address the managed haproxy listens on, in the same network
+	// namespace: the kernel splits new connections between the two. Never
+	// killed (systemd or the container runtime would start it again): the
+	// report names the unit to stop.
+	Conflict Class = "conflict"
 )
+
+// Classes are every class, in the order reports list them.
+var Classes = []Class{Current, Draining, Ghost, Divergent, OtherUnit, Foreign, Conflict}
 
 // Proc is one haproxy process as the lister sees it, before
 // classification.
@@ -50,12 +72,17 @@ type Proc struct {
 	// CgroupSystemd that of the "name=systemd" line (v1/hybrid hosts).
 	CgroupUnified string
 	CgroupSystemd string
-	// Listen holds the TCP addresses it LISTENs on ("127.0.0.1:3307",
-	// "[::]:80"), sorted.
+	// Netns is its network namespace (0 when it could not be read).
+	// Listening addresses are compared within one namespace only.
+	Netns netns.ID
+	// Listen holds the addresses it listens on, sorted: TCP LISTEN
+	// sockets ("127.0.0.1:3307", "[::]:80") and bound UDP sockets, such
+	// as QUIC binds ("127.0.0.1:443/udp").
 	Listen []string
-	// ListenErr says why the sockets could not be read (then Listen is
-	// empty but may not be true): /proc/PID/fd needs CAP_SYS_PTRACE for
-	// another user's process.
+	// ListenErr says why its sockets are not all known (then Listen may
+	// miss some or all): /proc/PID/fd needs CAP_SYS_PTRACE for another
+	// user's process; UDP listeners of another network namespace need
+	// sock_diag from inside it (agent/sockets).
 	ListenErr string
 	// Ancestors are the PIDs above PPID up to PID 1, parent's parent
 	// first. Nil means: derive from the table's PPID links.
@@ -120,6 +147,14 @@ type Process struct {
 	Created    time.Time `json:"-"`
 	Listen     []string  `json:"listen"`
 	Generation int       `json:"generation"`
+	// Unit is the systemd unit or container its cgroup names
+	// ("haproxy.service", "haproxy@second.service", "session-3.scope",
+	// "docker-1f2e….scope"), "" when the cgroup names none. For a
+	// conflict it is the unit to stop.
+	Unit string `json:"unit"`
+	// Netns is the inode of its network namespace (0 when unknown), as
+	// in "net:[4026531840]".
+	Netns uint64 `json:"netns"`
 
 	// StartTicks identifies the process for Kill's PID-reuse guard.
 	StartTicks uint64 `json:"-"`
@@ -137,6 +172,40 @@ type Counts struct {
 	Draining  int `json:"draining"`
 	Ghost     int `json:"ghost"`
 	Divergent int `json:"divergent"`
+	OtherUnit int `json:"other_unit"`
+	Foreign   int `json:"foreign"`
+	Conflict  int `json:"conflict"`
+}
+
+// ByClass returns the counts keyed by class name ("other-unit", ...),
+// every class present: the labels of haguard_processes{class}.
+func (c Counts) ByClass() map[string]int {
+	out := make(map[string]int, len(Classes))
+	for _, cl := range Classes {
+		out[string(cl)] = c.Of(cl)
+	}
+	return out
+}
+
+// Of returns the count of class cl.
+func (c Counts) Of(cl Class) int {
+	switch cl {
+	case Current:
+		return c.Current
+	case Draining:
+		return c.Draining
+	case Ghost:
+		return c.Ghost
+	case Divergent:
+		return c.Divergent
+	case OtherUnit:
+		return c.OtherUnit
+	case Foreign:
+		return c.Foreign
+	case Conflict:
+		return c.Conflict
+	}
+	return 0
 }
 
 // Report is one sweep: the JSON document `haguard ghosts --format json`
@@ -153,7 +222,9 @@ type Report struct {
 // sweep had no sound anchor, is kept in so that its kill fails loudly),
 // and, with divergent, the divergent processes the service does not run
 // on (an old worker still listening). A divergent master or current
-// worker needs a reload or a restart, never a signal (NoKill).
+// worker needs a reload or a restart, never a signal (NoKill). Another
+// unit's, another namespace's or a container's haproxy (other-unit,
+// foreign, conflict) is never a victim: its owner would start it again.
 func (r Report) Victims(divergent bool) []Process {
 	var out []Process
 	for _, p := range r.Processes {
@@ -164,8 +235,12 @@ func (r Report) Victims(divergent bool) []Process {
 	return out
 }
 
-// Clean reports whether the sweep found no ghost and nothing divergent.
-func (r Report) Clean() bool { return r.Counts.Ghost == 0 && r.Counts.Divergent == 0 }
+// Clean reports whether the sweep found no ghost, nothing divergent and
+// no conflict. other-unit and foreign processes do not take the managed
+// haproxy's traffic: they leave a sweep clean.
+func (r Report) Clean() bool {
+	return r.Counts.Ghost == 0 && r.Counts.Divergent == 0 && r.Counts.Conflict == 0
+}
 
 // Of returns the processes of class c.
 func (r Report) Of(c Class) []Process {
@@ -188,5 +263,11 @@ func (c *Counts) add(class Class) {
 		c.Ghost++
 	case Divergent:
 		c.Divergent++
+	case OtherUnit:
+		c.OtherUnit++
+	case Foreign:
+		c.Foreign++
+	case Conflict:
+		c.Conflict++
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/haguard/haguard/agent/master"
+	"github.com/haguard/haguard/agent/netns"
 	"github.com/haguard/haguard/systemd"
 )
 
@@ -85,6 +86,7 @@ func (s *Scanner) Sweep(ctx context.Context) (Report, error) {
 		return Report{}, fmt.Errorf("sweep: %w", err)
 	}
 	in.Procs = table
+	in.Netns, _ = netns.Own() // 0 if unreadable: then only the managed processes' counts
 	now := time.Now
 	if s.Now != nil {
 		now = s.Now

@@ -48,7 +48,7 @@ func parseProcNet(b []byte, into Table) {
 			continue
 		}
 		if addr, ok := parseHexAddr(f[1]); ok {
-			into[ino] = addr
+			into[ino] = Listener{AddrPort: addr, Proto: TCP}
 		}
 	}
 }

@@ -1,51 +1,142 @@
-// Package sockets lists the TCP sockets in LISTEN state on this host and
-// the processes holding them: netlink sock_diag first (as ss(8) does),
-// /proc/net/tcp{,6} where that is unavailable or for another network
-// namespace, and /proc/PID/fd to tie a socket to its holders.
+// Package sockets lists the listening sockets of a network namespace and
+// the processes holding them: TCP sockets in LISTEN state, and UDP
+// sockets bound to a port that wait for datagrams (haproxy's QUIC binds,
+// quic4@/quic6@, and log-forward dgram-binds). It asks netlink sock_diag
+// first (as ss(8) does), reads /proc/net/tcp{,6} where that is
+// unavailable, and ties a socket to its holders through /proc/PID/fd.
 //
-// agent/procs (ghost sweep: the addresses each haproxy process LISTENs on)
-// and agent/probe (how many processes LISTEN where a probe connects) both
-// read it; the kernel interface is subtle enough to have one reader.
+// agent/procs (the ghost sweep: the addresses each haproxy process
+// listens on) and agent/probe (how many processes LISTEN where a probe
+// connects) both read it; the kernel interface is subtle enough to have
+// one reader.
 package sockets
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/haguard/haguard/agent/netns"
 )
 
-// Table maps a LISTEN socket's inode (the N of /proc/PID/fd's
-// "socket:[N]") to its local address. An IPv4-mapped IPv6 address is
-// given in its IPv4 form.
-type Table map[uint64]netip.AddrPort
+// Proto selects the kinds of listening sockets to read; combine with |.
+type Proto uint8
 
-// Listening returns the TCP LISTEN sockets, IPv4 and IPv6, of the
-// caller's network namespace. It asks netlink sock_diag, which filters by
-// state in the kernel, so its cost does not grow with the established and
-// TIME_WAIT sockets of a busy proxy (tens of thousands); where sock_diag
-// is unavailable (module missing, seccomp) it reads /proc/self/net/tcp{,6},
-// which walks them all.
-func Listening() (Table, error) {
-	tab, derr := dump()
-	if derr == nil {
-		return tab, nil
+const (
+	// TCP sockets in LISTEN state.
+	TCP Proto = 1 << iota
+	// UDP sockets bound to a local port, not connected to a peer, and not
+	// shut down for reading. The last two leave out what haproxy uses to
+	// send: a DNS resolver's socket is connected, a UDP log target's is
+	// shut down for reading (ss shows it as "-->").
+	UDP
+)
+
+func (p Proto) String() string {
+	var parts []string
+	if p&TCP != 0 {
+		parts = append(parts, "tcp")
 	}
-	tab, err := readProcNet("self")
-	if err != nil {
-		return nil, errors.Join(derr, err)
+	if p&UDP != 0 {
+		parts = append(parts, "udp")
 	}
-	return tab, nil
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, "+")
 }
 
-// ListeningIn returns the TCP LISTEN sockets of pid's network namespace
-// from /proc/PID/net/tcp{,6}: sock_diag answers only for the caller's own
-// namespace, so this serves a process in a container. A process that has
-// exited has no sockets.
-func ListeningIn(pid int32) (Table, error) {
-	return readProcNet(strconv.Itoa(int(pid)))
+// Listener is one listening socket.
+type Listener struct {
+	netip.AddrPort
+	// Proto is TCP or UDP.
+	Proto Proto
+}
+
+// String is the address, "127.0.0.1:80" for TCP and "127.0.0.1:443/udp"
+// for UDP (the notation of /etc/services), so that a TCP and a UDP
+// listener on the same port never compare equal.
+func (l Listener) String() string {
+	if l.Proto == UDP {
+		return l.AddrPort.String() + "/udp"
+	}
+	return l.AddrPort.String()
+}
+
+// Table maps a listening socket's inode (the N of /proc/PID/fd's
+// "socket:[N]") to its address. An IPv4-mapped IPv6 address is given in
+// its IPv4 form.
+type Table map[uint64]Listener
+
+// IncompleteError is returned with a Table that holds some of the
+// protocols asked for but not all: Missing could not be read, Err says
+// why. UDP listeners are read only through sock_diag: /proc/net/udp does
+// not say whether a socket is shut down for reading, so haproxy's log
+// senders could not be told from its QUIC listeners.
+type IncompleteError struct {
+	Missing Proto
+	Err     error
+}
+
+func (e *IncompleteError) Error() string {
+	return fmt.Sprintf("%s listeners unknown: %v", e.Missing, e.Err)
+}
+
+func (e *IncompleteError) Unwrap() error { return e.Err }
+
+// Listening returns the listening sockets of protos in the caller's
+// network namespace. It asks netlink sock_diag, which filters by state
+// in the kernel, so its cost does not grow with the established and
+// TIME_WAIT sockets of a busy proxy (tens of thousands); where sock_diag
+// is unavailable (module missing, seccomp) TCP comes from
+// /proc/self/net/tcp{,6}, which walks them all, and UDP is reported
+// missing (*IncompleteError, with the TCP table).
+func Listening(protos Proto) (Table, error) {
+	tab, err := dump(protos)
+	return complete(tab, err, "self", protos)
+}
+
+// ListeningIn returns the listening sockets of protos in pid's network
+// namespace. sock_diag answers only for the caller's own namespace, so
+// it is asked from a thread that enters pid's (agent/netns: that needs
+// CAP_SYS_ADMIN, unless pid is in the caller's namespace); when that is
+// not permitted, TCP comes from /proc/PID/net/tcp{,6} and UDP is
+// reported missing (*IncompleteError, with the TCP table). A process
+// that has exited has no sockets.
+func ListeningIn(pid int32, protos Proto) (Table, error) {
+	var tab Table
+	var derr error
+	if err := netns.Do(pid, func() error {
+		tab, derr = dump(protos)
+		return nil
+	}); err != nil {
+		tab, derr = nil, err
+	}
+	return complete(tab, derr, strconv.Itoa(int(pid)), protos)
+}
+
+// complete returns what sock_diag read (tab, derr), falling back to
+// /proc/<pid>/net for TCP when sock_diag could not be asked at all.
+func complete(tab Table, derr error, pid string, protos Proto) (Table, error) {
+	var inc *IncompleteError
+	if derr == nil || errors.As(derr, &inc) {
+		return tab, derr // all, or TCP without UDP
+	}
+	tab = Table{}
+	if protos&TCP != 0 {
+		var err error
+		if tab, err = readProcNet(pid); err != nil {
+			return nil, errors.Join(derr, err)
+		}
+	}
+	if protos&UDP != 0 {
+		return tab, &IncompleteError{Missing: UDP, Err: derr}
+	}
+	return tab, nil
 }
 
 // Held returns the inodes of the sockets in tab that pid holds open, each

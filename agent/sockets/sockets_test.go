@@ -1,6 +1,7 @@
 package sockets
 
 import (
+	"encoding/binary"
 	"errors"
 	"io/fs"
 	"net"
@@ -46,46 +47,84 @@ func TestParseProcNet(t *testing.T) {
 	got := Table{}
 	parseProcNet([]byte(tcp), got)
 	parseProcNet([]byte(tcp6), got)
-	want := Table{51234: netip.MustParseAddrPort("127.0.0.1:3307"), 61000: netip.MustParseAddrPort("[::]:8080")}
+	want := Table{51234: {netip.MustParseAddrPort("127.0.0.1:3307"), TCP}, 61000: {netip.MustParseAddrPort("[::]:8080"), TCP}}
 	if len(got) != len(want) || got[51234] != want[51234] || got[61000] != want[61000] {
 		t.Fatalf("got %v, want %v", got, want)
 	}
 }
 
+// diagMsg builds a struct inet_diag_msg for 127.0.0.1:3307 followed by
+// attrs (each already a whole rtattr).
+func diagMsg(family, state, inode byte, peerPort uint16, attrs ...[]byte) []byte {
+	d := make([]byte, sizeofDiagMsg)
+	d[0], d[1] = family, state
+	d[4], d[5] = 0x0c, 0xeb // port 3307, network order
+	binary.BigEndian.PutUint16(d[6:8], peerPort)
+	copy(d[8:], []byte{127, 0, 0, 1})
+	d[68] = inode // little or big end: non-zero either way
+	for _, a := range attrs {
+		d = append(d, a...)
+	}
+	return d
+}
+
+// rtattr is one netlink attribute, padded to 4 bytes.
+func rtattr(typ uint16, data ...byte) []byte {
+	a := make([]byte, 4, 4+len(data)+3)
+	binary.NativeEndian.PutUint16(a[0:], uint16(4+len(data)))
+	binary.NativeEndian.PutUint16(a[2:], typ)
+	a = append(a, data...)
+	for len(a)%4 != 0 {
+		a = append(a, 0)
+	}
+	return a
+}
+
 func TestDecodeDiagMsg(t *testing.T) {
-	msg := func(family, state byte, inode byte) []byte {
-		d := make([]byte, sizeofDiagMsg)
-		d[0], d[1] = family, state
-		d[4], d[5] = 0x0c, 0xeb // port 3307, network order
-		copy(d[8:], []byte{127, 0, 0, 1})
-		d[68] = inode // little or big end: non-zero either way
-		return d
+	if ino, l, ok := decodeDiagMsg(diagMsg(syscall.AF_INET, tcpListen, 7, 0), TCP); !ok || ino == 0 || l.String() != "127.0.0.1:3307" || l.Proto != TCP {
+		t.Fatalf("listen socket: %d %v %v", ino, l, ok)
 	}
-	if ino, addr, ok := decodeDiagMsg(msg(syscall.AF_INET, tcpListen, 7)); !ok || ino == 0 || addr.String() != "127.0.0.1:3307" {
-		t.Fatalf("listen socket: %d %v %v", ino, addr, ok)
-	}
+	meminfo := rtattr(1, make([]byte, 16)...)
 	for name, d := range map[string][]byte{
-		"established": msg(syscall.AF_INET, 1, 7),
-		"no inode":    msg(syscall.AF_INET, tcpListen, 0),
-		"unix family": msg(syscall.AF_UNIX, tcpListen, 7),
-		"short":       msg(syscall.AF_INET, tcpListen, 7)[:sizeofDiagMsg-1],
+		"bound":                 diagMsg(syscall.AF_INET, tcpClose, 7, 0),
+		"shut down for writing": diagMsg(syscall.AF_INET, tcpClose, 7, 0, meminfo, rtattr(inetDiagShutdown, 2)),
+		"not shut down":         diagMsg(syscall.AF_INET, tcpClose, 7, 0, rtattr(inetDiagShutdown, 0)),
 	} {
-		if _, _, ok := decodeDiagMsg(d); ok {
+		if ino, l, ok := decodeDiagMsg(d, UDP); !ok || ino == 0 || l.String() != "127.0.0.1:3307/udp" || l.Proto != UDP {
+			t.Errorf("udp %s: %d %v %v", name, ino, l, ok)
+		}
+	}
+	for name, c := range map[string]struct {
+		d     []byte
+		proto Proto
+	}{
+		"established":            {diagMsg(syscall.AF_INET, 1, 7, 0), TCP},
+		"no inode":               {diagMsg(syscall.AF_INET, tcpListen, 0, 0), TCP},
+		"unix family":            {diagMsg(syscall.AF_UNIX, tcpListen, 7, 0), TCP},
+		"short":                  {diagMsg(syscall.AF_INET, tcpListen, 7, 0)[:sizeofDiagMsg-1], TCP},
+		"udp connected":          {diagMsg(syscall.AF_INET, 1, 7, 53), UDP},
+		"udp peer port":          {diagMsg(syscall.AF_INET, tcpClose, 7, 53), UDP},
+		"udp shut down for read": {diagMsg(syscall.AF_INET, tcpClose, 7, 0, meminfo, rtattr(inetDiagShutdown, rcvShutdown)), UDP},
+		"udp shut down":          {diagMsg(syscall.AF_INET, tcpClose, 7, 0, rtattr(inetDiagShutdown, 3)), UDP},
+		"udp no inode":           {diagMsg(syscall.AF_INET, tcpClose, 0, 0), UDP},
+	} {
+		if _, _, ok := decodeDiagMsg(c.d, c.proto); ok {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+	// A truncated or nonsense attribute list is no shutdown, not a panic.
+	for _, attrs := range [][]byte{{1, 0}, {3, 0, 8, 0}, {200, 0, 8, 0, 1}} {
+		if got := shutdown(attrs); got != 0 {
+			t.Errorf("shutdown(%v) = %d", attrs, got)
 		}
 	}
 }
 
-// listen opens a real TCP listener and returns it with its socket's inode
-// (from fstat on its fd, independently of the code under test).
-func listen(t *testing.T, network, addr string) (net.Listener, uint64) {
+// inodeOf returns the inode of a socket (fstat on its fd), independently
+// of the code under test.
+func inodeOf(t *testing.T, c syscall.Conn) uint64 {
 	t.Helper()
-	l, err := net.Listen(network, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	rc, err := l.(*net.TCPListener).SyscallConn()
+	rc, err := c.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,16 +133,38 @@ func listen(t *testing.T, network, addr string) (net.Listener, uint64) {
 	if err := rc.Control(func(fd uintptr) { serr = syscall.Fstat(int(fd), &st) }); err != nil || serr != nil {
 		t.Fatal(err, serr)
 	}
-	return l, st.Ino
+	return st.Ino
 }
 
-// sources are the two readers of this namespace's LISTEN sockets, and
+// listen opens a real TCP listener and returns it with its socket's inode.
+func listen(t *testing.T, network, addr string) (net.Listener, uint64) {
+	t.Helper()
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l, inodeOf(t, l.(*net.TCPListener))
+}
+
+// listenUDP binds a real UDP socket and returns it with its inode.
+func listenUDP(t *testing.T, network, addr string) (*net.UDPConn, uint64) {
+	t.Helper()
+	c, err := net.ListenPacket(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.(*net.UDPConn), inodeOf(t, c.(*net.UDPConn))
+}
+
+// sources are the readers of this namespace's TCP LISTEN sockets, and
 // the exported entry points.
 var sources = map[string]func() (Table, error){
-	"sock_diag":   dump,
+	"sock_diag":   func() (Table, error) { return dump(TCP) },
 	"/proc/net":   func() (Table, error) { return readProcNet("self") },
-	"Listening":   Listening,
-	"ListeningIn": func() (Table, error) { return ListeningIn(int32(os.Getpid())) },
+	"Listening":   func() (Table, error) { return Listening(TCP) },
+	"ListeningIn": func() (Table, error) { return ListeningIn(int32(os.Getpid()), TCP) },
 }
 
 // TestListenersFound: a v4 and a v6 listener of ours appear with their
@@ -135,7 +196,7 @@ func TestListenersFound(t *testing.T) {
 // TestClosedListenerGone: once closed, a listener is in no source.
 func TestClosedListenerGone(t *testing.T) {
 	l, ino := listen(t, "tcp4", "127.0.0.1:0")
-	if tab, err := Listening(); err != nil || tab[ino] != netip.MustParseAddrPort(l.Addr().String()) {
+	if tab, err := Listening(TCP); err != nil || tab[ino].AddrPort != netip.MustParseAddrPort(l.Addr().String()) {
 		t.Fatalf("open listener %s (inode %d) not listed: %v", l.Addr(), ino, err)
 	}
 	if err := l.Close(); err != nil {
@@ -163,7 +224,7 @@ func TestHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	tab, err := Listening()
+	tab, err := Listening(TCP)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,5 +255,93 @@ func TestHeld(t *testing.T) {
 	_ = child.Wait()
 	if _, err := Held(pid, tab); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("exited process: %v, want fs.ErrNotExist", err)
+	}
+}
+
+// TestUDPListeners: a bound UDP socket (v4 and v6) is a listener, with
+// "/udp" after its address, and is not a TCP one; haproxy's sending
+// sockets are not: a connected one (a DNS resolver's) and one shut down
+// for reading after its first datagram (a UDP log target's: measured on
+// haproxy 2.6, `ss -uapn` shows it as "0.0.0.0:51060 ... -->").
+func TestUDPListeners(t *testing.T) {
+	u4, ino4 := listenUDP(t, "udp4", "127.0.0.1:0")
+	u6, ino6 := listenUDP(t, "udp6", "[::1]:0")
+	conn, err := net.Dial("udp4", u4.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	connected := inodeOf(t, conn.(*net.UDPConn))
+	logger, loggerIno := listenUDP(t, "udp4", "0.0.0.0:0")
+	if _, err := logger.WriteTo([]byte("<134>x"), u4.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := logger.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// On an unconnected UDP socket Linux answers ENOTCONN but sets the
+	// shutdown bits all the same (inet_shutdown); haproxy ignores it.
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = syscall.Shutdown(int(fd), syscall.SHUT_RD) }); err != nil || (serr != nil && !errors.Is(serr, syscall.ENOTCONN)) {
+		t.Fatal(err, serr)
+	}
+	tab, err := Listening(UDP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ino, c := range map[uint64]*net.UDPConn{ino4: u4, ino6: u6} {
+		if got, ok := tab[ino]; !ok || got.String() != c.LocalAddr().String()+"/udp" || got.Proto != UDP {
+			t.Errorf("inode %d is %v (%v), want %s/udp", ino, got, ok, c.LocalAddr())
+		}
+	}
+	for name, ino := range map[string]uint64{"connected": connected, "shut down for reading": loggerIno} {
+		if l, ok := tab[ino]; ok {
+			t.Errorf("%s UDP socket listed as a listener: %v", name, l)
+		}
+	}
+	both, err := Listening(TCP | UDP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp, err := Listening(TCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := both[ino4]; !ok {
+		t.Errorf("TCP|UDP misses the UDP listener")
+	}
+	if l, ok := tcp[ino4]; ok {
+		t.Errorf("TCP lists a UDP socket: %v", l)
+	}
+	if held, err := Held(int32(os.Getpid()), tab); err != nil || !slices.Contains(held, ino4) || slices.Contains(held, loggerIno) {
+		t.Errorf("held: %v %v", held, err)
+	}
+}
+
+// TestIncompleteWithoutSockDiag: when sock_diag cannot be asked, TCP
+// comes from /proc/net and UDP is reported missing, with the TCP table.
+func TestIncompleteWithoutSockDiag(t *testing.T) {
+	l, ino := listen(t, "tcp4", "127.0.0.1:0")
+	_, uino := listenUDP(t, "udp4", "127.0.0.1:0")
+	cause := errors.New("setns: operation not permitted")
+	tab, err := complete(nil, cause, "self", TCP|UDP)
+	var inc *IncompleteError
+	if !errors.As(err, &inc) || inc.Missing != UDP || !errors.Is(err, cause) {
+		t.Fatalf("err %v, want an IncompleteError for UDP wrapping the cause", err)
+	}
+	if tab[ino].String() != l.Addr().String() {
+		t.Errorf("TCP listener %d: %v", ino, tab[ino])
+	}
+	if _, ok := tab[uino]; ok {
+		t.Errorf("UDP listed from /proc/net, which cannot tell a log sender from a listener")
+	}
+	if tab, err := complete(nil, cause, "self", TCP); err != nil || tab[ino].String() != l.Addr().String() {
+		t.Errorf("TCP only: %v %v", tab[ino], err)
+	}
+	// sock_diag that answered TCP but not UDP: its table is kept.
+	partial := Table{1: {Proto: TCP}}
+	if tab, err := complete(partial, &IncompleteError{Missing: UDP, Err: cause}, "self", TCP|UDP); len(tab) != 1 || !errors.As(err, &inc) {
+		t.Errorf("partial sock_diag: %v %v", tab, err)
 	}
 }

@@ -144,7 +144,8 @@ func (s *Sweeper) sweep(ctx context.Context, cause string) Result {
 			lvl = slog.LevelWarn
 		}
 		s.log.Log(ctx, lvl, "ghost sweep", "cause", cause, "current", c.Current, "draining", c.Draining,
-			"ghost", c.Ghost, "divergent", c.Divergent, "killed", len(res.Kills), "kill_failed", res.KillFailed(),
+			"ghost", c.Ghost, "divergent", c.Divergent, "conflict", c.Conflict, "other_unit", c.OtherUnit, "foreign", c.Foreign,
+			"killed", len(res.Kills), "kill_failed", res.KillFailed(),
 			"duration", res.Duration)
 	}
 	s.mu.Lock()

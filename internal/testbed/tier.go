@@ -81,6 +81,8 @@ func Missing(tier Tier) []string {
 		needCmd("nsenter", "util-linux")
 		needCmd("rsync", "rsync")
 		needCmd("socat", "socat")
+		needCmd("ip", "iproute2")
+		needCmd("setpriv", "util-linux")
 		if m, err := cgroup2Mount(); err != nil {
 			missing = append(missing, "a cgroup2 hierarchy (the sandbox runs systemd in a cgroup2 subtree of its own)")
 		} else if err := syscall.Access(m, 2 /* W_OK */); err != nil {

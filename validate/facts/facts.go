@@ -30,6 +30,9 @@ type Options struct {
 	Config config.Config
 	// ProcSys is where sysctls are read ("/proc/sys" when empty).
 	ProcSys string
+	// NetnsPID is haproxy's master (systemd's MainPID): the kernel facts
+	// are read in its network namespace. 0 reads haguard's own.
+	NetnsPID int32
 	// Timeout bounds each DB server's connect and queries (3 s when 0).
 	Timeout time.Duration
 	Logger  *slog.Logger
@@ -54,7 +57,7 @@ func Gather(ctx context.Context, cfg *validate.Config, o Options) *validate.Fact
 		if timeout <= 0 {
 			timeout = 3 * time.Second
 		}
-		f.Kernel = Kernel(o.ProcSys)
+		f.Kernel = Kernel(o.ProcSys, o.NetnsPID)
 		if cfg != nil {
 			f.DB = DB(ctx, cfg, o.Config, timeout, log)
 		}

@@ -28,7 +28,7 @@ func TestKernelReadsSysctlsAndRecordsErrors(t *testing.T) {
 	write("net.ipv4.tcp_keepalive_time", "7200")
 	write("net.ipv4.tcp_keepalive_intvl", "75")
 	write("net.ipv4.tcp_keepalive_probes", "9")
-	k := Kernel(dir)
+	k := Kernel(dir, 0)
 	if k.Sysctls["net.ipv4.tcp_keepalive_time"] != "7200" || k.Sysctls["net.ipv4.tcp_keepalive_probes"] != "9" {
 		t.Fatalf("sysctls %v", k.Sysctls)
 	}
@@ -38,13 +38,13 @@ func TestKernelReadsSysctlsAndRecordsErrors(t *testing.T) {
 		t.Fatalf("error record %q", msg)
 	}
 	write("net.ipv4.tcp_retries2", "15")
-	if k := Kernel(dir); k.Sysctls[KernelErrKey] != "" {
+	if k := Kernel(dir, 0); k.Sysctls[KernelErrKey] != "" {
 		t.Fatalf("unexpected error %q", k.Sysctls[KernelErrKey])
 	}
 }
 
 func TestKernelHost(t *testing.T) {
-	k := Kernel("")
+	k := Kernel("", 0)
 	if _, ok := k.Sysctls["net.ipv4.tcp_keepalive_time"]; !ok {
 		t.Fatalf("host /proc/sys: %v", k.Sysctls)
 	}
