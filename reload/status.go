@@ -38,8 +38,11 @@ type Status struct {
 	DriftFiles  []string `json:"drift_files,omitempty"`
 	// Interrupted is the journal of a run that died mid-transaction.
 	Interrupted *Journal `json:"interrupted,omitempty"`
-	Last        *Entry   `json:"last,omitempty"`
-	Errors      []string `json:"errors"`
+	// InProgress is the transaction that holds the lock now (its journal
+	// is then not a dead run's).
+	InProgress *Progress `json:"in_progress,omitempty"`
+	Last       *Entry    `json:"last,omitempty"`
+	Errors     []string  `json:"errors"`
 }
 
 // Status reads the unit, the master and the state dir. Unreadable parts
@@ -97,7 +100,14 @@ func (r *Reloader) Status(ctx context.Context, waitReload bool) (Status, error) 
 				strings.Join(st.DriftFiles, ", "), short(run.SHA256), short(st.DiskSHA256))
 		}
 	}
-	if j, err := r.store.journal(); err == nil {
+	j, jerr := r.store.journal()
+	switch p := inProgress(r.settings.StateDir); {
+	case p != nil:
+		if jerr == nil && (j.PID == p.PID || p.PID == 0) {
+			p.Stage = j.Stage
+		}
+		st.InProgress = p
+	case jerr == nil:
 		st.Interrupted = &j
 	}
 	if es, err := r.store.listing(); err == nil && len(es) > 0 {

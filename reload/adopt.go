@@ -1,0 +1,67 @@
+package reload
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+// A host that haguard has never reloaded has no record of what runs. When
+// nothing suggests otherwise, the config set on disk is what runs: every
+// file of it is older than the running generation (which read them when
+// it started). haguard then adopts it as the known-good set: a first
+// reload that fails rolls back to it, and status reports drift only on
+// evidence.
+
+// mtimeSlack covers file systems whose mtime is coarse, and the moment
+// between the master reading the config and its worker starting.
+const mtimeSlack = time.Second
+
+// generationStart is when g's current generation started: that of its
+// oldest current worker (zero when unknown).
+func generationStart(g Generation, now time.Time) time.Time {
+	var oldest time.Duration
+	for _, w := range g.Workers {
+		oldest = max(oldest, w.Uptime)
+	}
+	if oldest == 0 {
+		return time.Time{}
+	}
+	return now.Add(-oldest)
+}
+
+// adoptable says whether the files of m are what g runs: each exists and
+// was last written before g's generation started. why says what speaks
+// against it.
+func adoptable(g Generation, m Manifest, now time.Time) (bool, string) {
+	start := generationStart(g, now)
+	if start.IsZero() {
+		return false, "when the running generation started is unknown"
+	}
+	for _, e := range m {
+		st, err := os.Stat(e.Path)
+		if err != nil {
+			return false, fmt.Sprintf("%s: %v", e.Path, err)
+		}
+		if st.ModTime().After(start.Add(-mtimeSlack)) {
+			return false, fmt.Sprintf("%s changed at %s, after the running generation started (%s)",
+				e.Path, st.ModTime().UTC().Format(time.RFC3339), start.UTC().Format(time.RFC3339))
+		}
+	}
+	return true, ""
+}
+
+// adopt records m (whose contents are data) as what g runs: every file in
+// the history, then running.json marked adopted.
+func (r *Reloader) adopt(g Generation, m Manifest, data map[string][]byte) (Running, error) {
+	for _, e := range m {
+		if b := data[e.Path]; b != nil {
+			if _, err := r.store.putBlob(b); err != nil {
+				return Running{}, err
+			}
+		}
+	}
+	run := Running{SHA256: m.Identity(), Target: r.settings.Target, MasterPID: g.MasterPID, Reloads: g.Reloads,
+		Time: r.now().UTC(), ID: "adopted", Manifest: m, Worker: newestWorker(g), Adopted: true}
+	return run, r.store.setRunning(run)
+}
