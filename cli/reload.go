@@ -166,7 +166,9 @@ func writeReloadHuman(w io.Writer, res reload.Result, err error) {
 		fmt.Fprintln(w, "[x] unchanged: the config on disk already runs; not reloaded")
 	}
 	if s, ok := stage[reload.StageSnapshot]; ok {
-		tick(s.OK, "snapshot: %s", line(s))
+		// A snapshot with nothing to roll back to is a warning: a failure
+		// after the install would need a human.
+		tick(s.OK && (res.Snapshot == nil || res.Snapshot.Identity != ""), "snapshot: %s", line(s))
 	}
 	if s, ok := stage[reload.StageInstall]; ok {
 		tick(s.OK, "install: %s", line(s))

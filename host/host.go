@@ -131,6 +131,7 @@ func (h *Host) Reloader() (*reload.Reloader, error) {
 		LockTimeout:   c.Reload.LockTimeout.D(),
 		HistoryKeep:   c.Reload.HistoryKeep,
 		Probe:         c.Reload.ProbeOnStart,
+		Backends:      c.Reload.Backends,
 	}, reload.Deps{
 		Checker: checkPort{h},
 		Reload:  unitPort{h},

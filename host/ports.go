@@ -182,3 +182,5 @@ type probePort struct{ h *Host }
 func (p probePort) Probe(ctx context.Context, vc *validate.Config) (reload.ProbeReport, error) {
 	return p.h.ProbeForReload(ctx, vc)
 }
+
+func (p probePort) Health(ctx context.Context) ([]reload.ServerHealth, error) { return p.h.Health(ctx) }

@@ -65,3 +65,29 @@ func (r *Reloader) adopt(g Generation, m Manifest, data map[string][]byte) (Runn
 		Time: r.now().UTC(), ID: "adopted", Manifest: m, Worker: newestWorker(g), Adopted: true}
 	return run, r.store.setRunning(run)
 }
+
+// adoptDisk takes the set on disk (the -f files as they were before this
+// run, and the refs) as what runs when nothing suggests otherwise, so
+// that a first reload has a known-good set to roll back to. It returns a
+// note for the check stage's detail ("" when nothing was adopted).
+func (t *txn) adoptDisk(p *plan) string {
+	old := expandFiles(t.settings.Files, nil)
+	m := manifestOf(old, p.refs, func(path string) ([]byte, error) {
+		if b := p.disk[path]; b != nil {
+			return b, nil
+		}
+		return nil, os.ErrNotExist
+	})
+	ok, why := adoptable(p.before.gen, m, t.now())
+	if !ok {
+		t.log.Info("the config on disk is not adopted as known-good", "why", why)
+		return ""
+	}
+	run, err := t.adopt(p.before.gen, m, p.disk)
+	if err != nil {
+		t.log.Warn("adopting the config on disk", "err", err)
+		return ""
+	}
+	p.running = &run
+	return fmt.Sprintf("; the set on disk (%s) is untouched since the running generation started: adopted as known-good", short(run.SHA256))
+}

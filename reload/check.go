@@ -95,6 +95,7 @@ func (t *txn) check(ctx context.Context) (plan, error) {
 		if p.before, berr = baseline.wait(); berr != nil {
 			return "", fmt.Errorf("master CLI: %w (without it the new generation cannot be verified)", berr)
 		}
+		t.before = p.before.servers
 		if err != nil {
 			return "", fmt.Errorf("run check: %w", err)
 		}
@@ -131,6 +132,9 @@ func (t *txn) check(ctx context.Context) (plan, error) {
 		// The refs are known now: read the ones the disk has not been read for.
 		if err := readDisk(p.disk, p.refs); err != nil {
 			return "", err
+		}
+		if p.running == nil {
+			detail += t.adoptDisk(&p)
 		}
 		p.unchanged = p.running != nil && len(p.changes()) == 0 && p.running.identity() == p.manifest().Identity() && !t.opt.Force
 		return detail, nil

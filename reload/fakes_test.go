@@ -188,7 +188,23 @@ func (w *world) Probe(context.Context, *validate.Config) (ProbeReport, error) {
 		}
 		rep.Attempts = append(rep.Attempts, a)
 	}
+	rep.Servers = w.servers()
 	return rep, nil
+}
+
+// Health has one server, be/s1, DOWN when the loaded config contains
+// "downserver".
+func (w *world) Health(context.Context) ([]ServerHealth, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.servers(), nil
+}
+
+func (w *world) servers() []ServerHealth {
+	if bytes.Contains(w.loaded, []byte("downserver")) {
+		return []ServerHealth{{Backend: "be", Server: "s1", Status: "DOWN", Check: "L4CON"}}
+	}
+	return []ServerHealth{{Backend: "be", Server: "s1", Status: "UP", Check: "L4OK"}}
 }
 
 func (w *world) deps() Deps {

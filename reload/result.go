@@ -67,6 +67,21 @@ type Result struct {
 	Settle *SettleResult `json:"-"`
 	// Sweep is the sweep stage's tally (nil when it did not run).
 	Sweep *SweepResult `json:"-"`
+	// Snapshot says what a rollback would return to (nil when the stage
+	// did not run).
+	Snapshot *SnapshotResult `json:"-"`
+}
+
+// SnapshotResult is what a rollback of the run would return to.
+type SnapshotResult struct {
+	// Identity names the set a rollback restores; "" when haguard knows
+	// no good config to return to (Why says why): a failure after the
+	// install then leaves the host to a human.
+	Identity, Why string
+	// Adopted: that set was found on disk, not installed by haguard.
+	Adopted bool
+	// Files is how many files a rollback would put back.
+	Files int
 }
 
 // Stage is one step of the transaction. Detail is a one-line summary for

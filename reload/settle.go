@@ -25,6 +25,9 @@ func pollEvery(elapsed time.Duration) time.Duration {
 type baseline struct {
 	gen    Generation
 	status string // "" when systemd could not be asked
+	// servers are the backends' servers before the reload (nil when
+	// they could not be read).
+	servers []ServerHealth
 }
 
 // readBaseline reads the generation (waiting out a busy master, see
@@ -32,8 +35,16 @@ type baseline struct {
 func (t *txn) readBaseline(ctx context.Context) (baseline, error) {
 	stc := make(chan string, 1)
 	go func() { stc <- t.unitStatus(ctx) }()
+	hc := make(chan []ServerHealth, 1)
+	go func() {
+		s, err := t.deps.Prober.Health(ctx)
+		if err != nil {
+			t.log.Debug("backend health before the reload", "err", err)
+		}
+		hc <- s
+	}()
 	g, err := t.currentGeneration(ctx)
-	return baseline{gen: g, status: <-stc}, err
+	return baseline{gen: g, status: <-stc, servers: <-hc}, err
 }
 
 // pendingBaseline is a baseline being read in the background (during the

@@ -41,8 +41,11 @@ type Status struct {
 	// InProgress is the transaction that holds the lock now (its journal
 	// is then not a dead run's).
 	InProgress *Progress `json:"in_progress,omitempty"`
-	Last       *Entry    `json:"last,omitempty"`
-	Errors     []string  `json:"errors"`
+	// Adopted: haguard never reloaded this haproxy, and took the set on
+	// disk (untouched since the running generation started) as what runs.
+	Adopted bool     `json:"adopted,omitempty"`
+	Last    *Entry   `json:"last,omitempty"`
+	Errors  []string `json:"errors"`
 }
 
 // Status reads the unit, the master and the state dir. Unreadable parts
@@ -87,7 +90,22 @@ func (r *Reloader) Status(ctx context.Context, waitReload bool) (Status, error) 
 	case gerr != nil:
 		st.Drift, st.DriftReason = true, "cannot read the master: unknown"
 	case rerr != nil:
-		st.Drift, st.DriftReason = true, "haguard has not reloaded this haproxy yet: the running config is unknown"
+		// Never reloaded by haguard: the set on disk is what runs unless
+		// something says otherwise (a file written after the running
+		// generation started); then it is adopted as known-good.
+		m := r.diskManifest(Running{})
+		if ok, why := adoptable(g, m, r.now()); !ok {
+			st.Drift, st.DriftReason = true, "haguard has not reloaded this haproxy yet, and "+why
+		} else {
+			data := map[string][]byte{}
+			for _, e := range m {
+				data[e.Path], _ = os.ReadFile(e.Path)
+			}
+			if _, err := r.adopt(g, m, data); err != nil {
+				st.Errors = append(st.Errors, fmt.Sprintf("adopt the config on disk: %v", err))
+			}
+			st.RunningSHA256, st.Adopted = m.Identity(), true
+		}
 	case !run.sameGeneration(g):
 		st.Drift = true
 		st.DriftReason = fmt.Sprintf("reloaded or restarted outside haguard (haguard saw %s, now %s)", run.generation(), describeGeneration(g))
