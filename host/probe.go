@@ -87,14 +87,7 @@ func (h *Host) firstChecks(ctx context.Context, sock string, deadline time.Time)
 // Health reads the servers' health now, from the stats socket of
 // haguard.yaml or else of the config on disk (nil when there is none).
 func (h *Host) Health(ctx context.Context) ([]reload.ServerHealth, error) {
-	sock := h.cfg.HAProxy.StatsSocket
-	if sock == "" {
-		vc, err := validate.Parse(h.cfg.HAProxy.Configs...)
-		if err != nil {
-			return nil, err
-		}
-		sock = vc.StatsSocket()
-	}
+	sock := h.StatsSocket(nil)
 	if sock == "" {
 		return nil, nil
 	}
@@ -117,10 +110,17 @@ func readServers(ctx context.Context, sock string) ([]reload.ServerHealth, error
 
 // StatsSocket is the stats socket to read server health from:
 // haproxy.stats_socket in haguard.yaml, else the config's own `stats
-// socket` (vc may be nil: then only haguard.yaml's).
+// socket`; vc nil reads the config on disk ("" when it cannot be read).
 func (h *Host) StatsSocket(vc *validate.Config) string {
 	if s := h.cfg.HAProxy.StatsSocket; s != "" {
 		return s
+	}
+	if vc == nil {
+		c, err := validate.Parse(h.cfg.HAProxy.Configs...)
+		if err != nil {
+			return ""
+		}
+		vc = c
 	}
 	return vc.StatsSocket()
 }

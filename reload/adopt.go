@@ -1,6 +1,7 @@
 package reload
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"time"
@@ -90,4 +91,28 @@ func (t *txn) adoptDisk(p *plan) string {
 	}
 	p.running = &run
 	return fmt.Sprintf("; the set on disk (%s) is untouched since the running generation started: adopted as known-good", short(run.SHA256))
+}
+
+// adoptLocked records m as adopted if the lock is free at once (a reload
+// that holds it adopts for itself) and the state dir is writable.
+func (r *Reloader) adoptLocked(ctx context.Context, g Generation, m Manifest) error {
+	lk, err := acquireLock(ctx, r.settings.StateDir, false, 0,
+		fmt.Sprintf("pid %d since %s (status: adopting the config on disk)", os.Getpid(), r.now().UTC().Format(time.RFC3339)))
+	if err != nil {
+		return err
+	}
+	defer lk.release()
+	data := map[string][]byte{}
+	for _, e := range m {
+		b, err := os.ReadFile(e.Path)
+		if err != nil {
+			return err
+		}
+		if sha(b) != e.SHA256 {
+			return fmt.Errorf("%s changed while it was read", e.Path)
+		}
+		data[e.Path] = b
+	}
+	_, err = r.adopt(g, m, data)
+	return err
 }

@@ -97,12 +97,8 @@ func (r *Reloader) Status(ctx context.Context, waitReload bool) (Status, error) 
 		if ok, why := adoptable(g, m, r.now()); !ok {
 			st.Drift, st.DriftReason = true, "haguard has not reloaded this haproxy yet, and "+why
 		} else {
-			data := map[string][]byte{}
-			for _, e := range m {
-				data[e.Path], _ = os.ReadFile(e.Path)
-			}
-			if _, err := r.adopt(g, m, data); err != nil {
-				st.Errors = append(st.Errors, fmt.Sprintf("adopt the config on disk: %v", err))
+			if err := r.adoptLocked(ctx, g, m); err != nil {
+				r.log.Debug("the adopted config is not recorded", "err", err)
 			}
 			st.RunningSHA256, st.Adopted = m.Identity(), true
 		}

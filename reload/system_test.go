@@ -175,6 +175,31 @@ func TestSystemDeadBackendRolledBack(t *testing.T) {
 	}
 }
 
+// A status while a reload runs shows it in progress, not as a dead run,
+// and exits 0; once it is done, status is clean.
+func TestSystemStatusDuringReload(t *testing.T) {
+	b := newBox(t)
+	cand := b.candidate(t, "v2.cfg", strings.Replace(b.good, "timeout client", "timeout client 31s\n    #", 1))
+	p := b.s.Start(t, "env", "HAGUARD_TEST_PAUSE_AT=settle", "HAGUARD_TEST_PAUSE_FOR=3s",
+		b.bin, "--config-file", b.yaml, "reload", "--candidate", cand)
+	for i := 0; !strings.Contains(p.Output(), "HAGUARD_TEST_PAUSED settle"); i++ {
+		if i > 600 || !p.Alive() {
+			t.Fatalf("never paused at settle: %s", p.Output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	st, _, code := b.haguard(t, nil, "status")
+	if code != 0 || !strings.Contains(st, "in progress (pid") || !strings.Contains(st, "stage settle") || strings.Contains(st, "interrupted") {
+		t.Fatalf("status during the reload: exit %d\n%s", code, st)
+	}
+	if err := p.Err(); err != nil {
+		t.Fatalf("the reload failed: %v\n%s", err, p.Output())
+	}
+	if st, _, code := b.haguard(t, nil, "status"); code != 0 || strings.Contains(st, "in progress") {
+		t.Fatalf("status after the reload: exit %d\n%s", code, st)
+	}
+}
+
 func TestSystemSIGKILLDuringSettle(t *testing.T) {
 	b := newBox(t)
 	dead := b.candidate(t, "dead.cfg", testbed.TCPProxyConfig(b.listen, testbed.DeadAddr(t)))
