@@ -94,7 +94,7 @@ func (a *app) statusOf(ctx context.Context, cfg config.Config) unitResult {
 	case st.InProgress != nil && st.ActiveState != "failed" && st.ActiveState != "":
 		// A transaction is at work: what runs and what is on disk are
 		// its business until it ends.
-	case st.ActiveState != "active":
+	case st.ActiveState != "active" || st.Stuck != "":
 		code = exitBroken
 	case st.Drift || st.Interrupted != nil || st.Failed > 0 || len(st.Bad) > 0 || st.Backends != nil && len(st.Backends.BackendsDown) > 0:
 		code = exitNegative
@@ -167,6 +167,9 @@ func writeStatusHuman(w io.Writer, st statusDoc) {
 		for _, d := range b.BackendsDown {
 			fmt.Fprintf(w, "            backend %s (%s): down %s, %d up\n", d.Backend, d.Status, strings.Join(d.ServersDown, ", "), d.ServersUp)
 		}
+	}
+	if st.Stuck != "" {
+		fmt.Fprintf(w, "STUCK:      %s\n", st.Stuck)
 	}
 	if p := st.InProgress; p != nil {
 		stage := p.Stage

@@ -140,6 +140,7 @@ func (h *Host) Reloader() (*reload.Reloader, error) {
 		Sweeper: &sweepPort{scan: h.Scanner(), killer: procs.NewKiller(c.Reload.KillGrace.D(), h.log)},
 		Prober:  probePort{h},
 		Logs:    logsPort{mc: h.mc, unit: c.Systemd.Unit},
+		Signals: signalPort{},
 		Pause:   testPause(h.log),
 		Logger:  h.log,
 	})

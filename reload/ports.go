@@ -54,6 +54,12 @@ type generationWatcher interface {
 	ShowProc(ctx context.Context) (Generation, error)
 }
 
+// signalReader says whether pid has the reload signal (SIGUSR2) pending:
+// sent, and never taken. Optional.
+type signalReader interface {
+	ReloadPending(pid int) (bool, error)
+}
+
 // startupLogger returns haproxy's own words about the last load (master CLI
 // `show startup-logs`, or the unit's journal). Optional.
 type startupLogger interface {

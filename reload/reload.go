@@ -55,6 +55,8 @@ type Deps struct {
 	Prober  prober
 	// Logs hands haproxy's own error back on a failed load. Optional.
 	Logs startupLogger
+	// Signals tells a master that never took its reload signal. Optional.
+	Signals signalReader
 	// Pause runs when a stage has been journaled and before it starts;
 	// tests use it to stop a run at a known point. Optional.
 	Pause  func(ctx context.Context, stage string)

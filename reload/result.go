@@ -2,6 +2,7 @@ package reload
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -36,6 +37,10 @@ var (
 	// ErrBroken: the host is left in a bad state (the rollback failed,
 	// there was nothing to roll back to, or the unit failed). Page a human.
 	ErrBroken = errors.New("host left in a bad state")
+	// ErrStuckMaster: haproxy's master never took the reload (SIGUSR2
+	// left pending, the reload counter never moved). No reload will
+	// load anything until the master is restarted; it wraps ErrBroken.
+	ErrStuckMaster = fmt.Errorf("%w: haproxy's master is stuck", ErrBroken)
 )
 
 // Result is a transaction's report: the output contract. Its JSON is

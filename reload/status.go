@@ -38,6 +38,9 @@ type Status struct {
 	DriftFiles  []string `json:"drift_files,omitempty"`
 	// Interrupted is the journal of a run that died mid-transaction.
 	Interrupted *Journal `json:"interrupted,omitempty"`
+	// Stuck says why the master looks stuck: it keeps the reload signal
+	// pending (haproxy issue #3229); "" when it does not.
+	Stuck string `json:"stuck,omitempty"`
 	// InProgress is the transaction that holds the lock now (its journal
 	// is then not a dead run's).
 	InProgress *Progress `json:"in_progress,omitempty"`
@@ -77,6 +80,9 @@ func (r *Reloader) Status(ctx context.Context, waitReload bool) (Status, error) 
 			at := r.now().Add(-oldest).UTC()
 			st.OldestDraining = &at
 		}
+	}
+	if waitReload {
+		st.Stuck = r.stuckMaster(ctx, st.MainPID)
 	}
 	if id, err := r.Identity(); err != nil {
 		st.Errors = append(st.Errors, fmt.Sprintf("target: %v", err))
@@ -173,4 +179,28 @@ func (r *Reloader) diskManifest(run Running) Manifest {
 		}
 	}
 	return manifestOf(expandFiles(r.settings.Files, nil), refs, os.ReadFile)
+}
+
+// stuckMaster says whether pid keeps SIGUSR2 pending: seen twice, a
+// second apart (a master takes it within milliseconds).
+func (r *Reloader) stuckMaster(ctx context.Context, pid int) string {
+	if r.deps.Signals == nil || pid <= 0 {
+		return ""
+	}
+	for i := 0; ; i++ {
+		pending, err := r.deps.Signals.ReloadPending(pid)
+		if err != nil || !pending {
+			return ""
+		}
+		if i == 1 {
+			return fmt.Sprintf("master pid %d keeps SIGUSR2 (reload) pending and never takes it: it loads no config until restarted "+
+				"(haproxy issue #3229). Remedy: `systemctl restart %s` at a quiet moment (it closes every connection), then upgrade haproxy",
+				pid, r.settings.Unit)
+		}
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-time.After(time.Second):
+		}
+	}
 }
