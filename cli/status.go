@@ -77,7 +77,7 @@ func (a *app) statusOf(ctx context.Context, cfg config.Config) unitResult {
 	} else {
 		st.Sweep = &rep.Counts
 		for _, p := range rep.Processes {
-			if p.Class == procs.Ghost || p.Class == procs.Divergent {
+			if p.Class == procs.Ghost || p.Class == procs.Divergent || p.Class == procs.Conflict {
 				st.Bad = append(st.Bad, fmt.Sprintf("pid %d %s: %s", p.PID, p.Class, p.Reason))
 			}
 		}
@@ -151,7 +151,14 @@ func writeStatusHuman(w io.Writer, st statusDoc) {
 		fmt.Fprintf(w, "drift:      none (running %s)\n", short12(st.RunningSHA256))
 	}
 	if c := st.Sweep; c != nil {
-		fmt.Fprintf(w, "processes:  %d current, %d draining, %d ghost, %d divergent\n", c.Current, c.Draining, c.Ghost, c.Divergent)
+		line := fmt.Sprintf("processes:  %d current, %d draining, %d ghost, %d divergent", c.Current, c.Draining, c.Ghost, c.Divergent)
+		if c.Conflict > 0 {
+			line += fmt.Sprintf(", %d conflict (another unit's, on our address)", c.Conflict)
+		}
+		if n := c.OtherUnit + c.Foreign; n > 0 {
+			line += fmt.Sprintf("; %d of other units or namespaces (left alone)", n)
+		}
+		fmt.Fprintln(w, line)
 		for _, b := range st.Bad {
 			fmt.Fprintf(w, "            %s\n", b)
 		}

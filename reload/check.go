@@ -93,6 +93,11 @@ func (t *txn) check(ctx context.Context) (plan, error) {
 		cleanup()
 		var berr error
 		if p.before, berr = baseline.wait(); berr != nil {
+			if u, err := t.deps.Unit.UnitState(ctx, t.settings.Unit); err == nil {
+				if why := t.stuckMaster(ctx, u.MainPID); why != "" {
+					return "", fmt.Errorf("%w: %s", ErrStuckMaster, why)
+				}
+			}
 			return "", fmt.Errorf("master CLI: %w (without it the new generation cannot be verified)", berr)
 		}
 		t.before = p.before.servers

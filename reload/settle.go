@@ -275,8 +275,8 @@ func (w *settleWatch) timeout(ctx context.Context) error {
 func (w *settleWatch) stuck() string {
 	before, last := w.before.gen, w.last
 	pid := before.MasterPID
-	if pid == 0 || last.MasterPID != pid {
-		return ""
+	if pid == 0 || last.MasterPID != 0 && last.MasterPID != pid {
+		return "" // unknown, or another master: not this one stuck
 	}
 	if w.deps.Signals != nil {
 		if pending, err := w.deps.Signals.ReloadPending(pid); err == nil && pending {
