@@ -42,8 +42,10 @@ worse than it found it (docs/reload.md):
   settle    wait for the master's reload counter to move, its failed
             counter not to, and a new generation of workers to be up
   sweep     ghost or divergent haproxy processes fail the reload
-            (unless --kill-ghosts)
-  probe     connect through every listener
+            (unless --kill-ghosts), and so does another unit's haproxy
+            on our address (conflict: never killed)
+  probe     connect through every listener, then judge the servers once
+            their first checks are done (reload.backends)
   commit    or roll back: restore the snapshot, reload, verify again
 
 Without --candidate it reloads the file on disk in place. A config that
@@ -52,7 +54,8 @@ already runs is "unchanged": nothing is reloaded, sweep and probe still run
 
 Exit codes: 0 committed (or unchanged and verified); 1 refused, rolled back
 cleanly, or unchanged but verification failed; 2 usage error; 3 the
-rollback failed or the unit failed: the host needs a human.`,
+rollback failed, the unit failed or haproxy's master is stuck (it never
+takes the reload signal): the host needs a human.`,
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
@@ -166,7 +169,9 @@ func writeReloadHuman(w io.Writer, res reload.Result, err error) {
 		fmt.Fprintln(w, "[x] unchanged: the config on disk already runs; not reloaded")
 	}
 	if s, ok := stage[reload.StageSnapshot]; ok {
-		tick(s.OK, "snapshot: %s", line(s))
+		// A snapshot with nothing to roll back to is a warning: a failure
+		// after the install would need a human.
+		tick(s.OK && (res.Snapshot == nil || res.Snapshot.Identity != ""), "snapshot: %s", line(s))
 	}
 	if s, ok := stage[reload.StageInstall]; ok {
 		tick(s.OK, "install: %s", line(s))

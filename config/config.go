@@ -78,6 +78,12 @@ type Reload struct {
 	KillGhosts   bool     `yaml:"kill_ghosts"`
 	KillGrace    Duration `yaml:"kill_grace"`
 	ProbeOnStart bool     `yaml:"probe"`
+	// Backends is the policy the servers' health after a reload is
+	// judged by: previously-up, any-up or ignore.
+	Backends string `yaml:"backends"`
+	// BackendWait bounds the wait for the new generation's first health
+	// checks before the servers are judged.
+	BackendWait Duration `yaml:"backend_wait"`
 }
 
 // Sweep tunes the daemon's periodic ghost sweep.
@@ -228,6 +234,8 @@ func Default() Config {
 			HistoryKeep:   20,
 			KillGrace:     Duration(10 * time.Second),
 			ProbeOnStart:  true,
+			Backends:      "previously-up",
+			BackendWait:   Duration(10 * time.Second),
 		},
 		Sweep: Sweep{
 			Interval:  Duration(30 * time.Second),
@@ -308,6 +316,14 @@ func (c Config) Validate() error {
 	}
 	if c.Reload.Lock != "wait" && c.Reload.Lock != "fail" {
 		errs = append(errs, fmt.Errorf("reload.lock: %q is not wait or fail", c.Reload.Lock))
+	}
+	switch c.Reload.Backends {
+	case "previously-up", "any-up", "ignore":
+	default:
+		errs = append(errs, fmt.Errorf("reload.backends: %q is not previously-up, any-up or ignore", c.Reload.Backends))
+	}
+	if c.Reload.BackendWait < 0 {
+		errs = append(errs, errors.New("reload.backend_wait: must not be negative"))
 	}
 	if c.Reload.HistoryKeep < 1 {
 		errs = append(errs, errors.New("reload.history_keep: must be at least 1"))

@@ -62,6 +62,8 @@ func (f *fakeHost) Sweep(context.Context) (reload.SweepReport, error) {
 }
 func (f *fakeHost) Kill(context.Context, []reload.Process) error { return nil }
 
+func (f *fakeHost) Health(context.Context) ([]reload.ServerHealth, error) { return nil, nil }
+
 func (f *fakeHost) Probe(context.Context, *validate.Config) (reload.ProbeReport, error) {
 	f.mu.Lock()
 	first := !f.panicked

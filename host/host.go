@@ -131,6 +131,7 @@ func (h *Host) Reloader() (*reload.Reloader, error) {
 		LockTimeout:   c.Reload.LockTimeout.D(),
 		HistoryKeep:   c.Reload.HistoryKeep,
 		Probe:         c.Reload.ProbeOnStart,
+		Backends:      c.Reload.Backends,
 	}, reload.Deps{
 		Checker: checkPort{h},
 		Reload:  unitPort{h},
@@ -139,6 +140,7 @@ func (h *Host) Reloader() (*reload.Reloader, error) {
 		Sweeper: &sweepPort{scan: h.Scanner(), killer: procs.NewKiller(c.Reload.KillGrace.D(), h.log)},
 		Prober:  probePort{h},
 		Logs:    logsPort{mc: h.mc, unit: c.Systemd.Unit},
+		Signals: signalPort{},
 		Pause:   testPause(h.log),
 		Logger:  h.log,
 	})

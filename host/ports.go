@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/haguard/haguard/agent/master"
 	"github.com/haguard/haguard/agent/procs"
@@ -181,4 +182,14 @@ type probePort struct{ h *Host }
 
 func (p probePort) Probe(ctx context.Context, vc *validate.Config) (reload.ProbeReport, error) {
 	return p.h.ProbeForReload(ctx, vc)
+}
+
+func (p probePort) Health(ctx context.Context) ([]reload.ServerHealth, error) { return p.h.Health(ctx) }
+
+// signalPort reads /proc/PID/status for a pending SIGUSR2.
+type signalPort struct{}
+
+func (signalPort) ReloadPending(pid int) (bool, error) {
+	s, err := procs.PendingSignals("/proc", pid)
+	return s.Has(syscall.SIGUSR2), err
 }

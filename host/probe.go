@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/haguard/haguard/agent/probe"
@@ -41,6 +42,7 @@ func (h *Host) ProbeForReload(ctx context.Context, vc *validate.Config) (reload.
 		}
 		vc = c
 	}
+	begin := time.Now()
 	targets, err := h.ProbeTargets(vc)
 	if err != nil {
 		return reload.ProbeReport{}, err
@@ -59,24 +61,66 @@ func (h *Host) ProbeForReload(ctx context.Context, vc *validate.Config) (reload.
 		}
 	}
 	if sock := h.StatsSocket(vc); sock != "" {
-		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		hl, err := probe.ReadStats(sctx, sock)
-		cancel()
-		if err == nil {
-			for _, s := range hl.Servers {
-				out.Servers = append(out.Servers, reload.ServerHealth{Backend: s.Backend, Server: s.Server, Status: s.Status, Check: s.CheckStatus})
-			}
+		out.Servers, _ = h.firstChecks(ctx, sock, begin.Add(h.cfg.Reload.BackendWait.D()))
+	}
+	return out, nil
+}
+
+// firstChecks reads the servers' health from sock once no server's check
+// is still INI (the new generation's first checks done), or as it is at
+// deadline. A socket that cannot be read gives no servers.
+func (h *Host) firstChecks(ctx context.Context, sock string, deadline time.Time) ([]reload.ServerHealth, error) {
+	for {
+		servers, err := readServers(ctx, sock)
+		if err != nil || !slices.ContainsFunc(servers, func(s reload.ServerHealth) bool { return s.Check == "INI" }) ||
+			time.Now().After(deadline) {
+			return servers, err
 		}
+		select {
+		case <-ctx.Done():
+			return servers, nil
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Health reads the servers' health now, from the stats socket of
+// haguard.yaml or else of the config on disk (nil when there is none).
+func (h *Host) Health(ctx context.Context) ([]reload.ServerHealth, error) {
+	sock := h.StatsSocket(nil)
+	if sock == "" {
+		return nil, nil
+	}
+	return readServers(ctx, sock)
+}
+
+func readServers(ctx context.Context, sock string) ([]reload.ServerHealth, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	hl, err := probe.ReadStats(ctx, sock)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]reload.ServerHealth, 0, len(hl.Servers))
+	for _, s := range hl.Servers {
+		out = append(out, reload.ServerHealth{Backend: s.Backend, Server: s.Server, Status: s.Status, Check: s.CheckStatus, Code: s.CheckCode})
 	}
 	return out, nil
 }
 
 // StatsSocket is the stats socket to read server health from:
 // haproxy.stats_socket in haguard.yaml, else the config's own `stats
-// socket` (vc may be nil: then only haguard.yaml's).
+// socket`; vc nil reads the config on disk ("" when it cannot be read).
 func (h *Host) StatsSocket(vc *validate.Config) string {
 	if s := h.cfg.HAProxy.StatsSocket; s != "" {
 		return s
+	}
+	if vc == nil {
+		c, err := validate.Parse(h.cfg.HAProxy.Configs...)
+		if err != nil {
+			return ""
+		}
+		vc = c
 	}
 	return vc.StatsSocket()
 }

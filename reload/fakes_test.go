@@ -43,6 +43,9 @@ type world struct {
 	// which show proc fails as a re-executing master's does.
 	unitReloading int
 	jobErr        error
+	// stuck: the master never takes the reload signal (haproxy #3229):
+	// the job ends, nothing moves; sigPending says /proc shows it.
+	stuck, sigPending bool
 }
 
 var errRefused = errors.New("dial unix /run/haproxy-master.sock: connect: connection refused")
@@ -85,6 +88,9 @@ func (w *world) Reload(_ context.Context, _ string) error {
 	w.reloads++
 	if w.jobErr != nil {
 		return w.jobErr
+	}
+	if w.stuck {
+		return nil
 	}
 	cfg, _ := os.ReadFile(w.target)
 	w.master.Reloads++
@@ -188,11 +194,33 @@ func (w *world) Probe(context.Context, *validate.Config) (ProbeReport, error) {
 		}
 		rep.Attempts = append(rep.Attempts, a)
 	}
+	rep.Servers = w.servers()
 	return rep, nil
 }
 
+// Health has one server, be/s1, DOWN when the loaded config contains
+// "downserver".
+func (w *world) Health(context.Context) ([]ServerHealth, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.servers(), nil
+}
+
+func (w *world) servers() []ServerHealth {
+	if bytes.Contains(w.loaded, []byte("downserver")) {
+		return []ServerHealth{{Backend: "be", Server: "s1", Status: "DOWN", Check: "L4CON"}}
+	}
+	return []ServerHealth{{Backend: "be", Server: "s1", Status: "UP", Check: "L4OK"}}
+}
+
+func (w *world) ReloadPending(pid int) (bool, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stuck && w.sigPending && pid == w.master.MasterPID, nil
+}
+
 func (w *world) deps() Deps {
-	return Deps{Checker: w, Reload: w, Unit: w, Master: w, Sweeper: w, Prober: w, Logs: w}
+	return Deps{Checker: w, Reload: w, Unit: w, Master: w, Sweeper: w, Prober: w, Logs: w, Signals: w}
 }
 
 // fixture is a state dir, a target holding "good v1" and a Reloader.

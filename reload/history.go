@@ -34,6 +34,10 @@ type Entry struct {
 	// puts back in each (an entry of an older haguard has none: see
 	// files).
 	Files []FileChange `json:"files,omitempty"`
+	// Adopted: what it rolls back to is the set haguard found on disk at
+	// its first reload (untouched since the running generation started),
+	// not one it installed.
+	Adopted bool `json:"adopted,omitempty"`
 	// ReplacedSHA256 is the file the install overwrote when it was not
 	// BeforeSHA256 (edited by hand without a reload): kept so that those
 	// edits are not lost, but never a rollback target (never verified).
@@ -201,6 +205,10 @@ type Running struct {
 	// counter (no master CLI: Reloads is -1), which tells a reload
 	// instead.
 	Worker int `json:"worker,omitempty"`
+	// Adopted: haguard did not install this set; it found it on disk,
+	// untouched since the running generation started, and took it as
+	// what runs.
+	Adopted bool `json:"adopted,omitempty"`
 }
 
 // sameGeneration reports whether g is the generation this record was

@@ -54,6 +54,12 @@ type generationWatcher interface {
 	ShowProc(ctx context.Context) (Generation, error)
 }
 
+// signalReader says whether pid has the reload signal (SIGUSR2) pending:
+// sent, and never taken. Optional.
+type signalReader interface {
+	ReloadPending(pid int) (bool, error)
+}
+
 // startupLogger returns haproxy's own words about the last load (master CLI
 // `show startup-logs`, or the unit's journal). Optional.
 type startupLogger interface {
@@ -67,11 +73,16 @@ type sweeper interface {
 	Kill(ctx context.Context, procs []Process) error
 }
 
-// prober probes every listener through haproxy to the backends. cfg is
-// the config that runs, as the check parsed it; nil means "read it from
-// disk" (a rollback restores a config this run did not parse).
+// prober probes every listener through haproxy to the backends, and
+// reads the servers' health once the new generation's first checks are
+// done (ProbeReport.Servers). cfg is the config that runs, as the check
+// parsed it; nil means "read it from disk" (a rollback restores a config
+// this run did not parse).
 type prober interface {
 	Probe(ctx context.Context, cfg *validate.Config) (ProbeReport, error)
+	// Health reads every backend server's state now (nil when haproxy
+	// has no stats socket to read it from).
+	Health(ctx context.Context) ([]ServerHealth, error)
 }
 
 // CheckReport is what the check stage found.
@@ -187,4 +198,6 @@ type ServerHealth struct {
 	Server  string `json:"server"`
 	Status  string `json:"status"`
 	Check   string `json:"check"`
+	// Code is the last check's layer-7 code (an HTTP status), 0 when none.
+	Code int `json:"check_code,omitempty"`
 }

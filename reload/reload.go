@@ -39,6 +39,9 @@ type Settings struct {
 	HistoryKeep int
 	// Probe runs the probe stage (reload.probe).
 	Probe bool
+	// Backends is the policy the servers' health is judged by
+	// (BackendsPreviouslyUp when empty).
+	Backends string
 }
 
 // Deps are the pieces the transaction drives. All are required except
@@ -52,6 +55,8 @@ type Deps struct {
 	Prober  prober
 	// Logs hands haproxy's own error back on a failed load. Optional.
 	Logs startupLogger
+	// Signals tells a master that never took its reload signal. Optional.
+	Signals signalReader
 	// Pause runs when a stage has been journaled and before it starts;
 	// tests use it to stop a run at a known point. Optional.
 	Pause  func(ctx context.Context, stage string)
@@ -129,6 +134,13 @@ func New(s Settings, d Deps) (*Reloader, error) {
 	}
 	if s.HistoryKeep < 1 {
 		s.HistoryKeep = 20
+	}
+	switch s.Backends {
+	case "":
+		s.Backends = BackendsPreviouslyUp
+	case BackendsPreviouslyUp, BackendsAnyUp, BackendsIgnore:
+	default:
+		return nil, fmt.Errorf("reload: backends policy %q: want %s, %s or %s", s.Backends, BackendsPreviouslyUp, BackendsAnyUp, BackendsIgnore)
 	}
 	if d.Now == nil {
 		d.Now = time.Now

@@ -25,6 +25,9 @@ type txn struct {
 	checked *validate.Config
 	// gen is the master's generation after the last settle.
 	gen *Generation
+	// before is the servers' health before the reload (nil: unknown),
+	// which the backends policy judges the new generation against.
+	before []ServerHealth
 }
 
 func newTxn(r *Reloader, opt Options, start time.Time) *txn {
