@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -106,4 +107,60 @@ func failedStage(res reload.Result, name string) string {
 		}
 	}
 	return ""
+}
+
+// Tier 3, default haguard.yaml (no probe targets): the servers greeted
+// before the reload, and the candidate points them at a listener that
+// accepts and stays silent (a wrong port where something else listens).
+// Health checks pass (L4OK) and no connection is closed; only the
+// greeting learned before the reload tells, and the reload rolls back.
+func TestSystemProbeHoldsTheGreeting(t *testing.T) {
+	testbed.Require(t, testbed.TierSystem)
+	greeter := testbed.TCPBackend(t)
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() })
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	box := &setBox{s: testbed.Boot(t), bin: testbed.BuildHaguard(t)}
+	box.listen = fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
+	box.state = filepath.Join(box.s.Dir(), "state")
+	box.yaml = filepath.Join(box.s.Dir(), "haguard.yaml")
+	box.writeYAML(t, "")
+	good := testbed.TCPProxyConfig(box.listen, greeter)
+	box.s.StartHAProxy(t, good)
+	cand := filepath.Join(box.s.Dir(), "wrong-port.cfg")
+	box.s.WriteFiles(t, map[string]string{cand: testbed.TCPProxyConfig(box.listen, silent.Addr().String())})
+
+	res, code := box.reload(t, "--candidate", cand)
+	if code != exitNegative || !res.RolledBack {
+		t.Fatalf("exit %d rolled back %v, want 1 and a rollback", code, res.RolledBack)
+	}
+	reasons := map[string]int{}
+	for _, a := range res.Probes.Attempts {
+		if !a.OK {
+			reasons[a.Reason]++
+		}
+	}
+	if res.Probes.Failed == 0 || reasons["no greeting"] != res.Probes.Failed {
+		t.Fatalf("failed probes by reason %v (of %d failed), want every one 'no greeting'", reasons, res.Probes.Failed)
+	}
+	if box.read(t, box.s.HAProxyConfig()) != good {
+		t.Fatal("the config on disk is not the one before the reload")
+	}
 }

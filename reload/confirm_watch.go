@@ -67,7 +67,7 @@ func (r *Reloader) degraded(ctx context.Context, p Pending) string {
 	var servers []ServerHealth
 	var probeErr string
 	if r.settings.Probe {
-		rep, err := r.deps.Prober.Probe(ctx, nil)
+		rep, err := r.deps.Prober.Probe(ctx, nil, nil)
 		if err != nil {
 			r.log.Warn("confirmation window: probe", "err", err)
 			return ""

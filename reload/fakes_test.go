@@ -185,7 +185,9 @@ func (w *world) Kill(_ context.Context, ps []Process) error {
 }
 
 // Probe fails every attempt when the loaded config contains "dead".
-func (w *world) Probe(context.Context, *validate.Config) (ProbeReport, error) {
+func (w *world) Learn(context.Context) (ProbeBaseline, error) { return nil, nil }
+
+func (w *world) Probe(context.Context, *validate.Config, ProbeBaseline) (ProbeReport, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	rep := ProbeReport{Total: 4}

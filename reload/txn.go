@@ -28,6 +28,8 @@ type txn struct {
 	// before is the servers' health before the reload (nil: unknown),
 	// which the backends policy judges the new generation against.
 	before []ServerHealth
+	// learned is what the listeners looked like before the reload.
+	learned ProbeBaseline
 }
 
 func newTxn(r *Reloader, opt Options, start time.Time) *txn {
