@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -56,7 +57,12 @@ backend be
     server s2 %s
 `, sock, mode, box.listen, check, a, s2)
 			}
-			box.s.StartHAProxy(t, cfg(b))
+			// The only server first: a host that haguard never reloaded.
+			only := func(s1 string) string {
+				c := cfg("")
+				return c[:strings.Index(c, "    server s1")] + "    server s1 " + s1 + "\n"
+			}
+			box.s.StartHAProxy(t, only(a))
 			box.state = filepath.Join(box.s.Dir(), "state")
 			box.yaml = filepath.Join(box.s.Dir(), "haguard.yaml")
 			yaml := func(policy string) {
@@ -64,8 +70,31 @@ backend be
 					"state_dir: %q\nreload:\n  settle_timeout: 10s\n  backends: %s\nprobe:\n  count: 6\n  timeout: 2s\n", box.state, policy)})
 			}
 			yaml("previously-up")
-			cand := filepath.Join(box.s.Dir(), "typo.cfg")
-			box.s.WriteFiles(t, map[string]string{cand: cfg(testbed.DeadAddr(t))})
+			dead := testbed.DeadAddr(t)
+			cand := filepath.Join(box.s.Dir(), "only-dead.cfg")
+			box.s.WriteFiles(t, map[string]string{cand: only(dead)})
+			if res, code := box.reload(t, "--candidate", cand); code != exitNegative || !res.RolledBack {
+				t.Fatalf("the only server moved to a dead port: exit %d rolled back %v, want 1 and a rollback", code, res.RolledBack)
+			}
+			if box.read(t, box.s.HAProxyConfig()) != only(a) {
+				t.Fatal("the config on disk is not the one before the reload")
+			}
+			if mode == "http" {
+				if body := box.get(t); !strings.Contains(body, "200 OK") {
+					t.Fatalf("after the rollback haproxy answers %q", body)
+				}
+			} else if ok, _ := testbed.ConnectLoop(t.Context(), box.listen, 3, testbed.Greeting); ok != 3 {
+				t.Fatal("after the rollback haproxy does not serve")
+			}
+
+			// Two servers: probes pass through the one still UP.
+			two := filepath.Join(box.s.Dir(), "two.cfg")
+			box.s.WriteFiles(t, map[string]string{two: cfg(b)})
+			if _, code := box.reload(t, "--candidate", two); code != exitOK {
+				t.Fatalf("two servers: exit %d", code)
+			}
+			cand = filepath.Join(box.s.Dir(), "typo.cfg")
+			box.s.WriteFiles(t, map[string]string{cand: cfg(dead)})
 
 			res, code := box.reload(t, "--candidate", cand)
 			if code != exitNegative || !res.RolledBack {
@@ -106,4 +135,60 @@ func failedStage(res reload.Result, name string) string {
 		}
 	}
 	return ""
+}
+
+// Tier 3, default haguard.yaml (no probe targets): the servers greeted
+// before the reload, and the candidate points them at a listener that
+// accepts and stays silent (a wrong port where something else listens).
+// Health checks pass (L4OK) and no connection is closed; only the
+// greeting learned before the reload tells, and the reload rolls back.
+func TestSystemProbeHoldsTheGreeting(t *testing.T) {
+	testbed.Require(t, testbed.TierSystem)
+	greeter := testbed.TCPBackend(t)
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() })
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	box := &setBox{s: testbed.Boot(t), bin: testbed.BuildHaguard(t)}
+	box.listen = fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
+	box.state = filepath.Join(box.s.Dir(), "state")
+	box.yaml = filepath.Join(box.s.Dir(), "haguard.yaml")
+	box.writeYAML(t, "")
+	good := testbed.TCPProxyConfig(box.listen, greeter)
+	box.s.StartHAProxy(t, good)
+	cand := filepath.Join(box.s.Dir(), "wrong-port.cfg")
+	box.s.WriteFiles(t, map[string]string{cand: testbed.TCPProxyConfig(box.listen, silent.Addr().String())})
+
+	res, code := box.reload(t, "--candidate", cand)
+	if code != exitNegative || !res.RolledBack {
+		t.Fatalf("exit %d rolled back %v, want 1 and a rollback", code, res.RolledBack)
+	}
+	reasons := map[string]int{}
+	for _, a := range res.Probes.Attempts {
+		if !a.OK {
+			reasons[a.Reason]++
+		}
+	}
+	if res.Probes.Failed == 0 || reasons["no greeting"] != res.Probes.Failed {
+		t.Fatalf("failed probes by reason %v (of %d failed), want every one 'no greeting'", reasons, res.Probes.Failed)
+	}
+	if box.read(t, box.s.HAProxyConfig()) != good {
+		t.Fatal("the config on disk is not the one before the reload")
+	}
 }

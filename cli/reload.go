@@ -24,6 +24,7 @@ type reloadOpts struct {
 	skipLint   []string
 	forget     bool
 	reason     string
+	confirm    time.Duration
 	unit       unitFlags
 }
 
@@ -48,6 +49,12 @@ worse than it found it (docs/reload.md):
             their first checks are done (reload.backends)
   commit    or roll back: restore the snapshot, reload, verify again
 
+With --confirm-within D the reload commits provisionally, as network gear
+does: a watcher (a transient systemd unit, so it outlives this terminal)
+keeps probing and reading backend health, and rolls back by itself when
+'haguard confirm' does not come within D, or at once when probes fail or a
+backend loses its UP servers. Other reloads are refused meanwhile.
+
 Without --candidate it reloads the file on disk in place. A config that
 already runs is "unchanged": nothing is reloaded, sweep and probe still run
 (--force reloads anyway).
@@ -66,11 +73,18 @@ takes the reload signal): the host needs a human.`,
 	f.BoolVar(&o.strict, "strict", false, "refuse on any error finding, also one the running config already has")
 	f.StringSliceVar(&o.skipLint, "skip-lint", nil, "silence these rules for this run (an emergency; recorded in the audit log)")
 	f.StringVar(&o.reason, "reason", "", "why, for the history and audit log")
+	f.DurationVar(&o.confirm, "confirm-within", 0, "commit provisionally: roll back by itself unless 'haguard confirm' comes within this time (e.g. 5m), or earlier if probes or backends degrade meanwhile")
 	f.BoolVar(&o.forget, "forget-interrupted", false, "drop the journal of a reload that died, instead of completing its rollback (when that rollback keeps failing)")
 	addUnitFlags(cmd, &o.unit)
 	cmd.RunE = a.execConfig(func(ctx context.Context, cfg config.Config) (int, error) {
 		if o.unit.several() && o.candidate != "" {
 			return exitUsage, usagef(errors.New("--candidate goes with one unit: each unit has its own config"))
+		}
+		if o.confirm != 0 && (o.confirm < 5*time.Second || o.confirm > 24*time.Hour) {
+			return exitUsage, usagef(fmt.Errorf("--confirm-within %s: want between 5s and 24h", o.confirm))
+		}
+		if o.confirm != 0 && o.dryRun {
+			return exitUsage, usagef(errors.New("--confirm-within with --dry-run: a dry run commits nothing"))
 		}
 		cfg.Reload.KillGhosts = cfg.Reload.KillGhosts || o.killGhosts
 		return a.forUnits(ctx, cfg, o.unit, func(ctx context.Context, cfg config.Config) unitResult {
@@ -81,7 +95,7 @@ takes the reload signal): the host needs a human.`,
 			defer closeFn()
 			res, err := r.Run(ctx, reload.Options{Candidate: o.candidate, DryRun: o.dryRun,
 				KillGhosts: cfg.Reload.KillGhosts, Force: o.force, ForgetInterrupted: o.forget, Reason: o.reason, Who: who(),
-				Strict: o.strict, SkipLint: o.skipLint})
+				Strict: o.strict, SkipLint: o.skipLint, ConfirmWithin: o.confirm})
 			return reloadResult(res, err)
 		})
 	})
@@ -195,11 +209,18 @@ func writeReloadHuman(w io.Writer, res reload.Result, err error) {
 	if s, ok := stage[reload.StageProbe]; ok {
 		writeProbeLines(tick, s, res.Probes)
 	}
+	if s, ok := stage[reload.StageWatch]; ok {
+		tick(s.OK, "confirmation window: %s", line(s))
+	}
 	if s, ok := stage[reload.StageRollback]; ok {
 		tick(s.OK, "rolled back: %s", line(s))
 	}
 	verdict := "COMMITTED"
 	switch {
+	case res.Pending != nil && err == nil:
+		verdict = "COMMITTED PROVISIONALLY"
+		defer fmt.Fprintf(w, "confirm it with `haguard confirm %s` before %s, or it rolls back by itself\n",
+			res.ID, res.Pending.Deadline.Local().Format(time.RFC3339))
 	case res.Broken:
 		verdict = "HOST NEEDS A HUMAN (rollback failed or unit failed)"
 	case res.RolledBack:

@@ -89,7 +89,7 @@ is left in a bad state and needs a human.`,
 	root.AddCommand(
 		a.versionCmd(),
 		a.checkCmd(),
-		a.reloadCmd(), a.historyCmd(), a.rollbackCmd(), a.statusCmd(),
+		a.reloadCmd(), a.historyCmd(), a.rollbackCmd(), a.statusCmd(), a.confirmCmd(), a.watchConfirmCmd(),
 		a.serveCmd(),
 		a.probeCmd(),
 		a.ghostsCmd(),

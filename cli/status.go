@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -174,6 +175,10 @@ func writeStatusHuman(w io.Writer, st statusDoc) {
 		for _, d := range b.BackendsDown {
 			fmt.Fprintf(w, "            backend %s (%s): down %s, %d up\n", d.Backend, d.Status, strings.Join(d.ServersDown, ", "), d.ServersUp)
 		}
+	}
+	if p := st.Pending; p != nil {
+		fmt.Fprintf(w, "confirm:    reload %s awaits confirmation until %s (watcher %s): haguard confirm %s\n",
+			p.ID, p.Deadline.Local().Format(time.RFC3339), p.Watcher, p.ID)
 	}
 	if st.Stuck != "" {
 		fmt.Fprintf(w, "STUCK:      %s\n", st.Stuck)

@@ -64,7 +64,9 @@ func (f *fakeHost) Kill(context.Context, []reload.Process) error { return nil }
 
 func (f *fakeHost) Health(context.Context) ([]reload.ServerHealth, error) { return nil, nil }
 
-func (f *fakeHost) Probe(context.Context, *validate.Config) (reload.ProbeReport, error) {
+func (f *fakeHost) Learn(context.Context) (reload.ProbeBaseline, error) { return nil, nil }
+
+func (f *fakeHost) Probe(context.Context, *validate.Config, reload.ProbeBaseline) (reload.ProbeReport, error) {
 	f.mu.Lock()
 	first := !f.panicked
 	f.panicked = true

@@ -141,6 +141,7 @@ func (h *Host) Reloader() (*reload.Reloader, error) {
 		Prober:  probePort{h},
 		Logs:    logsPort{mc: h.mc, unit: c.Systemd.Unit},
 		Signals: signalPort{},
+		Watcher: watchPort{h},
 		Pause:   testPause(h.log),
 		Logger:  h.log,
 	})

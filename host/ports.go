@@ -180,8 +180,12 @@ func (s *sweepPort) Kill(ctx context.Context, ps []reload.Process) error {
 
 type probePort struct{ h *Host }
 
-func (p probePort) Probe(ctx context.Context, vc *validate.Config) (reload.ProbeReport, error) {
-	return p.h.ProbeForReload(ctx, vc)
+func (p probePort) Probe(ctx context.Context, vc *validate.Config, base reload.ProbeBaseline) (reload.ProbeReport, error) {
+	return p.h.ProbeForReload(ctx, vc, base)
+}
+
+func (p probePort) Learn(ctx context.Context) (reload.ProbeBaseline, error) {
+	return p.h.LearnListeners(ctx)
 }
 
 func (p probePort) Health(ctx context.Context) ([]reload.ServerHealth, error) { return p.h.Health(ctx) }

@@ -33,7 +33,7 @@ func (h *Host) ProbeOptions() probe.Options {
 
 // ProbeForReload probes vc's targets as the reload's probe stage does,
 // and reads the servers' health from the stats socket.
-func (h *Host) ProbeForReload(ctx context.Context, vc *validate.Config) (reload.ProbeReport, error) {
+func (h *Host) ProbeForReload(ctx context.Context, vc *validate.Config, base reload.ProbeBaseline) (reload.ProbeReport, error) {
 	if vc == nil {
 		// A rollback restored a config this run did not parse.
 		c, err := validate.Parse(h.cfg.HAProxy.Configs...)
@@ -47,6 +47,9 @@ func (h *Host) ProbeForReload(ctx context.Context, vc *validate.Config) (reload.
 	if err != nil {
 		return reload.ProbeReport{}, err
 	}
+	if b, ok := base.(probe.Baseline); ok {
+		b.Apply(targets)
+	}
 	rep := probe.RunCounted(ctx, targets, h.ProbeOptions())
 	out := reload.ProbeReport{Attempts: []reload.ProbeAttempt{}}
 	for _, t := range rep.Targets {
@@ -57,7 +60,8 @@ func (h *Host) ProbeForReload(ctx context.Context, vc *validate.Config) (reload.
 			} else {
 				out.Failed++
 			}
-			out.Attempts = append(out.Attempts, reload.ProbeAttempt{Target: a.Target, Kind: a.Kind, OK: a.OK, Error: a.Error, LatencyMS: a.LatencyMS})
+			out.Attempts = append(out.Attempts, reload.ProbeAttempt{Target: a.Target, Kind: a.Kind, OK: a.OK, Reason: a.Reason,
+				Error: a.Error, LatencyMS: a.LatencyMS})
 		}
 	}
 	if sock := h.StatsSocket(vc); sock != "" {
@@ -106,6 +110,17 @@ func readServers(ctx context.Context, sock string) ([]reload.ServerHealth, error
 		out = append(out, reload.ServerHealth{Backend: s.Backend, Server: s.Server, Status: s.Status, Check: s.CheckStatus, Code: s.CheckCode})
 	}
 	return out, nil
+}
+
+// LearnListeners probes the targets of the config on disk (what runs,
+// unless it was edited in place: then the new binds are not learned)
+// briefly, before a reload: see probe.Learn.
+func (h *Host) LearnListeners(ctx context.Context) (reload.ProbeBaseline, error) {
+	targets, err := h.ProbeTargets(nil)
+	if err != nil {
+		return nil, err
+	}
+	return probe.Learn(ctx, targets, h.ProbeOptions()), nil
 }
 
 // StatsSocket is the stats socket to read server health from:

@@ -100,7 +100,7 @@ func (t *txn) check(ctx context.Context) (plan, error) {
 			}
 			return "", fmt.Errorf("master CLI: %w (without it the new generation cannot be verified)", berr)
 		}
-		t.before = p.before.servers
+		t.before, t.learned = p.before.servers, p.before.learned
 		if err != nil {
 			return "", fmt.Errorf("run check: %w", err)
 		}

@@ -79,7 +79,11 @@ type sweeper interface {
 // parsed it; nil means "read it from disk" (a rollback restores a config
 // this run did not parse).
 type prober interface {
-	Probe(ctx context.Context, cfg *validate.Config) (ProbeReport, error)
+	// Learn probes the listeners as they are before the reload, briefly
+	// (which servers greet first, which HTTP statuses they answer), for
+	// Probe to hold the new generation to.
+	Learn(ctx context.Context) (ProbeBaseline, error)
+	Probe(ctx context.Context, cfg *validate.Config, base ProbeBaseline) (ProbeReport, error)
 	// Health reads every backend server's state now (nil when haproxy
 	// has no stats socket to read it from).
 	Health(ctx context.Context) ([]ServerHealth, error)
@@ -185,12 +189,19 @@ type ProbeReport struct {
 
 // ProbeAttempt is one synthetic connection.
 type ProbeAttempt struct {
-	Target    string  `json:"target"`
-	Kind      string  `json:"kind"`
-	OK        bool    `json:"ok"`
+	Target string `json:"target"`
+	Kind   string `json:"kind"`
+	OK     bool   `json:"ok"`
+	// Reason classifies a failure ("closed by proxy after accept", "no
+	// greeting", ...); "" when OK.
+	Reason    string  `json:"reason,omitempty"`
 	Error     string  `json:"error"`
 	LatencyMS float64 `json:"latency_ms"`
 }
+
+// ProbeBaseline is what the prober learned before the reload; the
+// transaction only hands it back (nil: nothing learned).
+type ProbeBaseline any
 
 // ServerHealth is one backend server's check status (e.g. "UP", "L7OK").
 type ServerHealth struct {

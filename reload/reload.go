@@ -57,6 +57,8 @@ type Deps struct {
 	Logs startupLogger
 	// Signals tells a master that never took its reload signal. Optional.
 	Signals signalReader
+	// Watcher starts the watcher of a --confirm-within window. Optional.
+	Watcher confirmWatcher
 	// Pause runs when a stage has been journaled and before it starts;
 	// tests use it to stop a run at a known point. Optional.
 	Pause  func(ctx context.Context, stage string)
@@ -89,10 +91,16 @@ type Options struct {
 	// Untrusted: the candidate comes from an API client: the candidate
 	// policy always applies and haproxy -c runs confined.
 	Untrusted bool
+	// ConfirmWithin > 0 commits provisionally: without `haguard
+	// confirm` within it, a watcher rolls the reload back (confirm.go).
+	ConfirmWithin time.Duration
 
 	// candidateSet, when set, is the candidate as content by path (nil:
 	// delete): a rollback to a history entry.
 	candidateSet candidate
+	// resolving is the provisional reload this rollback closes the
+	// confirmation window of.
+	resolving string
 }
 
 // Reloader runs transactions against one haproxy unit.

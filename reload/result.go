@@ -18,7 +18,10 @@ const (
 	StageSweep    = "sweep"
 	StageProbe    = "probe"
 	StageRollback = "rollback"
-	stageCommit   = "commit"
+	// StageWatch opens a --confirm-within window: the reload is recorded
+	// as pending and its watcher started.
+	StageWatch  = "watch"
+	stageCommit = "commit"
 )
 
 // Errors Run returns. Test them with errors.Is.
@@ -57,6 +60,9 @@ type Result struct {
 	Processes  []Process   `json:"processes"`
 	Probes     ProbeReport `json:"probes"`
 	DurationMS int64       `json:"duration_ms"`
+	// Pending is the confirmation window a --confirm-within reload
+	// opened (omitted otherwise): confirm before its deadline.
+	Pending *Pending `json:"pending,omitempty"`
 
 	// Outcome is the history outcome (committed, refused, ...).
 	Outcome string `json:"-"`

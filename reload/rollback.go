@@ -84,7 +84,7 @@ func (t *txn) restore(ctx context.Context, id string, changes []FileChange, runn
 	detail := fmt.Sprintf("restored sha256 %s; %s", short(id), s.detail())
 	if t.settings.Probe {
 		// nil: the restored config was not parsed in this run; the prober reads it from disk.
-		rep, err := t.deps.Prober.Probe(ctx, nil)
+		rep, err := t.deps.Prober.Probe(ctx, nil, t.learned)
 		if err != nil {
 			return detail, fmt.Errorf("probe after rollback: %w", err)
 		}

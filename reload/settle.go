@@ -28,6 +28,8 @@ type baseline struct {
 	// servers are the backends' servers before the reload (nil when
 	// they could not be read).
 	servers []ServerHealth
+	// learned is the prober's look at the listeners (nil: none).
+	learned ProbeBaseline
 }
 
 // readBaseline reads the generation (waiting out a busy master, see
@@ -43,8 +45,20 @@ func (t *txn) readBaseline(ctx context.Context) (baseline, error) {
 		}
 		hc <- s
 	}()
+	lc := make(chan ProbeBaseline, 1)
+	go func() {
+		if !t.settings.Probe {
+			lc <- nil
+			return
+		}
+		b, err := t.deps.Prober.Learn(ctx)
+		if err != nil {
+			t.log.Debug("learn the listeners before the reload", "err", err)
+		}
+		lc <- b
+	}()
 	g, err := t.currentGeneration(ctx)
-	return baseline{gen: g, status: <-stc, servers: <-hc}, err
+	return baseline{gen: g, status: <-stc, servers: <-hc, learned: <-lc}, err
 }
 
 // pendingBaseline is a baseline being read in the background (during the

@@ -38,6 +38,8 @@ type Status struct {
 	DriftFiles  []string `json:"drift_files,omitempty"`
 	// Interrupted is the journal of a run that died mid-transaction.
 	Interrupted *Journal `json:"interrupted,omitempty"`
+	// Pending is a reload that awaits confirmation (--confirm-within).
+	Pending *Pending `json:"pending,omitempty"`
 	// Stuck says why the master looks stuck: it keeps the reload signal
 	// pending (haproxy issue #3229); "" when it does not.
 	Stuck string `json:"stuck,omitempty"`
@@ -119,6 +121,11 @@ func (r *Reloader) Status(ctx context.Context, waitReload bool) (Status, error) 
 			st.DriftReason = fmt.Sprintf("%s edited without a reload (running %s, on disk %s)",
 				strings.Join(st.DriftFiles, ", "), short(run.SHA256), short(st.DiskSHA256))
 		}
+	}
+	if p, err := r.Pending(); err != nil {
+		st.Errors = append(st.Errors, fmt.Sprintf("pending confirmation: %v", err))
+	} else {
+		st.Pending = p
 	}
 	j, jerr := r.store.journal()
 	switch p := inProgress(r.settings.StateDir); {

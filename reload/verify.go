@@ -91,7 +91,7 @@ func (t *txn) probe(ctx context.Context) (string, error) {
 	if !t.settings.Probe {
 		return "probing disabled (reload.probe: false)", nil
 	}
-	rep, err := t.deps.Prober.Probe(ctx, t.checked)
+	rep, err := t.deps.Prober.Probe(ctx, t.checked, t.learned)
 	if rep.Attempts == nil {
 		rep.Attempts = []ProbeAttempt{}
 	}
