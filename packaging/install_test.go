@@ -13,7 +13,13 @@ import (
 	"github.com/haguard/haguard/internal/testbed"
 )
 
-func TestMain(m *testing.M) { os.Exit(testbed.RunMain(m)) }
+func TestMain(m *testing.M) {
+	code := testbed.RunMain(m)
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
 
 // hostPaths are what the package installs or creates. None may exist on
 // the host before or after the test: everything happens in the sandbox,
