@@ -84,7 +84,7 @@ is left in a bad state and needs a human.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.configFile, "config-file", config.DefaultPath, "haguard.yaml to read (optional at the default path)")
 	pf.StringVar(&a.format, "format", envOr("HAGUARD_FORMAT", "human"), "output format: human or json (env HAGUARD_FORMAT)")
-	pf.StringVar(&a.logLevel, "log-level", envOr("HAGUARD_LOG_LEVEL", "info"), "log level on stderr: debug, info, warn, error")
+	pf.StringVar(&a.logLevel, "log-level", envOr("HAGUARD_LOG_LEVEL", "info"), "log level on stderr: debug, info, warn, error (env HAGUARD_LOG_LEVEL)")
 
 	root.AddCommand(
 		a.versionCmd(),
@@ -95,6 +95,12 @@ is left in a bad state and needs a human.`,
 		a.ghostsCmd(),
 		a.clustercheckCmd(),
 	)
+	// haguard --version prints what `haguard version` does.
+	root.Version = a.version
+	root.SetVersionTemplate(strings.NewReplacer("{", "{{`{`}}", "}", "{{`}`}}").Replace(versionLine(a.version)) + "\n")
+	root.Flags().Bool("version", false, "print haguard's version and exit")
+	a.registerCompletions(root)
+	annotateManual(root)
 	return root
 }
 
