@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -97,6 +98,20 @@ func TestBuildDeb(t *testing.T) {
 	out, err := exec.Command(filepath.Join(root, "usr/bin/haguard"), "version").CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), "haguard "+testDescribe+" ") {
 		t.Errorf("packaged haguard version: %q, %v; want it to print %s", out, err, testDescribe)
+	}
+	// Every page points only at what the package installs.
+	pages, _ := filepath.Glob(filepath.Join(root, "usr/share/man/man1/*.1.gz"))
+	if len(pages) < 11 {
+		t.Errorf("%d man pages, want one per command", len(pages))
+	}
+	docRef := regexp.MustCompile(`/usr/share/doc/haguard/[A-Za-z0-9_.-]*[A-Za-z0-9_]`)
+	for _, p := range pages {
+		text := strings.ReplaceAll(gunzip(t, p), `\-`, "-") // roff's minus sign
+		for _, ref := range docRef.FindAllString(text, -1) {
+			if _, err := os.Stat(filepath.Join(root, ref)); err != nil {
+				t.Errorf("%s points at %s, which the package does not install", filepath.Base(p), ref)
+			}
+		}
 	}
 	page := gunzip(t, filepath.Join(root, "usr/share/man/man1/haguard.1.gz"))
 	if !strings.Contains(page, `.TH "HAGUARD" "1"`) || !strings.Contains(page, "haguard "+testDescribe) {
