@@ -89,7 +89,7 @@ var manuals = map[string]manual{
   haguard probe --target 127.0.0.1:3306 --kind mysql --count 20
   haguard probe --target 127.0.0.1:3306 --kind idle-hold --idle 10m`,
 	},
-	"ghosts":       {files: []string{"yaml", "master"}, seeAlso: "haguard-reload(1), haguard-probe(1), ghosts.md"},
+	"ghosts": {files: []string{"yaml", "master"}, seeAlso: "haguard-reload(1), haguard-probe(1), ghosts.md"},
 	"clustercheck": {
 		files:   []string{"yaml"},
 		seeAlso: "haguard-check(1), clustercheck.md",
