@@ -7,9 +7,13 @@ export GOTOOLCHAIN ?= auto
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # A static (CGO_ENABLED=0: no libc to declare, the pure-Go resolver)
 # position-independent binary: PIE for ASLR, RELRO with BIND_NOW, so ld.so
-# makes the relocated data read-only before main (docs/install.md).
+# makes the relocated data read-only before main (docs/install.md). PIE
+# costs every command about 1.3 ms of start-up (ld.so relocates 64,000
+# pointers): BUILDMODE=exe builds a static non-PIE binary, which lintian
+# accepts too (docs/benchmarks.md, start-up).
+BUILDMODE ?= pie
 LDFLAGS := -s -w -bindnow -X main.version=$(VERSION)
-GOBUILD := CGO_ENABLED=0 go build -trimpath -buildmode=pie
+GOBUILD := CGO_ENABLED=0 go build -trimpath -buildmode=$(BUILDMODE)
 BIN := bin/haguard
 # The package's Maintainer field; empty: DEBFULLNAME/DEBEMAIL, else git's
 # user.name/user.email (packaging.ResolveMaintainer).

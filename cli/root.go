@@ -34,6 +34,11 @@ type app struct {
 func Run(ctx context.Context, version string, args []string, stdout, stderr io.Writer) int {
 	a := &app{stdout: stdout, stderr: stderr, version: version}
 	root := a.rootCmd()
+	if len(args) > 0 && strings.HasPrefix(args[0], cobra.ShellCompRequestCmd) {
+		// Only the shells' completion requests need the value functions:
+		// every other command saves registering them at start-up.
+		a.registerCompletions(root)
+	}
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -99,7 +104,6 @@ is left in a bad state and needs a human.`,
 	root.Version = a.version
 	root.SetVersionTemplate(strings.NewReplacer("{", "{{`{`}}", "}", "{{`}`}}").Replace(versionLine(a.version)) + "\n")
 	root.Flags().Bool("version", false, "print haguard's version and exit")
-	a.registerCompletions(root)
 	annotateManual(root)
 	return root
 }
