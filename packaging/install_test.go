@@ -186,9 +186,20 @@ func TestPackageInSandbox(t *testing.T) {
 
 	// Upgrade (here: the same package again): the operator's edit of the
 	// conffile and the token survive, and the running daemon is restarted
-	// onto the new binary (postinst try-restart).
+	// onto the new binary (postinst: deb-systemd-invoke try-restart),
+	// unless policy-rc.d forbids it, as container images' does (exit 101).
+	// The box's /usr is an overlay: its policy-rc.d is the box's own.
 	token := run("cat", "/etc/haguard/token")
-	pid := strings.TrimSpace(run("systemctl", "show", "-p", "MainPID", "--value", "haguard.service"))
+	mainPID := func() string {
+		return strings.TrimSpace(run("systemctl", "show", "-p", "MainPID", "--value", "haguard.service"))
+	}
+	pid := mainPID()
+	run("sh", "-c", "printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d")
+	run("dpkg", "-i", deb)
+	if now := mainPID(); now != pid {
+		t.Errorf("policy-rc.d said 101, yet the upgrade restarted haguard.service (MainPID %s, was %s)", now, pid)
+	}
+	run("rm", "-f", "/usr/sbin/policy-rc.d")
 	run("dpkg", "-i", deb)
 	if got := run("cat", "/etc/haguard/token"); got != token {
 		t.Error("the upgrade replaced the API token")
