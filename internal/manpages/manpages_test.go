@@ -37,7 +37,7 @@ Examples:
 	sweep.Flags().Int("count", 20, "attempts")
 	sweep.Flags().Bool("kill", false, "kill them")
 	version := &cobra.Command{Use: "version", Short: "print the version", Run: func(*cobra.Command, []string) {},
-		Example: "  haguard version",
+		Example:     "  haguard version",
 		Annotations: map[string]string{annotationExit: "Exit codes:\n  0  printed"}}
 	root.AddCommand(sweep, version, &cobra.Command{Use: "gendocs", Hidden: true, Run: func(*cobra.Command, []string) {}})
 	return root
@@ -80,7 +80,7 @@ func TestWritePagesAndCompletions(t *testing.T) {
 		".SH GLOBAL OPTIONS", ".SH EXIT STATUS", ".SH ENVIRONMENT", ".SH FILES", ".SH EXAMPLES", ".SH SEE ALSO")
 	for _, want := range []string{
 		"(/usr/share/doc/haguard/ghosts.md, /lib/systemd/system/haguard.service):", // source paths as installed
-		".nf\ncurrent  the unit's\nghost    nobody's\n.fi",                          // tables kept
+		".nf\ncurrent  the unit's\nghost    nobody's\n.fi",                         // tables kept
 		"\\&.dot lines and back\\eslashes stay literal.",
 		"wait before SIGKILL (default: sweep.kill_grace, 10s)\n", // the effective default, not 0s
 		"attempts (default: 20)\n",                               // the flag's own when not zero
