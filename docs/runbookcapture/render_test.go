@@ -50,6 +50,8 @@ func TestNormalize(t *testing.T) {
 		{"127.0.0.1:42067 mysql  OK 20/20  p50 2.9ms max 4.4ms", "127.0.0.1:3307 mysql OK 20/20 p50 850µs max 1.2s"},
 		{"[exit 1, 0.07s]", "[exit 0, 10.53s]"},
 		{"syntax is ok (156 ms)", "syntax is ok (1.5 s)"},
+		{"generation 5 running (1 workers); no old workers draining; probes: 20/20 OK",
+			"generation 5 running (1 workers); old generation draining (1 workers, since 2026-11-28T02:25:49Z); probes: 20/20 OK"},
 	}
 	for _, p := range same {
 		if a, b := Normalize(p[0]), Normalize(p[1]); Diff(a, b) != "" {
