@@ -12,7 +12,7 @@ import (
 // that an alert on haguard_processes{class="ghost"} > 0 sees a 0, not a
 // missing series.
 var (
-	processClasses = []string{"current", "draining", "ghost", "divergent"}
+	processClasses = []string{"current", "draining", "ghost", "divergent", "other-unit", "foreign", "conflict"}
 	severities     = []string{"error", "warning", "info"}
 	reloadResults  = []string{ResultOK, ResultUnchanged, ResultRolledBack, ResultRefused, ResultFailed}
 	probeResults   = []string{"ok", "failed"}
@@ -124,7 +124,7 @@ func (m *Metrics) WriteText(w io.Writer) error {
 	var fams []family
 	m.mu.Lock()
 	fams = append(fams,
-		labelled("haguard_processes", "gauge", "haproxy processes by class in the last sweep (current, draining, ghost, divergent).", "class", m.processes),
+		labelled("haguard_processes", "gauge", "haproxy processes by class in the last sweep (current, draining, ghost, divergent, other-unit, foreign, conflict).", "class", m.processes),
 		labelled("haguard_reloads_total", "counter", "Reload transactions by result (ok, unchanged, rolled_back, refused, failed).", "result", m.reloads),
 		m.reloadDur.family("haguard_reload_duration_seconds", "Wall time of reload transactions."),
 		labelled("haguard_probe_attempts_total", "counter", "Probe attempts by result (ok, failed).", "result", m.probes),
