@@ -187,7 +187,9 @@ func TestAPIDocExamplesAreReal(t *testing.T) {
 	// example a finished transaction.
 	posted := answer("POST", "/v1/reloads", b.good+"\n# a new candidate\n", map[string]string{"Content-Type": "text/plain"}, 202)
 	id, _ := posted.(map[string]any)["id"].(string)
-	b.waitJob(t, id)
+	if j := b.waitJob(t, id); j.Result != "ok" {
+		t.Fatalf("the reload behind the examples did not commit: %+v\n%s", j, b.journal(t))
+	}
 	check("POST /v1/reloads: the queue", answer("GET", "/v1/reloads/"+id, "", nil, 200))
 	// The example is a healthy host's status: right after a reload the
 	// master CLI may not answer yet (unit_error) or the sweep the reload
