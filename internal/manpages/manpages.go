@@ -6,7 +6,7 @@
 // for haguard-reload.1), with NAME, SYNOPSIS, DESCRIPTION, OPTIONS, EXIT
 // STATUS, FILES, EXAMPLES and SEE ALSO. The text is the command's own
 // (--help): its "Exit codes" and "Examples" paragraphs become sections,
-// the rest of man.go's input comes from the annotations cli sets
+// and what --help does not say comes from the annotations cli sets
 // (cli.AnnotationExit, AnnotationFiles, AnnotationSeeAlso). Paths of the
 // source tree are rewritten to where the package installs them, so that
 // no page points to a file that is not there.

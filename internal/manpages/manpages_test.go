@@ -126,10 +126,8 @@ func TestExitStatusForms(t *testing.T) {
 		{"Exit codes: 0 every attempt OK, 1 any failed,\n2 usage error or unreadable input.", "0=every attempt OK|1=any failed|2=usage error or unreadable input"},
 		{"Exit codes (those of 'haguard reload'):\n  0  done\n  3  the host\n     needs a human", "0=done|3=the host needs a human"},
 	} {
-		var b strings.Builder
-		buf := new(bytesBuffer)
-		exitStatus(&buf.Buffer, c.in)
-		b.WriteString(buf.String())
+		var b bytes.Buffer
+		exitStatus(&b, c.in)
 		var got []string
 		lines := strings.Split(b.String(), "\n")
 		for i := 0; i+2 < len(lines); i++ {
@@ -143,5 +141,3 @@ func TestExitStatusForms(t *testing.T) {
 		}
 	}
 }
-
-type bytesBuffer struct{ bytes.Buffer }
