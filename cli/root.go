@@ -34,6 +34,11 @@ type app struct {
 func Run(ctx context.Context, version string, args []string, stdout, stderr io.Writer) int {
 	a := &app{stdout: stdout, stderr: stderr, version: version}
 	root := a.rootCmd()
+	if len(args) > 0 && strings.HasPrefix(args[0], cobra.ShellCompRequestCmd) {
+		// Only the shells' completion requests need the value functions:
+		// every other command saves registering them at start-up.
+		a.registerCompletions(root)
+	}
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -84,7 +89,7 @@ is left in a bad state and needs a human.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.configFile, "config-file", config.DefaultPath, "haguard.yaml to read (optional at the default path)")
 	pf.StringVar(&a.format, "format", envOr("HAGUARD_FORMAT", "human"), "output format: human or json (env HAGUARD_FORMAT)")
-	pf.StringVar(&a.logLevel, "log-level", envOr("HAGUARD_LOG_LEVEL", "info"), "log level on stderr: debug, info, warn, error")
+	pf.StringVar(&a.logLevel, "log-level", envOr("HAGUARD_LOG_LEVEL", "info"), "log level on stderr: debug, info, warn, error (env HAGUARD_LOG_LEVEL)")
 
 	root.AddCommand(
 		a.versionCmd(),
@@ -95,6 +100,11 @@ is left in a bad state and needs a human.`,
 		a.ghostsCmd(),
 		a.clustercheckCmd(),
 	)
+	// haguard --version prints what `haguard version` does.
+	root.Version = a.version
+	root.SetVersionTemplate(strings.NewReplacer("{", "{{`{`}}", "}", "{{`}`}}").Replace(versionLine(a.version)) + "\n")
+	root.Flags().Bool("version", false, "print haguard's version and exit")
+	annotateManual(root)
 	return root
 }
 

@@ -8,7 +8,10 @@ set -euo pipefail
 only_go=
 [ "${1:-}" = go ] && only_go=1
 
-debs=(systemd haproxy mariadb-server mariadb-client galera-4 rsync socat dbus iproute2 procps curl man-db bash-completion prometheus ansible-core)
+# lintian and dpkg-dev (dpkg-parsechangelog) check the .deb (packaging/);
+# hyperfine measures start-up
+# (docs/benchmarks.md).
+debs=(systemd haproxy mariadb-server mariadb-client galera-4 rsync socat dbus iproute2 procps curl man-db bash-completion prometheus ansible-core lintian dpkg-dev hyperfine)
 missing=()
 for p in "${debs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
