@@ -100,6 +100,7 @@ for v in "${versions[@]}"; do
 		key=$v
 		break
 	fi
+	rm -rf "$work"
 	say "apt-get source haproxy=$v failed (the mirror does not serve all of it); trying the next"
 done
 
