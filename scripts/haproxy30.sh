@@ -10,6 +10,8 @@
 #
 #   HAGUARD_HAPROXY30_CACHE  cache root (default /var/cache/haguard/haproxy)
 #   HAGUARD_HAPROXY30_SUITE  Debian suite of the source (default trixie)
+#   HAGUARD_HAPROXY30_SOURCES  deb-src lines to use instead of the suite's
+#                            on deb.debian.org (a local mirror)
 #
 # Every failure says which step failed and exits 1.
 set -euo pipefail
@@ -49,11 +51,15 @@ flock 9 || fail "cannot lock $cache/lock"
 # A private apt state: a deb-src line for the suite, its own lists and
 # cache. The host's /etc/apt is never changed, so no other apt-get on the
 # machine sees trixie.
-cat >"$cache/apt/sources.list" <<EOF
+if [ -n "${HAGUARD_HAPROXY30_SOURCES:-}" ]; then
+	printf '%s\n' "$HAGUARD_HAPROXY30_SOURCES" >"$cache/apt/sources.list"
+else
+	cat >"$cache/apt/sources.list" <<EOF
 deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror/debian $suite main
 deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror/debian $suite-updates main
 deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror/debian-security $suite-security main
 EOF
+fi
 apt_opts=(
 	-o "Dir::Etc::SourceList=$cache/apt/sources.list"
 	-o "Dir::Etc::SourceParts=$cache/apt/sources.list.d"
@@ -69,7 +75,7 @@ step="read haproxy's source versions from the $suite index"
 mapfile -t versions < <(apt-cache "${apt_opts[@]}" showsrc haproxy 2>/dev/null |
 	sed -n 's/^Version: //p' | sort -Vr -u)
 ((${#versions[@]})) || fail "no haproxy source package in $suite's index"
-say "$suite's index has haproxy ${versions[*]}"
+say "the source index ($suite) has haproxy ${versions[*]}"
 
 # cached KEY: true when $cache/KEY holds a working binary built by this recipe.
 cached() {
@@ -96,12 +102,14 @@ for v in "${versions[@]}"; do
 	step="apt-get source haproxy=$v"
 	work="$cache/src/$v"
 	rm -rf "$work" && mkdir -p "$work"
-	if (cd "$work" && apt-get "${apt_opts[@]}" source -qq haproxy="$v" >&2); then
+	# The .dsc first (a few kB): a mirror that lacks it costs no tarball.
+	if probe=$(cd "$work" && apt-get "${apt_opts[@]}" source -qq --dsc-only haproxy="$v" 2>&1) &&
+		(cd "$work" && apt-get "${apt_opts[@]}" source -qq haproxy="$v" >&2); then
 		key=$v
 		break
 	fi
 	rm -rf "$work"
-	say "apt-get source haproxy=$v failed (the mirror does not serve all of it); trying the next"
+	say "apt-get source haproxy=$v failed: $(grep -m1 '^E:' <<<"$probe" || echo "see above")"
 done
 
 upstream=${newest%%-*}
