@@ -69,7 +69,11 @@ apt_opts=(
 )
 
 step="apt-get update (deb-src $suite)"
-apt-get "${apt_opts[@]}" update -qq >&2 || fail "apt-get update with a deb-src line for $suite failed"
+apt-get "${apt_opts[@]}" update -qq >&2 || {
+	say "apt-get update failed; once more in 10 s"
+	sleep 10
+	apt-get "${apt_opts[@]}" update -qq >&2
+} || fail "apt-get update with a deb-src line for $suite failed twice"
 
 step="read haproxy's source versions from the $suite index"
 mapfile -t versions < <(apt-cache "${apt_opts[@]}" showsrc haproxy 2>/dev/null |
