@@ -55,7 +55,8 @@ bin30=
 # stdout (the binary's path) to a file, stderr on to the terminal and a log.
 ./scripts/haproxy30.sh 2>&1 >"$outf" | tee "$log" >&2
 if [ "${PIPESTATUS[0]}" -eq 0 ] && bin30=$(tail -n 1 "$outf") && [ -x "$bin30" ]; then
-	summary+=("haproxy 3.0 build: $bin30 ($(elapsed $((SECONDS - start))))")
+	src=$(sed -n 's/^source: //p' "$(dirname "$bin30")/build-info" 2>/dev/null)
+	summary+=("haproxy 3.0 build: $bin30 ($(elapsed $((SECONDS - start)))): ${src:-source unknown}")
 else
 	bin30=
 	why=$(grep -m1 'FAILED at step' "$log" || echo "scripts/haproxy30.sh failed")
