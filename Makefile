@@ -19,7 +19,7 @@ BIN := bin/haguard
 # user.name/user.email (packaging.ResolveMaintainer).
 MAINTAINER ?=
 
-.PHONY: all build deps deps-go test test-load test-unit test-binary test-system lint vet staticcheck fmt bench demo clean deb
+.PHONY: all build deps deps-go test test-load test-unit test-binary test-system test-30 haproxy30 lint vet staticcheck fmt bench demo clean deb
 
 all: build
 
@@ -31,9 +31,11 @@ deps:
 deps-go:
 	./scripts/deps.sh go
 
-# Every tier: unit, real haproxy binary, real systemd + MariaDB/Galera.
+# Every tier (unit, real haproxy binary, real systemd + MariaDB/Galera)
+# against Debian 12's haproxy 2.6, then the binary and system tiers against
+# Debian 13's haproxy 3.0 built from its source package (scripts/test.sh).
 test: deps lint
-	go test -race -count=1 -timeout 45m ./...
+	./scripts/test.sh
 
 # One tier alone (docs/testing.md).
 test-unit:
@@ -42,6 +44,17 @@ test-binary: deps
 	HAGUARD_TIERS=binary go test -race -count=1 ./...
 test-system: deps
 	HAGUARD_TIERS=system go test -race -count=1 -timeout 45m ./...
+
+# Debian 13's haproxy 3.0, built from Debian's source package and cached
+# under /var/cache/haguard/haproxy/<version>/ (prints the binary's path).
+haproxy30: deps
+	./scripts/haproxy30.sh
+# The binary and system tiers against it (the second pass of `make test`).
+test-30: deps
+	@bin=$$(./scripts/haproxy30.sh) || exit 1; \
+	echo "=== haproxy $$($$bin -v | head -1)"; \
+	HAGUARD_HAPROXY_BIN=$$bin HAGUARD_HAPROXY_UNIT=$$(dirname $$bin)/haproxy.service \
+	HAGUARD_TIERS=binary,system go test -race -count=1 -timeout 45m ./...
 
 lint: vet staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
