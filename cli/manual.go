@@ -65,15 +65,24 @@ var manuals = map[string]manual{
 	},
 	"reload": {
 		files:   []string{"yaml", "state", "haproxy", "master"},
-		seeAlso: "haguard-check(1), haguard-history(1), haguard-rollback(1), haguard-status(1), systemctl(1), reload.md, runbook.md",
+		seeAlso: "haguard-check(1), haguard-confirm(1), haguard-history(1), haguard-rollback(1), haguard-status(1), systemctl(1), reload.md, runbook.md",
 		examples: `  haguard reload --candidate /tmp/new.cfg --reason "INC-4411 raise timeout server"
   haguard reload --dry-run --candidate /tmp/new.cfg
+  haguard reload --candidate /tmp/new.cfg --confirm-within 5m   # then: haguard confirm
   haguard reload                       # the file on disk, edited in place
   haguard reload --unit 'haproxy@*.service' --candidate /tmp/new.cfg`,
 	},
 	"history":  {files: []string{"yaml", "state"}, seeAlso: "haguard-rollback(1), haguard-reload(1), reload.md"},
 	"rollback": {files: []string{"yaml", "state", "haproxy"}, seeAlso: "haguard-history(1), haguard-reload(1), reload.md"},
-	"status":   {files: []string{"yaml", "state", "master"}, seeAlso: "haguard-reload(1), haguard-ghosts(1), reload.md"},
+	"confirm": {
+		files:   []string{"yaml", "state"},
+		seeAlso: "haguard-reload(1), haguard-rollback(1), haguard-status(1), reload.md",
+		examples: `  haguard reload --candidate /tmp/new.cfg --confirm-within 5m
+  haguard status                       # "confirm: reload ID awaits confirmation until T"
+  haguard confirm                      # keep it
+  haguard rollback ID                  # or reject it now`,
+	},
+	"status": {files: []string{"yaml", "state", "master"}, seeAlso: "haguard-reload(1), haguard-ghosts(1), reload.md"},
 	"serve": {
 		exit:    "Exit codes:\n  0  stopped cleanly (SIGTERM, SIGINT)\n  2  usage error, unreadable haguard.yaml or token file, address in use\n  3  the daemon failed while running",
 		files:   []string{"yaml", "state", "token", "unit"},
