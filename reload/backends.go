@@ -2,6 +2,7 @@ package reload
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/haguard/haguard/validate"
@@ -53,21 +54,9 @@ func backendVerdict(policy string, before, after []ServerHealth, cfg *validate.C
 		was[s.key()] = s
 		oldBackend[s.Backend] = true
 	}
-	byBackend := map[string][]ServerHealth{}
-	var order []string
-	for _, s := range after {
-		if _, ok := byBackend[s.Backend]; !ok {
-			order = append(order, s.Backend)
-		}
-		byBackend[s.Backend] = append(byBackend[s.Backend], s)
-	}
 	var out []string
-	for _, be := range order {
-		servers := byBackend[be]
-		anyUp := false
-		for _, s := range servers {
-			anyUp = anyUp || s.healthy()
-		}
+	for _, servers := range byBackend(after) {
+		be, anyUp := servers[0].Backend, slices.ContainsFunc(servers, ServerHealth.healthy)
 		switch {
 		case policy == BackendsAnyUp || !oldBackend[be]:
 			if !anyUp {
@@ -80,6 +69,22 @@ func backendVerdict(policy string, before, after []ServerHealth, cfg *validate.C
 				}
 			}
 		}
+	}
+	return out
+}
+
+// byBackend groups servers by backend, in order of first appearance.
+func byBackend(servers []ServerHealth) [][]ServerHealth {
+	at := map[string]int{}
+	var out [][]ServerHealth
+	for _, s := range servers {
+		i, ok := at[s.Backend]
+		if !ok {
+			i = len(out)
+			at[s.Backend] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], s)
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package reload
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -101,22 +102,9 @@ func lostBackends(before, now []ServerHealth) []string {
 			wasUp[s.Backend] = true
 		}
 	}
-	byBackend := map[string][]ServerHealth{}
-	var order []string
-	for _, s := range now {
-		if _, ok := byBackend[s.Backend]; !ok {
-			order = append(order, s.Backend)
-		}
-		byBackend[s.Backend] = append(byBackend[s.Backend], s)
-	}
 	var out []string
-	for _, be := range order {
-		ss := byBackend[be]
-		up := false
-		for _, s := range ss {
-			up = up || s.healthy()
-		}
-		if wasUp[be] && !up {
+	for _, ss := range byBackend(now) {
+		if be := ss[0].Backend; wasUp[be] && !slices.ContainsFunc(ss, ServerHealth.healthy) {
 			out = append(out, fmt.Sprintf("backend %s lost its UP servers (%s)", be, describe(ss)))
 		}
 	}

@@ -26,33 +26,6 @@ func readSysctl(t *testing.T) string {
 	return strings.TrimSpace(string(b))
 }
 
-// inNewNetns starts `unshare -n sleep 600` (a fresh network namespace)
-// and returns the sleep's PID once it runs there.
-func inNewNetns(t *testing.T) int32 {
-	t.Helper()
-	cmd := exec.Command("unshare", "-n", "sleep", "600")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-	own, err := netns.Own()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid := int32(cmd.Process.Pid)
-	for range 200 {
-		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-		if ns, err := netns.Of(pid); err == nil && ns != own && string(comm) == "sleep\n" {
-			return pid
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatal("unshare -n did not start sleep in a new network namespace")
-	return 0
-}
-
 // setSysctl sets tcp_keepalive_time in pid's namespace with the real
 // sysctl(8), through nsenter: independent of the code under test.
 func setSysctl(t *testing.T, pid int32, v int) {
@@ -105,7 +78,7 @@ func TestDoInOwnNamespaceNeedsNothing(t *testing.T) {
 // goroutine still reads our own.
 func TestDoReadsTheTargetsSysctl(t *testing.T) {
 	testbed.Require(t, testbed.TierSystem) // root: unshare, setns
-	pid := inNewNetns(t)
+	pid := testbed.ProcessInNewNetns(t)
 	own := readSysctl(t)
 	v := 1000 + int(time.Now().UnixNano()%5000)
 	if strconv.Itoa(v) == own {
@@ -190,7 +163,7 @@ func TestDoNotPermitted(t *testing.T) {
 		os.Exit(0)
 	}
 	testbed.Require(t, testbed.TierSystem)
-	pid := inNewNetns(t)
+	pid := testbed.ProcessInNewNetns(t)
 	cmd := exec.Command("setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin", "--", os.Args[0], "-test.run=^TestDoNotPermitted$")
 	cmd.Env = append(os.Environ(), "HAGUARD_NETNS_TARGET="+strconv.Itoa(int(pid)))
 	out, err := cmd.CombinedOutput()

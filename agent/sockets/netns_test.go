@@ -10,35 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/haguard/haguard/agent/netns"
 	"github.com/haguard/haguard/internal/testbed"
 )
-
-// otherNetns starts `unshare -n sleep 600` and returns its PID once the
-// sleep runs in its fresh network namespace.
-func otherNetns(t *testing.T) int32 {
-	t.Helper()
-	cmd := exec.Command("unshare", "-n", "sleep", "600")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-	own, _ := netns.Own()
-	pid := int32(cmd.Process.Pid)
-	for range 200 {
-		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-		if ns, err := netns.Of(pid); err == nil && ns != own && string(comm) == "sleep\n" {
-			return pid
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatal("no process in a new network namespace")
-	return 0
-}
 
 // socketsIn opens a TCP listener and a bound UDP socket inside pid's
 // network namespace (the sockets belong to the namespace they are created
@@ -66,7 +41,7 @@ func socketsIn(t *testing.T, pid int32) (tcp, udp uint64) {
 // and not by Listening (ours).
 func TestListeningInAnotherNamespace(t *testing.T) {
 	testbed.Require(t, testbed.TierSystem) // root: unshare, setns
-	pid := otherNetns(t)
+	pid := testbed.ProcessInNewNetns(t)
 	tcp, udp := socketsIn(t, pid)
 	in, err := ListeningIn(pid, TCP|UDP)
 	if err != nil {
@@ -115,7 +90,7 @@ func TestListeningInWithoutPrivilege(t *testing.T) {
 		os.Exit(0)
 	}
 	testbed.Require(t, testbed.TierSystem)
-	pid := otherNetns(t)
+	pid := testbed.ProcessInNewNetns(t)
 	tcp, udp := socketsIn(t, pid)
 	cmd := exec.Command("setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin", "--", os.Args[0], "-test.run=^TestListeningInWithoutPrivilege$")
 	cmd.Env = append(os.Environ(), "HAGUARD_SOCKETS_TARGET="+strconv.Itoa(int(pid))+" "+strconv.FormatUint(tcp, 10)+" "+strconv.FormatUint(udp, 10))

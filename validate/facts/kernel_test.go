@@ -9,33 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/haguard/haguard/agent/netns"
 	"github.com/haguard/haguard/internal/testbed"
 )
-
-// newNetns starts `unshare -n sleep 600` and returns the sleep's PID once
-// it runs in its fresh network namespace.
-func newNetns(t *testing.T) int32 {
-	t.Helper()
-	cmd := exec.Command("unshare", "-n", "sleep", "600")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-	own, _ := netns.Own()
-	pid := int32(cmd.Process.Pid)
-	for range 200 {
-		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-		if ns, err := netns.Of(pid); err == nil && ns != own && string(comm) == "sleep\n" {
-			return pid
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatal("no process in a new network namespace")
-	return 0
-}
 
 // keepaliveElsewhere sets tcp_keepalive_time in pid's namespace to a
 // value unlike ours, with sysctl(8) through nsenter, and returns it.
@@ -57,7 +32,7 @@ func keepaliveElsewhere(t *testing.T, pid int32) string {
 // process's network namespace, not haguard's.
 func TestKernelInHAProxysNamespace(t *testing.T) {
 	testbed.Require(t, testbed.TierSystem) // root: unshare, setns
-	pid := newNetns(t)
+	pid := testbed.ProcessInNewNetns(t)
 	want := keepaliveElsewhere(t, pid)
 	own := Kernel("", 0)
 	if own.Sysctls["net.ipv4.tcp_keepalive_time"] == want {
@@ -86,7 +61,7 @@ func TestKernelNotPermitted(t *testing.T) {
 		os.Exit(0)
 	}
 	testbed.Require(t, testbed.TierSystem)
-	pid := newNetns(t)
+	pid := testbed.ProcessInNewNetns(t)
 	keepaliveElsewhere(t, pid)
 	cmd := exec.Command("setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin", "--", os.Args[0], "-test.run=^TestKernelNotPermitted$")
 	cmd.Env = append(os.Environ(), "HAGUARD_FACTS_NETNS_PID="+strconv.Itoa(int(pid)))
