@@ -211,7 +211,11 @@ func (c *confined) run(ctx context.Context) (SyntaxResult, error) {
 		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() && mem > 0 {
 			res.OutOfMemory = true
 			res.Output += fmt.Sprintf("haguard: haproxy -c was killed by %s; it ran under a memory bound of %d MiB (haproxy.check_memory_max)\n", ws.Signal(), mem>>20)
-		} else if mem > 0 && memoryExhausted(res.Output) {
+		} else if mem > 0 && (memoryExhausted(res.Output) || res.MaxRSSKB*1024 >= mem*9/10) {
+			// haproxy does not always say so: an allocation that fails
+			// while an ACL file is read ends as a parse error whose
+			// message could not be allocated ("(null)"); a peak at the
+			// bound tells.
 			res.OutOfMemory = true
 			res.Output += fmt.Sprintf("haguard: haproxy -c ran out of memory under its bound of %d MiB (haproxy.check_memory_max)\n", mem>>20)
 		}
