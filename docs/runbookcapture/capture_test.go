@@ -61,6 +61,11 @@ func TestRunbookIsTrue(t *testing.T) {
 		raw = string(b)
 	} else {
 		testbed.Require(t, testbed.TierSystem)
+		if bin := testbed.HAProxyBin(); bin != "/usr/sbin/haproxy" {
+			// Not a missing part: the page shows Debian 12's haproxy, its
+			// path and its words, and make test's first pass checks it.
+			t.Skipf("docs/runbook.md documents Debian 12's /usr/sbin/haproxy; this pass runs %s (the Debian 12 pass checks the page)", bin)
+		}
 		raw = capture(t)
 	}
 	if out := os.Getenv("HAGUARD_RUNBOOK_OUT"); out != "" {
