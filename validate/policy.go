@@ -1,14 +1,10 @@
 package validate
 
 import (
-	"errors"
-	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/haguard/haguard/config"
 )
@@ -73,26 +69,9 @@ func NewPolicy(pc config.Policy, configs []string, running *Config) *Policy {
 // maxListBytes bounds a crt-list the policy reads.
 const maxListBytes = 1 << 20
 
-// readList opens a crt-list without blocking on a FIFO or a device and
-// reads it only when it is a regular file of at most 1 MiB.
-func readList(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, errors.New("not a regular file")
-	}
-	if st.Size() > maxListBytes {
-		return nil, fmt.Errorf("larger than %d bytes", maxListBytes)
-	}
-	return io.ReadAll(io.LimitReader(f, maxListBytes))
-}
+// readList reads a crt-list without blocking on a FIFO or a device, only
+// when it is a regular file of at most 1 MiB.
+func readList(path string) ([]byte, error) { return readRegular(path, maxListBytes) }
 
 // lineKey identifies a line by its section and words, not its position:
 // the same line moved elsewhere in the same section is the same line.

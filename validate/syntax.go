@@ -226,7 +226,7 @@ func prepareInputs(o SyntaxOptions) (*inputs, error) {
 		in.prelude = "/proc/self/fd/3"
 	}
 	for _, name := range files {
-		data, err := readRegular(name)
+		data, err := readRegular(name, maxCandidateBytes)
 		if err != nil {
 			in.close()
 			return nil, &FileError{File: name, Err: err}
@@ -240,9 +240,10 @@ func prepareInputs(o SyntaxOptions) (*inputs, error) {
 	return in, nil
 }
 
-// readRegular reads a config file, refusing what is not a regular file
-// (a FIFO or a device would block or never end).
-func readRegular(name string) ([]byte, error) {
+// readRegular reads a file the check was given or that a config names,
+// refusing what is not a regular file (a FIFO or a device would block or
+// never end) and what is larger than max bytes.
+func readRegular(name string, max int64) ([]byte, error) {
 	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil, err
@@ -255,9 +256,9 @@ func readRegular(name string) ([]byte, error) {
 	if !st.Mode().IsRegular() {
 		return nil, errors.New("not a regular file")
 	}
-	data, err := io.ReadAll(io.LimitReader(f, maxCandidateBytes+1))
-	if err == nil && len(data) > maxCandidateBytes {
-		err = fmt.Errorf("larger than %d bytes", maxCandidateBytes)
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err == nil && int64(len(data)) > max {
+		err = fmt.Errorf("larger than %d bytes", max)
 	}
 	return data, err
 }
