@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/haguard/haguard/validate"
 )
 
 // plan is what the check stage tells the rest of the transaction.
@@ -112,7 +114,7 @@ func (t *txn) check(ctx context.Context) (plan, error) {
 		nerr := countErrors(rep.Findings)
 		if !rep.Valid {
 			return fmt.Sprintf("haproxy -c: invalid; %d findings (%d errors)", len(rep.Findings), nerr),
-				fmt.Errorf("haproxy -c refused the config: %s", firstLines(rep.Output, 3))
+				fmt.Errorf("haproxy -c: %s", refusal(rep.Output))
 		}
 		detail := fmt.Sprintf("haproxy -c: valid; %d findings (%d errors)", len(rep.Findings), nerr)
 		blocking := nerr
@@ -264,6 +266,21 @@ func sameBytes(path string, want []byte) error {
 		return fmt.Errorf("%s changed while it was checked; run again once it is saved", path)
 	}
 	return nil
+}
+
+// refusal is why haproxy -c refused a config: its first ALERT as
+// "file:line: error: message" and how many more there are, else the
+// first lines of its output.
+func refusal(out string) string {
+	ds := validate.ParseDiagnostics(out)
+	d, ok := validate.FirstError(ds)
+	if !ok {
+		return "refused the config: " + firstLines(out, 3)
+	}
+	if n, _ := validate.CountDiagnostics(ds); n > 1 {
+		return fmt.Sprintf("%s (+%d more)", d, n-1)
+	}
+	return d.String()
 }
 
 func firstLines(s string, n int) string {

@@ -84,6 +84,17 @@ type Options struct {
 	// Untrusted: the candidate comes from an API client: the candidate
 	// policy always applies and haproxy -c runs confined.
 	Untrusted bool
+	// InReloadJob: the run is the unit's own ExecReload (haguard
+	// exec-reload, for a plain `systemctl reload`): systemd shows the
+	// unit "reloading" until the run ends, so settle goes by the
+	// master's counters and workers alone; Deps.Reload must then signal
+	// the master rather than ask systemd (which would wait for this very
+	// job).
+	InReloadJob bool
+	// Progress, when set, is told each step as it happens (events.go):
+	// stages starting and ending, a wait for the lock and what settle
+	// waits for. Calls come one at a time, from the run's goroutines.
+	Progress func(Event)
 
 	// candidateSet, when set, is the candidate as content by path (nil:
 	// delete): a rollback to a history entry.
@@ -157,12 +168,15 @@ func (r *Reloader) Run(ctx context.Context, opt Options) (Result, error) {
 	t := newTxn(r, opt, start)
 	if opt.DryRun {
 		t.res.ID = newID(start)
+		t.prog.setID(t.res.ID)
 		err := t.dryRun(ctx)
 		t.res.DurationMS = r.now().Sub(start).Milliseconds()
 		return *t.res, err
 	}
 	lk, err := acquireLock(ctx, r.settings.StateDir, r.settings.LockWait, r.settings.LockTimeout,
-		fmt.Sprintf("pid %d since %s", os.Getpid(), start.UTC().Format(time.RFC3339)))
+		holderOf(opt, os.Getpid(), start), func(holder string) {
+			t.prog.emit(Event{Type: EventLockWait, Detail: holder})
+		})
 	if err != nil {
 		t.res.Outcome = OutcomeRefused
 		t.res.DurationMS = r.now().Sub(start).Milliseconds()
@@ -175,6 +189,7 @@ func (r *Reloader) Run(ctx context.Context, opt Options) (Result, error) {
 	// The id is taken under the lock, so ids sort in the order the
 	// transactions ran (a waiter's id is later than the holder's).
 	t.res.ID = newID(r.now())
+	t.prog.setID(t.res.ID)
 	r.removeStaleTemps()
 	err = t.run(ctx)
 	t.finish(err)
