@@ -112,6 +112,21 @@ func (h *Host) Master() *master.Client { return h.mc }
 
 // Reloader builds the reload transaction over this host.
 func (h *Host) Reloader() (*reload.Reloader, error) {
+	return h.reloader(unitPort{h})
+}
+
+// ReloaderInJob builds the transaction that runs inside the unit's own
+// reload job (haguard exec-reload, reload.Options.InReloadJob): it
+// reloads by signalling the master, since asking systemd would queue a
+// job behind the one running it; and it never waits for the lock.
+func (h *Host) ReloaderInJob() (*reload.Reloader, error) {
+	h.cfg.Reload.Lock = "fail"
+	return h.reloader(signalPort{h})
+}
+
+func (h *Host) reloader(rl interface {
+	Reload(ctx context.Context, unit string) error
+}) (*reload.Reloader, error) {
 	if h.sd == nil {
 		return nil, fmt.Errorf("connect to systemd: %w", h.sdErr)
 	}
@@ -133,12 +148,13 @@ func (h *Host) Reloader() (*reload.Reloader, error) {
 		Probe:         c.Reload.ProbeOnStart,
 	}, reload.Deps{
 		Checker: checkPort{h},
-		Reload:  unitPort{h},
+		Reload:  rl,
 		Unit:    unitPort{h},
 		Master:  gens,
 		Sweeper: &sweepPort{scan: h.Scanner(), killer: procs.NewKiller(c.Reload.KillGrace.D(), h.log)},
 		Prober:  probePort{h},
 		Logs:    logsPort{mc: h.mc, unit: c.Systemd.Unit},
+		Differ:  diffPort{h},
 		Pause:   testPause(h.log),
 		Logger:  h.log,
 	})

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/haguard/haguard/agent/master"
 	"github.com/haguard/haguard/agent/procs"
@@ -90,6 +91,24 @@ func (u unitPort) UnitState(ctx context.Context, unit string) (reload.UnitState,
 		}
 	}
 	return reload.UnitState{ActiveState: s.ActiveState, SubState: s.SubState, StatusText: s.StatusText, MainPID: int(s.MainPID)}, nil
+}
+
+// signalPort reloads from inside the unit's own reload job: what
+// Debian's ExecReload does after its check, `kill -USR2 $MAINPID`.
+type signalPort struct{ h *Host }
+
+func (s signalPort) Reload(ctx context.Context, unit string) error {
+	u, err := s.h.sd.Unit(ctx, unit)
+	if err != nil {
+		return err
+	}
+	if u.MainPID <= 0 {
+		return fmt.Errorf("%s has no main process to signal", unit)
+	}
+	if err := syscall.Kill(int(u.MainPID), syscall.SIGUSR2); err != nil {
+		return fmt.Errorf("signal the master (pid %d): %w", u.MainPID, err)
+	}
+	return nil
 }
 
 type masterPort struct{ c *master.Client }

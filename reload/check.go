@@ -234,9 +234,17 @@ func (t *txn) dryRun(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	t.res.OK = true
+	if t.deps.Differ != nil {
+		d, err := t.diff(ctx, p)
+		if err != nil {
+			t.log.Warn("dry run: no diff", "err", err)
+			t.res.Plan = append(t.res.Plan, fmt.Sprintf("(no diff: %v)", err))
+		}
+		t.res.Diff = d
+	}
 	if p.unchanged {
 		t.res.Unchanged = true
-		t.res.Plan = []string{"config unchanged: no install, no reload", "sweep", "probe"}
+		t.res.Plan = append(t.res.Plan, "config unchanged: no install, no reload", "sweep", "probe")
 		return ErrUnchanged
 	}
 	t.res.Plan = append(t.res.Plan, fmt.Sprintf("snapshot the config set (%d files) into %s", len(p.configs)+len(p.refs), t.store.historyDir()))

@@ -42,7 +42,7 @@ type Settings struct {
 }
 
 // Deps are the pieces the transaction drives. All are required except
-// Logs and Pause.
+// Logs, Differ and Pause.
 type Deps struct {
 	Checker checker
 	Reload  unitReloader
@@ -52,6 +52,9 @@ type Deps struct {
 	Prober  prober
 	// Logs hands haproxy's own error back on a failed load. Optional.
 	Logs startupLogger
+	// Differ compares config sets for a dry run and Reloader.Diff
+	// (diff.go). Optional.
+	Differ differ
 	// Pause runs when a stage has been journaled and before it starts;
 	// tests use it to stop a run at a known point. Optional.
 	Pause  func(ctx context.Context, stage string)
