@@ -41,6 +41,10 @@ type Event struct {
 	DurationMS int64  `json:"duration_ms,omitempty"`
 	Detail     string `json:"detail,omitempty"`
 	Error      string `json:"error,omitempty"`
+	// Findings and Diagnostics come with the check stage's end: the
+	// lint's findings, and haproxy -c's errors and warnings.
+	Findings    []Finding             `json:"findings,omitempty"`
+	Diagnostics []validate.Diagnostic `json:"diagnostics,omitempty"`
 }
 
 // progress hands a run's events to Options.Progress, one at a time (the
@@ -88,9 +92,14 @@ func (p *progress) setID(id string) {
 // stageStarted and stageEnded are what txn.stage says around a stage.
 func (p *progress) stageStarted(name string) { p.emit(Event{Type: EventStageStart, Stage: name}) }
 
-func (p *progress) stageEnded(s Stage) {
+func (p *progress) stageEnded(s Stage, res *Result) {
 	ok := s.OK
-	p.emit(Event{Type: EventStageEnd, Stage: s.Name, OK: &ok, DurationMS: s.DurationMS, Detail: s.Detail, Error: s.Error})
+	e := Event{Type: EventStageEnd, Stage: s.Name, OK: &ok, DurationMS: s.DurationMS, Detail: s.Detail, Error: s.Error}
+	if s.Name == StageCheck {
+		e.Findings = append([]Finding(nil), res.Findings...)
+		e.Diagnostics = validate.ParseDiagnostics(res.CheckOutput)
+	}
+	p.emit(e)
 }
 
 // waitingFor says what the current stage waits for (once per change).

@@ -58,7 +58,7 @@ func (t *txn) stage(ctx context.Context, name string, fn func() (string, error))
 		s.Error = err.Error()
 	}
 	t.res.Stages = append(t.res.Stages, s)
-	t.prog.stageEnded(s)
+	t.prog.stageEnded(s, t.res)
 	t.log.Debug("stage", "id", t.res.ID, "stage", name, "ok", s.OK, "detail", detail, "error", s.Error)
 	return err
 }
