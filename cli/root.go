@@ -203,7 +203,9 @@ func (d dropRecord) WithAttrs(as []slog.Attr) slog.Handler {
 	return dropRecord{d.Handler.WithAttrs(as), d.msg}
 }
 
-func (d dropRecord) WithGroup(name string) slog.Handler { return dropRecord{d.Handler.WithGroup(name), d.msg} }
+func (d dropRecord) WithGroup(name string) slog.Handler {
+	return dropRecord{d.Handler.WithGroup(name), d.msg}
+}
 
 func parseLevel(s string) (slog.Level, error) {
 	var l slog.Level
