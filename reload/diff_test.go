@@ -64,3 +64,13 @@ func TestDiffAgainstWhatRuns(t *testing.T) {
 		t.Fatalf("diff after an outside reload: %v %+v", err, got)
 	}
 }
+
+// A server without a health check is "no check" in show stat: haproxy
+// sends it traffic, so it is not "not UP".
+func TestNotUpLeavesUncheckedServers(t *testing.T) {
+	rep := ProbeReport{Servers: []ServerHealth{{Backend: "be", Server: "a", Status: "no check"}, {Backend: "be", Server: "b", Status: "DOWN", Check: "L4CON"},
+		{Backend: "be", Server: "c", Status: "UP 1/3"}}}
+	if got := rep.NotUp(); len(got) != 1 || got[0] != "be/b DOWN L4CON" {
+		t.Fatalf("NotUp %q", got)
+	}
+}
