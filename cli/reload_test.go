@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -81,5 +82,20 @@ REFUSED in 0 ms
 `
 	if got != want {
 		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// The drop-in the package ships is the one doctor writes for the
+// package's binary and the default haguard.yaml.
+func TestShippedDropIn(t *testing.T) {
+	b, err := os.ReadFile("../deploy/haproxy-reload.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dropInText(packagedBinary, ""); string(b) != got {
+		t.Fatalf("deploy/haproxy-reload.conf differs from dropInText:\n%s", got)
+	}
+	if got := dropInText("/opt/my haguard", "/etc/other.yaml"); !strings.HasSuffix(got, "ExecReload=\"/opt/my haguard\" --config-file /etc/other.yaml exec-reload --unit %n\n") {
+		t.Fatalf("non-default: %s", got)
 	}
 }

@@ -134,7 +134,7 @@ func TestReloadProgressOnATTY(t *testing.T) {
 	cand := b.file(t, "w20.cfg", uxConfig(b.listen, b.backend, b.statsSock, 20, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	tty, err := b.s.RunTTY(ctx, 120, b.bin, "--config-file", b.yaml, "reload", "--candidate", cand)
+	tty, err := b.s.RunTTY(ctx, 120, "", b.bin, "--config-file", b.yaml, "reload", "--candidate", cand)
 	t.Logf("on a terminal (%v):\n%q", err, tty)
 	if err != nil {
 		t.Fatal(err)

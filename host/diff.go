@@ -69,6 +69,17 @@ func (d diffPort) Diff(ctx context.Context, before, after reload.ConfigSet) ([]v
 // under dir at their own paths and read from there the way the unit
 // reads them (its environment, its binary's version).
 func (h *Host) parseSet(ctx context.Context, set reload.ConfigSet, dir string) (*validate.Config, error) {
+	staged, err := stageSet(set, dir)
+	if err != nil {
+		return nil, err
+	}
+	target, _ := h.targets.Get(ctx, h.cfg.HAProxy.Binary) // nil: .if read without a version
+	return validate.ParseWith(validate.ReadOptions{Env: h.disc.Env, Target: target, MasterWorker: h.disc.MasterWorker}, staged...)
+}
+
+// stageSet writes the config files of set under dir at their own paths
+// and returns the staged paths, in load order.
+func stageSet(set reload.ConfigSet, dir string) ([]string, error) {
 	staged := make([]string, 0, len(set.Files))
 	for _, f := range set.Files {
 		b, ok := set.Read(f)
@@ -87,6 +98,5 @@ func (h *Host) parseSet(ctx context.Context, set reload.ConfigSet, dir string) (
 	if len(staged) == 0 {
 		return nil, fmt.Errorf("no config file")
 	}
-	target, _ := h.targets.Get(ctx, h.cfg.HAProxy.Binary) // nil: .if read without a version
-	return validate.ParseWith(validate.ReadOptions{Env: h.disc.Env, Target: target, MasterWorker: h.disc.MasterWorker}, staged...)
+	return staged, nil
 }

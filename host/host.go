@@ -110,6 +110,12 @@ func (h *Host) Discovery() Discovery { return h.disc }
 // Master is the master CLI client; nil without -S.
 func (h *Host) Master() *master.Client { return h.mc }
 
+// Target is what the unit's haproxy binary is (its version and build),
+// asked once per binary.
+func (h *Host) Target(ctx context.Context) (*validate.Target, error) {
+	return h.targets.Get(ctx, h.cfg.HAProxy.Binary)
+}
+
 // Reloader builds the reload transaction over this host.
 func (h *Host) Reloader() (*reload.Reloader, error) {
 	return h.reloader(unitPort{h})

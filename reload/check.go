@@ -166,6 +166,11 @@ func (t *txn) readPlan() (plan, error) {
 // the checker to read in place of the real paths.
 func (t *txn) stageCheck(p plan) (CheckRequest, func(), error) {
 	req := CheckRequest{Files: p.configs, Strict: t.opt.Strict, SkipLint: t.opt.SkipLint, Untrusted: t.opt.Untrusted}
+	if run, err := t.store.running(); err == nil {
+		if set, ok := t.runningSet(run, expandFiles(t.settings.Files, nil)); ok {
+			req.Running = &set
+		}
+	}
 	if len(p.cand) == 0 {
 		return req, func() {}, nil
 	}

@@ -48,9 +48,10 @@ func OpenPTY(cols int) (ptm, pts *os.File, err error) {
 
 // RunTTY runs argv in the box (as Run does) with its stdin, stdout and
 // stderr on a new pseudo-terminal of cols columns, as an operator's shell
-// would, and returns everything the terminal received, control sequences
-// included. The error is the program's exit (an *exec.ExitError).
-func (s *Sandbox) RunTTY(ctx context.Context, cols int, argv ...string) (string, error) {
+// would, types input on it, and returns everything the terminal showed
+// (the echoed input and control sequences included). The error is the
+// program's exit (an *exec.ExitError).
+func (s *Sandbox) RunTTY(ctx context.Context, cols int, input string, argv ...string) (string, error) {
 	if len(argv) == 0 {
 		return "", errors.New("run: empty argv")
 	}
@@ -69,6 +70,11 @@ func (s *Sandbox) RunTTY(ctx context.Context, cols int, argv ...string) (string,
 		return "", fmt.Errorf("in box: %w", err)
 	}
 	pts.Close() // the child holds it; the read below ends when it exits
+	if input != "" {
+		if _, err := ptm.WriteString(input); err != nil {
+			return "", fmt.Errorf("type on the pty: %w", err)
+		}
+	}
 	out := &SyncBuffer{}
 	copied := make(chan error, 1)
 	go func() {
