@@ -228,6 +228,8 @@ func stageText(s reload.Stage, alerts int) string {
 			return line("config valid")
 		case alerts > 0 && strings.HasPrefix(s.Error, "haproxy -c: "):
 			return fmt.Sprintf("config invalid: haproxy -c found %d error(s), above", alerts)
+		case strings.HasSuffix(s.Error, " error findings"):
+			return fmt.Sprintf("config refused by the lint: %s, above (%s)", s.Error, s.Detail)
 		}
 		return line("check failed")
 	case reload.StageReload:

@@ -87,8 +87,12 @@ func probeCheck(t probe.Target) Check {
 			where, t.GiveUp, probe.LingerFor(t))
 		c.Fix = fmt.Sprintf("in backend %s set `retries 1` (or a shorter `timeout connect`), or give %s an expect in haguard.yaml's probe.targets", backends, t.Address)
 	case t.Kind == probe.KindTCP:
-		c.Message = fmt.Sprintf("%s: a dead server shows: haproxy closes the connection within %s when no server answers, and the probe watches %s (backends %s)",
-			where, t.GiveUp, probe.LingerFor(t), backends)
+		within := "at once (retries 0)"
+		if t.GiveUp > 0 {
+			within = "within " + t.GiveUp.String()
+		}
+		c.Message = fmt.Sprintf("%s: a dead server shows: haproxy closes the connection %s when no server answers, and the probe watches %s (backends %s)",
+			where, within, probe.LingerFor(t), backends)
 	default:
 		c.Status, c.Message = Note, where+": unknown probe kind"
 	}
