@@ -158,7 +158,7 @@ func TestReloadProgressOnATTY(t *testing.T) {
 	}
 	// Each stage was shown running: a spinner line, rewritten in place.
 	for _, verb := range []string{"checking (lint + haproxy -c)", "reloading", "settling", "probing"} {
-		if !regexp.MustCompile(`\r\x1b\[K. `+regexp.QuoteMeta(verb)).MatchString(tty) {
+		if !regexp.MustCompile(`\r\x1b\[K. ` + regexp.QuoteMeta(verb)).MatchString(tty) {
 			t.Errorf("no spinner line for %q", verb)
 		}
 	}
