@@ -166,6 +166,18 @@ func TestReloadProgressOnATTY(t *testing.T) {
 		t.Fatalf("verdict or header:\n%s", screen)
 	}
 
+	// A rollback is followed as it happens: its steps print as they come.
+	dead := b.file(t, "dead.cfg", uxConfig(b.listen, testbed.DeadAddr(t), b.statsSock, 20, ""))
+	tty, err = b.s.RunTTY(ctx, 120, "", b.bin, "--config-file", b.yaml, "reload", "--candidate", dead)
+	screen = finalScreen(tty)
+	t.Logf("rollback on a terminal (%v):\n%s", err, screen)
+	for _, re := range []string{`(?m)^\[!\] probes: 0/4 OK.* \(\d+ ms\)\r?$`, `(?m)^    rollback: reloading haproxy\.service, waiting for the job\r?$`,
+		`(?m)^    rollback: probes: 4/4 OK\r?$`, `(?m)^\[x\] rolled back: restored sha256 .* \(\d+ ms\)\r?$`, `(?m)^ROLLED BACK in `} {
+		if !regexp.MustCompile(re).MatchString(screen) {
+			t.Errorf("rollback screen lacks %s", re)
+		}
+	}
+
 	// Through a pipe: no spinner, no control sequence.
 	cand2 := b.file(t, "w30.cfg", uxConfig(b.listen, b.backend, b.statsSock, 30, ""))
 	out, errOut, code := b.run(t, nil, "reload", "--candidate", cand2)
