@@ -1,11 +1,11 @@
 package api
 
 import (
-	"fmt"
+	"bytes"
+	"io"
+	"net/http"
+	"sort"
 	"sync"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // Process classes and finding severities that always have a series, so
@@ -15,142 +15,170 @@ var (
 	processClasses = []string{"current", "draining", "ghost", "divergent", "other-unit", "foreign", "conflict"}
 	severities     = []string{"error", "warning", "info"}
 	reloadResults  = []string{ResultOK, ResultUnchanged, ResultRolledBack, ResultRefused, ResultFailed}
+	probeResults   = []string{"ok", "failed"}
+	reloadBuckets  = []float64{0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120}
 )
 
-// Metrics are haguard's Prometheus metrics (docs/metrics.md), registered
-// on a registry the caller owns; nothing touches the global default one.
+// Metrics are haguard's Prometheus metrics (docs/metrics.md), written in
+// the text exposition format by WriteText. Only `haguard serve` builds
+// them (NewMetrics): no command pays for them at start-up, and nothing is
+// registered anywhere global. They are plain numbers under one mutex
+// rather than client_golang collectors: that library's package init
+// builds a global registry with the Go and process collectors, which cost
+// every haguard command about 2.4 ms of its start-up (docs/benchmarks.md)
+// for seven metrics only the daemon exports.
 type Metrics struct {
-	processes     *prometheus.GaugeVec
-	reloads       *prometheus.CounterVec
-	reloadSeconds prometheus.Histogram
-	probes        *prometheus.CounterVec
-	findings      *prometheus.GaugeVec
-	lastSweep     prometheus.Gauge
-	configInfo    *prometheus.Desc
-
 	mu        sync.Mutex
+	processes map[string]float64 // by class
+	reloads   map[string]float64 // by result
+	reloadDur histogram
+	probes    map[string]float64 // by result
+	findings  map[string]float64 // by severity
+	lastSweep float64
 	configSHA string
 }
 
-// NewMetrics creates the metrics and registers them, with the Go runtime
-// and process collectors, on reg.
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+// NewMetrics creates the metrics, every label value of a fixed set at 0.
+func NewMetrics() *Metrics {
 	m := &Metrics{
-		processes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "haguard_processes",
-			Help: "haproxy processes by class in the last sweep (current, draining, ghost, divergent, other-unit, foreign, conflict).",
-		}, []string{"class"}),
-		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "haguard_reloads_total",
-			Help: "Reload transactions by result (ok, unchanged, rolled_back, refused, failed).",
-		}, []string{"result"}),
-		reloadSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "haguard_reload_duration_seconds",
-			Help:    "Wall time of reload transactions.",
-			Buckets: []float64{0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120},
-		}),
-		probes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "haguard_probe_attempts_total",
-			Help: "Probe attempts by result (ok, failed).",
-		}, []string{"result"}),
-		findings: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "haguard_findings",
-			Help: "Findings by severity in the last check.",
-		}, []string{"severity"}),
-		lastSweep: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "haguard_last_sweep_timestamp_seconds",
-			Help: "Unix time of the last completed ghost sweep.",
-		}),
-		configInfo: prometheus.NewDesc("haguard_config_info",
-			"Always 1; the label is the sha256 of the running haproxy config.", []string{"sha256"}, nil),
+		processes: zeroes(processClasses),
+		reloads:   zeroes(reloadResults),
+		reloadDur: histogram{bounds: reloadBuckets, counts: make([]uint64, len(reloadBuckets))},
+		probes:    zeroes(probeResults),
+		findings:  zeroes(severities),
 	}
-	cs := []prometheus.Collector{
-		m.processes, m.reloads, m.reloadSeconds, m.probes, m.findings, m.lastSweep, configInfo{m},
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	return m
+}
+
+func zeroes(keys []string) map[string]float64 {
+	m := make(map[string]float64, len(keys))
+	for _, k := range keys {
+		m[k] = 0
 	}
-	for _, c := range cs {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register metrics: %w", err)
-		}
-	}
-	for _, c := range processClasses {
-		m.processes.WithLabelValues(c)
-	}
-	for _, r := range reloadResults {
-		m.reloads.WithLabelValues(r)
-	}
-	for _, r := range []string{"ok", "failed"} {
-		m.probes.WithLabelValues(r)
-	}
-	for _, s := range severities {
-		m.findings.WithLabelValues(s)
-	}
-	return m, nil
+	return m
 }
 
 // ObserveSweep records one sweep.
 func (m *Metrics) ObserveSweep(r SweepReport) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for _, c := range processClasses {
-		m.processes.WithLabelValues(c).Set(float64(r.Counts[c]))
+		m.processes[c] = float64(r.Counts[c])
 	}
 	for c, n := range r.Counts {
-		m.processes.WithLabelValues(c).Set(float64(n))
+		m.processes[c] = float64(n)
 	}
 	if !r.At.IsZero() {
-		m.lastSweep.Set(float64(r.At.UnixNano()) / 1e9)
+		m.lastSweep = float64(r.At.UnixNano()) / 1e9
 	}
 }
 
-// ObserveReload records one finished transaction.
+// ObserveReload records one finished transaction: its result, its
+// duration and its probes. Its findings are the candidate's, not the
+// running config's, so they are not recorded here (ObserveFindings).
 func (m *Metrics) ObserveReload(o Outcome) {
 	result := o.Result
 	if result == "" {
 		result = ResultFailed
 	}
-	m.reloads.WithLabelValues(result).Inc()
-	m.reloadSeconds.Observe(o.Duration.Seconds())
-	if o.Counts != nil {
-		m.ObserveFindings(o.Counts)
-	}
+	m.mu.Lock()
+	m.reloads[result]++
+	m.reloadDur.observe(o.Duration.Seconds())
+	m.mu.Unlock()
 	m.ObserveProbes(o.Probes)
 }
 
-// ObserveFindings sets haguard_findings from one check's counts.
+// ObserveFindings sets haguard_findings from the check of the running
+// config. A candidate's check (POST /v1/check, a refused reload) must not
+// come here: the alert on it says the running config has findings.
 func (m *Metrics) ObserveFindings(counts map[string]int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for _, s := range severities {
-		m.findings.WithLabelValues(s).Set(float64(counts[s]))
+		m.findings[s] = float64(counts[s])
 	}
 	for s, n := range counts {
-		m.findings.WithLabelValues(s).Set(float64(n))
+		m.findings[s] = float64(n)
 	}
 }
 
 // ObserveProbes adds probe attempts.
 func (m *Metrics) ObserveProbes(t ProbeTotals) {
-	m.probes.WithLabelValues("ok").Add(float64(t.OK))
-	m.probes.WithLabelValues("failed").Add(float64(t.Failed))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.probes["ok"] += float64(t.OK)
+	m.probes["failed"] += float64(t.Failed)
 }
 
-// SetConfig sets haguard_config_info to the running config's sha256.
+// SetConfig sets haguard_config_info to the running config's sha256. A
+// scrape sees exactly one series, or none before a config is known.
 func (m *Metrics) SetConfig(sha string) {
 	m.mu.Lock()
 	m.configSHA = sha
 	m.mu.Unlock()
 }
 
-// configInfo collects haguard_config_info from the sha under the lock, so
-// a scrape sees exactly one series, or none before a config is known: a
-// GaugeVec reset then set again left a moment with none.
-type configInfo struct{ m *Metrics }
-
-func (c configInfo) Describe(ch chan<- *prometheus.Desc) { ch <- c.m.configInfo }
-
-func (c configInfo) Collect(ch chan<- prometheus.Metric) {
-	c.m.mu.Lock()
-	sha := c.m.configSHA
-	c.m.mu.Unlock()
-	if sha != "" {
-		ch <- prometheus.MustNewConstMetric(c.m.configInfo, prometheus.GaugeValue, 1, sha)
+// WriteText writes every metric in Prometheus's text exposition format
+// (version 0.0.4), families sorted by name as client libraries do.
+func (m *Metrics) WriteText(w io.Writer) error {
+	var fams []family
+	m.mu.Lock()
+	fams = append(fams,
+		labelled("haguard_processes", "gauge", "haproxy processes by class in the last sweep (current, draining, ghost, divergent, other-unit, foreign, conflict).", "class", m.processes),
+		labelled("haguard_reloads_total", "counter", "Reload transactions by result (ok, unchanged, rolled_back, refused, failed).", "result", m.reloads),
+		m.reloadDur.family("haguard_reload_duration_seconds", "Wall time of reload transactions."),
+		labelled("haguard_probe_attempts_total", "counter", "Probe attempts by result (ok, failed).", "result", m.probes),
+		labelled("haguard_findings", "gauge", "Findings by severity of the running config's check.", "severity", m.findings),
+		single("haguard_last_sweep_timestamp_seconds", "gauge", "Unix time of the last completed ghost sweep.", m.lastSweep),
+	)
+	info := family{name: "haguard_config_info", typ: "gauge", help: "Always 1; the label is the sha256 of the running haproxy config."}
+	if m.configSHA != "" {
+		info.samples = []sample{{labels: []label{{"sha256", m.configSHA}}, value: 1}}
 	}
+	fams = append(fams, info)
+	m.mu.Unlock()
+	fams = append(fams, runtimeFamilies()...)
+	sort.Slice(fams, func(i, j int) bool { return fams[i].name < fams[j].name })
+
+	var b bytes.Buffer
+	for _, f := range fams {
+		f.write(&b)
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// metricsContentType is the text format's media type.
+const metricsContentType = "text/plain; version=0.0.4; charset=utf-8"
+
+// Handler serves the metrics (GET /metrics).
+func (m *Metrics) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		var b bytes.Buffer
+		if err := m.WriteText(&b); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", metricsContentType)
+		_, _ = w.Write(b.Bytes())
+	})
+}
+
+// histogram is a cumulative Prometheus histogram without labels.
+type histogram struct {
+	bounds []float64
+	counts []uint64 // per bucket, not cumulative
+	count  uint64
+	sum    float64
+}
+
+func (h *histogram) observe(v float64) {
+	for i, b := range h.bounds {
+		if v <= b {
+			h.counts[i]++
+			break
+		}
+	}
+	h.count++
+	h.sum += v
 }

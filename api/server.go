@@ -16,8 +16,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 )
@@ -42,10 +40,8 @@ type Options struct {
 	Token []byte
 	// Logger receives request errors and transaction summaries.
 	Logger *slog.Logger
-	// Registry serves /metrics. Nil creates a fresh one.
-	Registry *prometheus.Registry
-	// Metrics, when nil, is created on Registry. Pass one to share it with
-	// the sweep loop; it must be registered on Registry.
+	// Metrics are served on /metrics; nil creates them. Pass them to
+	// share them with the sweep loop.
 	Metrics *Metrics
 
 	Checker  Checker
@@ -96,15 +92,8 @@ func New(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Registry == nil {
-		opts.Registry = prometheus.NewRegistry()
-	}
 	if opts.Metrics == nil {
-		m, err := NewMetrics(opts.Registry)
-		if err != nil {
-			return nil, err
-		}
-		opts.Metrics = m
+		opts.Metrics = NewMetrics()
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
@@ -151,11 +140,7 @@ func (s *Server) routes() *echo.Echo {
 	e.POST("/v1/rollback", s.rollback, auth)
 	e.GET("/v1/ghosts", s.ghosts, auth)
 	e.POST("/v1/probes", s.probes, auth)
-	metrics := promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		ErrorHandling: promhttp.ContinueOnError,
-	})
-	e.GET("/metrics", echo.WrapHandler(metrics), auth)
+	e.GET("/metrics", echo.WrapHandler(s.metrics.Handler()), auth)
 	return e
 }
 

@@ -63,7 +63,7 @@ printf '%s\n' "${COMPREPLY[@]}"
 `
 		cmd := exec.Command(bash, "--norc", "--noprofile", "-c", script)
 		cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"),
-			"BASH_COMPLETION_USER_DIR="+dir, "LINE="+line)
+			"BASH_COMPLETION_USER_DIR="+dir, "LINE="+line, "COLUMNS=200")
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
@@ -100,5 +100,20 @@ printf '%s\n' "${COMPREPLY[@]}"
 	}
 	if got := tab("haguard gen"); len(got) != 0 {
 		t.Errorf("haguard gen<TAB> offered the hidden command: %q", got)
+	}
+	// Flag values, through the same loader (cli/complete.go). Bash lists
+	// several with their descriptions: "none      (the config alone)".
+	firsts := func(ws []string) string {
+		var out []string
+		for _, w := range ws {
+			out = append(out, strings.Fields(w)[0])
+		}
+		return strings.Join(out, " ")
+	}
+	if got := tab("haguard check --facts "); firsts(got) != "none declared live" || !strings.Contains(got[0], "(the config alone)") {
+		t.Errorf("haguard check --facts <TAB> offered %q, want none declared live", got)
+	}
+	if got := tab("haguard probe --kind m"); strings.Join(got, " ") != "mysql" {
+		t.Errorf("haguard probe --kind m<TAB> offered %q, want mysql", got)
 	}
 }

@@ -216,7 +216,10 @@ func (v *liveView) event(e reload.Event) {
 		}
 		ok := e.OK != nil && *e.OK
 		alerts, _ := validate.CountDiagnostics(e.Diagnostics)
-		fmt.Fprintf(v.w, "%s %s (%s)\n", mark(ok), stageText(reload.Stage{Name: e.Stage, OK: ok, Detail: e.Detail, Error: e.Error}, alerts),
+		// A snapshot with nothing to roll back to is a warning (as in
+		// the report).
+		warn := e.Stage == reload.StageSnapshot && strings.HasPrefix(e.Detail, "no known-good")
+		fmt.Fprintf(v.w, "%s %s (%s)\n", mark(ok && !warn), stageText(reload.Stage{Name: e.Stage, OK: ok, Detail: e.Detail, Error: e.Error}, alerts),
 			elapsed(time.Duration(e.DurationMS)*time.Millisecond))
 		v.shown[e.Stage] = true
 		v.stage = ""

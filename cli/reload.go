@@ -25,6 +25,7 @@ type reloadOpts struct {
 	skipLint   []string
 	forget     bool
 	reason     string
+	confirm    time.Duration
 	unit       unitFlags
 }
 
@@ -43,9 +44,17 @@ worse than it found it (docs/reload.md):
   settle    wait for the master's reload counter to move, its failed
             counter not to, and a new generation of workers to be up
   sweep     ghost or divergent haproxy processes fail the reload
-            (unless --kill-ghosts)
-  probe     connect through every listener
+            (unless --kill-ghosts), and so does another unit's haproxy
+            on our address (conflict: never killed)
+  probe     connect through every listener, then judge the servers once
+            their first checks are done (reload.backends)
   commit    or roll back: restore the snapshot, reload, verify again
+
+With --confirm-within D the reload commits provisionally, as network gear
+does: a watcher (a transient systemd unit, so it outlives this terminal)
+keeps probing and reading backend health, and rolls back by itself when
+'haguard confirm' does not come within D, or at once when probes fail or a
+backend loses its UP servers. Other reloads are refused meanwhile.
 
 Without --candidate it reloads the file on disk in place. A config that
 already runs is "unchanged": nothing is reloaded, sweep and probe still run
@@ -53,7 +62,8 @@ already runs is "unchanged": nothing is reloaded, sweep and probe still run
 
 Exit codes: 0 committed (or unchanged and verified); 1 refused, rolled back
 cleanly, or unchanged but verification failed; 2 usage error; 3 the
-rollback failed or the unit failed: the host needs a human.`,
+rollback failed, the unit failed or haproxy's master is stuck (it never
+takes the reload signal): the host needs a human.`,
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
@@ -64,11 +74,18 @@ rollback failed or the unit failed: the host needs a human.`,
 	f.BoolVar(&o.strict, "strict", false, "refuse on any error finding, also one the running config already has")
 	f.StringSliceVar(&o.skipLint, "skip-lint", nil, "silence these rules for this run (an emergency; recorded in the audit log)")
 	f.StringVar(&o.reason, "reason", "", "why, for the history and audit log")
+	f.DurationVar(&o.confirm, "confirm-within", 0, "commit provisionally: roll back by itself unless 'haguard confirm' comes within this time (e.g. 5m), or earlier if probes or backends degrade meanwhile")
 	f.BoolVar(&o.forget, "forget-interrupted", false, "drop the journal of a reload that died, instead of completing its rollback (when that rollback keeps failing)")
 	addUnitFlags(cmd, &o.unit)
 	cmd.RunE = a.execConfig(func(ctx context.Context, cfg config.Config) (int, error) {
 		if o.unit.several() && o.candidate != "" {
 			return exitUsage, usagef(errors.New("--candidate goes with one unit: each unit has its own config"))
+		}
+		if o.confirm != 0 && (o.confirm < 5*time.Second || o.confirm > 24*time.Hour) {
+			return exitUsage, usagef(fmt.Errorf("--confirm-within %s: want between 5s and 24h", o.confirm))
+		}
+		if o.confirm != 0 && o.dryRun {
+			return exitUsage, usagef(errors.New("--confirm-within with --dry-run: a dry run commits nothing"))
 		}
 		cfg.Reload.KillGhosts = cfg.Reload.KillGhosts || o.killGhosts
 		return a.forUnits(ctx, cfg, o.unit, func(ctx context.Context, cfg config.Config) unitResult {
@@ -80,7 +97,7 @@ rollback failed or the unit failed: the host needs a human.`,
 			progress, live := a.progress(o.unit.several())
 			res, err := r.Run(ctx, reload.Options{Candidate: o.candidate, DryRun: o.dryRun,
 				KillGhosts: cfg.Reload.KillGhosts, Force: o.force, ForgetInterrupted: o.forget, Reason: o.reason, Who: who(),
-				Strict: o.strict, SkipLint: o.skipLint, Progress: progress})
+				Strict: o.strict, SkipLint: o.skipLint, ConfirmWithin: o.confirm, Progress: progress})
 			return reloadResult(res, err, live)
 		})
 	})
@@ -162,6 +179,10 @@ func writeReloadHuman(w io.Writer, res reload.Result, err error, live *liveView)
 			} else {
 				tick(false, "%s", stageText(s, 0))
 			}
+		case reload.StageSnapshot:
+			// A snapshot with nothing to roll back to is a warning: a
+			// failure after the install would need a human.
+			tick(s.OK && (res.Snapshot == nil || res.Snapshot.Identity != ""), "%s", stageText(s, 0))
 		case reload.StageProbe:
 			writeProbeLines(tick, s, res.Probes)
 		default:
@@ -183,6 +204,10 @@ func writeReloadHuman(w io.Writer, res reload.Result, err error, live *liveView)
 	}
 	verdict := "COMMITTED"
 	switch {
+	case res.Pending != nil && err == nil:
+		verdict = "COMMITTED PROVISIONALLY"
+		defer fmt.Fprintf(w, "confirm it with `haguard confirm %s` before %s, or it rolls back by itself\n",
+			res.ID, res.Pending.Deadline.Local().Format(time.RFC3339))
 	case res.Broken:
 		verdict = "HOST NEEDS A HUMAN (rollback failed or unit failed)"
 	case res.RolledBack:
@@ -241,6 +266,8 @@ func stageText(s reload.Stage, alerts int) string {
 		return line("new generation")
 	case reload.StageSweep, reload.StageProbe:
 		return line("")
+	case reload.StageWatch:
+		return line("confirmation window")
 	case reload.StageRollback:
 		if s.OK {
 			return line("rolled back")

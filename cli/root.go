@@ -34,6 +34,11 @@ type app struct {
 func Run(ctx context.Context, version string, args []string, stdout, stderr io.Writer) int {
 	a := &app{stdout: stdout, stderr: stderr, version: version}
 	root := a.rootCmd()
+	if len(args) > 0 && strings.HasPrefix(args[0], cobra.ShellCompRequestCmd) {
+		// Only the shells' completion requests need the value functions:
+		// every other command saves registering them at start-up.
+		a.registerCompletions(root)
+	}
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -85,18 +90,23 @@ is left in a bad state and needs a human.`,
 	pf.StringVar(&a.configFile, "config-file", config.DefaultPath, "haguard.yaml to read (optional at the default path)")
 	pf.StringVar(&a.format, "format", envOr("HAGUARD_FORMAT", "human"),
 		"output format: human, json, or jsonl (reload and rollback's steps as they happen, one JSON object per line, then the result) (env HAGUARD_FORMAT)")
-	pf.StringVar(&a.logLevel, "log-level", envOr("HAGUARD_LOG_LEVEL", "info"), "log level on stderr: debug, info, warn, error")
+	pf.StringVar(&a.logLevel, "log-level", envOr("HAGUARD_LOG_LEVEL", "info"), "log level on stderr: debug, info, warn, error (env HAGUARD_LOG_LEVEL)")
 
 	root.AddCommand(
 		a.versionCmd(),
 		a.checkCmd(),
-		a.reloadCmd(), a.historyCmd(), a.rollbackCmd(), a.statusCmd(), a.diffCmd(),
+		a.reloadCmd(), a.historyCmd(), a.rollbackCmd(), a.statusCmd(), a.confirmCmd(), a.watchConfirmCmd(), a.diffCmd(),
 		a.doctorCmd(), a.execReloadCmd(),
 		a.serveCmd(),
 		a.probeCmd(),
 		a.ghostsCmd(),
 		a.clustercheckCmd(),
 	)
+	// haguard --version prints what `haguard version` does.
+	root.Version = a.version
+	root.SetVersionTemplate(strings.NewReplacer("{", "{{`{`}}", "}", "{{`}`}}").Replace(versionLine(a.version)) + "\n")
+	root.Flags().Bool("version", false, "print haguard's version and exit")
+	annotateManual(root)
 	return root
 }
 

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/haguard/haguard/agent/probe"
+	"github.com/haguard/haguard/agent/procs"
 	"github.com/haguard/haguard/config"
 	"github.com/haguard/haguard/host"
 	"github.com/haguard/haguard/reload"
@@ -70,11 +73,31 @@ func (a *app) statusOf(ctx context.Context, cfg config.Config) unitResult {
 		return unitResult{code: exitUsage, err: err}
 	}
 	st := statusDoc{Status: rst, Discovery: h.Discovery()}
+	if rep, err := h.Scanner().Sweep(ctx); err != nil {
+		st.Errors = append(st.Errors, fmt.Sprintf("sweep: %v", err))
+	} else {
+		st.Sweep = &rep.Counts
+		for _, p := range rep.Processes {
+			if p.Class == procs.Ghost || p.Class == procs.Divergent || p.Class == procs.Conflict {
+				st.Bad = append(st.Bad, fmt.Sprintf("pid %d %s: %s", p.PID, p.Class, p.Reason))
+			}
+		}
+	}
+	if sock := h.StatsSocket(nil); sock != "" {
+		if hl, err := probe.ReadHealth(ctx, sock); err != nil {
+			st.Errors = append(st.Errors, fmt.Sprintf("backend health: %v", err))
+		} else {
+			st.Backends = &hl
+		}
+	}
 	code := exitOK
 	switch {
-	case st.ActiveState != "active":
+	case st.InProgress != nil && st.ActiveState != "failed" && st.ActiveState != "":
+		// A transaction is at work: what runs and what is on disk are
+		// its business until it ends.
+	case st.ActiveState != "active" || st.Stuck != "":
 		code = exitBroken
-	case st.Drift || st.Interrupted != nil || st.Failed > 0:
+	case st.Drift || st.Interrupted != nil || st.Failed > 0 || len(st.Bad) > 0 || st.Backends != nil && len(st.Backends.BackendsDown) > 0:
 		code = exitNegative
 	}
 	return unitResult{code: code, doc: st, human: func(w io.Writer) { writeStatusHuman(w, st) }}
@@ -85,6 +108,13 @@ func (a *app) statusOf(ctx context.Context, cfg config.Config) unitResult {
 type statusDoc struct {
 	reload.Status
 	Discovery host.Discovery `json:"discovery"`
+	// Sweep counts haproxy's processes by class, from a sweep made now;
+	// Bad names the ghost and divergent ones.
+	Sweep *procs.Counts `json:"sweep,omitempty"`
+	Bad   []string      `json:"bad_processes,omitempty"`
+	// Backends is every server's health now (show stat), when there is a
+	// stats socket.
+	Backends *probe.Health `json:"backends,omitempty"`
 }
 
 func writeStatusHuman(w io.Writer, st statusDoc) {
@@ -120,6 +150,45 @@ func writeStatusHuman(w io.Writer, st statusDoc) {
 		fmt.Fprintf(w, "drift:      YES: %s\n", st.DriftReason)
 	} else {
 		fmt.Fprintf(w, "drift:      none (running %s)\n", short12(st.RunningSHA256))
+	}
+	if c := st.Sweep; c != nil {
+		line := fmt.Sprintf("processes:  %d current, %d draining, %d ghost, %d divergent", c.Current, c.Draining, c.Ghost, c.Divergent)
+		if c.Conflict > 0 {
+			line += fmt.Sprintf(", %d conflict (another unit's, on our address)", c.Conflict)
+		}
+		if n := c.OtherUnit + c.Foreign; n > 0 {
+			line += fmt.Sprintf("; %d of other units or namespaces (left alone)", n)
+		}
+		fmt.Fprintln(w, line)
+		for _, b := range st.Bad {
+			fmt.Fprintf(w, "            %s\n", b)
+		}
+	}
+	if b := st.Backends; b != nil {
+		up := 0
+		for _, s := range b.Servers {
+			if !s.Down() {
+				up++
+			}
+		}
+		fmt.Fprintf(w, "backends:   %d of %d servers up\n", up, len(b.Servers))
+		for _, d := range b.BackendsDown {
+			fmt.Fprintf(w, "            backend %s (%s): down %s, %d up\n", d.Backend, d.Status, strings.Join(d.ServersDown, ", "), d.ServersUp)
+		}
+	}
+	if p := st.Pending; p != nil {
+		fmt.Fprintf(w, "confirm:    reload %s awaits confirmation until %s (watcher %s): haguard confirm %s\n",
+			p.ID, p.Deadline.Local().Format(time.RFC3339), p.Watcher, p.ID)
+	}
+	if st.Stuck != "" {
+		fmt.Fprintf(w, "STUCK:      %s\n", st.Stuck)
+	}
+	if p := st.InProgress; p != nil {
+		stage := p.Stage
+		if stage == "" {
+			stage = "check"
+		}
+		fmt.Fprintf(w, "reload:     in progress (pid %d, stage %s, since %s)\n", p.PID, stage, p.Since.UTC().Format("2006-01-02 15:04:05Z"))
 	}
 	if j := st.Interrupted; j != nil {
 		fmt.Fprintf(w, "interrupted: transaction %s (pid %d) died at stage %s; the next 'haguard reload' finishes it\n", j.ID, j.PID, j.Stage)

@@ -32,8 +32,13 @@ func (a *app) versionCmd() *cobra.Command {
 			if a.jsonOutput() {
 				return exitOK, a.writeJSON(info)
 			}
-			fmt.Fprintf(a.stdout, "haguard %s (%s)\n", info.Version, info.GoVersion)
+			fmt.Fprintln(a.stdout, versionLine(info.Version))
 			return exitOK, nil
 		}),
 	}
+}
+
+// versionLine is what `haguard version` and `haguard --version` print.
+func versionLine(version string) string {
+	return fmt.Sprintf("haguard %s (%s)", version, runtime.Version())
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -36,6 +37,11 @@ type Config struct {
 	Lint     Lint   `yaml:"lint"`
 	API      API    `yaml:"api"`
 	Policy   Policy `yaml:"policy"`
+
+	// File is the absolute path Load read ("" for the built-in
+	// defaults): what a helper process of haguard is given to read the
+	// same settings.
+	File string `yaml:"-"`
 }
 
 // HAProxy says where the managed haproxy lives. What is empty is read from
@@ -78,6 +84,14 @@ type Reload struct {
 	KillGhosts   bool     `yaml:"kill_ghosts"`
 	KillGrace    Duration `yaml:"kill_grace"`
 	ProbeOnStart bool     `yaml:"probe"`
+	// Backends is the policy the servers' health after a reload is
+	// judged by: previously-up, any-up or ignore.
+	Backends string `yaml:"backends"`
+	// BackendWait bounds the wait for the new generation's first health
+	// checks before the servers are judged.
+	BackendWait Duration `yaml:"backend_wait"`
+	// ConfirmEvery is how often a --confirm-within window is probed.
+	ConfirmEvery Duration `yaml:"confirm_every"`
 }
 
 // Sweep tunes the daemon's periodic ghost sweep.
@@ -228,6 +242,9 @@ func Default() Config {
 			HistoryKeep:   20,
 			KillGrace:     Duration(10 * time.Second),
 			ProbeOnStart:  true,
+			Backends:      "previously-up",
+			BackendWait:   Duration(10 * time.Second),
+			ConfirmEvery:  Duration(5 * time.Second),
 		},
 		Sweep: Sweep{
 			Interval:  Duration(30 * time.Second),
@@ -274,6 +291,9 @@ func Load(path string, explicit bool) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
+	if cfg.File, err = filepath.Abs(path); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
 	return cfg, nil
 }
 
@@ -308,6 +328,17 @@ func (c Config) Validate() error {
 	}
 	if c.Reload.Lock != "wait" && c.Reload.Lock != "fail" {
 		errs = append(errs, fmt.Errorf("reload.lock: %q is not wait or fail", c.Reload.Lock))
+	}
+	switch c.Reload.Backends {
+	case "previously-up", "any-up", "ignore":
+	default:
+		errs = append(errs, fmt.Errorf("reload.backends: %q is not previously-up, any-up or ignore", c.Reload.Backends))
+	}
+	if c.Reload.BackendWait < 0 {
+		errs = append(errs, errors.New("reload.backend_wait: must not be negative"))
+	}
+	if c.Reload.ConfirmEvery < Duration(100*time.Millisecond) {
+		errs = append(errs, errors.New("reload.confirm_every: must be at least 100ms"))
 	}
 	if c.Reload.HistoryKeep < 1 {
 		errs = append(errs, errors.New("reload.history_keep: must be at least 1"))

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -26,13 +27,19 @@ func cleanYAMLError(err error) error {
 	return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
 }
 
+// Compiled on first use: a package-level regexp is compiled at start-up
+// by every command, even those that never read a bad haguard.yaml.
 var (
-	reUnknownField = regexp.MustCompile(`^(line \d+): field (\S+) not found in type config\.(\w+)$`)
-	reCannot       = regexp.MustCompile(`^(line \d+): cannot unmarshal !!(\w+) (?:` + "`" + `(.*)` + "`" + ` )?into (\S+)$`)
+	reUnknownField = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(line \d+): field (\S+) not found in type config\.(\w+)$`)
+	})
+	reCannot = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(line \d+): cannot unmarshal !!(\w+) (?:` + "`" + `(.*)` + "`" + ` )?into (\S+)$`)
+	})
 )
 
 func yamlMessage(m string) string {
-	if g := reUnknownField.FindStringSubmatch(m); g != nil {
+	if g := reUnknownField().FindStringSubmatch(m); g != nil {
 		sec, known := sections()[g[3]], fieldsOf(g[3])
 		where := "at the top level"
 		if sec != "" {
@@ -43,7 +50,7 @@ func yamlMessage(m string) string {
 		}
 		return fmt.Sprintf("%s: unknown field %q %s (known: %s)", g[1], g[2], where, strings.Join(known, ", "))
 	}
-	if g := reCannot.FindStringSubmatch(m); g != nil {
+	if g := reCannot().FindStringSubmatch(m); g != nil {
 		got := map[string]string{"seq": "a list", "map": "a mapping", "str": "a string", "int": "a number",
 			"bool": "true or false", "float": "a number"}[g[2]]
 		if got == "" {

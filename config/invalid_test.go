@@ -30,7 +30,7 @@ func TestInvalidFiles(t *testing.T) {
 		"invalid-time-without-unit.yaml":    `line 2: duration "15" has no unit; write 15s or 15ms`,
 		"invalid-two-documents.yaml":        `more than one YAML document (a second '---'): haguard.yaml is one mapping`,
 		"invalid-unknown-field.yaml":        `line 2: unknown field "config" in haproxy (did you mean configs?)`,
-		"invalid-unknown-field-far.yaml":    `line 2: unknown field "unknown_knob" in reload (known: history_keep, kill_ghosts, kill_grace, lock, lock_timeout, probe, settle_timeout)`,
+		"invalid-unknown-field-far.yaml":    `line 2: unknown field "unknown_knob" in reload (known: backend_wait, backends, confirm_every, history_keep, kill_ghosts, kill_grace, lock, lock_timeout, probe, settle_timeout)`,
 		"invalid-wrong-type.yaml":           `line 2: want a whole number, got a string (many)`,
 	}
 	files, err := filepath.Glob("testdata/invalid-*.yaml")

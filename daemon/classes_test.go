@@ -4,25 +4,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/haguard/haguard/agent/procs"
 	"github.com/haguard/haguard/agent/sweep"
 	"github.com/haguard/haguard/api"
+	"github.com/haguard/haguard/internal/metricstest"
 )
 
-// processSeries reads haguard_processes by class from reg.
-func processSeries(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+// processSeries reads haguard_processes by class from what m writes.
+func processSeries(t *testing.T, m *api.Metrics) map[string]float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != "haguard_processes" {
-			continue
-		}
+	if mf := metricstest.Gather(t, m)["haguard_processes"]; mf != nil {
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "class" {
@@ -40,18 +32,14 @@ func processSeries(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 // its own list of class names (it imports none of haguard's packages);
 // this is where the two are held together.
 func TestEveryClassHasASeries(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	m, err := api.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := processSeries(t, reg)
+	m := api.NewMetrics()
+	before := processSeries(t, m)
 	if len(before) != len(procs.Classes) {
 		t.Fatalf("series %v, classes %v", before, procs.Classes)
 	}
 	c := procs.Counts{Current: 1, Draining: 2, Ghost: 3, Divergent: 4, OtherUnit: 5, Foreign: 6, Conflict: 7}
 	m.ObserveSweep(toSweepReport(sweep.Result{Started: time.Now(), Report: procs.Report{Counts: c}}))
-	after := processSeries(t, reg)
+	after := processSeries(t, m)
 	for _, cl := range procs.Classes {
 		if v, ok := before[string(cl)]; !ok || v != 0 {
 			t.Errorf("before any sweep, class %s: %v %v", cl, v, ok)

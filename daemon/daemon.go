@@ -18,7 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/haguard/haguard/api"
@@ -54,6 +53,7 @@ type Daemon struct {
 	srv     *api.Server
 	notify  *systemd.Notifier
 	metrics *api.Metrics
+	lint    *runningLint
 }
 
 // New builds the daemon for cfg, discovering what its unit runs. Its
@@ -64,12 +64,9 @@ func New(ctx context.Context, cfg config.Config, o Options) (*Daemon, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	d := &Daemon{o: o, cfg: cfg, log: log, notify: systemd.NewNotifier()}
-	reg := prometheus.NewRegistry()
-	metrics, err := api.NewMetrics(reg)
-	if err != nil {
-		return nil, err
-	}
+	metrics := api.NewMetrics()
 	d.metrics = metrics
+	d.lint = newRunningLint(metrics, log, checkRunning(d.cur.Load))
 	ad := apiAdapter{cur: &d.cur, log: log}
 	d.sweeps = newSweeps(metrics, log, ad.RunningSHA256)
 	ad.afterReload = d.sweeps.Trigger
@@ -83,9 +80,10 @@ func New(ctx context.Context, cfg config.Config, o Options) (*Daemon, error) {
 	}
 	d.cur.Store(p)
 	d.sweeps.set(p.sweeper)
+	d.sweeps.onConfig = d.lint.follow
 	d.sweeps.afterSweep = newLedger(metrics, log, func() string { return d.cur.Load().cfg().StateDir }).read
 	d.srv, err = api.New(api.Options{
-		Token: o.Token, Logger: log.With("component", "api"), Registry: reg, Metrics: metrics,
+		Token: o.Token, Logger: log.With("component", "api"), Metrics: metrics,
 		Checker: ad, Reloader: ad, Hasher: ad, Ghosts: d.sweeps, Prober: ad, Status: ad,
 		MaxBodyBytes: cfg.API.MaxBodyBytes, ReadTimeout: cfg.API.ReadTimeout.D(),
 		WriteTimeout: cfg.API.WriteTimeout.D(), IdleTimeout: cfg.API.IdleTimeout.D(),
@@ -187,6 +185,7 @@ func (d *Daemon) reloadSelf() {
 		log.Error("SIGHUP: token not set", "err", err)
 	}
 	d.cur.Store(p)
+	d.lint.reset()          // the new settings may lint differently
 	d.sweeps.set(p.sweeper) // the new Sweeper sweeps at once
 	log.Info("SIGHUP: haguard.yaml reloaded", "unit", cfg.Systemd.Unit, "sweep_interval", cfg.Sweep.Interval.D())
 }

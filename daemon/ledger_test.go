@@ -8,33 +8,19 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/haguard/haguard/api"
+	"github.com/haguard/haguard/internal/metricstest"
 	"github.com/haguard/haguard/reload"
 )
 
-// gatherCounter returns the value of name{label=value} in reg.
-func gatherCounter(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+// gatherCounter returns the value of name{label=value} in a scrape of m.
+func gatherCounter(t *testing.T, m *api.Metrics, name, label, value string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	v := metricstest.Value(metricstest.Gather(t, m), name, label, value)
+	if v < 0 {
+		t.Fatalf("no %s{%s=%q}", name, label, value)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == label && lp.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no %s{%s=%q}", name, label, value)
-	return 0
+	return v
 }
 
 // The ledger counts the command-line transactions appended to the audit
@@ -59,11 +45,7 @@ func TestLedgerCountsCommandLineTransactions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	reg := prometheus.NewRegistry()
-	m, err := api.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := api.NewMetrics()
 	write("alice", reload.OutcomeCommitted, true) // before the daemon started
 	stateDir := dir
 	l := newLedger(m, slog.New(slog.DiscardHandler), func() string { return stateDir })
@@ -77,11 +59,11 @@ func TestLedgerCountsCommandLineTransactions(t *testing.T) {
 	l.read() // nothing new
 	want := map[string]float64{api.ResultOK: 1, api.ResultRolledBack: 1, api.ResultFailed: 2, api.ResultRefused: 1, api.ResultUnchanged: 0}
 	for result, n := range want {
-		if got := gatherCounter(t, reg, "haguard_reloads_total", "result", result); got != n {
+		if got := gatherCounter(t, m, "haguard_reloads_total", "result", result); got != n {
 			t.Errorf("haguard_reloads_total{result=%q} = %v, want %v", result, got, n)
 		}
 	}
-	if got := gatherCounter(t, reg, "haguard_probe_attempts_total", "result", "ok"); got != 50 {
+	if got := gatherCounter(t, m, "haguard_probe_attempts_total", "result", "ok"); got != 50 {
 		t.Errorf("probe attempts ok = %v, want 50 (5 command-line transactions of 10)", got)
 	}
 
@@ -95,7 +77,7 @@ func TestLedgerCountsCommandLineTransactions(t *testing.T) {
 	dir = other
 	write("gina", reload.OutcomeCommitted, true)
 	l.read()
-	if got := gatherCounter(t, reg, "haguard_reloads_total", "result", api.ResultOK); got != 2 {
+	if got := gatherCounter(t, m, "haguard_reloads_total", "result", api.ResultOK); got != 2 {
 		t.Errorf("after the state dir moved, ok = %v, want 2", got)
 	}
 }

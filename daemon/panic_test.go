@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/haguard/haguard/api"
 	"github.com/haguard/haguard/config"
 	"github.com/haguard/haguard/host"
@@ -62,7 +60,11 @@ func (f *fakeHost) Sweep(context.Context) (reload.SweepReport, error) {
 }
 func (f *fakeHost) Kill(context.Context, []reload.Process) error { return nil }
 
-func (f *fakeHost) Probe(context.Context, *validate.Config) (reload.ProbeReport, error) {
+func (f *fakeHost) Health(context.Context) ([]reload.ServerHealth, error) { return nil, nil }
+
+func (f *fakeHost) Learn(context.Context) (reload.ProbeBaseline, error) { return nil, nil }
+
+func (f *fakeHost) Probe(context.Context, *validate.Config, reload.ProbeBaseline) (reload.ProbeReport, error) {
 	f.mu.Lock()
 	first := !f.panicked
 	f.panicked = true
@@ -94,11 +96,7 @@ func TestPanicInStageThenReloadAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
-	metrics, err := api.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	metrics := api.NewMetrics()
 	ad := apiAdapter{cur: nil, log: log}
 	d := &Daemon{}
 	ad.cur = &d.cur
@@ -107,7 +105,7 @@ func TestPanicInStageThenReloadAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.cur.Store(&pieces{host: h, rel: rel})
-	srv, err := api.New(api.Options{Token: []byte("t0ken"), Logger: log, Registry: reg, Metrics: metrics,
+	srv, err := api.New(api.Options{Token: []byte("t0ken"), Logger: log, Metrics: metrics,
 		Checker: ad, Reloader: ad, Hasher: ad, Ghosts: newSweeps(metrics, log, ad.RunningSHA256), Prober: ad, Status: ad})
 	if err != nil {
 		t.Fatal(err)

@@ -28,6 +28,9 @@ type sweeps struct {
 	// afterSweep, if set, runs after every sweep, failed or not (the
 	// ledger counts command-line reloads then). Set it before Run.
 	afterSweep func()
+	// onConfig, if set, gets the running config's sha256 after every
+	// sweep that read it (runningLint.follow). Set it before Run.
+	onConfig func(sha string)
 
 	cur  atomic.Pointer[sweep.Sweeper]
 	swap chan struct{} // buffered 1: a new Sweeper is waiting
@@ -131,6 +134,9 @@ func (s *sweeps) record(res sweep.Result) {
 	defer cancel()
 	if sha, err := s.hash(ctx); err == nil {
 		s.metrics.SetConfig(sha)
+		if s.onConfig != nil {
+			s.onConfig(sha)
+		}
 	}
 }
 

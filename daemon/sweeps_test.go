@@ -11,11 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/haguard/haguard/agent/procs"
 	"github.com/haguard/haguard/api"
 	"github.com/haguard/haguard/config"
+	"github.com/haguard/haguard/internal/metricstest"
 )
 
 // fakeScanner returns a fixed table with one ghost, or fail.
@@ -60,16 +59,12 @@ func (s *syncWriter) String() string {
 	return s.w.String()
 }
 
-func newTestSweeps(t *testing.T) (*sweeps, *prometheus.Registry, *syncWriter) {
+func newTestSweeps(t *testing.T) (*sweeps, *api.Metrics, *syncWriter) {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	m, err := api.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := api.NewMetrics()
 	logs := &syncWriter{}
 	hash := func(context.Context) (string, error) { return strings.Repeat("c", 64), nil }
-	return newSweeps(m, slog.New(slog.NewTextHandler(logs, nil)), hash), reg, logs
+	return newSweeps(m, slog.New(slog.NewTextHandler(logs, nil)), hash), m, logs
 }
 
 func sweepCfg(interval time.Duration) config.Config {
@@ -159,12 +154,9 @@ func TestSwapRestartsTheSweeper(t *testing.T) {
 }
 
 // gathered flattens gauges to `name{label="value"}` -> value.
-func gathered(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+func gathered(t *testing.T, m *api.Metrics) map[string]float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
+	mfs := metricstest.Gather(t, m)
 	out := map[string]float64{}
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {

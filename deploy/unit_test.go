@@ -183,7 +183,7 @@ func TestUnitCapabilitiesSuffice(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if seen || !strings.Contains(w.Reason, "LISTEN sockets are unknown") {
+	if seen || !strings.Contains(w.Reason, "listening sockets are not all known") {
 		t.Errorf("a set-dumpable worker under the unit: %+v; docs/security.md says its sockets cannot be read", w)
 	}
 	if w, ok := worker(sweep("haguard-sweep-dumpable-dac.service", "CapabilityBoundingSet=CAP_DAC_READ_SEARCH")); !ok {

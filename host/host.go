@@ -127,7 +127,7 @@ func (h *Host) Reloader() (*reload.Reloader, error) {
 // job behind the one running it; and it never waits for the lock.
 func (h *Host) ReloaderInJob() (*reload.Reloader, error) {
 	h.cfg.Reload.Lock = "fail"
-	return h.reloader(signalPort{h})
+	return h.reloader(usr2Port{h})
 }
 
 func (h *Host) reloader(rl interface {
@@ -152,6 +152,7 @@ func (h *Host) reloader(rl interface {
 		LockTimeout:   c.Reload.LockTimeout.D(),
 		HistoryKeep:   c.Reload.HistoryKeep,
 		Probe:         c.Reload.ProbeOnStart,
+		Backends:      c.Reload.Backends,
 	}, reload.Deps{
 		Checker: checkPort{h},
 		Reload:  rl,
@@ -161,6 +162,8 @@ func (h *Host) reloader(rl interface {
 		Prober:  probePort{h},
 		Logs:    logsPort{mc: h.mc, unit: c.Systemd.Unit},
 		Differ:  diffPort{h},
+		Signals: signalPort{},
+		Watcher: watchPort{h},
 		Pause:   testPause(h.log),
 		Logger:  h.log,
 	})

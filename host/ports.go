@@ -105,11 +105,11 @@ func (u unitPort) UnitState(ctx context.Context, unit string) (reload.UnitState,
 	return reload.UnitState{ActiveState: s.ActiveState, SubState: s.SubState, StatusText: s.StatusText, MainPID: int(s.MainPID)}, nil
 }
 
-// signalPort reloads from inside the unit's own reload job: what
-// Debian's ExecReload does after its check, `kill -USR2 $MAINPID`.
-type signalPort struct{ h *Host }
+// usr2Port reloads from inside the unit's own reload job: what Debian's
+// ExecReload does after its check, `kill -USR2 $MAINPID`.
+type usr2Port struct{ h *Host }
 
-func (s signalPort) Reload(ctx context.Context, unit string) error {
+func (s usr2Port) Reload(ctx context.Context, unit string) error {
 	u, err := s.h.sd.Unit(ctx, unit)
 	if err != nil {
 		return err
@@ -210,6 +210,20 @@ func (s *sweepPort) Kill(ctx context.Context, ps []reload.Process) error {
 
 type probePort struct{ h *Host }
 
-func (p probePort) Probe(ctx context.Context, vc *validate.Config) (reload.ProbeReport, error) {
-	return p.h.ProbeForReload(ctx, vc)
+func (p probePort) Probe(ctx context.Context, vc *validate.Config, base reload.ProbeBaseline) (reload.ProbeReport, error) {
+	return p.h.ProbeForReload(ctx, vc, base)
+}
+
+func (p probePort) Learn(ctx context.Context) (reload.ProbeBaseline, error) {
+	return p.h.LearnListeners(ctx)
+}
+
+func (p probePort) Health(ctx context.Context) ([]reload.ServerHealth, error) { return p.h.Health(ctx) }
+
+// signalPort reads /proc/PID/status for a pending SIGUSR2.
+type signalPort struct{}
+
+func (signalPort) ReloadPending(pid int) (bool, error) {
+	s, err := procs.PendingSignals("/proc", pid)
+	return s.Has(syscall.SIGUSR2), err
 }

@@ -28,6 +28,9 @@ type Options struct {
 	OutDir string
 	// Config is the nfpm config; empty means Root/packaging/nfpm.yaml.
 	Config string
+	// Maintainer is the Maintainer field, "Name <user@host.domain>";
+	// empty means ResolveMaintainer's fallbacks.
+	Maintainer string
 }
 
 // Result says what Build made.
@@ -35,6 +38,7 @@ type Result struct {
 	Path       string // the .deb
 	Version    string // the binary's own version (git describe)
 	DebVersion string // the package version derived from it
+	Maintainer string // the Maintainer field
 }
 
 // Build generates the man pages and completions with the docs build of the
@@ -60,6 +64,9 @@ func Build(ctx context.Context, o Options) (Result, error) {
 		return res, err
 	}
 	res.DebVersion = DebVersion(res.Version)
+	if res.Maintainer, err = ResolveMaintainer(ctx, o.Maintainer, root); err != nil {
+		return res, err
+	}
 
 	stage, err := os.MkdirTemp("", "haguard-deb-")
 	if err != nil {
@@ -69,12 +76,16 @@ func Build(ctx context.Context, o Options) (Result, error) {
 	if err := generateDocs(ctx, root, res.Version, stage); err != nil {
 		return res, err
 	}
+	if err := writeDocMeta(ctx, root, res, stage); err != nil {
+		return res, err
+	}
 
 	vars := map[string]string{
 		"DEB_VERSION": res.DebVersion,
 		"BINARY":      bin,
 		"STAGE":       stage,
 		"ROOT":        root,
+		"MAINTAINER":  res.Maintainer,
 	}
 	info, err := loadInfo(cfgPath, vars)
 	if err != nil {
@@ -163,6 +174,30 @@ func generateDocs(ctx context.Context, root, version, stage string) error {
 		}
 	}
 	return nil
+}
+
+// writeDocMeta writes stage/doc/copyright and stage/doc/changelog.gz,
+// which Debian policy (12.5, 12.7) wants in /usr/share/doc/haguard.
+func writeDocMeta(ctx context.Context, root string, res Result, stage string) error {
+	dir := filepath.Join(stage, "doc")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	cr, err := Copyright(ctx, root)
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(filepath.Join(dir, "copyright"), func(w io.Writer) error {
+		_, err := io.WriteString(w, cr)
+		return err
+	}); err != nil {
+		return fmt.Errorf("copyright: %w", err)
+	}
+	cl := filepath.Join(dir, "changelog")
+	if err := os.WriteFile(cl, []byte(Changelog(ctx, root, res.DebVersion, res.Version, res.Maintainer, buildDate(ctx, root))), 0o644); err != nil {
+		return fmt.Errorf("changelog: %w", err)
+	}
+	return gzipFile(cl)
 }
 
 // gzipFile replaces p with p.gz, without a name or time in the header

@@ -4,29 +4,23 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 )
 
 // testDescribe is what the test stamps into the binary, as make build
 // stamps `git describe`.
-const testDescribe = "v9.8.7-3-gabcdef0"
-
-// buildStamped compiles cmd/haguard with -X main.version, like make build.
-func buildStamped(t *testing.T, dir, describe string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "haguard")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version="+describe, "-o", bin, "../cmd/haguard")
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
+const (
+	testDescribe   = "v9.8.7-3-gabcdef0"
+	testMaintainer = "Test Builder <builder@haguard.example.org>"
+)
 
 func dpkgDeb(t *testing.T, args ...string) string {
 	t.Helper()
@@ -44,15 +38,7 @@ func TestBuildDeb(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and the package; -short runs unit tests only")
 	}
-	if _, err := exec.LookPath("dpkg-deb"); err != nil {
-		t.Fatalf("dpkg-deb: %v (Debian package dpkg)", err)
-	}
-	dir := t.TempDir()
-	bin := buildStamped(t, dir, testDescribe)
-	res, err := Build(context.Background(), Options{Root: "..", Binary: bin, OutDir: filepath.Join(dir, "dist")})
-	if err != nil {
-		t.Fatalf("Build: %v", err)
-	}
+	res, dir := builtPackage(t)
 	if want := filepath.Join(dir, "dist", "haguard_9.8.7+git3.abcdef0_amd64.deb"); res.Path != want {
 		t.Errorf("package at %s, want %s", res.Path, want)
 	}
@@ -62,6 +48,7 @@ func TestBuildDeb(t *testing.T) {
 
 	for field, want := range map[string]string{
 		"Package": "haguard", "Version": "9.8.7+git3.abcdef0", "Architecture": "amd64", "Section": "admin",
+		"Maintainer": testMaintainer,
 	} {
 		if got := strings.TrimSpace(dpkgDeb(t, "-f", res.Path, field)); got != want {
 			t.Errorf("control %s = %q, want %q", field, got, want)
@@ -94,6 +81,9 @@ func TestBuildDeb(t *testing.T) {
 		"usr/share/fish/vendor_completions.d/haguard.fish",
 		"usr/share/doc/haguard/install.md",
 		"usr/share/doc/haguard/runbook.md",
+		"usr/share/doc/haguard/copyright",
+		"usr/share/doc/haguard/changelog.gz",
+		"usr/share/lintian/overrides/haguard",
 	} {
 		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
 			t.Errorf("package lacks /%s: %v", p, err)
@@ -110,10 +100,64 @@ func TestBuildDeb(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(out), "haguard "+testDescribe+" ") {
 		t.Errorf("packaged haguard version: %q, %v; want it to print %s", out, err, testDescribe)
 	}
+	// Every page points only at what the package installs.
+	pages, _ := filepath.Glob(filepath.Join(root, "usr/share/man/man1/*.1.gz"))
+	if len(pages) < 11 {
+		t.Errorf("%d man pages, want one per command", len(pages))
+	}
+	docRef := regexp.MustCompile(`/usr/share/doc/haguard/[A-Za-z0-9_.-]*[A-Za-z0-9_]`)
+	for _, p := range pages {
+		text := strings.ReplaceAll(gunzip(t, p), `\-`, "-") // roff's minus sign
+		for _, ref := range docRef.FindAllString(text, -1) {
+			if _, err := os.Stat(filepath.Join(root, ref)); err != nil {
+				t.Errorf("%s points at %s, which the package does not install", filepath.Base(p), ref)
+			}
+		}
+	}
 	page := gunzip(t, filepath.Join(root, "usr/share/man/man1/haguard.1.gz"))
 	if !strings.Contains(page, `.TH "HAGUARD" "1"`) || !strings.Contains(page, "haguard "+testDescribe) {
 		t.Errorf("haguard.1 lacks its header or version:\n%.400s", page)
 	}
+}
+
+// built is the package the tests of this file share: built once, with
+// make build's flags, removed by TestMain.
+var built struct {
+	once sync.Once
+	dir  string
+	res  Result
+	err  error
+}
+
+// builtPackage builds the package once per test run; dir holds the
+// binary and dist/.
+func builtPackage(t *testing.T) (Result, string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary and the package; -short runs unit tests only")
+	}
+	for _, tool := range []string{"dpkg-deb", "make"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s: %v (Debian packages dpkg, make)", tool, err)
+		}
+	}
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "haguard-pkgtest-"); built.err != nil {
+			return
+		}
+		bin := filepath.Join(built.dir, "haguard")
+		cmd := exec.Command("make", "-s", "-C", "..", "build", "BIN="+bin, "VERSION="+testDescribe)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("make build: %w\n%s", err, out)
+			return
+		}
+		built.res, built.err = Build(context.Background(), Options{Root: "..", Binary: bin,
+			OutDir: filepath.Join(built.dir, "dist"), Maintainer: testMaintainer})
+	})
+	if built.err != nil {
+		t.Fatalf("build the package: %v", built.err)
+	}
+	return built.res, built.dir
 }
 
 func sameFile(t *testing.T, a, b string) {

@@ -13,7 +13,13 @@ import (
 	"github.com/haguard/haguard/internal/testbed"
 )
 
-func TestMain(m *testing.M) { os.Exit(testbed.RunMain(m)) }
+func TestMain(m *testing.M) {
+	code := testbed.RunMain(m)
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
 
 // hostPaths are what the package installs or creates. None may exist on
 // the host before or after the test: everything happens in the sandbox,
@@ -127,6 +133,14 @@ func TestPackageInSandbox(t *testing.T) {
 		t.Errorf("haguard version: %q is not stamped", ver)
 	}
 
+	// --version agrees with version; the package is not enabled by itself.
+	if v := run("haguard", "--version"); v != ver {
+		t.Errorf("haguard --version: %q, haguard version: %q", v, ver)
+	}
+	if en, _, _ := s.Run(ctx, "systemctl", "is-enabled", "haguard.service"); strings.TrimSpace(en) != "disabled" {
+		t.Errorf("after install: haguard.service is %q, want disabled (the package never enables it)", strings.TrimSpace(en))
+	}
+
 	// man haguard renders the page from /usr/share/man/man1.
 	page := run("env", "MANPAGER=cat", "MANWIDTH=80", "man", "haguard")
 	if flat := strings.Join(strings.Fields(page), " "); !strings.Contains(flat, "NAME haguard - Safe HAProxy reloads") {
@@ -134,6 +148,12 @@ func TestPackageInSandbox(t *testing.T) {
 	}
 	if where := strings.TrimSpace(run("man", "-w", "haguard-reload")); where != "/usr/share/man/man1/haguard-reload.1.gz" {
 		t.Errorf("man -w haguard-reload: %q", where)
+	}
+	reloadPage := strings.Join(strings.Fields(run("env", "MANPAGER=cat", "MANWIDTH=80", "man", "haguard-reload")), " ")
+	for _, want := range []string{"HAGUARD-RELOAD(1)", "EXIT STATUS", "FILES /etc/haguard/haguard.yaml", "EXAMPLES", "SEE ALSO"} {
+		if !strings.Contains(reloadPage, want) {
+			t.Errorf("man haguard-reload lacks %q:\n%.800s", want, reloadPage)
+		}
 	}
 	if mode := strings.TrimSpace(run("stat", "-c", "%a", "/etc/haguard/token")); mode != "600" {
 		t.Errorf("/etc/haguard/token mode %s, want 600", mode)
@@ -166,9 +186,20 @@ func TestPackageInSandbox(t *testing.T) {
 
 	// Upgrade (here: the same package again): the operator's edit of the
 	// conffile and the token survive, and the running daemon is restarted
-	// onto the new binary (postinst try-restart).
+	// onto the new binary (postinst: deb-systemd-invoke try-restart),
+	// unless policy-rc.d forbids it, as container images' does (exit 101).
+	// The box's /usr is an overlay: its policy-rc.d is the box's own.
 	token := run("cat", "/etc/haguard/token")
-	pid := strings.TrimSpace(run("systemctl", "show", "-p", "MainPID", "--value", "haguard.service"))
+	mainPID := func() string {
+		return strings.TrimSpace(run("systemctl", "show", "-p", "MainPID", "--value", "haguard.service"))
+	}
+	pid := mainPID()
+	run("sh", "-c", "printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d")
+	run("dpkg", "-i", deb)
+	if now := mainPID(); now != pid {
+		t.Errorf("policy-rc.d said 101, yet the upgrade restarted haguard.service (MainPID %s, was %s)", now, pid)
+	}
+	run("rm", "-f", "/usr/sbin/policy-rc.d")
 	run("dpkg", "-i", deb)
 	if got := run("cat", "/etc/haguard/token"); got != token {
 		t.Error("the upgrade replaced the API token")
@@ -193,8 +224,19 @@ func TestPackageInSandbox(t *testing.T) {
 		}
 	}
 
+	// The operator enables the daemon; remove must leave no way to start
+	// it (masked), purge no link behind.
+	run("systemctl", "enable", "haguard.service")
+	const wants = "/etc/systemd/system/multi-user.target.wants/haguard.service"
+	if _, _, err := s.Run(ctx, "test", "-L", wants); err != nil {
+		t.Fatalf("systemctl enable made no %s", wants)
+	}
+
 	// Remove keeps state and token; purge deletes them and the conffile.
 	run("dpkg", "-r", "haguard")
+	if ls := strings.TrimSpace(run("systemctl", "show", "-p", "LoadState", "--value", "haguard.service")); ls != "masked" {
+		t.Errorf("after dpkg -r: haguard.service LoadState=%s, want masked (an enabled unit without its binary)", ls)
+	}
 	for _, p := range []string{"/var/lib/haguard", "/etc/haguard/token", "/etc/haguard/haguard.yaml"} {
 		if _, _, err := s.Run(ctx, "test", "-e", p); err != nil {
 			t.Errorf("after dpkg -r: %s is gone; remove must keep it", p)
@@ -204,7 +246,7 @@ func TestPackageInSandbox(t *testing.T) {
 		t.Error("after dpkg -r: /usr/bin/haguard is still there")
 	}
 	run("dpkg", "-P", "haguard")
-	for _, p := range []string{"/usr/bin/haguard", "/lib/systemd/system/haguard.service", "/etc/haguard", "/var/lib/haguard", "/usr/share/man/man1/haguard.1.gz"} {
+	for _, p := range []string{"/usr/bin/haguard", "/lib/systemd/system/haguard.service", "/etc/haguard", "/var/lib/haguard", "/usr/share/man/man1/haguard.1.gz", wants, "/etc/systemd/system/haguard.service"} {
 		if _, _, err := s.Run(ctx, "test", "-e", p); err == nil {
 			t.Errorf("after purge: %s is still in the box", p)
 		}

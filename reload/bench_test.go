@@ -46,8 +46,11 @@ func BenchmarkSystemReload(b *testing.B) {
 // hits both alike, and reports their mean times and the ratio.
 //
 //	go test -run '^$' -bench BenchmarkSystemReloadPaired -benchtime 30x ./reload/
-func BenchmarkSystemReloadPaired(b *testing.B) {
-	bx := newBenchBox(b)
+func BenchmarkSystemReloadPaired(b *testing.B) { pairedReloads(b, newBenchBox(b)) }
+
+// pairedReloads alternates `systemctl reload` and `haguard reload --force`
+// in bx and reports both means and their ratio.
+func pairedReloads(b *testing.B, bx *box) {
 	ctx := context.Background()
 	var sys, hg time.Duration
 	n := 0
@@ -77,6 +80,30 @@ func BenchmarkSystemReloadPaired(b *testing.B) {
 	b.ReportMetric(float64(sys.Milliseconds())/float64(n), "systemctl-ms/op")
 	b.ReportMetric(float64(hg.Milliseconds())/float64(n), "haguard-ms/op")
 	b.ReportMetric(float64(hg)/float64(sys), "ratio")
+}
+
+// BenchmarkSystemReloadBackends is BenchmarkSystemReloadPaired on a
+// config whose server is checked (inter 1s) and that has a stats socket,
+// once per reload.backends policy: with "ignore" the servers are read
+// and not waited for; with the default the probe stage waits for the new
+// generation's first check.
+//
+//	go test -run '^$' -bench BenchmarkSystemReloadBackends -benchtime 20x ./reload/
+func BenchmarkSystemReloadBackends(b *testing.B) {
+	for _, policy := range []string{"ignore", "previously-up"} {
+		b.Run(policy, func(b *testing.B) {
+			bx := newBenchBox(b)
+			cfg := strings.Replace(bx.good, "\tmaxconn 256\n", "\tmaxconn 256\n\tstats socket "+bx.s.Dir()+"/admin.sock mode 600 level admin\n", 1)
+			cfg = strings.Replace(cfg, "\tserver s1 ", "\tdefault-server check inter 1s\n\tserver s1 ", 1)
+			bx.s.StartHAProxy(b, cfg)
+			y, err := os.ReadFile(bx.yaml)
+			if err != nil {
+				b.Fatal(err)
+			}
+			bx.s.WriteFiles(b, map[string]string{bx.yaml: strings.Replace(string(y), "reload:\n", "reload:\n  backends: "+policy+"\n", 1)})
+			pairedReloads(b, bx)
+		})
+	}
 }
 
 // newBenchBox is newBox for a benchmark (testbed takes a testing.TB).

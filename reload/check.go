@@ -95,8 +95,14 @@ func (t *txn) check(ctx context.Context) (plan, error) {
 		cleanup()
 		var berr error
 		if p.before, berr = baseline.wait(); berr != nil {
+			if u, err := t.deps.Unit.UnitState(ctx, t.settings.Unit); err == nil {
+				if why := t.stuckMaster(ctx, u.MainPID); why != "" {
+					return "", fmt.Errorf("%w: %s", ErrStuckMaster, why)
+				}
+			}
 			return "", fmt.Errorf("master CLI: %w (without it the new generation cannot be verified)", berr)
 		}
+		t.before, t.learned = p.before.servers, p.before.learned
 		if err != nil {
 			return "", fmt.Errorf("run check: %w", err)
 		}
@@ -133,6 +139,9 @@ func (t *txn) check(ctx context.Context) (plan, error) {
 		// The refs are known now: read the ones the disk has not been read for.
 		if err := readDisk(p.disk, p.refs); err != nil {
 			return "", err
+		}
+		if p.running == nil {
+			detail += t.adoptDisk(&p)
 		}
 		p.unchanged = p.running != nil && len(p.changes()) == 0 && p.running.identity() == p.manifest().Identity() && !t.opt.Force
 		return detail, nil

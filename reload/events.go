@@ -155,9 +155,9 @@ type stepProber struct {
 	p *progress
 }
 
-func (s stepProber) Probe(ctx context.Context, cfg *validate.Config) (ProbeReport, error) {
+func (s stepProber) Probe(ctx context.Context, cfg *validate.Config, base ProbeBaseline) (ProbeReport, error) {
 	s.p.step("probing every listener")
-	rep, err := s.prober.Probe(ctx, cfg)
+	rep, err := s.prober.Probe(ctx, cfg, base)
 	if err == nil {
 		s.p.step("probes: %d/%d OK", rep.OK, rep.Total)
 	}

@@ -43,6 +43,14 @@ type world struct {
 	// which show proc fails as a re-executing master's does.
 	unitReloading int
 	jobErr        error
+	// stuck: the master never takes the reload signal (haproxy #3229):
+	// the job ends, nothing moves; sigPending says /proc shows it.
+	stuck, sigPending bool
+	// serversDown turns be/s1 DOWN whatever is loaded.
+	serversDown bool
+	// watchErr fails StartWatch; watches counts the watchers started.
+	watchErr error
+	watches  []string
 }
 
 var errRefused = errors.New("dial unix /run/haproxy-master.sock: connect: connection refused")
@@ -85,6 +93,9 @@ func (w *world) Reload(_ context.Context, _ string) error {
 	w.reloads++
 	if w.jobErr != nil {
 		return w.jobErr
+	}
+	if w.stuck {
+		return nil
 	}
 	cfg, _ := os.ReadFile(w.target)
 	w.master.Reloads++
@@ -174,7 +185,9 @@ func (w *world) Kill(_ context.Context, ps []Process) error {
 }
 
 // Probe fails every attempt when the loaded config contains "dead".
-func (w *world) Probe(context.Context, *validate.Config) (ProbeReport, error) {
+func (w *world) Learn(context.Context) (ProbeBaseline, error) { return nil, nil }
+
+func (w *world) Probe(context.Context, *validate.Config, ProbeBaseline) (ProbeReport, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	rep := ProbeReport{Total: 4}
@@ -188,11 +201,43 @@ func (w *world) Probe(context.Context, *validate.Config) (ProbeReport, error) {
 		}
 		rep.Attempts = append(rep.Attempts, a)
 	}
+	rep.Servers = w.servers()
 	return rep, nil
 }
 
+// Health has one server, be/s1, DOWN when the loaded config contains
+// "downserver".
+func (w *world) Health(context.Context) ([]ServerHealth, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.servers(), nil
+}
+
+func (w *world) servers() []ServerHealth {
+	if w.serversDown || bytes.Contains(w.loaded, []byte("downserver")) {
+		return []ServerHealth{{Backend: "be", Server: "s1", Status: "DOWN", Check: "L4CON"}}
+	}
+	return []ServerHealth{{Backend: "be", Server: "s1", Status: "UP", Check: "L4OK"}}
+}
+
+func (w *world) ReloadPending(pid int) (bool, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stuck && w.sigPending && pid == w.master.MasterPID, nil
+}
+
+func (w *world) StartWatch(_ context.Context, id string, _ time.Time) (string, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.watchErr != nil {
+		return "", w.watchErr
+	}
+	w.watches = append(w.watches, id)
+	return "haguard-confirm-" + id + ".service", nil
+}
+
 func (w *world) deps() Deps {
-	return Deps{Checker: w, Reload: w, Unit: w, Master: w, Sweeper: w, Prober: w, Logs: w}
+	return Deps{Checker: w, Reload: w, Unit: w, Master: w, Sweeper: w, Prober: w, Logs: w, Signals: w, Watcher: w}
 }
 
 // fixture is a state dir, a target holding "good v1" and a Reloader.

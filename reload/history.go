@@ -34,12 +34,20 @@ type Entry struct {
 	// puts back in each (an entry of an older haguard has none: see
 	// files).
 	Files []FileChange `json:"files,omitempty"`
+	// Adopted: what it rolls back to is the set haguard found on disk at
+	// its first reload (untouched since the running generation started),
+	// not one it installed.
+	Adopted bool `json:"adopted,omitempty"`
 	// ReplacedSHA256 is the file the install overwrote when it was not
 	// BeforeSHA256 (edited by hand without a reload): kept so that those
 	// edits are not lost, but never a rollback target (never verified).
 	ReplacedSHA256 string `json:"replaced_sha256,omitempty"`
-	// Outcome: running, committed, unchanged, refused, rolled_back, broken,
-	// recovered (a run that died and the next run rolled back).
+	// Confirmation is the --confirm-within window of a provisional
+	// reload, and how it closed.
+	Confirmation *Confirmation `json:"confirmation,omitempty"`
+	// Outcome: running, committed, provisional (awaiting confirmation),
+	// unchanged, refused, rolled_back, broken, recovered (a run that
+	// died and the next run rolled back).
 	Outcome    string `json:"outcome"`
 	DurationMS int64  `json:"duration_ms"`
 	// Error is the first failed stage as "stage: error", read from
@@ -201,6 +209,10 @@ type Running struct {
 	// counter (no master CLI: Reloads is -1), which tells a reload
 	// instead.
 	Worker int `json:"worker,omitempty"`
+	// Adopted: haguard did not install this set; it found it on disk,
+	// untouched since the running generation started, and took it as
+	// what runs.
+	Adopted bool `json:"adopted,omitempty"`
 }
 
 // sameGeneration reports whether g is the generation this record was
@@ -420,7 +432,7 @@ func RollbackTarget(stateDir, id string) (Entry, error) {
 			return Entry{}, err
 		}
 		for i := len(es) - 1; i >= 0; i-- {
-			if es[i].Outcome == OutcomeCommitted && es[i].BeforeSHA256 != "" {
+			if (es[i].Outcome == OutcomeCommitted || es[i].Outcome == OutcomeProvisional) && es[i].BeforeSHA256 != "" {
 				return es[i], nil
 			}
 		}
@@ -489,6 +501,9 @@ func (r *Reloader) RollbackTo(ctx context.Context, id string, opt Options) (Resu
 		opt.candidateSet[c.Path] = b
 	}
 	opt.Candidate = ""
+	if p, err := r.store.pending(); err == nil && p.ID == e.ID {
+		opt.resolving = e.ID // rejecting a provisional reload closes its window
+	}
 	if opt.Reason == "" {
 		opt.Reason = "rollback of " + e.ID
 	} else {

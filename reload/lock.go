@@ -138,3 +138,33 @@ func (l *lockFile) release() {
 	_ = syscall.Flock(int(l.d.Fd()), syscall.LOCK_UN)
 	_ = l.d.Close()
 }
+
+// Progress is a transaction that holds the lock now.
+type Progress struct {
+	// Holder is what the holder wrote: "pid N since T".
+	Holder string `json:"holder"`
+	PID    int    `json:"pid"`
+	// Stage is the stage its journal names ("" before the snapshot).
+	Stage string    `json:"stage"`
+	Since time.Time `json:"since"`
+}
+
+// inProgress reports the transaction that holds dir's lock, nil when the
+// lock is free (tried without blocking, released at once).
+func inProgress(dir string) *Progress {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+		_ = syscall.Flock(int(d.Fd()), syscall.LOCK_UN)
+		return nil
+	}
+	p := &Progress{Holder: readHolder(filepath.Join(dir, "lock"))}
+	var since string
+	if n, _ := fmt.Sscanf(p.Holder, "pid %d since %s", &p.PID, &since); n == 2 {
+		p.Since, _ = time.Parse(time.RFC3339, since)
+	}
+	return p
+}

@@ -59,6 +59,12 @@ type generationWatcher interface {
 	ShowProc(ctx context.Context) (Generation, error)
 }
 
+// signalReader says whether pid has the reload signal (SIGUSR2) pending:
+// sent, and never taken. Optional.
+type signalReader interface {
+	ReloadPending(pid int) (bool, error)
+}
+
 // startupLogger returns haproxy's own words about the last load (master CLI
 // `show startup-logs`, or the unit's journal). Optional.
 type startupLogger interface {
@@ -72,11 +78,20 @@ type sweeper interface {
 	Kill(ctx context.Context, procs []Process) error
 }
 
-// prober probes every listener through haproxy to the backends. cfg is
-// the config that runs, as the check parsed it; nil means "read it from
-// disk" (a rollback restores a config this run did not parse).
+// prober probes every listener through haproxy to the backends, and
+// reads the servers' health once the new generation's first checks are
+// done (ProbeReport.Servers). cfg is the config that runs, as the check
+// parsed it; nil means "read it from disk" (a rollback restores a config
+// this run did not parse).
 type prober interface {
-	Probe(ctx context.Context, cfg *validate.Config) (ProbeReport, error)
+	// Learn probes the listeners as they are before the reload, briefly
+	// (which servers greet first, which HTTP statuses they answer), for
+	// Probe to hold the new generation to.
+	Learn(ctx context.Context) (ProbeBaseline, error)
+	Probe(ctx context.Context, cfg *validate.Config, base ProbeBaseline) (ProbeReport, error)
+	// Health reads every backend server's state now (nil when haproxy
+	// has no stats socket to read it from).
+	Health(ctx context.Context) ([]ServerHealth, error)
 }
 
 // CheckReport is what the check stage found.
@@ -179,12 +194,19 @@ type ProbeReport struct {
 
 // ProbeAttempt is one synthetic connection.
 type ProbeAttempt struct {
-	Target    string  `json:"target"`
-	Kind      string  `json:"kind"`
-	OK        bool    `json:"ok"`
+	Target string `json:"target"`
+	Kind   string `json:"kind"`
+	OK     bool   `json:"ok"`
+	// Reason classifies a failure ("closed by proxy after accept", "no
+	// greeting", ...); "" when OK.
+	Reason    string  `json:"reason,omitempty"`
 	Error     string  `json:"error"`
 	LatencyMS float64 `json:"latency_ms"`
 }
+
+// ProbeBaseline is what the prober learned before the reload; the
+// transaction only hands it back (nil: nothing learned).
+type ProbeBaseline any
 
 // ServerHealth is one backend server's check status (e.g. "UP", "L7OK").
 type ServerHealth struct {
@@ -192,4 +214,6 @@ type ServerHealth struct {
 	Server  string `json:"server"`
 	Status  string `json:"status"`
 	Check   string `json:"check"`
+	// Code is the last check's layer-7 code (an HTTP status), 0 when none.
+	Code int `json:"check_code,omitempty"`
 }

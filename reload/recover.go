@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 )
 
 // recoverJournal deals with a journal left by a run that died holding the
@@ -50,6 +51,10 @@ func (t *txn) recoverFrom(ctx context.Context, j Journal) error {
 			t.markEntry(j.ID, OutcomeRefused)
 			return what + " before install; nothing was changed", t.store.clearJournal()
 		case j.Stage == stageCommit:
+			if p, err := t.store.pending(); err == nil && p.ID == j.ID {
+				t.markEntry(j.ID, OutcomeProvisional) // its window stays open
+				return what + " after commit; it awaits confirmation until " + p.Deadline.Format(time.RFC3339), t.store.clearJournal()
+			}
 			t.markEntry(j.ID, OutcomeCommitted)
 			return what + " after commit; nothing to do", t.store.clearJournal()
 		}
@@ -72,6 +77,9 @@ func (t *txn) recoverFrom(ctx context.Context, j Journal) error {
 				what, j.Target, diskSHA(j.Target), short(j.CandidateSHA256), short(j.RollbackSHA256), err)
 		}
 		t.markEntry(j.ID, OutcomeRecovered)
+		if p, err := t.store.pending(); err == nil && p.ID == j.ID {
+			_ = t.store.clearPending() // it died opening its window: there is nothing to confirm
+		}
 		return what + " after install; rolled back: " + detail, t.store.clearJournal()
 	})
 	if err != nil {

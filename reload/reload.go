@@ -39,6 +39,9 @@ type Settings struct {
 	HistoryKeep int
 	// Probe runs the probe stage (reload.probe).
 	Probe bool
+	// Backends is the policy the servers' health is judged by
+	// (BackendsPreviouslyUp when empty).
+	Backends string
 }
 
 // Deps are the pieces the transaction drives. All are required except
@@ -55,6 +58,10 @@ type Deps struct {
 	// Differ compares config sets for a dry run and Reloader.Diff
 	// (diff.go). Optional.
 	Differ differ
+	// Signals tells a master that never took its reload signal. Optional.
+	Signals signalReader
+	// Watcher starts the watcher of a --confirm-within window. Optional.
+	Watcher confirmWatcher
 	// Pause runs when a stage has been journaled and before it starts;
 	// tests use it to stop a run at a known point. Optional.
 	Pause  func(ctx context.Context, stage string)
@@ -87,6 +94,9 @@ type Options struct {
 	// Untrusted: the candidate comes from an API client: the candidate
 	// policy always applies and haproxy -c runs confined.
 	Untrusted bool
+	// ConfirmWithin > 0 commits provisionally: without `haguard
+	// confirm` within it, a watcher rolls the reload back (confirm.go).
+	ConfirmWithin time.Duration
 	// InReloadJob: the run is the unit's own ExecReload (haguard
 	// exec-reload, for a plain `systemctl reload`): systemd shows the
 	// unit "reloading" until the run ends, so settle goes by the
@@ -102,6 +112,9 @@ type Options struct {
 	// candidateSet, when set, is the candidate as content by path (nil:
 	// delete): a rollback to a history entry.
 	candidateSet candidate
+	// resolving is the provisional reload this rollback closes the
+	// confirmation window of.
+	resolving string
 }
 
 // Reloader runs transactions against one haproxy unit.
@@ -143,6 +156,13 @@ func New(s Settings, d Deps) (*Reloader, error) {
 	}
 	if s.HistoryKeep < 1 {
 		s.HistoryKeep = 20
+	}
+	switch s.Backends {
+	case "":
+		s.Backends = BackendsPreviouslyUp
+	case BackendsPreviouslyUp, BackendsAnyUp, BackendsIgnore:
+	default:
+		return nil, fmt.Errorf("reload: backends policy %q: want %s, %s or %s", s.Backends, BackendsPreviouslyUp, BackendsAnyUp, BackendsIgnore)
 	}
 	if d.Now == nil {
 		d.Now = time.Now

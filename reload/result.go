@@ -2,6 +2,7 @@ package reload
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -17,7 +18,10 @@ const (
 	StageSweep    = "sweep"
 	StageProbe    = "probe"
 	StageRollback = "rollback"
-	stageCommit   = "commit"
+	// StageWatch opens a --confirm-within window: the reload is recorded
+	// as pending and its watcher started.
+	StageWatch  = "watch"
+	stageCommit = "commit"
 )
 
 // Errors Run returns. Test them with errors.Is.
@@ -36,6 +40,10 @@ var (
 	// ErrBroken: the host is left in a bad state (the rollback failed,
 	// there was nothing to roll back to, or the unit failed). Page a human.
 	ErrBroken = errors.New("host left in a bad state")
+	// ErrStuckMaster: haproxy's master never took the reload (SIGUSR2
+	// left pending, the reload counter never moved). No reload will
+	// load anything until the master is restarted; it wraps ErrBroken.
+	ErrStuckMaster = fmt.Errorf("%w: haproxy's master is stuck", ErrBroken)
 )
 
 // Result is a transaction's report: the output contract. Its JSON is
@@ -52,6 +60,9 @@ type Result struct {
 	Processes  []Process   `json:"processes"`
 	Probes     ProbeReport `json:"probes"`
 	DurationMS int64       `json:"duration_ms"`
+	// Pending is the confirmation window a --confirm-within reload
+	// opened (omitted otherwise): confirm before its deadline.
+	Pending *Pending `json:"pending,omitempty"`
 
 	// Outcome is the history outcome (committed, refused, ...).
 	Outcome string `json:"-"`
@@ -69,6 +80,21 @@ type Result struct {
 	Settle *SettleResult `json:"-"`
 	// Sweep is the sweep stage's tally (nil when it did not run).
 	Sweep *SweepResult `json:"-"`
+	// Snapshot says what a rollback would return to (nil when the stage
+	// did not run).
+	Snapshot *SnapshotResult `json:"-"`
+}
+
+// SnapshotResult is what a rollback of the run would return to.
+type SnapshotResult struct {
+	// Identity names the set a rollback restores; "" when haguard knows
+	// no good config to return to (Why says why): a failure after the
+	// install then leaves the host to a human.
+	Identity, Why string
+	// Adopted: that set was found on disk, not installed by haguard.
+	Adopted bool
+	// Files is how many files a rollback would put back.
+	Files int
 }
 
 // Stage is one step of the transaction. Detail is a one-line summary for

@@ -30,9 +30,18 @@ func (t *txn) restoredManifest(p plan) Manifest {
 func (t *txn) rollback(ctx context.Context, rp rollbackPlan, p plan, cause error) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.rollbackTimeout())
 	defer cancel()
+	stuck := errors.Is(cause, ErrStuckMaster)
 	err := t.stage(rctx, StageRollback, func() (string, error) {
 		if rp.identity == "" {
 			return "", errNoSnapshot
+		}
+		if stuck {
+			// Another reload would hang the same way: put the files back,
+			// so that the restart the operator must make loads what ran.
+			if err := t.restoreFiles(rp.changes); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("restored sha256 %s on disk; not reloaded: the master is stuck", short(rp.identity)), nil
 		}
 		return t.restore(rctx, rp.identity, rp.changes, t.restoredManifest(p))
 	})
@@ -58,33 +67,8 @@ func (t *txn) restore(ctx context.Context, id string, changes []FileChange, runn
 	if id == "" {
 		return "", errNoSnapshot
 	}
-	data := make(map[string][]byte, len(changes))
-	for _, c := range changes {
-		if c.Restore == "" {
-			continue
-		}
-		b, err := t.store.blob(c.Restore)
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", c.Path, err)
-		}
-		data[c.Path] = b
-	}
-	if t.journal.ID != "" {
-		t.journal.Stage = StageRollback
-		if err := t.store.writeJournal(t.journal); err != nil {
-			return "", err
-		}
-	}
-	for _, c := range changes {
-		if c.Restore == "" {
-			if err := os.Remove(c.Path); err != nil && !isNotExist(err) {
-				return "", fmt.Errorf("restore %s (remove it): %w", c.Path, err)
-			}
-			continue
-		}
-		if _, err := writeAtomic(c.Path, data[c.Path], 0o644); err != nil {
-			return "", fmt.Errorf("restore %s: %w", c.Path, err)
-		}
+	if err := t.restoreFiles(changes); err != nil {
+		return "", err
 	}
 	// Settle compares against the baseline, so a master busy for a moment (it
 	// re-executes after the reload that failed) is waited for like in the
@@ -100,7 +84,7 @@ func (t *txn) restore(ctx context.Context, id string, changes []FileChange, runn
 	detail := fmt.Sprintf("restored sha256 %s; %s", short(id), s.detail())
 	if t.settings.Probe {
 		// nil: the restored config was not parsed in this run; the prober reads it from disk.
-		rep, err := t.deps.Prober.Probe(ctx, nil)
+		rep, err := t.deps.Prober.Probe(ctx, nil, t.learned)
 		if err != nil {
 			return detail, fmt.Errorf("probe after rollback: %w", err)
 		}
@@ -113,4 +97,38 @@ func (t *txn) restore(ctx context.Context, id string, changes []FileChange, runn
 		return detail, err
 	}
 	return detail, nil
+}
+
+// restoreFiles puts back what changes restore, blobs checked first so a
+// missing or corrupt one stops it before any file is touched.
+func (t *txn) restoreFiles(changes []FileChange) error {
+	data := make(map[string][]byte, len(changes))
+	for _, c := range changes {
+		if c.Restore == "" {
+			continue
+		}
+		b, err := t.store.blob(c.Restore)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.Path, err)
+		}
+		data[c.Path] = b
+	}
+	if t.journal.ID != "" {
+		t.journal.Stage = StageRollback
+		if err := t.store.writeJournal(t.journal); err != nil {
+			return err
+		}
+	}
+	for _, c := range changes {
+		if c.Restore == "" {
+			if err := os.Remove(c.Path); err != nil && !isNotExist(err) {
+				return fmt.Errorf("restore %s (remove it): %w", c.Path, err)
+			}
+			continue
+		}
+		if _, err := writeAtomic(c.Path, data[c.Path], 0o644); err != nil {
+			return fmt.Errorf("restore %s: %w", c.Path, err)
+		}
+	}
+	return nil
 }

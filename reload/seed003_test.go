@@ -101,6 +101,9 @@ func TestSystemSeed003EndToEnd(t *testing.T) {
   configs: [%q]
   stats_socket: %q
 state_dir: %q
+policy:
+  # The fixed candidate adds an admin socket in the test's directory.
+  runtime_paths: [%q]
 reload:
   settle_timeout: 15s
 facts:
@@ -117,7 +120,7 @@ probe:
   targets:
     - address: %q
       kind: mysql
-`, b.s.HAProxyConfig(), stats, b.state, user, pass, puser, ppass, b.listen)
+`, b.s.HAProxyConfig(), stats, b.state, b.s.Dir(), user, pass, puser, ppass, b.listen)
 	if err := os.WriteFile(b.yaml, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}

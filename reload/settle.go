@@ -25,6 +25,11 @@ func pollEvery(elapsed time.Duration) time.Duration {
 type baseline struct {
 	gen    Generation
 	status string // "" when systemd could not be asked
+	// servers are the backends' servers before the reload (nil when
+	// they could not be read).
+	servers []ServerHealth
+	// learned is the prober's look at the listeners (nil: none).
+	learned ProbeBaseline
 }
 
 // readBaseline reads the generation (waiting out a busy master, see
@@ -32,8 +37,28 @@ type baseline struct {
 func (t *txn) readBaseline(ctx context.Context) (baseline, error) {
 	stc := make(chan string, 1)
 	go func() { stc <- t.unitStatus(ctx) }()
+	hc := make(chan []ServerHealth, 1)
+	go func() {
+		s, err := t.deps.Prober.Health(ctx)
+		if err != nil {
+			t.log.Debug("backend health before the reload", "err", err)
+		}
+		hc <- s
+	}()
+	lc := make(chan ProbeBaseline, 1)
+	go func() {
+		if !t.settings.Probe {
+			lc <- nil
+			return
+		}
+		b, err := t.deps.Prober.Learn(ctx)
+		if err != nil {
+			t.log.Debug("learn the listeners before the reload", "err", err)
+		}
+		lc <- b
+	}()
 	g, err := t.currentGeneration(ctx)
-	return baseline{gen: g, status: <-stc}, err
+	return baseline{gen: g, status: <-stc, servers: <-hc, learned: <-lc}, err
 }
 
 // pendingBaseline is a baseline being read in the background (during the
@@ -282,9 +307,16 @@ func (w *settleWatch) badGeneration(ctx context.Context, g Generation) error {
 // timeout is settle's error when the settle timeout ran out.
 func (w *settleWatch) timeout(ctx context.Context) error {
 	timeout, before, last := w.settings.SettleTimeout, w.before.gen, w.last
-	switch {
-	case ctx.Err() != nil:
+	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if why := w.stuck(); why != "" {
+		return fmt.Errorf("%w: %s. It loads no config until it is restarted (haproxy issue #3229: on 3.2, after a worker failed to start, "+
+			"the master could keep SIGUSR2 pending and never re-execute). Remedy: `systemctl restart %s` at a quiet moment "+
+			"(it closes every connection), then upgrade haproxy; the config on disk was put back as it was",
+			ErrStuckMaster, why, w.settings.Unit)
+	}
+	switch {
 	case w.lastErr != nil:
 		return fmt.Errorf("no new generation within %s: master CLI: %w", timeout, w.lastErr)
 	case w.reloading:
@@ -293,6 +325,47 @@ func (w *settleWatch) timeout(ctx context.Context) error {
 	}
 	return fmt.Errorf("no new generation within %s: reloads %d -> %d, %d workers up%s",
 		timeout, before.Reloads, last.Reloads, len(last.Workers), w.startupLogs(ctx))
+}
+
+// stuck says why the master never took the reload ("" when nothing says
+// so): it keeps SIGUSR2 pending, or it answers, is not reloading, and its
+// reload counter (or, without one, its set of workers) never moved.
+func (w *settleWatch) stuck() string {
+	before, last := w.before.gen, w.last
+	pid := before.MasterPID
+	if pid == 0 || last.MasterPID != 0 && last.MasterPID != pid {
+		return "" // unknown, or another master: not this one stuck
+	}
+	if w.deps.Signals != nil {
+		if pending, err := w.deps.Signals.ReloadPending(pid); err == nil && pending {
+			return fmt.Sprintf("master pid %d has SIGUSR2 (reload) pending %s after the reload: it never took it", pid, w.settings.SettleTimeout)
+		}
+	}
+	if w.lastErr != nil || w.reloading {
+		return ""
+	}
+	if before.Reloads >= 0 && last.Reloads >= 0 {
+		if last.Reloads == before.Reloads && !newWorkersUp(before, last) {
+			return fmt.Sprintf("master pid %d never took the reload: its reload counter is still %d after %s, no new worker", pid, last.Reloads, w.settings.SettleTimeout)
+		}
+		return ""
+	}
+	if sameWorkers(before, last) {
+		return fmt.Sprintf("master pid %d never took the reload: the same workers after %s, none new", pid, w.settings.SettleTimeout)
+	}
+	return ""
+}
+
+func sameWorkers(a, b Generation) bool {
+	if len(a.Workers) != len(b.Workers) || len(a.Workers) == 0 {
+		return false
+	}
+	for i := range a.Workers {
+		if a.Workers[i].PID != b.Workers[i].PID {
+			return false
+		}
+	}
+	return true
 }
 
 // newWorkersUp: at least one current worker, and none of them was a

@@ -95,11 +95,15 @@ func shaOrEmpty(b []byte) string {
 func (t *txn) snapshot(ctx context.Context, p plan) (rollbackPlan, error) {
 	rp := t.planRollback(p)
 	newM := p.manifest()
+	t.res.Snapshot = &SnapshotResult{Identity: rp.identity, Why: rp.why, Files: len(rp.changes),
+		Adopted: p.running != nil && p.running.Adopted}
 	err := t.stage(ctx, StageSnapshot, func() (string, error) {
 		var detail string
 		switch {
 		case rp.why != "":
 			detail = rp.why
+		case p.running != nil && p.running.Adopted:
+			detail = fmt.Sprintf("adopted config %s (found on disk, untouched since the running generation started) kept in history", short(rp.identity))
 		case p.running != nil:
 			detail = fmt.Sprintf("running config %s already in history", short(rp.identity))
 		default:
@@ -132,7 +136,7 @@ func (t *txn) snapshot(ctx context.Context, p plan) (rollbackPlan, error) {
 		}
 		t.entry = &Entry{ID: t.res.ID, Time: t.start.UTC(), Who: t.opt.Who, Reason: t.opt.Reason,
 			Target: t.settings.Target, BeforeSHA256: rp.identity, AfterSHA256: newM.Identity(), Files: rp.changes,
-			Outcome: OutcomeRunning}
+			Outcome: OutcomeRunning, Adopted: p.running != nil && p.running.Adopted}
 		for _, c := range rp.changes {
 			if c.Path == t.settings.Target {
 				t.entry.ReplacedSHA256 = c.Replaced

@@ -38,8 +38,19 @@ type Status struct {
 	DriftFiles  []string `json:"drift_files,omitempty"`
 	// Interrupted is the journal of a run that died mid-transaction.
 	Interrupted *Journal `json:"interrupted,omitempty"`
-	Last        *Entry   `json:"last,omitempty"`
-	Errors      []string `json:"errors"`
+	// Pending is a reload that awaits confirmation (--confirm-within).
+	Pending *Pending `json:"pending,omitempty"`
+	// Stuck says why the master looks stuck: it keeps the reload signal
+	// pending (haproxy issue #3229); "" when it does not.
+	Stuck string `json:"stuck,omitempty"`
+	// InProgress is the transaction that holds the lock now (its journal
+	// is then not a dead run's).
+	InProgress *Progress `json:"in_progress,omitempty"`
+	// Adopted: haguard never reloaded this haproxy, and took the set on
+	// disk (untouched since the running generation started) as what runs.
+	Adopted bool     `json:"adopted,omitempty"`
+	Last    *Entry   `json:"last,omitempty"`
+	Errors  []string `json:"errors"`
 }
 
 // Status reads the unit, the master and the state dir. Unreadable parts
@@ -72,6 +83,9 @@ func (r *Reloader) Status(ctx context.Context, waitReload bool) (Status, error) 
 			st.OldestDraining = &at
 		}
 	}
+	if waitReload {
+		st.Stuck = r.stuckMaster(ctx, st.MainPID)
+	}
 	if id, err := r.Identity(); err != nil {
 		st.Errors = append(st.Errors, fmt.Sprintf("target: %v", err))
 	} else {
@@ -84,7 +98,18 @@ func (r *Reloader) Status(ctx context.Context, waitReload bool) (Status, error) 
 	case gerr != nil:
 		st.Drift, st.DriftReason = true, "cannot read the master: unknown"
 	case rerr != nil:
-		st.Drift, st.DriftReason = true, "haguard has not reloaded this haproxy yet: the running config is unknown"
+		// Never reloaded by haguard: the set on disk is what runs unless
+		// something says otherwise (a file written after the running
+		// generation started); then it is adopted as known-good.
+		m := r.diskManifest(Running{})
+		if ok, why := adoptable(g, m, r.now()); !ok {
+			st.Drift, st.DriftReason = true, "haguard has not reloaded this haproxy yet, and "+why
+		} else {
+			if err := r.adoptLocked(ctx, g, m); err != nil {
+				r.log.Debug("the adopted config is not recorded", "err", err)
+			}
+			st.RunningSHA256, st.Adopted = m.Identity(), true
+		}
 	case !run.sameGeneration(g):
 		st.Drift = true
 		st.DriftReason = fmt.Sprintf("reloaded or restarted outside haguard (haguard saw %s, now %s)", run.generation(), describeGeneration(g))
@@ -97,7 +122,19 @@ func (r *Reloader) Status(ctx context.Context, waitReload bool) (Status, error) 
 				strings.Join(st.DriftFiles, ", "), short(run.SHA256), short(st.DiskSHA256))
 		}
 	}
-	if j, err := r.store.journal(); err == nil {
+	if p, err := r.Pending(); err != nil {
+		st.Errors = append(st.Errors, fmt.Sprintf("pending confirmation: %v", err))
+	} else {
+		st.Pending = p
+	}
+	j, jerr := r.store.journal()
+	switch p := inProgress(r.settings.StateDir); {
+	case p != nil:
+		if jerr == nil && (j.PID == p.PID || p.PID == 0) {
+			p.Stage = j.Stage
+		}
+		st.InProgress = p
+	case jerr == nil:
 		st.Interrupted = &j
 	}
 	if es, err := r.store.listing(); err == nil && len(es) > 0 {
@@ -149,4 +186,28 @@ func (r *Reloader) diskManifest(run Running) Manifest {
 		}
 	}
 	return manifestOf(expandFiles(r.settings.Files, nil), refs, os.ReadFile)
+}
+
+// stuckMaster says whether pid keeps SIGUSR2 pending: seen twice, a
+// second apart (a master takes it within milliseconds).
+func (r *Reloader) stuckMaster(ctx context.Context, pid int) string {
+	if r.deps.Signals == nil || pid <= 0 {
+		return ""
+	}
+	for i := 0; ; i++ {
+		pending, err := r.deps.Signals.ReloadPending(pid)
+		if err != nil || !pending {
+			return ""
+		}
+		if i == 1 {
+			return fmt.Sprintf("master pid %d keeps SIGUSR2 (reload) pending and never takes it: it loads no config until restarted "+
+				"(haproxy issue #3229). Remedy: `systemctl restart %s` at a quiet moment (it closes every connection), then upgrade haproxy",
+				pid, r.settings.Unit)
+		}
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-time.After(time.Second):
+		}
+	}
 }

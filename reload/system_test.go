@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -175,6 +176,31 @@ func TestSystemDeadBackendRolledBack(t *testing.T) {
 	}
 }
 
+// A status while a reload runs shows it in progress, not as a dead run,
+// and exits 0; once it is done, status is clean.
+func TestSystemStatusDuringReload(t *testing.T) {
+	b := newBox(t)
+	cand := b.candidate(t, "v2.cfg", strings.Replace(b.good, "timeout client", "timeout client 31s\n    #", 1))
+	p := b.s.Start(t, "env", "HAGUARD_TEST_PAUSE_AT=settle", "HAGUARD_TEST_PAUSE_FOR=3s",
+		b.bin, "--config-file", b.yaml, "reload", "--candidate", cand)
+	for i := 0; !strings.Contains(p.Output(), "HAGUARD_TEST_PAUSED settle"); i++ {
+		if i > 600 || !p.Alive() {
+			t.Fatalf("never paused at settle: %s", p.Output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	st, _, code := b.haguard(t, nil, "status")
+	if code != 0 || !strings.Contains(st, "in progress (pid") || !strings.Contains(st, "stage settle") || strings.Contains(st, "interrupted") {
+		t.Fatalf("status during the reload: exit %d\n%s", code, st)
+	}
+	if err := p.Err(); err != nil {
+		t.Fatalf("the reload failed: %v\n%s", err, p.Output())
+	}
+	if st, _, code := b.haguard(t, nil, "status"); code != 0 || strings.Contains(st, "in progress") {
+		t.Fatalf("status after the reload: exit %d\n%s", code, st)
+	}
+}
+
 func TestSystemSIGKILLDuringSettle(t *testing.T) {
 	b := newBox(t)
 	dead := b.candidate(t, "dead.cfg", testbed.TCPProxyConfig(b.listen, testbed.DeadAddr(t)))
@@ -305,5 +331,86 @@ func TestSystemRollbackCommand(t *testing.T) {
 	st, _, code := b.haguard(t, nil, "status")
 	if code != 0 || !strings.Contains(st, "drift:      none") {
 		t.Fatalf("status after rollback: exit %d\n%s", code, st)
+	}
+}
+
+// A master that cannot take the reload signal (here: stopped once the
+// transaction read it, so SIGUSR2 stays pending as in haproxy #3229) is
+// named, with the remedy, exit 3; the candidate is taken off the disk.
+// status says the same, and a reload refuses at once, until the master
+// takes the signal.
+func TestSystemStuckMasterIsNamed(t *testing.T) {
+	b := newBox(t)
+	y, err := os.ReadFile(b.yaml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.s.WriteFiles(t, map[string]string{b.yaml: strings.Replace(string(y), "settle_timeout: 10s", "settle_timeout: 3s", 1)})
+	out, err := b.s.Systemctl(t.Context(), "show", "-p", "MainPID", "--value", "haproxy.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var boxPID int
+	if _, err := fmt.Sscan(strings.TrimSpace(out), &boxPID); err != nil || boxPID == 0 {
+		t.Fatalf("MainPID %q: %v", out, err)
+	}
+	hostPID, err := b.s.HostPIDOf(boxPID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resumed := true
+	resume := func() {
+		if !resumed {
+			resumed = true
+			_ = syscall.Kill(hostPID, syscall.SIGCONT)
+		}
+	}
+	t.Cleanup(resume)
+
+	cand := b.candidate(t, "v2.cfg", b.good+"# v2\n")
+	p := b.s.Start(t, "env", "HAGUARD_TEST_PAUSE_AT=reload", "HAGUARD_TEST_PAUSE_FOR=2s",
+		b.bin, "--config-file", b.yaml, "--format", "json", "reload", "--candidate", cand)
+	for i := 0; !strings.Contains(p.Output(), "HAGUARD_TEST_PAUSED reload"); i++ {
+		if i > 600 || !p.Alive() {
+			t.Fatalf("never paused at reload: %s", p.Output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := syscall.Kill(hostPID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed = false
+	var ee *exec.ExitError
+	if err := p.Err(); !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Fatalf("reload: %v, want exit 3\n%s", err, p.Output())
+	}
+	msg := p.Output()
+	for _, want := range []string{fmt.Sprintf("master pid %d has SIGUSR2 (reload) pending", boxPID), "#3229", "systemctl restart haproxy.service"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("reload output lacks %q:\n%s", want, msg)
+		}
+	}
+	if b.disk(t) != b.good {
+		t.Fatal("the candidate stayed on disk")
+	}
+	st, _, code := b.haguard(t, nil, "status")
+	if code != 3 || !strings.Contains(st, "STUCK") {
+		t.Errorf("status with the master stuck: exit %d\n%s", code, st)
+	}
+	_, errOut, code := b.haguard(t, nil, "reload", "--candidate", cand)
+	if code != 3 || !strings.Contains(errOut+st, "SIGUSR2") {
+		t.Errorf("a reload while the master is stuck: exit %d\n%s", code, errOut)
+	}
+	resume()
+	// The master takes the pending signal and loads what is on disk: the
+	// config that ran before.
+	for i := 0; ; i++ {
+		if ok, _ := b.trafficN(t, 2); ok == 2 {
+			break
+		}
+		if i > 100 {
+			t.Fatal("haproxy does not serve after SIGCONT")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -29,6 +29,11 @@ type txn struct {
 	checked *validate.Config
 	// gen is the master's generation after the last settle.
 	gen *Generation
+	// before is the servers' health before the reload (nil: unknown),
+	// which the backends policy judges the new generation against.
+	before []ServerHealth
+	// learned is what the listeners looked like before the reload.
+	learned ProbeBaseline
 }
 
 func newTxn(r *Reloader, opt Options, start time.Time) *txn {
@@ -71,6 +76,9 @@ func (t *txn) run(ctx context.Context) error {
 		return err
 	}
 	t.closeStaleEntries()
+	if err := t.checkPending(); err != nil {
+		return fmt.Errorf("%w: %w", ErrRefused, err)
+	}
 
 	p, err := t.check(ctx)
 	if err != nil {
@@ -101,6 +109,9 @@ func (t *txn) run(ctx context.Context) error {
 	if err == nil {
 		err = t.verify(ctx)
 	}
+	if err == nil && t.opt.ConfirmWithin > 0 {
+		err = t.watch(ctx)
+	}
 	if err != nil {
 		return t.rollback(ctx, rp, p, err)
 	}
@@ -118,12 +129,19 @@ func (t *txn) finish(err error) {
 	res := t.res
 	if res.Outcome == "" {
 		res.Outcome = outcomeOf(err)
+		if res.Outcome == OutcomeCommitted && res.Pending != nil {
+			res.Outcome = OutcomeProvisional
+		}
 	}
 	res.Broken = errors.Is(err, ErrBroken) // the one place it is set
 	res.DurationMS = t.now().Sub(t.start).Milliseconds()
+	t.settlePending(res.Outcome, err)
 	if t.entry != nil {
 		t.entry.Outcome = res.Outcome
 		t.entry.DurationMS = res.DurationMS
+		if p := res.Pending; p != nil {
+			t.entry.Confirmation = &Confirmation{Deadline: p.Deadline}
+		}
 		if werr := t.store.putEntry(*t.entry); werr != nil {
 			t.log.Error("history entry", "id", res.ID, "err", werr)
 		}

@@ -91,7 +91,7 @@ func (t *txn) probe(ctx context.Context) (string, error) {
 	if !t.settings.Probe {
 		return "probing disabled (reload.probe: false)", nil
 	}
-	rep, err := t.deps.Prober.Probe(ctx, t.checked)
+	rep, err := t.deps.Prober.Probe(ctx, t.checked, t.learned)
 	if rep.Attempts == nil {
 		rep.Attempts = []ProbeAttempt{}
 	}
@@ -100,10 +100,14 @@ func (t *txn) probe(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("probe: %w", err)
 	}
 	detail := rep.detail()
+	var errs []error
 	if rep.Failed > 0 {
-		return detail, fmt.Errorf("%d of %d probes failed%s", rep.Failed, rep.Total, rep.firstError())
+		errs = append(errs, fmt.Errorf("%d of %d probes failed%s", rep.Failed, rep.Total, rep.firstError()))
 	}
-	return detail, nil
+	if v := backendVerdict(t.settings.Backends, t.before, rep.Servers, t.checked); len(v) > 0 {
+		errs = append(errs, fmt.Errorf("backends (reload.backends: %s): %s", t.settings.Backends, strings.Join(v, "; ")))
+	}
+	return detail, errors.Join(errs...)
 }
 
 // NotUp lists the servers whose status is not UP, as "backend/server

@@ -8,7 +8,13 @@ set -euo pipefail
 only_go=
 [ "${1:-}" = go ] && only_go=1
 
-debs=(systemd haproxy mariadb-server mariadb-client galera-4 rsync socat dbus iproute2 procps curl man-db bash-completion prometheus ansible-core)
+# lintian and dpkg-dev (dpkg-parsechangelog) check the .deb (packaging/);
+# hyperfine measures start-up (docs/benchmarks.md).
+debs=(systemd haproxy mariadb-server mariadb-client galera-4 rsync socat dbus iproute2 procps curl man-db bash-completion prometheus ansible-core lintian dpkg-dev hyperfine)
+# What scripts/haproxy30.sh needs to fetch and build Debian 13's haproxy 3.0
+# from source (make test's second pass): apt-get source (dpkg-dev, xz-utils),
+# a compiler, and the libraries of the build's USE_ flags.
+debs+=(build-essential xz-utils debian-archive-keyring libssl-dev libpcre2-dev liblua5.4-dev)
 missing=()
 for p in "${debs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

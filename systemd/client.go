@@ -289,3 +289,35 @@ func (c *Client) Units(ctx context.Context, patterns []string) ([]string, error)
 	}
 	return out, nil
 }
+
+// Transient describes a service systemd runs on haguard's behalf, outside
+// the caller's session: it survives the terminal that started it.
+type Transient struct {
+	// Name is the unit name (must end in .service).
+	Name        string
+	Description string
+	// Argv is the command line; Argv[0] an absolute path.
+	Argv []string
+	// RuntimeMax stops the service if it runs longer (0: no limit).
+	RuntimeMax time.Duration
+}
+
+// StartTransient starts t as a transient service and waits for the start
+// job. The unit is garbage-collected once it ends, failed or not.
+func (c *Client) StartTransient(ctx context.Context, t Transient) error {
+	if !strings.HasSuffix(t.Name, ".service") || len(t.Argv) == 0 || !strings.HasPrefix(t.Argv[0], "/") {
+		return fmt.Errorf("transient unit %q: want a .service name and an absolute command", t.Name)
+	}
+	props := []sddbus.Property{
+		sddbus.PropDescription(t.Description),
+		sddbus.PropExecStart(t.Argv, true),
+		sddbus.PropType("exec"),
+		{Name: "CollectMode", Value: dbus.MakeVariant("inactive-or-failed")},
+	}
+	if t.RuntimeMax > 0 {
+		props = append(props, sddbus.Property{Name: "RuntimeMaxUSec", Value: dbus.MakeVariant(uint64(t.RuntimeMax / time.Microsecond))})
+	}
+	return waitJob(ctx, t.Name, "start", func(ch chan<- string) (int, error) {
+		return c.conn.StartTransientUnitContext(ctx, t.Name, "fail", props, ch)
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/haguard/haguard/config"
@@ -261,19 +262,19 @@ func (rule Rule) complete(f Finding) Finding {
 // numbers are the values a finding's message quotes: durations, counts,
 // sizes. defaultKey drops them, so that a finding whose value changed
 // (timeout 50s to 40s) is still the same finding.
-var numbers = regexp.MustCompile(`[0-9]+(\.[0-9]+)?( ?(us|ms|s|m|h|d|days))?\b`)
+var numbers = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[0-9]+(\.[0-9]+)?( ?(us|ms|s|m|h|d|days))?\b`) })
 
-func defaultKey(msg string) string { return numbers.ReplaceAllString(msg, "#") }
+func defaultKey(msg string) string { return numbers().ReplaceAllString(msg, "#") }
 
 // sectionRef is how messages name a section: frontend 'a', backend 'b'.
-var sectionRef = regexp.MustCompile(`\b(frontend|backend|listen|defaults) '([^']*)'`)
+var sectionRef = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\b(frontend|backend|listen|defaults) '([^']*)'`) })
 
 // aboutFromMessage lists the sections a message names, other than the
 // finding's own: a finding on a defaults line is about the proxies it
 // decides.
 func aboutFromMessage(msg, own string) []string {
 	var out []string
-	for _, m := range sectionRef.FindAllStringSubmatch(msg, -1) {
+	for _, m := range sectionRef().FindAllStringSubmatch(msg, -1) {
 		s := m[1] + " " + m[2]
 		if s != own && !slices.Contains(out, s) {
 			out = append(out, s)

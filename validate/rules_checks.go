@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -208,7 +209,8 @@ func evalHA009(in *Input) []Finding {
 	return out
 }
 
-var galeraName = regexp.MustCompile(`(?i)galera|pxc|wsrep|xtradb`)
+// galeraName is compiled on first use, not at every command's start-up.
+var galeraName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)galera|pxc|wsrep|xtradb`) })
 
 // galera says whether p is a Galera backend and how sure we are: declared
 // (haguard.yaml galera: true or a "# haguard:galera" tag), live (wsrep_on
@@ -225,7 +227,7 @@ func galera(p *Proxy, f *Facts) (is bool, how string, sure bool) {
 			return true, "wsrep_on=ON on its servers", true
 		}
 	}
-	if galeraName.MatchString(p.Name) {
+	if galeraName().MatchString(p.Name) {
 		return true, "its name looks like Galera", false
 	}
 	return false, "", false

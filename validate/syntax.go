@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -290,7 +291,7 @@ func (in *inputs) run(ctx context.Context, withPrelude bool) (SyntaxResult, erro
 // rename puts the candidate's names back where haproxy printed the
 // /proc/self/fd/N it was given.
 func (in *inputs) rename(out string) string {
-	return fdPath.ReplaceAllStringFunc(out, func(p string) string {
+	return fdPath().ReplaceAllStringFunc(out, func(p string) string {
 		if n, ok := in.names[p]; ok {
 			return n
 		}
@@ -298,7 +299,7 @@ func (in *inputs) rename(out string) string {
 	})
 }
 
-var fdPath = regexp.MustCompile(`/proc/self/fd/[0-9]+`)
+var fdPath = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`/proc/self/fd/[0-9]+`) })
 
 // caPrelude writes the prelude to a temporary file and returns its path
 // and a function that removes it, or "" when it cannot be written.

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // What an untrusted check may show of haproxy's output.
@@ -33,14 +34,20 @@ import (
 //     ('option tcplog').
 
 var (
-	msgLine   = regexp.MustCompile(`^\[(NOTICE|WARNING|ALERT|DIAG)\] +\(\d+\) : (.*)$`)
-	msgLoc    = regexp.MustCompile(`parsing \[([^\]]+):(\d+)\]`)
-	quoted    = regexp.MustCompile(`'[^']*'|"[^"]*"|<[^<>]*>`)
-	bareWords = regexp.MustCompile(`^[a-z][a-z0-9._-]*( [a-z][a-z0-9._-]*)?$`)
+	msgLine   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\[(NOTICE|WARNING|ALERT|DIAG)\] +\(\d+\) : (.*)$`) })
+	msgLoc    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`parsing \[([^\]]+):(\d+)\]`) })
+	quoted    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`'[^']*'|"[^"]*"|<[^<>]*>`) })
+	bareWords = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9._-]*( [a-z][a-z0-9._-]*)?$`) })
 	// Lines haproxy prints on its own, which hold no file content.
-	fixedLines = regexp.MustCompile(`^(Configuration file is valid|Warnings were found\.|)$`)
-	safeNotice = regexp.MustCompile(`^(haproxy version is [^ ]+|path to executable is .*)$`)
-	summary    = regexp.MustCompile(`^config : (Error\(s\) found in configuration file : .*|Fatal errors found in configuration\.)$`)
+	fixedLines = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(Configuration file is valid|Warnings were found\.|)$`)
+	})
+	safeNotice = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(haproxy version is [^ ]+|path to executable is .*)$`)
+	})
+	summary = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^config : (Error\(s\) found in configuration file : .*|Fatal errors found in configuration\.)$`)
+	})
 )
 
 // outputFilter knows which candidate lines name files.
@@ -81,11 +88,11 @@ func (f *outputFilter) apply(out string) (string, int) {
 	var b strings.Builder
 	withheld := 0
 	for _, l := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
-		if strings.HasPrefix(l, "haguard: ") || fixedLines.MatchString(l) {
+		if strings.HasPrefix(l, "haguard: ") || fixedLines().MatchString(l) {
 			b.WriteString(l + "\n")
 			continue
 		}
-		m := msgLine.FindStringSubmatch(l)
+		m := msgLine().FindStringSubmatch(l)
 		if m == nil {
 			withheld++
 			continue
@@ -107,10 +114,10 @@ func (f *outputFilter) apply(out string) (string, int) {
 // message returns what may be shown of one message's text ("" for
 // nothing) and false when something was withheld.
 func (f *outputFilter) message(text string) (string, bool) {
-	if safeNotice.MatchString(text) || summary.MatchString(text) {
+	if safeNotice().MatchString(text) || summary().MatchString(text) {
 		return text, true
 	}
-	loc := msgLoc.FindStringSubmatch(text)
+	loc := msgLoc().FindStringSubmatch(text)
 	if loc == nil {
 		if f.lua {
 			return "", false
@@ -131,9 +138,9 @@ func (f *outputFilter) message(text string) (string, bool) {
 
 // redact replaces each quoted span that is not text of the candidate.
 func (f *outputFilter) redact(text string) string {
-	return quoted.ReplaceAllStringFunc(text, func(q string) string {
+	return quoted().ReplaceAllStringFunc(text, func(q string) string {
 		inner := q[1 : len(q)-1]
-		if inner == "" || bareWords.MatchString(inner) {
+		if inner == "" || bareWords().MatchString(inner) {
 			return q
 		}
 		for _, body := range f.bodies {

@@ -270,7 +270,9 @@ func probeConfig() string {
 	return b.String()
 }
 
-var noticeRe = regexp.MustCompile(`parsing \[[^\]]*:(\d+)\]: (?:'(.*)'\.|Unexpected argument '(.*)' for)`)
+var noticeRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`parsing \[[^\]]*:(\d+)\]: (?:'(.*)'\.|Unexpected argument '(.*)' for)`)
+})
 
 // ProbeTarget asks bin what a configuration read by it depends on: `bin
 // -vv` for the version, features and OpenSSL, and a tiny probe config
@@ -300,7 +302,7 @@ func ProbeTarget(ctx context.Context, bin string) (*Target, error) {
 		return nil, fmt.Errorf("probe %s -c: %w", bin, err)
 	}
 	t.Presets = map[string]string{}
-	for _, m := range noticeRe.FindAllStringSubmatch(string(out), -1) {
+	for _, m := range noticeRe().FindAllStringSubmatch(string(out), -1) {
 		n, _ := strconv.Atoi(m[1])
 		n-- // the first line is a comment
 		switch {

@@ -94,9 +94,16 @@ func ctxErr(ctx context.Context, err error) error {
 	return err
 }
 
+// ShowProcTimeout bounds one `show proc`: a master answers it at once,
+// or refuses the connection while it re-executes. One that accepts and
+// stays silent is stopped or stuck, and waiting longer tells nothing more.
+const ShowProcTimeout = 5 * time.Second
+
 // ShowProc runs `show proc` and parses it. While HAProxy 2.6 re-executes
 // itself during a reload it answers nothing: that is ErrEmptyOutput.
 func (c *Client) ShowProc(ctx context.Context) (*ShowProc, error) {
+	ctx, cancel := context.WithTimeout(ctx, ShowProcTimeout)
+	defer cancel()
 	out, err := c.Command(ctx, "show proc")
 	if err != nil {
 		return nil, err

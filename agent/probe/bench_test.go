@@ -44,7 +44,12 @@ func BenchmarkMySQLProbe20(b *testing.B) {
 	b.Run("haguard-probe-binary", func(b *testing.B) {
 		// The whole command as an operator runs it: process start, the
 		// /proc listener scan, 20 handshakes, JSON out.
-		bin := testbed.BuildHaguard(b)
+		// HAGUARD_BIN measures a given build, e.g. make build's static PIE
+		// (docs/benchmarks.md, start-up); else the test bed's.
+		bin := os.Getenv("HAGUARD_BIN")
+		if bin == "" {
+			bin = testbed.BuildHaguard(b)
+		}
 		yml := filepath.Join(b.TempDir(), "haguard.yaml")
 		if err := os.WriteFile(yml, []byte("probe:\n  concurrency: 8\n"), 0o644); err != nil {
 			b.Fatal(err)

@@ -5,12 +5,15 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // builtinPage matches the shape of haproxy's built-in error pages (and of
 // the errorfiles Debian ships, which copy them):
 // "<html><body><h1>503 Service Unavailable</h1>\n<sentence>\n</body></html>".
-var builtinPage = regexp.MustCompile(`^<html><body><h1>(\d{3}) [^<]*</h1>\s*([^<]*?)\s*</body></html>$`)
+var builtinPage = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^<html><body><h1>(\d{3}) [^<]*</h1>\s*([^<]*?)\s*</body></html>$`)
+})
 
 // builtinSentence is the sentence of haproxy's built-in page for status,
 // as 2.6 to 3.x write it (src/http.c, http_err_msgs; 500 has Debian's
@@ -62,7 +65,7 @@ func HAProxyError(status int, body []byte, pages map[int][]string) bool {
 	if slices.Contains(pages[status], b) {
 		return true
 	}
-	m := builtinPage.FindStringSubmatch(b)
+	m := builtinPage().FindStringSubmatch(b)
 	if m == nil || m[1] != strconv.Itoa(status) {
 		return false
 	}

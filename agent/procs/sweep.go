@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"syscall"
 	"time"
 
 	"github.com/haguard/haguard/agent/master"
@@ -102,13 +103,15 @@ func (s *Scanner) Sweep(ctx context.Context) (Report, error) {
 	return Classify(in), nil
 }
 
-// showProc retries (bounded) while a 2.6 master re-executes itself and
-// answers nothing.
+// showProc retries (bounded) while a master re-executes itself during a
+// reload: 2.6 answers nothing for a moment, and every version refuses
+// connections for a moment (seen in about 1 poll in 10 during reloads on
+// 2.6 and on 3.0).
 func showProc(ctx context.Context, m MasterSource) (*master.ShowProc, error) {
 	var err error
 	for range 20 {
 		var sp *master.ShowProc
-		if sp, err = m.ShowProc(ctx); !errors.Is(err, master.ErrEmptyOutput) {
+		if sp, err = m.ShowProc(ctx); !errors.Is(err, master.ErrEmptyOutput) && !errors.Is(err, syscall.ECONNREFUSED) {
 			return sp, err
 		}
 		select {

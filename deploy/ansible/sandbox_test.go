@@ -107,9 +107,13 @@ func (b *fleetBox) history(t *testing.T) []historyEntry {
 }
 
 type historyEntry struct {
-	ID      string `json:"id"`
-	Reason  string `json:"reason"`
-	Outcome string `json:"outcome"`
+	ID           string `json:"id"`
+	Reason       string `json:"reason"`
+	Outcome      string `json:"outcome"`
+	Confirmation *struct {
+		Result string `json:"result"`
+		By     string `json:"by"`
+	} `json:"confirmation"`
 }
 
 // runEntries returns the outcome of every history entry of run, in order,
@@ -164,6 +168,9 @@ func TestFleetInSandboxes(t *testing.T) {
 		writeFile(t, b.yaml, fmt.Sprintf(`haproxy:
   configs: [%s]
 state_dir: %s
+policy:
+  # v3 sends traffic to the app's socket in /run: the operator allows it.
+  runtime_paths: [/run/haproxy, /run]
 probe:
   targets:
     - address: %s
@@ -191,9 +198,11 @@ probe:
 	// it; without it the reload's sweep would fail the transaction.
 	ghost := boxes[0].s.StartGhost(t, testbed.TCPProxyConfig(boxes[0].listen, dead))
 
-	// 1. v2 reaches all four, in the waves [lb1] [lb2] [lb3 lb4].
+	// 1. v2 reaches all four, in the waves [lb1] [lb2] [lb3 lb4], each
+	// host committed provisionally and confirmed after its wave's gate.
 	p := runPlaybook(t, "playbook.yml", inv.String(),
-		"haguard_candidate_template="+filepath.Join(tmpl, "v2.cfg.j2"), "haguard_kill_ghosts_first=true", "haguard_soak_seconds=1")
+		"haguard_candidate_template="+filepath.Join(tmpl, "v2.cfg.j2"), "haguard_kill_ghosts_first=true", "haguard_soak_seconds=1",
+		"haguard_confirm_within=10m")
 	transcript(t, "1-rollout-v2.txt", "$ "+p.cmd+"\n"+p.out)
 	if p.rc != 0 {
 		t.Fatalf("v2 rollout: ansible-playbook exited %d (recap %v)", p.rc, p.recap)
@@ -233,6 +242,18 @@ probe:
 			t.Errorf("v2 rollout, %s: Result %+v (shown: %v)", b.name, r, ok)
 		}
 		expectTraffic(t, b, "after the v2 rollout")
+		confirmed := false
+		for _, e := range b.history(t) {
+			if strings.HasPrefix(e.Reason, "haguard-run="+good.Run+" ") && e.Outcome == "committed" && e.Confirmation != nil {
+				confirmed = e.Confirmation.Result == "confirmed"
+			}
+		}
+		if !confirmed {
+			t.Errorf("v2 rollout, %s: the run's transaction was not confirmed by the gate: %+v", b.name, b.history(t))
+		}
+		if st := b.haguard(t, "status", "--format", "json"); strings.Contains(st, `"pending"`) {
+			t.Errorf("v2 rollout, %s: a confirmation window is still open:\n%s", b.name, st)
+		}
 	}
 
 	// 2. v3 fails on lb3: lb3 rolled back by haguard, the others by the play.

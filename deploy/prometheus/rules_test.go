@@ -5,6 +5,7 @@
 package prometheus
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -14,10 +15,10 @@ import (
 	"sort"
 	"strings"
 	"testing"
-
-	prom "github.com/prometheus/client_golang/prometheus"
+	"time"
 
 	"github.com/haguard/haguard/api"
+	"github.com/haguard/haguard/internal/metricstest"
 )
 
 const (
@@ -124,20 +125,12 @@ var metricRef = regexp.MustCompile(`\bhaguard_[a-z_]+`)
 // api package registers: a renamed metric breaks this test, not an alert
 // that silently never fires. It also checks that every metric is shown.
 func TestMetricNamesExist(t *testing.T) {
-	reg := prom.NewRegistry()
-	m, err := api.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := api.NewMetrics()
 	m.SetConfig("0123abcd") // haguard_config_info has a series only once a config is known
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	real := map[string]bool{}
-	for _, mf := range mfs {
-		if strings.HasPrefix(mf.GetName(), "haguard_") {
-			real[mf.GetName()] = true
+	for name := range metricstest.Gather(t, m) {
+		if strings.HasPrefix(name, "haguard_") {
+			real[name] = true
 		}
 	}
 	rules, err := os.ReadFile(rulesFile)
@@ -169,6 +162,27 @@ func TestMetricNamesExist(t *testing.T) {
 	sort.Strings(missing)
 	if len(missing) > 0 {
 		t.Errorf("the dashboard shows none of %v", missing)
+	}
+}
+
+// TestScrapeLintsClean hands a scrape of haguard serve's metrics, with
+// every kind of series filled in, to `promtool check metrics`, the
+// exposition linter Prometheus ships: names, help, types, units.
+func TestScrapeLintsClean(t *testing.T) {
+	m := api.NewMetrics()
+	m.SetConfig(strings.Repeat("ab", 32))
+	m.ObserveReload(api.Outcome{Result: api.ResultOK, Duration: 1500 * time.Millisecond, Probes: api.ProbeTotals{OK: 20}})
+	m.ObserveFindings(map[string]int{"warning": 1})
+	m.ObserveSweep(api.SweepReport{At: time.Now(), Counts: map[string]int{"current": 2}})
+	var b bytes.Buffer
+	if err := m.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	promtool(t, "--version") // fails loudly when promtool is missing
+	cmd := exec.Command("promtool", "check", "metrics")
+	cmd.Stdin = &b
+	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
 	}
 }
 
@@ -215,17 +229,9 @@ func TestDashboardRecordedSeriesExist(t *testing.T) {
 // (sha256)`). A new label (say, a config-set identity) must be added to
 // the haguard-fleet rules' `without` lists, or it would split a fleet.
 func TestConfigInfoLabels(t *testing.T) {
-	reg := prom.NewRegistry()
-	m, err := api.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := api.NewMetrics()
 	m.SetConfig("0123abcd")
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
+	for _, mf := range metricstest.Gather(t, m) {
 		if mf.GetName() != "haguard_config_info" {
 			continue
 		}

@@ -1,13 +1,3 @@
-//go:build runbook
-
-// Package runbookcapture runs the seed 003 runbook in the test bed and
-// records every haguard command with its output, for docs/runbook.md:
-//
-//	HAGUARD_RUNBOOK_OUT=/root/rb3.txt go test -tags runbook -count=1 -run TestCapture ./docs/runbookcapture/
-//	python3 docs/runbookcapture/mkrunbook.py /root/rb3.txt docs/runbookcapture/runbook.tmpl > docs/runbook.md
-//
-// It is behind a build tag: it boots Galera and a sandbox and writes a
-// file, which is documentation work, not a test of make test.
 package runbookcapture
 
 import (
@@ -50,11 +40,65 @@ func fixedConfig(listen, stats string, servers, checks []string) string {
 	return b.String()
 }
 
-func TestCapture(t *testing.T) {
-	outPath := os.Getenv("HAGUARD_RUNBOOK_OUT")
-	if outPath == "" {
-		t.Fatal("set HAGUARD_RUNBOOK_OUT to the file to write")
+// TestRunbookIsTrue runs the runbook in the test bed (a 3-node Galera, a
+// sandbox with haproxy.service and two ghosts, the real binary inside
+// it), renders runbook.tmpl with the outputs, and compares the result
+// with docs/runbook.md, both normalized (Normalize). When the binary's
+// output changed, regenerate the page:
+//
+//	HAGUARD_RUNBOOK_UPDATE=1 HAGUARD_TIERS=system go test -count=1 -run TestRunbookIsTrue ./docs/runbookcapture/
+//
+// HAGUARD_RUNBOOK_OUT=FILE also keeps the raw capture, and
+// HAGUARD_RUNBOOK_FROM=FILE renders a kept one instead of running the
+// runbook again (to edit runbook.tmpl's prose).
+func TestRunbookIsTrue(t *testing.T) {
+	var raw string
+	if from := os.Getenv("HAGUARD_RUNBOOK_FROM"); from != "" {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw = string(b)
+	} else {
+		testbed.Require(t, testbed.TierSystem)
+		raw = capture(t)
 	}
+	if out := os.Getenv("HAGUARD_RUNBOOK_OUT"); out != "" {
+		if err := os.WriteFile(out, []byte(raw), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := ParseCapture(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := os.ReadFile("runbook.tmpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := Render(string(tmpl), c)
+	if err != nil {
+		t.Fatalf("render runbook.tmpl: %v", err)
+	}
+	const doc = "../runbook.md"
+	if os.Getenv("HAGUARD_RUNBOOK_UPDATE") == "1" {
+		if err := os.WriteFile(doc, []byte(fresh), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s", doc)
+		return
+	}
+	old, err := os.ReadFile(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := Diff(Normalize(string(old)), Normalize(fresh)); d != "" {
+		t.Errorf("docs/runbook.md no longer shows what haguard prints: %s\nregenerate it with HAGUARD_RUNBOOK_UPDATE=1 (see the test's comment) and read the diff", d)
+	}
+}
+
+// capture runs the runbook and returns its log (Capture's format).
+func capture(t *testing.T) string {
 	var log strings.Builder
 	g := testbed.StartGalera(t, testbed.GaleraOptions{WaitTimeouts: []int{10, 10, 28800}})
 	var servers []string
@@ -73,8 +117,10 @@ func TestCapture(t *testing.T) {
 	s.StartGhost(t, ghostCfg)
 	s.StartGhost(t, ghostCfg)
 	yaml := filepath.Join(dir, "haguard.yaml")
-	y := fmt.Sprintf("haproxy:\n  configs: [%q]\n  stats_socket: %q\nstate_dir: %q\nfacts:\n  mode: live\n  db:\n    user: %q\n    password: %q\nprobe:\n  count: 20\n  mysql:\n    user: %q\n    password: %q\n  targets:\n    - address: %q\n      kind: mysql\n",
-		s.HAProxyConfig(), stats, filepath.Join(dir, "state"), user, pass, puser, ppass, listen)
+	// The fixed config's admin socket is in the run directory; on a host
+	// it is /run/haproxy/admin.sock, which the candidate policy allows.
+	y := fmt.Sprintf("haproxy:\n  configs: [%q]\n  stats_socket: %q\nstate_dir: %q\npolicy:\n  runtime_paths: [%q]\nfacts:\n  mode: live\n  db:\n    user: %q\n    password: %q\nprobe:\n  count: 20\n  mysql:\n    user: %q\n    password: %q\n  targets:\n    - address: %q\n      kind: mysql\n",
+		s.HAProxyConfig(), stats, filepath.Join(dir, "state"), dir, user, pass, puser, ppass, listen)
 	if err := os.WriteFile(yaml, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +152,6 @@ func TestCapture(t *testing.T) {
 		fmt.Fprintf(&log, "\nFILE %s:\n%s\n", name, body)
 		return p
 	}
-	defer func() { os.WriteFile(outPath, []byte(log.String()), 0o644) }()
 
 	hg("audit ghosts", "ghosts")
 	hg("audit probe", "probe")
@@ -169,4 +214,5 @@ func TestCapture(t *testing.T) {
 	hg("refused", "reload", "--candidate", bad)
 	hg("json reload", "--format", "json", "reload", "--candidate", filepath.Join(dir, "isolate-node2.cfg"), "--reason", "isolate db-node-2 for SST")
 	hg("json history", "--format", "json", "history")
+	return log.String()
 }

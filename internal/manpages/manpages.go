@@ -1,19 +1,26 @@
 // Package manpages writes the man pages and shell completions of
 // haguard's command tree for the Debian package. It is linked only into
-// the docs build of the binary (-tags haguard_gendocs, which make deb
-// uses), never into the shipped one: the man-page renderer is the largest
-// package init of the binary, and operators read the pages, not the
-// generator.
+// packaging/cmd/gendocs, never into the shipped binary.
+//
+// Each command gets a page of its own, titled after it (HAGUARD-RELOAD(1)
+// for haguard-reload.1), with NAME, SYNOPSIS, DESCRIPTION, OPTIONS, EXIT
+// STATUS, FILES, EXAMPLES and SEE ALSO. The text is the command's own
+// (--help): its "Exit codes" and "Examples" paragraphs become sections,
+// and what --help does not say comes from the annotations cli sets
+// (cli.AnnotationExit, AnnotationFiles, AnnotationSeeAlso). Paths of the
+// source tree are rewritten to where the package installs them, so that
+// no page points to a file that is not there.
 package manpages
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/cobra/doc"
 )
 
 // Completion files, named where Debian's shells look for them
@@ -24,6 +31,17 @@ const (
 	completionFish = "haguard.fish" // /usr/share/fish/vendor_completions.d/
 )
 
+// DocDir is where the package installs docs/*.md.
+const DocDir = "/usr/share/doc/haguard"
+
+// Annotations read from the commands (cli sets them; the names are
+// repeated here so that this package needs nothing of cli's).
+const (
+	annotationExit    = "haguard.man/exit"
+	annotationFiles   = "haguard.man/files"
+	annotationSeeAlso = "haguard.man/see-also"
+)
+
 // Write writes haguard.1 and one page per visible subcommand
 // (haguard-reload.1, ...). The date comes from SOURCE_DATE_EPOCH when it
 // is set, so that a package build is reproducible.
@@ -31,20 +49,37 @@ func Write(root *cobra.Command, dir, version string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("man pages: %w", err)
 	}
-	root.DisableAutoGenTag = true
-	hdr := &doc.GenManHeader{
-		Title:   "HAGUARD",
-		Section: "1",
-		Source:  "haguard " + version,
-		Manual:  "haguard manual",
-	}
+	date := time.Now().UTC()
 	if t, ok := sourceDate(); ok {
-		hdr.Date = &t
+		date = t
 	}
-	if err := doc.GenManTree(root, hdr, dir); err != nil {
-		return fmt.Errorf("man pages: %w", err)
+	for _, c := range Commands(root) {
+		var b bytes.Buffer
+		page{cmd: c, version: version, date: date}.render(&b)
+		path := filepath.Join(dir, PageName(c)+".1")
+		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("man pages: %w", err)
+		}
 	}
 	return nil
+}
+
+// Commands are root and every subcommand that gets a page: not hidden,
+// not deprecated, not help or completion.
+func Commands(root *cobra.Command) []*cobra.Command {
+	out := []*cobra.Command{root}
+	for _, c := range root.Commands() {
+		if !c.IsAvailableCommand() || c.Name() == "help" || c.Name() == "completion" {
+			continue
+		}
+		out = append(out, Commands(c)...)
+	}
+	return out
+}
+
+// PageName is the page's file name without the section: haguard-reload.
+func PageName(c *cobra.Command) string {
+	return strings.ReplaceAll(c.CommandPath(), " ", "-")
 }
 
 // Completions writes the bash, zsh and fish completions under the names

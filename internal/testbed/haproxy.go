@@ -22,18 +22,6 @@ const MasterSocket = "/run/haproxy-master.sock"
 // managed config; /etc/haproxy (shared with the host) is never touched.
 const dropIn = "/run/systemd/system/haproxy.service.d/haguard-testbed.conf"
 
-// haproxyDropIn is the drop-in's content for the managed config at cfg.
-// With HAGUARD_HAPROXY_BIN set to another build, the unit runs that binary
-// with Debian's own command lines, so the system tier runs against it.
-func haproxyDropIn(cfg string) string {
-	d := "[Service]\nEnvironment=CONFIG=" + cfg + "\n"
-	if bin := HAProxyBin(); bin != debianHAProxy {
-		d += "ExecStart=\nExecStart=" + bin + " -Ws -f $CONFIG -p $PIDFILE $EXTRAOPTS\n" +
-			"ExecReload=\nExecReload=" + bin + " -Ws -f $CONFIG -c -q $EXTRAOPTS\nExecReload=/bin/kill -USR2 $MAINPID\n"
-	}
-	return d
-}
-
 // HAProxyConfig is the managed config path haproxy.service runs with. It is
 // in the shared directory, so the same path works on the host and inside.
 func (s *Sandbox) HAProxyConfig() string { return filepath.Join(s.dir, "haproxy.cfg") }
@@ -49,8 +37,8 @@ func (s *Sandbox) WriteHAProxyConfig(t testing.TB, cfg string) {
 
 // StartHAProxy writes cfg as the managed config, points Debian's
 // haproxy.service at it with a runtime drop-in (Environment=CONFIG=…),
-// starts the unit and waits until it is active and its master socket
-// exists.
+// starts the unit and waits until it is active and its master CLI answers
+// `show proc`.
 func (s *Sandbox) StartHAProxy(t testing.TB, cfg string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -83,19 +71,30 @@ func (s *Sandbox) StartHAProxyContext(ctx context.Context, cfg string) error {
 		journal, _, _ := s.Run(ctx, "journalctl", "--no-pager", "-n", "40", "-u", "haproxy.service")
 		return fmt.Errorf("start haproxy.service: %w\n%s", err, journal)
 	}
+	// Active is not enough: haproxy 3.0's master sends READY=1 and then
+	// re-executes itself into wait mode, and only that one serves the
+	// master CLI; until it does, the socket file exists and refuses
+	// connections (about 1 run in 6 here). 2.6 answered once active.
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		state, _ := s.Systemctl(ctx, "is-active", "haproxy.service")
-		_, serr := os.Stat(s.HostPath(MasterSocket))
-		if strings.TrimSpace(state) == "active" && serr == nil {
-			return nil
+		var cerr error
+		if strings.TrimSpace(state) == "active" {
+			var out string
+			out, cerr = s.MasterCLI(ctx, "show proc")
+			if cerr == nil && strings.Contains(out, "master") {
+				return nil
+			}
+			if cerr == nil {
+				cerr = fmt.Errorf("show proc answered %q", out)
+			}
 		}
 		select {
 		case <-ctx.Done():
 			journal, _, _ := s.Run(context.Background(), "journalctl", "--no-pager", "-n", "40", "-u", "haproxy.service")
-			return fmt.Errorf("haproxy.service not active with a master socket (state %q, socket: %v): %w\n%s",
-				strings.TrimSpace(state), serr, ctx.Err(), journal)
+			return fmt.Errorf("haproxy.service not active with a master CLI that answers (state %q, master CLI: %v): %w\n%s",
+				strings.TrimSpace(state), cerr, ctx.Err(), journal)
 		case <-tick.C:
 		}
 	}

@@ -100,6 +100,9 @@ func (s *Sandbox) launch() error {
 	if err := os.WriteFile(filepath.Join(seed, dropIn), []byte(haproxyDropIn(s.HAProxyConfig())), 0o644); err != nil {
 		return err
 	}
+	if err := seedUnit(seed); err != nil {
+		return err
+	}
 	cg, err := newCgroup(id)
 	if err != nil {
 		return err

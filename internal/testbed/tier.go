@@ -42,18 +42,6 @@ func Require(t testing.TB, tier Tier) {
 	}
 }
 
-// HAProxyBin is the haproxy binary tests use ($HAGUARD_HAPROXY_BIN or
-// /usr/sbin/haproxy).
-func HAProxyBin() string {
-	if p := os.Getenv("HAGUARD_HAPROXY_BIN"); p != "" {
-		return p
-	}
-	return debianHAProxy
-}
-
-// debianHAProxy is the binary Debian's haproxy package installs.
-const debianHAProxy = "/usr/sbin/haproxy"
-
 // Missing lists what tier needs and this machine lacks.
 func Missing(tier Tier) []string {
 	var missing []string
@@ -67,13 +55,19 @@ func Missing(tier Tier) []string {
 			missing = append(missing, fmt.Sprintf("%s in PATH (Debian package %s)", name, pkg))
 		}
 	}
-	need(HAProxyBin(), "Debian package haproxy")
+	need(HAProxyBin(), haproxyOrigin(HAProxyBin()))
 	if tier == TierSystem {
 		if os.Geteuid() != 0 {
 			missing = append(missing, "root (namespaces and systemd need it)")
 		}
 		need("/lib/systemd/systemd", "Debian package systemd")
-		need("/lib/systemd/system/haproxy.service", "Debian package haproxy")
+		need(HAProxyUnit(), haproxyOrigin(HAProxyUnit()))
+		if why := buildMismatch(); why != "" {
+			missing = append(missing, why)
+		}
+		if why := boxHidden(HAProxyBin()); why != "" {
+			missing = append(missing, why)
+		}
 		need("/usr/bin/dbus-daemon", "Debian package dbus")
 		need("/usr/sbin/mariadbd", "Debian package mariadb-server")
 		need("/usr/lib/galera/libgalera_smm.so", "Debian package galera-4")

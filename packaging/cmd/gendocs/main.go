@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/haguard/haguard/cli"
 	"github.com/haguard/haguard/internal/manpages"
@@ -37,6 +38,14 @@ func run(args []string, stderr io.Writer) int {
 func generate(version, man, compl string) error {
 	if man == "" && compl == "" {
 		return errors.New("give -man DIR and/or -completions DIR")
+	}
+	// Flags whose default comes from the environment (HAGUARD_FORMAT, a
+	// clustercheck DSN with its password) must show the built-in default,
+	// not the build machine's.
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "HAGUARD_") {
+			os.Unsetenv(k)
+		}
 	}
 	root := cli.Root(version)
 	if man != "" {

@@ -30,6 +30,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Binary, "binary", "bin/haguard", "haguard binary stamped with -X main.version")
 	fs.StringVar(&o.OutDir, "out", "dist", "output directory")
 	fs.StringVar(&o.Config, "config", "", "nfpm config (default ROOT/packaging/nfpm.yaml)")
+	fs.StringVar(&o.Maintainer, "maintainer", "", `Maintainer field, "Name <user@host.domain>" (default: DEBFULLNAME and DEBEMAIL, else git's user.name and user.email)`)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
