@@ -125,7 +125,7 @@ func (c *Capture) sec(title string, opts ...string) (string, error) {
 		return false
 	}
 	var out []string
-	skip := false
+	skip, stripped := false, false
 	for _, l := range strings.Split(body, "\n") {
 		if l == "[stderr]" && !has("keep_stderr") {
 			skip = true
@@ -134,7 +134,12 @@ func (c *Capture) sec(title string, opts ...string) (string, error) {
 		if skip && strings.HasPrefix(l, "[exit") {
 			skip = false
 		}
-		if skip || has("strip_findings") && minorFinding.MatchString(l) {
+		// A finding left out takes its fix line along.
+		if fix := stripped && strings.HasPrefix(strings.TrimSpace(l), "fix: "); fix {
+			continue
+		}
+		stripped = has("strip_findings") && minorFinding.MatchString(l)
+		if skip || stripped {
 			continue
 		}
 		out = append(out, l)
