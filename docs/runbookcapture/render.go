@@ -161,6 +161,9 @@ var (
 	// looks depends on timing, not on haguard.
 	oldWorkers = regexp.MustCompile(`no old workers draining|old generation draining \([^)]*\)`)
 	hexOrNum   = regexp.MustCompile(`\b[0-9a-f]*[0-9][0-9a-f]*\b`)
+	// A transaction id's random suffix may hold no digit ("cdea"), which
+	// hexOrNum then leaves alone.
+	txnID = regexp.MustCompile(`\b\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{4}\b`)
 	number     = regexp.MustCompile(`[0-9]+`)
 	dotted     = regexp.MustCompile(`#(?:\.#)+`) // 2.9, 127.0.0.1
 	duration   = regexp.MustCompile(`# ?(?:ns|µs|us|ms|s|m|h)\b`)
@@ -179,6 +182,7 @@ func Normalize(doc string) []string {
 			continue
 		}
 		l = oldWorkers.ReplaceAllString(l, "old workers: either")
+		l = txnID.ReplaceAllString(l, "#T#Z-#")
 		l = hexOrNum.ReplaceAllString(l, "#")
 		l = number.ReplaceAllString(l, "#")
 		l = dotted.ReplaceAllString(l, "#")
