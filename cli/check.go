@@ -92,8 +92,10 @@ func (a *app) runCheck(ctx context.Context, cmd *cobra.Command, o checkOpts) (in
 	return exitOK, nil
 }
 
-// writeCheckHuman prints the report the way `nginx -t` reads: findings,
-// then haproxy's verdict, then one summary line.
+// writeCheckHuman prints the report the way `nginx -t` reads: findings
+// with their fix, haproxy's own errors and warnings as file:line lines
+// (each once), haproxy's verdict, then one summary line that counts
+// haproxy's errors too.
 func writeCheckHuman(w io.Writer, rep validate.Report, failOn validate.Severity) {
 	for _, f := range rep.Findings {
 		fmt.Fprintf(w, "%s:%d: %s %s: %s\n", f.File, f.Line, f.Severity, f.Rule, f.Message)
@@ -105,25 +107,60 @@ func writeCheckHuman(w io.Writer, rep validate.Report, failOn validate.Severity)
 	case rep.Syntax.Skipped:
 		fmt.Fprintln(w, "haproxy -c: skipped (--no-syntax)")
 	default:
+		writeDiagnostics(w, rep.Syntax)
 		verdict := "syntax is ok"
 		if !rep.Syntax.OK {
 			verdict = fmt.Sprintf("FAILED (exit %d)", rep.Syntax.ExitCode)
 		}
 		fmt.Fprintf(w, "%s: %s (%d ms)\n", rep.Syntax.Command, verdict, rep.Syntax.DurationMS)
-		if out := strings.TrimRight(rep.Syntax.Output, "\n"); out != "" {
-			for _, l := range strings.Split(out, "\n") {
-				fmt.Fprintf(w, "    %s\n", l)
-			}
+	}
+	fmt.Fprintln(w, checkSummary(rep, failOn))
+}
+
+// writeDiagnostics prints haproxy's errors and warnings, each once, as
+// file:line: severity: message; when it failed without saying why in such
+// a line (a timeout, a binary that does not run), its other output lines
+// instead (NOTICE lines left out).
+func writeDiagnostics(w io.Writer, s validate.SyntaxResult) {
+	for _, d := range s.Diagnostics {
+		fmt.Fprintln(w, d.String())
+		if d.Detail != "" {
+			fmt.Fprintf(w, "    %s\n", d.Detail)
 		}
+	}
+	if s.OK || len(s.Diagnostics) > 0 {
+		return
+	}
+	for _, l := range strings.Split(strings.TrimRight(s.Output, "\n"), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "[NOTICE]") {
+			fmt.Fprintf(w, "    %s\n", l)
+		}
+	}
+}
+
+// checkSummary is the last line: the verdict, then what haproxy -c found
+// when it refused the files (so that a refusal never reads "0 error(s)"),
+// then the lint's counts.
+func checkSummary(rep validate.Report, failOn validate.Severity) string {
+	sum := rep.Summary
+	lint := fmt.Sprintf("%d error(s), %d warning(s), %d info", sum.Error, sum.Warning, sum.Info)
+	if n := sum.Suppressed; n > 0 {
+		lint += fmt.Sprintf(", %d suppressed", n)
 	}
 	result := "ok"
 	if !rep.OK {
 		result = "FAILED"
 	}
-	suppressed := ""
-	if n := rep.Summary.Suppressed; n > 0 {
-		suppressed = fmt.Sprintf(", %d suppressed", n)
+	head := fmt.Sprintf("haguard check %s: %s", result, lint)
+	switch s := rep.Syntax; {
+	case !s.OK && !s.Skipped && sum.HAProxyErrors > 0:
+		head = fmt.Sprintf("haguard check %s: haproxy -c found %d error(s); lint: %s", result, sum.HAProxyErrors, lint)
+	case !s.OK && s.TimedOut:
+		head = fmt.Sprintf("haguard check %s: haproxy -c timed out; lint: %s", result, lint)
+	case !s.OK && !s.Skipped:
+		head = fmt.Sprintf("haguard check %s: haproxy -c failed (exit %d); lint: %s", result, s.ExitCode, lint)
+	case sum.HAProxyWarnings > 0:
+		head += fmt.Sprintf("; haproxy -c: %d warning(s)", sum.HAProxyWarnings)
 	}
-	fmt.Fprintf(w, "haguard check %s: %d error(s), %d warning(s), %d info%s; %d file(s); fail-on %s; %d ms\n",
-		result, rep.Summary.Error, rep.Summary.Warning, rep.Summary.Info, suppressed, len(rep.Files), failOn, rep.DurationMS)
+	return fmt.Sprintf("%s; %d file(s); fail-on %s; %d ms", head, len(rep.Files), failOn, rep.DurationMS)
 }

@@ -153,11 +153,37 @@ func TestCheckSyntaxErrorRealHAProxy(t *testing.T) {
 		if code != 1 {
 			t.Fatalf("%s: exit %d, want 1\n%s%s", format, code, out.String(), errb.String())
 		}
-		if !strings.Contains(out.String(), "chekc") || !strings.Contains(out.String(), "[ALERT]") {
-			t.Errorf("%s: haproxy's message not shown:\n%s", format, out.String())
+		if format == "json" {
+			// JSON keeps haproxy's output verbatim, and its diagnostics.
+			var doc struct {
+				Syntax struct {
+					Output      string `json:"output"`
+					Diagnostics []struct {
+						File, Severity, Message string
+						Line                    int
+					} `json:"diagnostics"`
+				} `json:"syntax"`
+				Summary map[string]int `json:"summary"`
+			}
+			if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(doc.Syntax.Output, "[ALERT]") || len(doc.Syntax.Diagnostics) != 1 ||
+				doc.Syntax.Diagnostics[0].Line != 8 || doc.Summary["haproxy_errors"] != 1 {
+				t.Errorf("json: %+v", doc)
+			}
+			continue
 		}
-		if format == "human" && !strings.Contains(out.String(), "FAILED (exit 1)") {
-			t.Errorf("no verdict line:\n%s", out.String())
+		// Human: nginx -t's shape, each alert once, counted in the summary.
+		got := out.String()
+		alert := cfg + ":8: error: 'server l/s' : unknown keyword 'chekc'"
+		for _, want := range []string{alert, "FAILED (exit 1)", "haguard check FAILED: haproxy -c found 1 error(s); lint: "} {
+			if strings.Count(got, want) != 1 {
+				t.Errorf("human: %q not printed once:\n%s", want, got)
+			}
+		}
+		if strings.Contains(got, "[ALERT]") || strings.Contains(got, "[NOTICE]") || strings.Contains(got, "FAILED: 0 error(s), 0 warning(s)") {
+			t.Errorf("human: raw haproxy lines or a zero count:\n%s", got)
 		}
 	}
 }

@@ -18,7 +18,7 @@ const completionTimeout = 2 * time.Second
 
 // flagValues are the fixed values of flags, wherever they are defined.
 var flagValues = map[string][]string{
-	"format":    {"human\tfor people", "json\tone JSON document on stdout"},
+	"format":    {"human\tfor people", "json\tone JSON document on stdout", "jsonl\treload's steps as they happen, one JSON object per line, then the result"},
 	"log-level": {"debug", "info", "warn", "error"},
 	"facts":     {"none\tthe config alone", "declared\thaguard.yaml's path, pools and DB settings", "live\talso ask the databases and the kernel"},
 	"fail-on":   {"error", "warning"},

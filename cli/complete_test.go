@@ -35,8 +35,8 @@ func TestFlagValueCompletion(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--format", ""}, "human json"},
-		{[]string{"check", "--format", "j"}, "json"},
+		{[]string{"--format", ""}, "human json jsonl"},
+		{[]string{"check", "--format", "j"}, "json jsonl"},
 		{[]string{"--log-level", ""}, "debug info warn error"},
 		{[]string{"check", "--facts", ""}, "none declared live"},
 		{[]string{"check", "--fail-on", ""}, "error warning"},

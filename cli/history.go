@@ -14,6 +14,7 @@ import (
 
 	"github.com/haguard/haguard/config"
 	"github.com/haguard/haguard/reload"
+	"github.com/haguard/haguard/validate"
 )
 
 func (a *app) historyCmd() *cobra.Command {
@@ -80,9 +81,30 @@ func writeHistoryHuman(w io.Writer, es []reload.Entry) {
 	fmt.Fprintln(tw, "ID\tTIME\tWHO\tOUTCOME\tBEFORE\tAFTER\tREASON\tERROR")
 	for _, e := range es {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Time.Format("2006-01-02 15:04:05Z"), dash(e.Who), e.Outcome,
-			short12(e.BeforeSHA256), short12(e.AfterSHA256), dash(oneLine(e.Reason, 60)), dash(oneLine(e.Error, 120)))
+			short12(e.BeforeSHA256), short12(e.AfterSHA256), dash(oneLine(e.Reason, 60)), dash(oneLine(firstAlert(e.Error), 160)))
 	}
 	tw.Flush()
+}
+
+// firstAlert shortens a refusal by haproxy -c to its first ALERT, as
+// "file:line: error: message": runs of older haguard versions recorded
+// haproxy's first output lines joined by "; ", NOTICE lines first.
+func firstAlert(e string) string {
+	i := strings.Index(e, "[NOTICE]")
+	if j := strings.Index(e, "[ALERT]"); j >= 0 && (i < 0 || j < i) {
+		i = j
+	}
+	if i < 0 {
+		return e
+	}
+	ds := validate.ParseDiagnostics(strings.ReplaceAll(e[i:], "; [", "\n["))
+	d, ok := validate.FirstError(ds)
+	if !ok {
+		return e
+	}
+	head := strings.TrimSuffix(strings.TrimSpace(e[:i]), ":")
+	head = strings.TrimSuffix(head, " refused the config")
+	return head + ": " + d.String()
 }
 
 // oneLine folds s onto one line (no tabs, which would break the table)

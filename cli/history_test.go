@@ -28,7 +28,8 @@ func historyState(t *testing.T) (cfgFile, committed, refused string) {
 		`"before_sha256":"` + before + `","after_sha256":"` + after + `","result":{"id":"` + committed + `","ok":true,"stages":[{"name":"check","ok":true}],"duration_ms":900}}` + "\n" +
 		`{"time":"2026-11-28T02:00:00Z","who":"bob","reason":"typo fix","target":"/etc/haproxy/haproxy.cfg","outcome":"refused",` +
 		`"before_sha256":"","after_sha256":"","result":{"id":"` + refused + `","ok":false,"stages":[{"name":"check","ok":false,` +
-		`"error":"haproxy -c refused the config: [ALERT]    (1) : config : parsing [x.cfg:3]: unknown keyword 'frontendd'"}],"duration_ms":40}}` + "\n"
+		`"error":"haproxy -c refused the config: [NOTICE]   (1) : haproxy version is 2.6.12-1+deb12u4; [NOTICE]   (1) : path to executable is /usr/sbin/haproxy; ` +
+		`[ALERT]    (1) : config : parsing [x.cfg:3] : unknown keyword 'frontendd' in 'global' section"}],"duration_ms":40}}` + "\n"
 	for name, body := range map[string]string{
 		filepath.Join(state, "history", committed+".json"): entry,
 		filepath.Join(state, "audit.log"):                  audit,
@@ -57,7 +58,7 @@ func TestHistoryShowsRefused(t *testing.T) {
 		!strings.HasPrefix(lines[1], committed) || !strings.HasPrefix(lines[2], refused) {
 		t.Fatalf("want a header, the commit, then the refused run:\n%s", out)
 	}
-	for _, want := range []string{"bob", "refused", "typo fix", "check: haproxy -c refused the config: [ALERT] (1) : config : parsing"} {
+	for _, want := range []string{"bob", "refused", "typo fix", "check: haproxy -c: x.cfg:3: error: unknown keyword 'frontendd' in 'global' section"} {
 		if !strings.Contains(lines[2], want) {
 			t.Errorf("refused row lacks %q: %s", want, lines[2])
 		}

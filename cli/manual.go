@@ -32,6 +32,7 @@ var manFiles = map[string]string{
 	"master":  "/run/haproxy-master.sock\thaproxy's master CLI (haproxy.master_socket, or the unit's -S).",
 	"stats":   "/run/haproxy/admin.sock\thaproxy's stats socket for 'show stat' (haproxy.stats_socket).",
 	"docs":    "/usr/share/doc/haguard\tthe operator's documentation: install.md, runbook.md, one page per command.",
+	"dropin":  "/usr/share/haguard/haproxy-reload.conf\tthe drop-in that makes a plain systemctl reload haproxy a haguard transaction, shipped off; /etc/systemd/system/UNIT.d/haguard.conf once switched on (doctor --enable-dropin).",
 }
 
 type manual struct {
@@ -65,12 +66,17 @@ var manuals = map[string]manual{
 	},
 	"reload": {
 		files:   []string{"yaml", "state", "haproxy", "master"},
-		seeAlso: "haguard-check(1), haguard-confirm(1), haguard-history(1), haguard-rollback(1), haguard-status(1), systemctl(1), reload.md, runbook.md",
+		seeAlso: "haguard-check(1), haguard-confirm(1), haguard-diff(1), haguard-doctor(1), haguard-history(1), haguard-rollback(1), haguard-status(1), systemctl(1), reload.md, runbook.md, cli.md",
 		examples: `  haguard reload --candidate /tmp/new.cfg --reason "INC-4411 raise timeout server"
   haguard reload --dry-run --candidate /tmp/new.cfg
   haguard reload --candidate /tmp/new.cfg --confirm-within 5m   # then: haguard confirm
   haguard reload                       # the file on disk, edited in place
   haguard reload --unit 'haproxy@*.service' --candidate /tmp/new.cfg`,
+	},
+	"diff": {files: []string{"yaml", "state", "haproxy", "master"}, seeAlso: "haguard-reload(1), haguard-history(1), cli.md, reload.md"},
+	"doctor": {
+		files:   []string{"yaml", "state", "token", "master", "stats", "dropin"},
+		seeAlso: "haguard-reload(1), haguard-check(1), haguard-probe(1), systemctl(1), cli.md, reload.md, install.md",
 	},
 	"history":  {files: []string{"yaml", "state"}, seeAlso: "haguard-rollback(1), haguard-reload(1), reload.md"},
 	"rollback": {files: []string{"yaml", "state", "haproxy"}, seeAlso: "haguard-history(1), haguard-reload(1), reload.md"},

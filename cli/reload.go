@@ -13,6 +13,7 @@ import (
 
 	"github.com/haguard/haguard/config"
 	"github.com/haguard/haguard/reload"
+	"github.com/haguard/haguard/validate"
 )
 
 type reloadOpts struct {
@@ -88,15 +89,16 @@ takes the reload signal): the host needs a human.`,
 		}
 		cfg.Reload.KillGhosts = cfg.Reload.KillGhosts || o.killGhosts
 		return a.forUnits(ctx, cfg, o.unit, func(ctx context.Context, cfg config.Config) unitResult {
-			r, closeFn, err := buildReloader(ctx, cfg, unitFlags{}, a.logger())
+			r, closeFn, err := buildReloader(ctx, cfg, unitFlags{}, a.reportLogger())
 			if err != nil {
 				return unitResult{code: exitNegative, err: err} // nothing was touched: refused
 			}
 			defer closeFn()
+			progress, live := a.progress(o.unit.several())
 			res, err := r.Run(ctx, reload.Options{Candidate: o.candidate, DryRun: o.dryRun,
 				KillGhosts: cfg.Reload.KillGhosts, Force: o.force, ForgetInterrupted: o.forget, Reason: o.reason, Who: who(),
-				Strict: o.strict, SkipLint: o.skipLint, ConfirmWithin: o.confirm})
-			return reloadResult(res, err)
+				Strict: o.strict, SkipLint: o.skipLint, ConfirmWithin: o.confirm, Progress: progress})
+			return reloadResult(res, err, live)
 		})
 	})
 	return cmd
@@ -104,18 +106,22 @@ takes the reload signal): the host needs a human.`,
 
 // reloadResult is a transaction as the commands report it: the Result
 // (whose human form says why it failed), or only the error when the run
-// did not start (the lock was busy).
-func reloadResult(res reload.Result, err error) unitResult {
+// did not start (the lock was busy). live is the view that showed the run
+// as it happened (nil: none); the report leaves out what it showed.
+func reloadResult(res reload.Result, err error, live *liveView) unitResult {
+	if live != nil {
+		live.close()
+	}
 	code := reloadExit(res, err)
 	if errors.Is(err, reload.ErrLocked) || res.ID == "" {
 		return unitResult{code: code, err: err}
 	}
-	return unitResult{code: code, doc: res, human: func(w io.Writer) { writeReloadHuman(w, res, err) }}
+	return unitResult{code: code, doc: res, human: func(w io.Writer) { writeReloadHuman(w, res, err, live) }}
 }
 
 // reportReload prints res and maps it to an exit code.
-func (a *app) reportReload(res reload.Result, err error) (int, error) {
-	r := reloadResult(res, err)
+func (a *app) reportReload(res reload.Result, err error, live *liveView) (int, error) {
+	r := reloadResult(res, err, live)
 	if r.doc != nil {
 		if werr := a.writeResult(r.doc, r.human); werr != nil {
 			return exitBroken, werr
@@ -140,80 +146,61 @@ func reloadExit(res reload.Result, err error) int {
 // ticker prints one checklist line: [x] when ok, [!] when not.
 type ticker func(ok bool, format string, args ...any)
 
-// writeReloadHuman prints the seed runbook's checklist, ticked.
-func writeReloadHuman(w io.Writer, res reload.Result, err error) {
+// writeReloadHuman prints the seed runbook's checklist, ticked: the
+// findings with their fix and haproxy's errors each once, a line per
+// stage, a dry run's plan and diff, the verdict, and the reason when no
+// line above said it. Stages the live view showed are not printed again.
+func writeReloadHuman(w io.Writer, res reload.Result, err error, live *liveView) {
 	tick := func(ok bool, format string, args ...any) {
-		mark := "[x]"
-		if !ok {
-			mark = "[!]"
-		}
-		fmt.Fprintf(w, "%s %s\n", mark, fmt.Sprintf(format, args...))
+		fmt.Fprintf(w, "%s %s\n", mark(ok), fmt.Sprintf(format, args...))
 	}
-	stage := map[string]reload.Stage{}
+	if !live.headerShown() {
+		fmt.Fprintf(w, "haguard reload %s\n", res.ID)
+	}
+	diags := validate.ParseDiagnostics(res.CheckOutput)
 	for _, s := range res.Stages {
-		stage[s.Name] = s
-	}
-	line := func(s reload.Stage) string {
-		if s.OK {
-			return s.Detail
+		if live.shownStage(s.Name) {
+			continue
 		}
-		if s.Detail != "" {
-			return s.Detail + ": " + s.Error
+		switch s.Name {
+		case reload.StageCheck:
+			writeCheckDetails(w, res.Findings, diags)
+			alerts, _ := validate.CountDiagnostics(diags)
+			tick(s.OK, "%s", stageText(s, alerts))
+			if res.Unchanged {
+				fmt.Fprintln(w, "[x] unchanged: the config on disk already runs; not reloaded")
+			}
+		case reload.StageSettle:
+			if g := res.Settle; s.OK && g != nil {
+				tick(true, "generation %d running (%d workers)", g.Generation, g.Workers)
+				if g.OldWorkers > 0 {
+					tick(true, "old generation draining (%d workers, since %s)", g.OldWorkers, g.OldestDraining.Format(time.RFC3339))
+				}
+			} else {
+				tick(false, "%s", stageText(s, 0))
+			}
+		case reload.StageSnapshot:
+			// A snapshot with nothing to roll back to is a warning: a
+			// failure after the install would need a human.
+			tick(s.OK && (res.Snapshot == nil || res.Snapshot.Identity != ""), "%s", stageText(s, 0))
+		case reload.StageProbe:
+			writeProbeLines(tick, s, res.Probes)
+		default:
+			tick(s.OK, "%s", stageText(s, 0))
 		}
-		return s.Error
 	}
-	fmt.Fprintf(w, "haguard reload %s\n", res.ID)
-	if s, ok := stage[reload.StageRecover]; ok {
-		tick(s.OK, "previous run: %s", line(s))
-	}
-	for _, f := range res.Findings {
-		fmt.Fprintf(w, "    %s:%d: %s %s: %s\n", f.File, f.Line, f.Severity, f.Rule, f.Message)
-	}
-	if s, ok := stage[reload.StageCheck]; ok {
-		tick(s.OK, "config valid: %s", line(s))
+	if live != nil && res.Unchanged && !res.DryRun {
+		fmt.Fprintln(w, "[x] unchanged: the config on disk already runs; not reloaded")
 	}
 	if res.DryRun {
 		for _, p := range res.Plan {
 			fmt.Fprintf(w, "    plan: %s\n", p)
 		}
+		if res.Diff != nil {
+			writeDiffHuman(w, *res.Diff)
+		}
 		fmt.Fprintln(w, "dry run: nothing changed")
 		return
-	}
-	if res.Unchanged {
-		fmt.Fprintln(w, "[x] unchanged: the config on disk already runs; not reloaded")
-	}
-	if s, ok := stage[reload.StageSnapshot]; ok {
-		// A snapshot with nothing to roll back to is a warning: a failure
-		// after the install would need a human.
-		tick(s.OK && (res.Snapshot == nil || res.Snapshot.Identity != ""), "snapshot: %s", line(s))
-	}
-	if s, ok := stage[reload.StageInstall]; ok {
-		tick(s.OK, "install: %s", line(s))
-	}
-	if s, ok := stage[reload.StageReload]; ok {
-		tick(s.OK, "reload job done: %s", line(s))
-	}
-	if s, ok := stage[reload.StageSettle]; ok {
-		if g := res.Settle; s.OK && g != nil {
-			tick(true, "generation %d running (%d workers)", g.Generation, g.Workers)
-			if g.OldWorkers > 0 {
-				tick(true, "old generation draining (%d workers, since %s)", g.OldWorkers, g.OldestDraining.Format(time.RFC3339))
-			}
-		} else {
-			tick(false, "new generation: %s", s.Error)
-		}
-	}
-	if s, ok := stage[reload.StageSweep]; ok {
-		tick(s.OK, "%s", line(s))
-	}
-	if s, ok := stage[reload.StageProbe]; ok {
-		writeProbeLines(tick, s, res.Probes)
-	}
-	if s, ok := stage[reload.StageWatch]; ok {
-		tick(s.OK, "confirmation window: %s", line(s))
-	}
-	if s, ok := stage[reload.StageRollback]; ok {
-		tick(s.OK, "rolled back: %s", line(s))
 	}
 	verdict := "COMMITTED"
 	switch {
@@ -233,9 +220,86 @@ func writeReloadHuman(w io.Writer, res reload.Result, err error) {
 		verdict = "REFUSED"
 	}
 	fmt.Fprintf(w, "%s in %d ms\n", verdict, res.DurationMS)
-	if err != nil && !errors.Is(err, reload.ErrUnchanged) {
+	if err != nil && !errors.Is(err, reload.ErrUnchanged) && !saidByStages(err, res.Stages) {
 		fmt.Fprintf(w, "reason: %v\n", err)
 	}
+}
+
+// stageText is a stage's checklist line, without its mark. alerts are
+// the errors of haproxy -c, printed above the check's line, which then
+// only counts them.
+func stageText(s reload.Stage, alerts int) string {
+	line := func(label string) string {
+		switch {
+		case s.OK && label == "":
+			return s.Detail
+		case s.OK:
+			return label + ": " + s.Detail
+		case s.Detail != "" && label != "":
+			return label + ": " + s.Detail + ": " + s.Error
+		case s.Detail != "":
+			return s.Detail + ": " + s.Error
+		case label != "":
+			return label + ": " + s.Error
+		}
+		return s.Error
+	}
+	switch s.Name {
+	case reload.StageRecover:
+		return line("previous run")
+	case reload.StageCheck:
+		switch {
+		case s.OK:
+			return line("config valid")
+		case alerts > 0 && strings.HasPrefix(s.Error, "haproxy -c: "):
+			return fmt.Sprintf("config invalid: haproxy -c found %d error(s), above", alerts)
+		case strings.HasSuffix(s.Error, " error findings"):
+			return fmt.Sprintf("config refused by the lint: %s, above (%s)", s.Error, s.Detail)
+		}
+		return line("check failed")
+	case reload.StageReload:
+		if s.OK {
+			return s.Detail
+		}
+		return line("reload failed")
+	case reload.StageSettle:
+		return line("new generation")
+	case reload.StageSweep, reload.StageProbe:
+		return line("")
+	case reload.StageWatch:
+		return line("confirmation window")
+	case reload.StageRollback:
+		if s.OK {
+			return line("rolled back")
+		}
+		return line("rollback FAILED")
+	}
+	return line(s.Name)
+}
+
+// writeCheckDetails prints the findings with their fix, then haproxy -c's
+// errors and warnings as file:line: severity: message, each once.
+func writeCheckDetails(w io.Writer, fs []reload.Finding, ds []validate.Diagnostic) {
+	for _, f := range fs {
+		fmt.Fprintf(w, "    %s:%d: %s %s: %s\n", f.File, f.Line, f.Severity, f.Rule, f.Message)
+		if f.Fix != "" {
+			fmt.Fprintf(w, "        fix: %s\n", f.Fix)
+		}
+	}
+	for _, d := range ds {
+		fmt.Fprintf(w, "    %s\n", d)
+	}
+}
+
+// saidByStages reports whether a failed stage's line already says what
+// err says (the usual case: the reason would repeat it).
+func saidByStages(err error, stages []reload.Stage) bool {
+	for _, s := range stages {
+		if !s.OK && s.Error != "" && strings.Contains(err.Error(), s.Error) {
+			return true
+		}
+	}
+	return false
 }
 
 // writeProbeLines ticks the probe totals and the backends' health.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -48,11 +49,53 @@ func TestReloadHumanChecklist(t *testing.T) {
 		}},
 	}
 	var b bytes.Buffer
-	writeReloadHuman(&b, res, nil)
+	writeReloadHuman(&b, res, nil, nil)
 	for _, want := range []string{"[x] config valid", "[x] reload job done", "[x] generation 7 running", "[x] old generation draining (1 workers",
 		"[x] ghosts: 0", "[x] probes: 20/20 OK", "[x] backends: 3 servers UP (L7OK 3)", "COMMITTED"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("missing %q in:\n%s", want, b.String())
 		}
+	}
+}
+
+// A refusal by haproxy -c reads like nginx -t: each ALERT once, as
+// file:line: error: message, the findings with their fix, and no reason
+// line repeating the stage's error.
+func TestReloadHumanRefusal(t *testing.T) {
+	out := "[NOTICE]   (275) : haproxy version is 2.6.12-1+deb12u4\n[NOTICE]   (275) : path to executable is /usr/sbin/haproxy\n" +
+		"[ALERT]    (275) : config : parsing [/etc/haproxy/haproxy.cfg:19] : unknown keyword 'server-typo' in 'backend' section; did you mean 'server' maybe ?\n" +
+		"[ALERT]    (275) : config : Error(s) found in configuration file : /etc/haproxy/haproxy.cfg\n"
+	stageErr := "haproxy -c: /etc/haproxy/haproxy.cfg:19: error: unknown keyword 'server-typo' in 'backend' section; did you mean 'server' maybe ?"
+	res := reload.Result{ID: "x", CheckOutput: out, Stages: []reload.Stage{
+		{Name: "check", Detail: "haproxy -c: invalid; 1 findings (0 errors)", Error: stageErr}},
+		Findings: []reload.Finding{{Rule: "HA010", Severity: "warning", Message: "no hard-stop-after", Fix: "hard-stop-after 30m", File: "/etc/haproxy/haproxy.cfg", Line: 1}},
+	}
+	var b bytes.Buffer
+	writeReloadHuman(&b, res, fmt.Errorf("%w: %s", reload.ErrRefused, stageErr), nil)
+	got := b.String()
+	want := `haguard reload x
+    /etc/haproxy/haproxy.cfg:1: warning HA010: no hard-stop-after
+        fix: hard-stop-after 30m
+    /etc/haproxy/haproxy.cfg:19: error: unknown keyword 'server-typo' in 'backend' section; did you mean 'server' maybe ?
+[!] config invalid: haproxy -c found 1 error(s), above
+REFUSED in 0 ms
+`
+	if got != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// The drop-in the package ships is the one doctor writes for the
+// package's binary and the default haguard.yaml.
+func TestShippedDropIn(t *testing.T) {
+	b, err := os.ReadFile("../deploy/haproxy-reload.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dropInText(packagedBinary, ""); string(b) != got {
+		t.Fatalf("deploy/haproxy-reload.conf differs from dropInText:\n%s", got)
+	}
+	if got := dropInText("/opt/my haguard", "/etc/other.yaml"); !strings.HasSuffix(got, "ExecReload=\"/opt/my haguard\" --config-file /etc/other.yaml exec-reload --unit %n\n") {
+		t.Fatalf("non-default: %s", got)
 	}
 }

@@ -67,17 +67,19 @@ Examples:
 				}
 				return exitUsage, err
 			}
-			r, closeFn, err := buildReloader(ctx, cfg, unitFlags{}, a.logger())
+			r, closeFn, err := buildReloader(ctx, cfg, unitFlags{}, a.reportLogger())
 			if err != nil {
 				return exitNegative, err // nothing was touched: refused
 			}
 			defer closeFn()
+			progress, live := a.progress(false)
 			res, err := r.RollbackTo(ctx, id, reload.Options{KillGhosts: o.killGhosts || cfg.Reload.KillGhosts,
-				Reason: o.reason, Who: who()})
+				Reason: o.reason, Who: who(), Progress: progress})
 			if errors.Is(err, reload.ErrNoHistory) {
+				live.close()
 				return exitUsage, usagef(err)
 			}
-			return a.reportReload(res, err)
+			return a.reportReload(res, err, live)
 		})(c, args)
 	}
 	return cmd

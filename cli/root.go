@@ -76,8 +76,8 @@ is left in a bad state and needs a human.`,
 		SilenceErrors:     true,
 		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true},
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if a.format != "human" && a.format != "json" {
-				return usagef(fmt.Errorf("--format: %q is not human or json", a.format))
+			if a.format != "human" && a.format != "json" && a.format != "jsonl" {
+				return usagef(fmt.Errorf("--format: %q is not human, json or jsonl", a.format))
 			}
 			if _, err := parseLevel(a.logLevel); err != nil {
 				return usagef(err)
@@ -88,13 +88,15 @@ is left in a bad state and needs a human.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usagef(err) })
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.configFile, "config-file", config.DefaultPath, "haguard.yaml to read (optional at the default path)")
-	pf.StringVar(&a.format, "format", envOr("HAGUARD_FORMAT", "human"), "output format: human or json (env HAGUARD_FORMAT)")
+	pf.StringVar(&a.format, "format", envOr("HAGUARD_FORMAT", "human"),
+		"output format: human, json, or jsonl (reload and rollback's steps as they happen, one JSON object per line, then the result) (env HAGUARD_FORMAT)")
 	pf.StringVar(&a.logLevel, "log-level", envOr("HAGUARD_LOG_LEVEL", "info"), "log level on stderr: debug, info, warn, error (env HAGUARD_LOG_LEVEL)")
 
 	root.AddCommand(
 		a.versionCmd(),
 		a.checkCmd(),
-		a.reloadCmd(), a.historyCmd(), a.rollbackCmd(), a.statusCmd(), a.confirmCmd(), a.watchConfirmCmd(),
+		a.reloadCmd(), a.historyCmd(), a.rollbackCmd(), a.statusCmd(), a.confirmCmd(), a.watchConfirmCmd(), a.diffCmd(),
+		a.doctorCmd(), a.execReloadCmd(),
 		a.serveCmd(),
 		a.probeCmd(),
 		a.ghostsCmd(),
@@ -155,9 +157,17 @@ func (a *app) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: lvl}))
 }
 
-// writeJSON prints v as one indented JSON document on stdout.
+// writeJSON prints v as one indented JSON document on stdout; with
+// --format jsonl, as one line {"type":"result","result":v}, the last of
+// the event stream (docs/cli.md).
 func (a *app) writeJSON(v any) error {
 	enc := json.NewEncoder(a.stdout)
+	if a.format == "jsonl" {
+		return enc.Encode(struct {
+			Type   string `json:"type"`
+			Result any    `json:"result"`
+		}{"result", v})
+	}
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
@@ -173,7 +183,40 @@ func (a *app) writeResult(v any, human func(io.Writer)) error {
 	return nil
 }
 
-func (a *app) jsonOutput() bool { return a.format == "json" }
+func (a *app) jsonOutput() bool { return a.format == "json" || a.format == "jsonl" }
+
+// reportLogger is the logger of a command whose report says how the
+// transaction ended: in human form, the transaction's own closing log
+// record ("reload transaction", for the journal and the daemon) would
+// print that a second time on stderr, so it is left out there.
+func (a *app) reportLogger() *slog.Logger {
+	l := a.logger()
+	if a.format != "human" {
+		return l
+	}
+	return slog.New(dropRecord{l.Handler(), "reload transaction"})
+}
+
+// dropRecord is a handler that leaves out the records with one message.
+type dropRecord struct {
+	slog.Handler
+	msg string
+}
+
+func (d dropRecord) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == d.msg {
+		return nil
+	}
+	return d.Handler.Handle(ctx, r)
+}
+
+func (d dropRecord) WithAttrs(as []slog.Attr) slog.Handler {
+	return dropRecord{d.Handler.WithAttrs(as), d.msg}
+}
+
+func (d dropRecord) WithGroup(name string) slog.Handler {
+	return dropRecord{d.Handler.WithGroup(name), d.msg}
+}
 
 func parseLevel(s string) (slog.Level, error) {
 	var l slog.Level

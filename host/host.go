@@ -110,8 +110,29 @@ func (h *Host) Discovery() Discovery { return h.disc }
 // Master is the master CLI client; nil without -S.
 func (h *Host) Master() *master.Client { return h.mc }
 
+// Target is what the unit's haproxy binary is (its version and build),
+// asked once per binary.
+func (h *Host) Target(ctx context.Context) (*validate.Target, error) {
+	return h.targets.Get(ctx, h.cfg.HAProxy.Binary)
+}
+
 // Reloader builds the reload transaction over this host.
 func (h *Host) Reloader() (*reload.Reloader, error) {
+	return h.reloader(unitPort{h})
+}
+
+// ReloaderInJob builds the transaction that runs inside the unit's own
+// reload job (haguard exec-reload, reload.Options.InReloadJob): it
+// reloads by signalling the master, since asking systemd would queue a
+// job behind the one running it; and it never waits for the lock.
+func (h *Host) ReloaderInJob() (*reload.Reloader, error) {
+	h.cfg.Reload.Lock = "fail"
+	return h.reloader(usr2Port{h})
+}
+
+func (h *Host) reloader(rl interface {
+	Reload(ctx context.Context, unit string) error
+}) (*reload.Reloader, error) {
 	if h.sd == nil {
 		return nil, fmt.Errorf("connect to systemd: %w", h.sdErr)
 	}
@@ -134,12 +155,13 @@ func (h *Host) Reloader() (*reload.Reloader, error) {
 		Backends:      c.Reload.Backends,
 	}, reload.Deps{
 		Checker: checkPort{h},
-		Reload:  unitPort{h},
+		Reload:  rl,
 		Unit:    unitPort{h},
 		Master:  gens,
 		Sweeper: &sweepPort{scan: h.Scanner(), killer: procs.NewKiller(c.Reload.KillGrace.D(), h.log)},
 		Prober:  probePort{h},
 		Logs:    logsPort{mc: h.mc, unit: c.Systemd.Unit},
+		Differ:  diffPort{h},
 		Signals: signalPort{},
 		Watcher: watchPort{h},
 		Pause:   testPause(h.log),

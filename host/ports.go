@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -51,16 +52,27 @@ func (c checkPort) Check(ctx context.Context, req reload.CheckRequest) (reload.C
 	}
 	cr := reload.CheckReport{Valid: rep.Syntax.OK, Output: out, Findings: rep.Findings, Config: rep.Config, Refs: c.h.refsOf(rep.Config)}
 	if !req.Strict && rep.Summary.Error > 0 {
-		cr.Blocking = c.h.newErrors(ctx, o, rep.Findings)
+		cr.Blocking = c.h.newErrors(ctx, o, rep.Findings, req.Running)
 	}
 	return cr, nil
 }
 
 // newErrors are the error findings of a candidate that the running
-// config (the unit's files, linted the same way, without haproxy -c)
-// does not have. When the running config cannot be linted, all of them.
-func (h *Host) newErrors(ctx context.Context, o CheckOptions, cand []validate.Finding) []validate.Finding {
+// config does not have: the set haguard installed last (run, from the
+// history), else the unit's files on disk, linted the same way without
+// haproxy -c. When the running config cannot be linted, all of them.
+func (h *Host) newErrors(ctx context.Context, o CheckOptions, cand []validate.Finding, run *reload.ConfigSet) []validate.Finding {
 	o.Files, o.NoSyntax, o.Candidate, o.Untrusted = nil, true, false, false
+	if run != nil {
+		dir, err := os.MkdirTemp("", "haguard-running-")
+		if err == nil {
+			defer os.RemoveAll(dir)
+			if o.Files, err = stageSet(*run, dir); err != nil {
+				o.Files = nil
+			}
+			o.Env = h.disc.Env // read as the unit reads it
+		}
+	}
 	running, err := h.Check(ctx, o)
 	if err != nil {
 		h.log.Warn("the running config could not be linted: every error finding of the candidate blocks", "err", err)
@@ -91,6 +103,24 @@ func (u unitPort) UnitState(ctx context.Context, unit string) (reload.UnitState,
 		}
 	}
 	return reload.UnitState{ActiveState: s.ActiveState, SubState: s.SubState, StatusText: s.StatusText, MainPID: int(s.MainPID)}, nil
+}
+
+// usr2Port reloads from inside the unit's own reload job: what Debian's
+// ExecReload does after its check, `kill -USR2 $MAINPID`.
+type usr2Port struct{ h *Host }
+
+func (s usr2Port) Reload(ctx context.Context, unit string) error {
+	u, err := s.h.sd.Unit(ctx, unit)
+	if err != nil {
+		return err
+	}
+	if u.MainPID <= 0 {
+		return fmt.Errorf("%s has no main process to signal", unit)
+	}
+	if err := syscall.Kill(int(u.MainPID), syscall.SIGUSR2); err != nil {
+		return fmt.Errorf("signal the master (pid %d): %w", u.MainPID, err)
+	}
+	return nil
 }
 
 type masterPort struct{ c *master.Client }

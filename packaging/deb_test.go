@@ -94,6 +94,7 @@ func TestBuildDeb(t *testing.T) {
 	}
 	sameFile(t, filepath.Join(root, "lib/systemd/system/haguard.service"), "../deploy/haguard.service")
 	sameFile(t, filepath.Join(root, "etc/haguard/haguard.yaml"), "../deploy/haguard.yaml")
+	sameFile(t, filepath.Join(root, "usr/share/haguard/haproxy-reload.conf"), "../deploy/haproxy-reload.conf")
 
 	out, err := exec.Command(filepath.Join(root, "usr/bin/haguard"), "version").CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), "haguard "+testDescribe+" ") {

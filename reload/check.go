@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/haguard/haguard/validate"
 )
 
 // plan is what the check stage tells the rest of the transaction.
@@ -118,7 +120,7 @@ func (t *txn) check(ctx context.Context) (plan, error) {
 		nerr := countErrors(rep.Findings)
 		if !rep.Valid {
 			return fmt.Sprintf("haproxy -c: invalid; %d findings (%d errors)", len(rep.Findings), nerr),
-				fmt.Errorf("haproxy -c refused the config: %s", firstLines(rep.Output, 3))
+				fmt.Errorf("haproxy -c: %s", refusal(rep.Output))
 		}
 		detail := fmt.Sprintf("haproxy -c: valid; %d findings (%d errors)", len(rep.Findings), nerr)
 		blocking := nerr
@@ -173,6 +175,11 @@ func (t *txn) readPlan() (plan, error) {
 // the checker to read in place of the real paths.
 func (t *txn) stageCheck(p plan) (CheckRequest, func(), error) {
 	req := CheckRequest{Files: p.configs, Strict: t.opt.Strict, SkipLint: t.opt.SkipLint, Untrusted: t.opt.Untrusted}
+	if run, err := t.store.running(); err == nil {
+		if set, ok := t.runningSet(run, expandFiles(t.settings.Files, nil)); ok {
+			req.Running = &set
+		}
+	}
 	if len(p.cand) == 0 {
 		return req, func() {}, nil
 	}
@@ -241,9 +248,17 @@ func (t *txn) dryRun(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	t.res.OK = true
+	if t.deps.Differ != nil {
+		d, err := t.diff(ctx, p)
+		if err != nil {
+			t.log.Warn("dry run: no diff", "err", err)
+			t.res.Plan = append(t.res.Plan, fmt.Sprintf("(no diff: %v)", err))
+		}
+		t.res.Diff = d
+	}
 	if p.unchanged {
 		t.res.Unchanged = true
-		t.res.Plan = []string{"config unchanged: no install, no reload", "sweep", "probe"}
+		t.res.Plan = append(t.res.Plan, "config unchanged: no install, no reload", "sweep", "probe")
 		return ErrUnchanged
 	}
 	t.res.Plan = append(t.res.Plan, fmt.Sprintf("snapshot the config set (%d files) into %s", len(p.configs)+len(p.refs), t.store.historyDir()))
@@ -273,6 +288,21 @@ func sameBytes(path string, want []byte) error {
 		return fmt.Errorf("%s changed while it was checked; run again once it is saved", path)
 	}
 	return nil
+}
+
+// refusal is why haproxy -c refused a config: its first ALERT as
+// "file:line: error: message" and how many more there are, else the
+// first lines of its output.
+func refusal(out string) string {
+	ds := validate.ParseDiagnostics(out)
+	d, ok := validate.FirstError(ds)
+	if !ok {
+		return "refused the config: " + firstLines(out, 3)
+	}
+	if n, _ := validate.CountDiagnostics(ds); n > 1 {
+		return fmt.Sprintf("%s (+%d more)", d, n-1)
+	}
+	return d.String()
 }
 
 func firstLines(s string, n int) string {

@@ -1,6 +1,7 @@
 package reload
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,9 +45,20 @@ type lockFile struct {
 
 const lockPoll = 50 * time.Millisecond
 
+// holderOf is what a run writes into the lock file, for whoever waits:
+// "pid 4242 (haguard reload by alice, reason "bump", since 2026-...Z)".
+func holderOf(opt Options, pid int, start time.Time) string {
+	s := fmt.Sprintf("pid %d (haguard reload by %s", pid, cmp.Or(opt.Who, "an unknown user"))
+	if opt.Reason != "" {
+		s += fmt.Sprintf(", reason %q", opt.Reason)
+	}
+	return s + ", since " + start.UTC().Format(time.RFC3339) + ")"
+}
+
 // acquireLock takes the lock. With wait it retries until timeout or ctx
-// ends; without, it fails at once.
-func acquireLock(ctx context.Context, dir string, wait bool, timeout time.Duration, holder string) (*lockFile, error) {
+// ends, telling waiting (when set) who holds it, once and again whenever
+// the holder changes; without, it fails at once.
+func acquireLock(ctx context.Context, dir string, wait bool, timeout time.Duration, holder string, waiting func(holder string)) (*lockFile, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
@@ -65,6 +77,7 @@ func acquireLock(ctx context.Context, dir string, wait bool, timeout time.Durati
 		d.Close()
 	}
 	deadline := time.Now().Add(timeout)
+	told := "\x00" // no holder told yet
 	for {
 		err := tryLock(d, f)
 		if err == nil {
@@ -78,6 +91,10 @@ func acquireLock(ctx context.Context, dir string, wait bool, timeout time.Durati
 			h := readHolder(path)
 			closeAll()
 			return nil, &LockedError{Holder: h}
+		}
+		if h := readHolder(path); waiting != nil && (told == "\x00" || h != "" && h != told) {
+			told = h
+			waiting(cmp.Or(h, "another haguard run (its name is not written yet)"))
 		}
 		select {
 		case <-ctx.Done():

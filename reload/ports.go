@@ -35,6 +35,11 @@ type CheckRequest struct {
 	SkipLint []string
 	// Untrusted: the candidate comes from an API client (Options.Untrusted).
 	Untrusted bool
+	// Running is the set haguard last installed (running.json, from the
+	// history's blobs), which the candidate's error findings are compared
+	// with; nil: the unit's files on disk stand in for it (an in-place
+	// reload then blocks on no lint error).
+	Running *ConfigSet
 }
 
 // unitReloader reloads the unit and waits for the job result. A result

@@ -45,7 +45,7 @@ type Settings struct {
 }
 
 // Deps are the pieces the transaction drives. All are required except
-// Logs and Pause.
+// Logs, Differ and Pause.
 type Deps struct {
 	Checker checker
 	Reload  unitReloader
@@ -55,6 +55,9 @@ type Deps struct {
 	Prober  prober
 	// Logs hands haproxy's own error back on a failed load. Optional.
 	Logs startupLogger
+	// Differ compares config sets for a dry run and Reloader.Diff
+	// (diff.go). Optional.
+	Differ differ
 	// Signals tells a master that never took its reload signal. Optional.
 	Signals signalReader
 	// Watcher starts the watcher of a --confirm-within window. Optional.
@@ -94,6 +97,17 @@ type Options struct {
 	// ConfirmWithin > 0 commits provisionally: without `haguard
 	// confirm` within it, a watcher rolls the reload back (confirm.go).
 	ConfirmWithin time.Duration
+	// InReloadJob: the run is the unit's own ExecReload (haguard
+	// exec-reload, for a plain `systemctl reload`): systemd shows the
+	// unit "reloading" until the run ends, so settle goes by the
+	// master's counters and workers alone; Deps.Reload must then signal
+	// the master rather than ask systemd (which would wait for this very
+	// job).
+	InReloadJob bool
+	// Progress, when set, is told each step as it happens (events.go):
+	// stages starting and ending, a wait for the lock and what settle
+	// waits for. Calls come one at a time, from the run's goroutines.
+	Progress func(Event)
 
 	// candidateSet, when set, is the candidate as content by path (nil:
 	// delete): a rollback to a history entry.
@@ -177,12 +191,15 @@ func (r *Reloader) Run(ctx context.Context, opt Options) (Result, error) {
 	t := newTxn(r, opt, start)
 	if opt.DryRun {
 		t.res.ID = newID(start)
+		t.prog.setID(t.res.ID)
 		err := t.dryRun(ctx)
 		t.res.DurationMS = r.now().Sub(start).Milliseconds()
 		return *t.res, err
 	}
 	lk, err := acquireLock(ctx, r.settings.StateDir, r.settings.LockWait, r.settings.LockTimeout,
-		fmt.Sprintf("pid %d since %s", os.Getpid(), start.UTC().Format(time.RFC3339)))
+		holderOf(opt, os.Getpid(), start), func(holder string) {
+			t.prog.emit(Event{Type: EventLockWait, Detail: holder})
+		})
 	if err != nil {
 		t.res.Outcome = OutcomeRefused
 		t.res.DurationMS = r.now().Sub(start).Milliseconds()
@@ -195,6 +212,7 @@ func (r *Reloader) Run(ctx context.Context, opt Options) (Result, error) {
 	// The id is taken under the lock, so ids sort in the order the
 	// transactions ran (a waiter's id is later than the holder's).
 	t.res.ID = newID(r.now())
+	t.prog.setID(t.res.ID)
 	r.removeStaleTemps()
 	err = t.run(ctx)
 	t.finish(err)

@@ -306,7 +306,7 @@ func TestDryRunTouchesNothing(t *testing.T) {
 
 func TestLockFailFast(t *testing.T) {
 	f := newFixture(t)
-	lk, err := acquireLock(context.Background(), f.s.StateDir, false, 0, "pid 1 since then")
+	lk, err := acquireLock(context.Background(), f.s.StateDir, false, 0, "pid 1 since then", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -496,7 +496,7 @@ func TestRollbackWaitsForBusyMaster(t *testing.T) {
 // must not let a second run in while the first still holds the lock.
 func TestLockSurvivesDeletedLockFile(t *testing.T) {
 	f := newFixture(t)
-	lk, err := acquireLock(context.Background(), f.s.StateDir, false, 0, "pid 1 since then")
+	lk, err := acquireLock(context.Background(), f.s.StateDir, false, 0, "pid 1 since then", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -504,7 +504,7 @@ func TestLockSurvivesDeletedLockFile(t *testing.T) {
 	if err := os.Remove(filepath.Join(f.s.StateDir, "lock")); err != nil {
 		t.Fatal(err)
 	}
-	lk2, err := acquireLock(context.Background(), f.s.StateDir, false, 0, "pid 2")
+	lk2, err := acquireLock(context.Background(), f.s.StateDir, false, 0, "pid 2", nil)
 	if err == nil {
 		lk2.release()
 		t.Fatal("a second run took the lock after its file was deleted")

@@ -68,9 +68,11 @@ type Result struct {
 	Outcome string `json:"-"`
 	// Broken is true when the host needs a human (exit 3).
 	Broken bool `json:"-"`
-	DryRun bool `json:"-"`
-	// Plan lists what a dry run would do.
-	Plan []string `json:"-"`
+	// DryRun, Plan and Diff are a dry run's: what it would do, and what
+	// the candidate changes against what runs (absent otherwise).
+	DryRun bool     `json:"dry_run,omitempty"`
+	Plan   []string `json:"plan,omitempty"`
+	Diff   *Diff    `json:"diff,omitempty"`
 	// CheckOutput is haproxy -c's output.
 	CheckOutput string `json:"-"`
 	// Settle is the new generation the settle stage saw (nil when the

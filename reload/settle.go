@@ -109,10 +109,21 @@ func (t *txn) currentGeneration(ctx context.Context) (Generation, error) {
 	wctx, cancel := context.WithTimeout(ctx, t.settings.SettleTimeout)
 	defer cancel()
 	begin := t.now()
+	asked := false
 	for {
 		g, err := t.deps.Master.ShowProc(wctx)
 		if err == nil {
 			return g, nil
+		}
+		t.prog.waitingFor("haproxy's master CLI to answer (up to %s): %v", t.settings.SettleTimeout, err)
+		if !asked {
+			// A stopped haproxy will not answer: say so now, not after
+			// the settle timeout.
+			asked = true
+			if st, uerr := t.deps.Unit.UnitState(wctx, t.settings.Unit); uerr == nil && (st.ActiveState == "inactive" || st.ActiveState == "failed") {
+				return Generation{}, fmt.Errorf("unit %s is %s, haproxy is not running (%w); start it first: systemctl start %s",
+					t.settings.Unit, st.ActiveState, err, t.settings.Unit)
+			}
 		}
 		select {
 		case <-wctx.Done():
@@ -151,6 +162,9 @@ func (t *txn) reloadQuietly(ctx context.Context, b baseline) (*SettleResult, err
 func (t *txn) reloadUnit(ctx context.Context) (string, error) {
 	if err := t.deps.Reload.Reload(ctx, t.settings.Unit); err != nil {
 		return "", fmt.Errorf("reload %s: %w", t.settings.Unit, err)
+	}
+	if t.opt.InReloadJob {
+		return "master signalled from the unit's own reload job", nil
 	}
 	return "reload job done", nil
 }
@@ -206,8 +220,15 @@ type settleWatch struct {
 // once. done means the new generation is confirmed; an error ends settle.
 func (w *settleWatch) poll(ctx, sctx context.Context) (done bool, err error) {
 	g, ok, err := w.showProc(ctx, sctx)
-	if !ok || err != nil || !w.looksNew(g) {
+	switch {
+	case err != nil:
 		return false, err
+	case !ok:
+		w.prog.waitingFor("haproxy's master CLI to answer (it re-executes after a reload): %v", w.lastErr)
+		return false, nil
+	case !w.looksNew(g):
+		w.prog.waitingFor("%s", w.awaiting(g))
+		return false, nil
 	}
 	st, err := w.deps.Unit.UnitState(sctx, w.settings.Unit)
 	if err != nil {
@@ -219,7 +240,10 @@ func (w *settleWatch) poll(ctx, sctx context.Context) (done bool, err error) {
 	if statusFailed(st.StatusText) && !statusFailed(w.before.status) {
 		return false, fmt.Errorf("unit status says %q%s", st.StatusText, w.startupLogs(ctx))
 	}
-	if w.reloading = st.ActiveState == "reloading"; w.reloading {
+	// Inside the unit's own reload job (haguard exec-reload) the unit is
+	// "reloading" until that job, this run, ends: the counters decide.
+	if w.reloading = st.ActiveState == "reloading" && !w.opt.InReloadJob; w.reloading {
+		w.prog.waitingFor("haproxy to finish loading the new config (unit %s is reloading)", w.settings.Unit)
 		return false, nil
 	}
 	// The outcome is known: confirm it with counters read after it.
@@ -244,6 +268,26 @@ func (w *settleWatch) showProc(ctx, sctx context.Context) (Generation, bool, err
 func (w *settleWatch) looksNew(g Generation) bool {
 	counted := w.before.gen.Reloads >= 0 && g.Reloads >= 0
 	return (!counted || g.Reloads > w.before.gen.Reloads) && newWorkersUp(w.before.gen, g)
+}
+
+// awaiting says what a generation that does not look new yet lacks.
+func (w *settleWatch) awaiting(g Generation) string {
+	before := w.before.gen
+	if before.Reloads >= 0 && g.Reloads >= 0 && g.Reloads <= before.Reloads {
+		return fmt.Sprintf("the master's reload counter to pass %d (now %d)", before.Reloads, g.Reloads)
+	}
+	return fmt.Sprintf("a new generation of workers (current: %s; before the reload: %s)", workerPIDs(g.Workers), workerPIDs(before.Workers))
+}
+
+func workerPIDs(ws []Worker) string {
+	if len(ws) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(ws))
+	for i, w := range ws {
+		parts[i] = fmt.Sprintf("pid %d", w.PID)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // badGeneration is a show proc that rules the reload out: another master

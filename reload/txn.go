@@ -16,6 +16,10 @@ type txn struct {
 	res   *Result
 	opt   Options
 	start time.Time
+	// deps are the Reloader's, their calls told to prog as steps
+	// (withProgress); this field shadows Reloader.deps for the run.
+	deps Deps
+	prog *progress
 
 	// entry is the history entry, written from the snapshot stage on.
 	entry *Entry
@@ -34,7 +38,8 @@ type txn struct {
 
 func newTxn(r *Reloader, opt Options, start time.Time) *txn {
 	res := &Result{Stages: []Stage{}, Findings: []Finding{}, Processes: []Process{}, Probes: ProbeReport{Attempts: []ProbeAttempt{}}}
-	return &txn{Reloader: r, res: res, opt: opt, start: start}
+	prog := &progress{fn: opt.Progress, now: r.now}
+	return &txn{Reloader: r, res: res, opt: opt, start: start, deps: withProgress(r.deps, prog), prog: prog}
 }
 
 // stage times fn, journals the stage first and records the outcome.
@@ -50,6 +55,7 @@ func (t *txn) stage(ctx context.Context, name string, fn func() (string, error))
 	if t.deps.Pause != nil {
 		t.deps.Pause(ctx, name)
 	}
+	t.prog.stageStarted(name)
 	begin := t.now()
 	detail, err := fn()
 	s := Stage{Name: name, OK: err == nil, DurationMS: t.now().Sub(begin).Milliseconds(), Detail: detail}
@@ -57,6 +63,7 @@ func (t *txn) stage(ctx context.Context, name string, fn func() (string, error))
 		s.Error = err.Error()
 	}
 	t.res.Stages = append(t.res.Stages, s)
+	t.prog.stageEnded(s, t.res)
 	t.log.Debug("stage", "id", t.res.ID, "stage", name, "ok", s.OK, "detail", detail, "error", s.Error)
 	return err
 }

@@ -111,11 +111,12 @@ func (t *txn) probe(ctx context.Context) (string, error) {
 }
 
 // NotUp lists the servers whose status is not UP, as "backend/server
-// STATUS CHECK".
+// STATUS CHECK". A server without a health check ("no check") is not
+// listed: haproxy sends it traffic as if it were up.
 func (rep ProbeReport) NotUp() []string {
 	var out []string
 	for _, s := range rep.Servers {
-		if !strings.HasPrefix(s.Status, "UP") {
+		if !strings.HasPrefix(s.Status, "UP") && s.Status != "no check" {
 			out = append(out, fmt.Sprintf("%s/%s %s %s", s.Backend, s.Server, s.Status, s.Check))
 		}
 	}

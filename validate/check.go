@@ -95,12 +95,16 @@ func (o Options) syntaxOptions(cfg *Config) SyntaxOptions {
 	return so
 }
 
-// Summary counts findings by severity, and the suppressed ones apart.
+// Summary counts findings by severity, and the suppressed ones apart;
+// HAProxyErrors and HAProxyWarnings count the ALERT and WARNING lines of
+// `haproxy -c` (Syntax.Diagnostics).
 type Summary struct {
-	Error      int `json:"error"`
-	Warning    int `json:"warning"`
-	Info       int `json:"info"`
-	Suppressed int `json:"suppressed"`
+	Error           int `json:"error"`
+	Warning         int `json:"warning"`
+	Info            int `json:"info"`
+	Suppressed      int `json:"suppressed"`
+	HAProxyErrors   int `json:"haproxy_errors"`
+	HAProxyWarnings int `json:"haproxy_warnings"`
 }
 
 // Report is the result of Check; its JSON is `haguard check --format json`.
@@ -271,6 +275,10 @@ func (rep Report) finish(opts Options, start time.Time) Report {
 		}
 	}
 	rep.Summary.Suppressed = len(rep.Suppressed)
+	if rep.Syntax.Diagnostics == nil {
+		rep.Syntax.Diagnostics = []Diagnostic{}
+	}
+	rep.Summary.HAProxyErrors, rep.Summary.HAProxyWarnings = CountDiagnostics(rep.Syntax.Diagnostics)
 	rep.OK = rep.Syntax.OK && len(rep.Failing(opts.FailOn)) == 0
 	rep.DurationMS = time.Since(start).Milliseconds()
 	return rep

@@ -41,6 +41,9 @@ type SyntaxResult struct {
 	// than the candidate.
 	Untrusted bool `json:"untrusted"`
 	Withheld  int  `json:"withheld_lines"`
+	// Diagnostics are Output's ALERT and WARNING lines, each once, as
+	// file:line, severity and message (ParseDiagnostics).
+	Diagnostics []Diagnostic `json:"diagnostics"`
 	// Warnings are the "[WARNING]" lines of Output, verbatim.
 	Warnings []string `json:"-"`
 	ExitCode int      `json:"-"`
@@ -128,6 +131,7 @@ func RunSyntaxWith(ctx context.Context, o SyntaxOptions) (SyntaxResult, error) {
 			res.Output, res.Withheld = in.filter(res.Output)
 		}
 		res.Warnings = warningLines(res.Output)
+		res.Diagnostics = ParseDiagnostics(res.Output)
 		return res, err
 	}
 	if in.prelude != "" {

@@ -125,7 +125,7 @@ func (c *Capture) sec(title string, opts ...string) (string, error) {
 		return false
 	}
 	var out []string
-	skip := false
+	skip, stripped := false, false
 	for _, l := range strings.Split(body, "\n") {
 		if l == "[stderr]" && !has("keep_stderr") {
 			skip = true
@@ -134,7 +134,12 @@ func (c *Capture) sec(title string, opts ...string) (string, error) {
 		if skip && strings.HasPrefix(l, "[exit") {
 			skip = false
 		}
-		if skip || has("strip_findings") && minorFinding.MatchString(l) {
+		// A finding left out takes its fix line along.
+		if fix := stripped && strings.HasPrefix(strings.TrimSpace(l), "fix: "); fix {
+			continue
+		}
+		stripped = has("strip_findings") && minorFinding.MatchString(l)
+		if skip || stripped {
 			continue
 		}
 		out = append(out, l)
@@ -156,6 +161,9 @@ var (
 	// looks depends on timing, not on haguard.
 	oldWorkers = regexp.MustCompile(`no old workers draining|old generation draining \([^)]*\)`)
 	hexOrNum   = regexp.MustCompile(`\b[0-9a-f]*[0-9][0-9a-f]*\b`)
+	// A transaction id's random suffix may hold no digit ("cdea"), which
+	// hexOrNum then leaves alone.
+	txnID = regexp.MustCompile(`\b\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{4}\b`)
 	number     = regexp.MustCompile(`[0-9]+`)
 	dotted     = regexp.MustCompile(`#(?:\.#)+`) // 2.9, 127.0.0.1
 	duration   = regexp.MustCompile(`# ?(?:ns|µs|us|ms|s|m|h)\b`)
@@ -174,6 +182,7 @@ func Normalize(doc string) []string {
 			continue
 		}
 		l = oldWorkers.ReplaceAllString(l, "old workers: either")
+		l = txnID.ReplaceAllString(l, "#T#Z-#")
 		l = hexOrNum.ReplaceAllString(l, "#")
 		l = number.ReplaceAllString(l, "#")
 		l = dotted.ReplaceAllString(l, "#")

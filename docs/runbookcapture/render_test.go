@@ -49,6 +49,8 @@ func TestNormalize(t *testing.T) {
 			"id=20261202T100000.001Z-9f00 before_sha256=0000000000000000000000000000000000000000000000000000000000000000"},
 		{"127.0.0.1:42067 mysql  OK 20/20  p50 2.9ms max 4.4ms", "127.0.0.1:3307 mysql OK 20/20 p50 850µs max 1.2s"},
 		{"[exit 1, 0.07s]", "[exit 0, 10.53s]"},
+		// A random suffix without a digit.
+		{"haguard reload 20261202T091434.533Z-cdea", "haguard reload 20261202T091449.237Z-548a"},
 		{"syntax is ok (156 ms)", "syntax is ok (1.5 s)"},
 		{"generation 5 running (1 workers); no old workers draining; probes: 20/20 OK",
 			"generation 5 running (1 workers); old generation draining (1 workers, since 2026-11-28T02:25:49Z); probes: 20/20 OK"},
