@@ -232,8 +232,23 @@ func TestPackageInSandbox(t *testing.T) {
 		t.Fatalf("systemctl enable made no %s", wants)
 	}
 
+	// The operator switches the reload drop-in on; remove takes it away
+	// with the binary it names, so haproxy reloads as before.
+	// (doctor exits 1 on the problems of a bare test box: no stats socket.)
+	run("sh", "-c", "/usr/bin/haguard doctor --enable-dropin >/dev/null || true")
+	const dropIn = "/etc/systemd/system/haproxy.service.d/haguard.conf"
+	if _, _, err := s.Run(ctx, "test", "-L", dropIn); err != nil {
+		t.Fatalf("doctor --enable-dropin made no link at %s", dropIn)
+	}
+
 	// Remove keeps state and token; purge deletes them and the conffile.
 	run("dpkg", "-r", "haguard")
+	if _, _, err := s.Run(ctx, "test", "-L", dropIn); err == nil {
+		t.Errorf("after dpkg -r: %s is still there: every reload of haproxy would run a binary that is gone", dropIn)
+	}
+	if er := run("systemctl", "show", "-p", "ExecReload", "--value", "haproxy.service"); strings.Contains(er, "haguard") {
+		t.Errorf("after dpkg -r: haproxy.service still reloads through haguard: %s", er)
+	}
 	if ls := strings.TrimSpace(run("systemctl", "show", "-p", "LoadState", "--value", "haguard.service")); ls != "masked" {
 		t.Errorf("after dpkg -r: haguard.service LoadState=%s, want masked (an enabled unit without its binary)", ls)
 	}
