@@ -97,7 +97,7 @@ func (t *txn) adoptDisk(p *plan) string {
 // that holds it adopts for itself) and the state dir is writable.
 func (r *Reloader) adoptLocked(ctx context.Context, g Generation, m Manifest) error {
 	lk, err := acquireLock(ctx, r.settings.StateDir, false, 0,
-		fmt.Sprintf("pid %d since %s (status: adopting the config on disk)", os.Getpid(), r.now().UTC().Format(time.RFC3339)), nil)
+		otherHolder("haguard status, adopting the config on disk", r.now()), nil)
 	if err != nil {
 		return err
 	}

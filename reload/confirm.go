@@ -211,7 +211,7 @@ func ConfirmIn(ctx context.Context, stateDir, id, who string, lockTimeout time.D
 // who is recorded on its entry and in the audit log.
 func (r *Reloader) Confirm(ctx context.Context, id, who string) (Entry, error) {
 	lk, err := acquireLock(ctx, r.settings.StateDir, true, r.settings.LockTimeout,
-		fmt.Sprintf("pid %d since %s (haguard confirm by %s)", os.Getpid(), r.now().UTC().Format(time.RFC3339), who), nil)
+		otherHolder("haguard confirm by "+who, r.now()), nil)
 	if err != nil {
 		return Entry{}, err
 	}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
+	"time"
 )
 
 // A plain `systemctl reload` can go through haguard: a drop-in makes the
@@ -55,7 +55,7 @@ func (e *BusyError) Is(target error) bool { return target == ErrLocked }
 //
 // It waits for nothing: the lock is tried once.
 func DriverOf(ctx context.Context, stateDir string) (Driver, bool, error) {
-	lk, err := acquireLock(ctx, stateDir, false, 0, fmt.Sprintf("pid %d (haguard exec-reload, looking for a transaction)", os.Getpid()), nil)
+	lk, err := acquireLock(ctx, stateDir, false, 0, otherHolder("haguard exec-reload, looking for a transaction", time.Now()), nil)
 	if err == nil {
 		lk.release()
 		return Driver{}, false, nil

@@ -55,6 +55,25 @@ func holderOf(opt Options, pid int, start time.Time) string {
 	return s + ", since " + start.UTC().Format(time.RFC3339) + ")"
 }
 
+// otherHolder is holderOf for what is not a reload transaction:
+// "pid 4242 (haguard confirm by bob, since 2026-...Z)".
+func otherHolder(what string, start time.Time) string {
+	return fmt.Sprintf("pid %d (%s, since %s)", os.Getpid(), what, start.UTC().Format(time.RFC3339))
+}
+
+// parseHolder reads the pid and the start back from a holder string (this
+// version's, or an older "pid N since T"); zero values when absent.
+func parseHolder(h string) (pid int, since time.Time) {
+	if _, err := fmt.Sscanf(h, "pid %d", &pid); err != nil {
+		return 0, time.Time{}
+	}
+	if i := strings.LastIndex(h, "since "); i >= 0 {
+		ts := strings.TrimRight(strings.Fields(h[i+len("since "):] + " ")[0], ")")
+		since, _ = time.Parse(time.RFC3339, ts)
+	}
+	return pid, since
+}
+
 // acquireLock takes the lock. With wait it retries until timeout or ctx
 // ends, telling waiting (when set) who holds it, once and again whenever
 // the holder changes; without, it fails at once.
@@ -162,9 +181,6 @@ func inProgress(dir string) *Progress {
 		return nil
 	}
 	p := &Progress{Holder: readHolder(filepath.Join(dir, "lock"))}
-	var since string
-	if n, _ := fmt.Sscanf(p.Holder, "pid %d since %s", &p.PID, &since); n == 2 {
-		p.Since, _ = time.Parse(time.RFC3339, since)
-	}
+	p.PID, p.Since = parseHolder(p.Holder)
 	return p
 }
