@@ -163,11 +163,11 @@ var (
 	hexOrNum   = regexp.MustCompile(`\b[0-9a-f]*[0-9][0-9a-f]*\b`)
 	// A transaction id's random suffix may hold no digit ("cdea"), which
 	// hexOrNum then leaves alone.
-	txnID = regexp.MustCompile(`\b\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{4}\b`)
-	number     = regexp.MustCompile(`[0-9]+`)
-	dotted     = regexp.MustCompile(`#(?:\.#)+`) // 2.9, 127.0.0.1
-	duration   = regexp.MustCompile(`# ?(?:ns|µs|us|ms|s|m|h)\b`)
-	spaceRuns  = regexp.MustCompile(`[ \t]+`)
+	txnID     = regexp.MustCompile(`\b\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{4}\b`)
+	number    = regexp.MustCompile(`[0-9]+`)
+	dotted    = regexp.MustCompile(`#(?:\.#)+`) // 2.9, 127.0.0.1
+	duration  = regexp.MustCompile(`# ?(?:ns|µs|us|ms|s|m|h)\b`)
+	spaceRuns = regexp.MustCompile(`[ \t]+`)
 )
 
 // Normalize keeps what a reader relies on and drops what changes from
