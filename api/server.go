@@ -17,7 +17,6 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sync/singleflight"
 )
 
 // Defaults for the zero values of Options.
@@ -50,6 +49,12 @@ type Options struct {
 	Ghosts   GhostSource
 	Prober   Prober
 	Status   StatusSource
+	// Unit names the unit the interfaces above serve: the `unit` query
+	// parameter selects it, and its metrics carry it as a label. Empty
+	// for one unnamed unit.
+	Unit string
+	// More are further units served by the same API (UnitBackend).
+	More []UnitBackend
 
 	MaxBodyBytes int64
 	ReadTimeout  time.Duration
@@ -63,15 +68,13 @@ type Options struct {
 
 // Server is the haguard API.
 type Server struct {
-	opts    Options
-	log     *slog.Logger
-	echo    *echo.Echo
-	queue   *queue
-	metrics *Metrics
+	opts Options
+	log  *slog.Logger
+	echo *echo.Echo
+	// units are Options' own unit, then More; each has its queue.
+	units []*unit
 	// tokenSum is the sha256 of the bearer token.
 	tokenSum atomic.Pointer[[sha256.Size]byte]
-	// statusCalls shares one StatusSource call among concurrent requests.
-	statusCalls singleflight.Group
 }
 
 // New builds the server and its routes; Serve runs it.
@@ -79,21 +82,12 @@ func New(opts Options) (*Server, error) {
 	if len(opts.Token) == 0 {
 		return nil, errNoToken
 	}
-	var missing []string
-	for name, v := range map[string]any{"Checker": opts.Checker, "Reloader": opts.Reloader,
-		"Hasher": opts.Hasher, "Ghosts": opts.Ghosts, "Prober": opts.Prober, "Status": opts.Status} {
-		if v == nil {
-			missing = append(missing, name)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("api: options missing: %s", strings.Join(missing, ", "))
+	backends := opts.backends()
+	if err := validateBackends(backends); err != nil {
+		return nil, err
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Metrics == nil {
-		opts.Metrics = NewMetrics()
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
@@ -110,11 +104,24 @@ func New(opts Options) (*Server, error) {
 	if opts.QueueDepth <= 0 {
 		opts.QueueDepth = DefaultQueueDepth
 	}
-	s := &Server{opts: opts, log: opts.Logger, metrics: opts.Metrics}
+	s := &Server{opts: opts, log: opts.Logger}
 	if err := s.SetToken(opts.Token); err != nil {
 		return nil, err
 	}
-	s.queue = newQueue(opts.Reloader, opts.Hasher, opts.Metrics, opts.Logger, opts.QueueDepth, jobsKept)
+	for _, b := range backends {
+		if b.Metrics == nil {
+			b.Metrics = NewMetrics()
+		}
+		if b.Unit != "" {
+			b.Metrics.SetUnit(b.Unit)
+		}
+		log := opts.Logger
+		if len(backends) > 1 {
+			log = log.With("unit", b.Unit)
+		}
+		s.units = append(s.units, &unit{UnitBackend: b,
+			queue: newQueue(b.Reloader, b.Hasher, b.Metrics, log, opts.QueueDepth, jobsKept)})
+	}
 	s.echo = s.routes()
 	return s, nil
 }
@@ -140,7 +147,7 @@ func (s *Server) routes() *echo.Echo {
 	e.POST("/v1/rollback", s.rollback, auth)
 	e.GET("/v1/ghosts", s.ghosts, auth)
 	e.POST("/v1/probes", s.probes, auth)
-	e.GET("/metrics", echo.WrapHandler(s.metrics.Handler()), auth)
+	e.GET("/metrics", echo.WrapHandler(s.metricsHandler()), auth)
 	return e
 }
 
@@ -160,8 +167,17 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 // Handler is the HTTP handler (for tests and embedding).
 func (s *Server) Handler() http.Handler { return s.echo }
 
-// Metrics are the server's metrics.
-func (s *Server) Metrics() *Metrics { return s.metrics }
+// Metrics are the metrics of the server's first unit.
+func (s *Server) Metrics() *Metrics { return s.units[0].Metrics }
+
+// metricsHandler serves every unit's series in one exposition.
+func (s *Server) metricsHandler() http.Handler {
+	ms := make([]*Metrics, len(s.units))
+	for i, u := range s.units {
+		ms[i] = u.Metrics
+	}
+	return Handler(ms...)
+}
 
 // Serve answers on ln and runs the reload queue until ctx ends. Then it
 // stops accepting, lets open requests finish (DefaultShutdownGrace), lets
@@ -178,8 +194,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	if sha, err := s.opts.Hasher.RunningSHA256(ctx); err == nil {
-		s.metrics.SetConfig(sha)
+	for _, u := range s.units {
+		if sha, err := u.Hasher.RunningSHA256(ctx); err == nil {
+			u.Metrics.SetConfig(sha)
+		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -188,7 +206,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		return nil
 	})
-	g.Go(func() error { return s.queue.run(gctx) })
+	for _, u := range s.units {
+		g.Go(func() error { return u.queue.run(gctx) })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultShutdownGrace)

@@ -95,7 +95,9 @@ var manuals = map[string]manual{
 		seeAlso: "haguard-reload(1), systemctl(1), api.md, metrics.md, install.md",
 		examples: `  systemctl enable --now haguard        # as the package installs it
   systemctl reload haguard              # re-read haguard.yaml and the token
-  curl -H "Authorization: Bearer $(cat /etc/haguard/token)" http://127.0.0.1:9180/v1/status`,
+  curl -H "Authorization: Bearer $(cat /etc/haguard/token)" http://127.0.0.1:9180/v1/status
+  haguard serve --unit haproxy.service --unit 'haproxy@*.service'
+  curl -H "Authorization: Bearer $(cat /etc/haguard/token)" 'http://127.0.0.1:9180/v1/status?unit=haproxy@db.service'`,
 	},
 	"probe": {
 		files:   []string{"yaml", "haproxy", "stats"},
