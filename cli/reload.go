@@ -220,6 +220,9 @@ func writeReloadHuman(w io.Writer, res reload.Result, err error, live *liveView)
 		verdict = "REFUSED"
 	}
 	fmt.Fprintf(w, "%s in %d ms\n", verdict, res.DurationMS)
+	for _, u := range res.Unrecorded {
+		fmt.Fprintf(w, "warning: not recorded (the config and what runs are as above): %s\n", u)
+	}
 	if err != nil && !errors.Is(err, reload.ErrUnchanged) && !saidByStages(err, res.Stages) {
 		fmt.Fprintf(w, "reason: %v\n", err)
 	}

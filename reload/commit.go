@@ -16,7 +16,7 @@ func (t *txn) commit(ctx context.Context, m Manifest) error {
 	}
 	t.journal.Stage = stageCommit
 	if err := t.store.writeJournal(t.journal); err != nil {
-		return err
+		t.unrecorded(err) // running.json below is the record that counts
 	}
 	return t.setRunning(m.Identity(), m)
 }

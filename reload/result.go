@@ -63,6 +63,11 @@ type Result struct {
 	// Pending is the confirmation window a --confirm-within reload
 	// opened (omitted otherwise): confirm before its deadline.
 	Pending *Pending `json:"pending,omitempty"`
+	// Unrecorded are the records the run could not write (the state dir
+	// full or read-only): the journal, running.json, the history entry
+	// or the audit line. The config and what runs are as the stages say;
+	// only these records are missing or stale.
+	Unrecorded []string `json:"unrecorded,omitempty"`
 
 	// Outcome is the history outcome (committed, refused, ...).
 	Outcome string `json:"-"`

@@ -93,8 +93,9 @@ func (t *txn) restore(ctx context.Context, id string, changes []FileChange, runn
 			return detail, fmt.Errorf("%d of %d probes still fail after rollback%s", rep.Failed, rep.Total, rep.firstError())
 		}
 	}
+	// What runs is right; only its record may be missing (reported).
 	if err := t.setRunning(id, running); err != nil {
-		return detail, err
+		t.unrecorded(err)
 	}
 	return detail, nil
 }
@@ -113,12 +114,8 @@ func (t *txn) restoreFiles(changes []FileChange) error {
 		}
 		data[c.Path] = b
 	}
-	if t.journal.ID != "" {
-		t.journal.Stage = StageRollback
-		if err := t.store.writeJournal(t.journal); err != nil {
-			return err
-		}
-	}
+	// The files first, the record after: a full or read-only state dir
+	// must not keep an unverified candidate on disk.
 	for _, c := range changes {
 		if c.Restore == "" {
 			if err := os.Remove(c.Path); err != nil && !isNotExist(err) {
@@ -128,6 +125,12 @@ func (t *txn) restoreFiles(changes []FileChange) error {
 		}
 		if _, err := writeAtomic(c.Path, data[c.Path], 0o644); err != nil {
 			return fmt.Errorf("restore %s: %w", c.Path, err)
+		}
+	}
+	if t.journal.ID != "" && t.journal.Stage != StageRollback {
+		t.journal.Stage = StageRollback
+		if err := t.store.writeJournal(t.journal); err != nil {
+			t.unrecorded(err)
 		}
 	}
 	return nil
