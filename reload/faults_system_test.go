@@ -116,3 +116,47 @@ func TestSystemFullStateDirAfterInstallRestoresFirst(t *testing.T) {
 		t.Fatal("a journal is left behind")
 	}
 }
+
+// Item 4: a corrupt history blob. history --verify names it; a reload
+// holding the same config rewrites it, so the rollback that follows a
+// failing candidate still works; a rollback to a corrupt blob is refused
+// before anything is touched.
+func TestSystemCorruptBlobRepairedAndRefused(t *testing.T) {
+	b := newBox(t)
+	v2 := testbed.TCPProxyConfig(b.listen, testbed.TCPBackend(t)) + "\n# v2\n"
+	if _, code := b.reloadJSON(t, nil, "--candidate", b.candidate(t, "v2.cfg", v2)); code != 0 {
+		t.Fatalf("reload v2: exit %d", code)
+	}
+	es, err := reload.ReadHistory(b.state)
+	if err != nil || len(es) != 1 {
+		t.Fatalf("history %+v %v", es, err)
+	}
+	corrupt := func(sum string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(b.state, "history", "blobs", sum), []byte("global\n# torn"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	corrupt(es[0].AfterSHA256) // v2, what runs
+	out, _, code := b.haguard(t, nil, "history", "--verify")
+	if code != 1 || !strings.Contains(out, "CORRUPT") || !strings.Contains(out, es[0].AfterSHA256) {
+		t.Fatalf("history --verify with a corrupt blob: exit %d\n%s", code, out)
+	}
+	dead := b.candidate(t, "dead.cfg", testbed.TCPProxyConfig(b.listen, testbed.DeadAddr(t)))
+	res, code := b.reloadJSON(t, nil, "--candidate", dead)
+	if code != 1 || !res.RolledBack || b.disk(t) != v2 {
+		t.Fatalf("a failing candidate over a corrupt blob of what runs: exit %d, rolled back %v, v2 on disk %v", code, res.RolledBack, b.disk(t) == v2)
+	}
+	if out, _, code := b.haguard(t, nil, "history", "--verify"); code != 0 {
+		t.Fatalf("history --verify after the repair: exit %d\n%s", code, out)
+	}
+	corrupt(es[0].BeforeSHA256) // the config before v2: a rollback target
+	before := b.showProc(t).Reloads
+	out, errOut, code := b.haguard(t, nil, "rollback", es[0].ID)
+	if code != 2 || !strings.Contains(out+errOut, "does not match its sha256") {
+		t.Fatalf("rollback to a corrupt blob: exit %d\n%s%s", code, out, errOut)
+	}
+	if b.disk(t) != v2 || b.showProc(t).Reloads != before {
+		t.Fatal("the refused rollback touched the host")
+	}
+}

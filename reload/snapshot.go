@@ -124,6 +124,15 @@ func (t *txn) snapshot(ctx context.Context, p plan) (rollbackPlan, error) {
 				}
 			}
 		}
+		// What a rollback would restore must be readable and sound now,
+		// before anything is touched.
+		for _, c := range rp.changes {
+			if c.Restore != "" {
+				if _, err := t.store.blob(c.Restore); err != nil {
+					return "", fmt.Errorf("the config to roll back to is not usable (%s): %w", c.Path, err)
+				}
+			}
+		}
 		var replaced []string
 		for i, c := range rp.changes {
 			if ds := shaOrEmpty(p.disk[c.Path]); ds != "" && ds != c.Restore && ds != c.After {
