@@ -160,3 +160,29 @@ func TestSystemCorruptBlobRepairedAndRefused(t *testing.T) {
 		t.Fatal("the refused rollback touched the host")
 	}
 }
+
+// Item 5: a torn journal.json (a power cut mid-write) makes every reload
+// exit 3; status must say so too, not exit 0.
+func TestSystemStatusReportsTornJournal(t *testing.T) {
+	b := newBox(t)
+	v2 := testbed.TCPProxyConfig(b.listen, testbed.TCPBackend(t)) + "\n# v2\n"
+	if _, code := b.reloadJSON(t, nil, "--candidate", b.candidate(t, "v2.cfg", v2)); code != 0 {
+		t.Fatalf("reload v2: exit %d", code)
+	}
+	if err := os.WriteFile(filepath.Join(b.state, "journal.json"), []byte(`{"id":"20261202T000000.000Z-dead","pid":4`), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	st, _, code := b.haguard(t, nil, "status")
+	if code != 3 || !strings.Contains(st, "JOURNAL:    UNREADABLE") || !strings.Contains(st, "--forget-interrupted") {
+		t.Fatalf("status with a torn journal: exit %d\n%s", code, st)
+	}
+	if _, code := b.reloadJSON(t, nil); code != 3 {
+		t.Fatalf("reload with a torn journal: exit %d, want 3", code)
+	}
+	if _, code := b.reloadJSON(t, nil, "--forget-interrupted"); code != 0 {
+		t.Fatalf("reload --forget-interrupted: exit %d", code)
+	}
+	if st, _, code := b.haguard(t, nil, "status"); code != 0 {
+		t.Fatalf("status after --forget-interrupted: exit %d\n%s", code, st)
+	}
+}
