@@ -28,8 +28,9 @@ func (a *app) historyCmd() *cobra.Command {
 stage failed, which one and why.
 
 Outcomes: committed, refused (the check failed: nothing was installed, no
-snapshot), rolled_back, broken, recovered (a run that died, finished by
-the next one), running (in progress). Transactions that got past the
+snapshot), rolled_back, broken, raced (the config changed on disk during
+the run: not recorded as running, both versions kept), recovered (a run
+that died, finished by the next one), running (in progress). Transactions that got past the
 check are kept in state_dir/history (reload.history_keep of them); refused
 ones come from state_dir/audit.log. Unchanged runs are in audit.log only.
 

@@ -212,6 +212,8 @@ func writeReloadHuman(w io.Writer, res reload.Result, err error, live *liveView)
 		verdict = "HOST NEEDS A HUMAN (rollback failed or unit failed)"
 	case res.RolledBack:
 		verdict = "ROLLED BACK"
+	case res.Raced != nil:
+		verdict = "RACED (the config changed on disk during the reload; not recorded as running)"
 	case res.Unchanged && res.OK:
 		verdict = "UNCHANGED, verified"
 	case res.Unchanged:

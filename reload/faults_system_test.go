@@ -1,6 +1,9 @@
 package reload_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -184,5 +187,88 @@ func TestSystemStatusReportsTornJournal(t *testing.T) {
 	}
 	if st, _, code := b.haguard(t, nil, "status"); code != 0 {
 		t.Fatalf("status after --forget-interrupted: exit %d\n%s", code, st)
+	}
+}
+
+// handEdit replaces the target as a person or configuration management
+// would (a new file renamed over it).
+func (b *box) handEdit(t *testing.T, body string) {
+	t.Helper()
+	tmp := b.s.HAProxyConfig() + ".hand"
+	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, b.s.HAProxyConfig()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func shaOf(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// Item 2: the target is replaced during the transaction, before the
+// reload job: haproxy loads the edit. The run must not record the
+// candidate as running: outcome raced, both identities, exit 1, both
+// versions kept; the next plain reload verifies and records what is on
+// disk.
+func TestSystemEditDuringReloadIsRaced(t *testing.T) {
+	b := newBox(t)
+	backend := testbed.TCPBackend(t)
+	v2 := testbed.TCPProxyConfig(b.listen, backend) + "\n# v2\n"
+	edit := testbed.TCPProxyConfig(b.listen, backend) + "\n# edited by hand during the reload\n"
+	p := b.pausedReload(t, reload.StageReload, 2*time.Second, "--format", "json", "--candidate", b.candidate(t, "v2.cfg", v2))
+	b.handEdit(t, edit)
+	code := exitCode(t, p)
+	out := p.Output()
+	var res reload.Result
+	if i := strings.Index(out, "{\n"); i < 0 || json.Unmarshal([]byte(out[i:strings.LastIndex(out, "}")+1]), &res) != nil {
+		t.Fatalf("no JSON result: exit %d\n%s", code, out)
+	}
+	if code != 1 || res.Raced == nil || res.Raced.Installed != shaOf(v2) || res.Raced.OnDisk != shaOf(edit) {
+		t.Fatalf("exit %d, raced %+v; want 1 and installed %s, on disk %s\n%s", code, res.Raced, shaOf(v2)[:12], shaOf(edit)[:12], out)
+	}
+	es, err := reload.ReadHistory(b.state)
+	if err != nil || len(es) != 1 || es[0].Outcome != reload.OutcomeRaced {
+		t.Fatalf("history %+v %v", es, err)
+	}
+	for _, sum := range []string{shaOf(v2), shaOf(edit)} {
+		if blob, err := os.ReadFile(filepath.Join(b.state, "history", "blobs", sum)); err != nil || shaOf(string(blob)) != sum {
+			t.Fatalf("history lacks a version (%s): %v", sum[:12], err)
+		}
+	}
+	if _, code := b.reloadJSON(t, nil); code != 0 {
+		t.Fatalf("the next plain reload: exit %d", code)
+	}
+	if st, _, code := b.haguard(t, nil, "status"); code != 0 || !strings.Contains(st, shaOf(edit)[:12]) {
+		t.Fatalf("status after the next reload: exit %d\n%s", code, st)
+	}
+}
+
+// Item 3: a file edited during a transaction that then rolls back is
+// kept (referenced from the history entry) before the rollback
+// overwrites it.
+func TestSystemRollbackKeepsConcurrentEdit(t *testing.T) {
+	b := newBox(t)
+	dead := b.candidate(t, "dead.cfg", testbed.TCPProxyConfig(b.listen, testbed.DeadAddr(t)))
+	edit := b.good + "\n# edited by hand during the reload\n"
+	p := b.pausedReload(t, reload.StageSweep, 2*time.Second, "--candidate", dead)
+	b.handEdit(t, edit)
+	code := exitCode(t, p)
+	t.Logf("exit %d\n%s", code, p.Output())
+	if code != 1 || b.disk(t) != b.good {
+		t.Fatalf("exit %d, good config on disk %v; want a rollback", code, b.disk(t) == b.good)
+	}
+	es, err := reload.ReadHistory(b.state)
+	if err != nil || len(es) != 1 || es[0].Outcome != reload.OutcomeRolledBack {
+		t.Fatalf("history %+v %v", es, err)
+	}
+	want := reload.KeptFile{Path: b.s.HAProxyConfig(), SHA256: shaOf(edit)}
+	if len(es[0].Kept) != 1 || es[0].Kept[0] != want {
+		t.Fatalf("entry kept %+v, want %+v", es[0].Kept, want)
+	}
+	if blob, err := os.ReadFile(filepath.Join(b.state, "history", "blobs", want.SHA256)); err != nil || string(blob) != edit {
+		t.Fatalf("the edit is not kept: %v", err)
 	}
 }

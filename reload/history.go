@@ -76,6 +76,9 @@ const (
 	OutcomeRolledBack = "rolled_back"
 	OutcomeBroken     = "broken"
 	OutcomeRecovered  = "recovered"
+	// OutcomeRaced: the set on disk changed during the transaction;
+	// haproxy runs one of the two versions, both kept (Entry.Kept).
+	OutcomeRaced = "raced"
 )
 
 // store is the state dir's layout:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 )
@@ -149,6 +150,44 @@ func (t *txn) reloadAndSettle(ctx context.Context, b baseline) error {
 		t.res.Settle = s
 		return s.detail(), nil
 	})
+}
+
+// checkRace re-hashes the config set once the new generation has settled:
+// haproxy loaded what was on disk when it re-executed, so a set that is
+// not the one installed (edited during the transaction) means haguard
+// cannot say which version runs. The edited files are kept in history;
+// the error (ErrRaced) names both identities.
+func (t *txn) checkRace(p plan) error {
+	installed := p.manifest()
+	refs := make([]string, 0, len(installed))
+	for _, e := range installed {
+		if e.Ref {
+			refs = append(refs, e.Path)
+		}
+	}
+	now := manifestOf(expandFiles(t.settings.Files, nil), refs, os.ReadFile)
+	if now.Identity() == installed.Identity() {
+		return nil
+	}
+	race := &Race{Installed: installed.Identity(), OnDisk: now.Identity(), Files: installed.Diff(now)}
+	var kept []KeptFile
+	for _, path := range race.Files {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue // deleted: nothing to keep
+		}
+		sum, err := t.store.putBlob(b)
+		if err != nil {
+			t.unrecorded(fmt.Errorf("keep %s, edited during the transaction: %w", path, err))
+			continue
+		}
+		kept = append(kept, KeptFile{Path: path, SHA256: sum})
+	}
+	t.recordKept(kept)
+	t.res.Raced = race
+	return fmt.Errorf("%w: installed %s, on disk after settle %s (%s); haproxy loaded one of the two, so neither is recorded as running; "+
+		"both are kept in history: run 'haguard reload' to verify and record what is on disk", ErrRaced,
+		short(race.Installed), short(race.OnDisk), strings.Join(race.Files, ", "))
 }
 
 // reloadQuietly is reloadAndSettle without stage records, for a rollback.

@@ -124,14 +124,21 @@ func (t *txn) run(ctx context.Context) error {
 	if err == nil {
 		err = t.reloadAndSettle(ctx, p.before)
 	}
+	var raced error
+	if err == nil {
+		raced = t.checkRace(p)
+	}
 	if err == nil {
 		err = t.verify(ctx)
 	}
-	if err == nil && t.opt.ConfirmWithin > 0 {
+	if err == nil && raced == nil && t.opt.ConfirmWithin > 0 {
 		err = t.watch(ctx)
 	}
 	if err != nil {
 		return t.rollback(ctx, rp, p, err)
+	}
+	if raced != nil {
+		return raced
 	}
 	if err := t.commit(ctx, p.manifest()); err != nil {
 		return fmt.Errorf("%w: committed but could not record it: %w", ErrBroken, err)
@@ -192,6 +199,8 @@ func outcomeOf(err error) string {
 		return OutcomeBroken
 	case errors.Is(err, ErrRolledBack):
 		return OutcomeRolledBack
+	case errors.Is(err, ErrRaced):
+		return OutcomeRaced
 	case errors.Is(err, ErrUnchanged):
 		return OutcomeUnchanged
 	}
