@@ -78,6 +78,8 @@ takes the reload signal): the host needs a human.`,
 	f.BoolVar(&o.forget, "forget-interrupted", false, "drop the journal of a reload that died, instead of completing its rollback (when that rollback keeps failing)")
 	addUnitFlags(cmd, &o.unit)
 	cmd.RunE = a.execConfig(func(ctx context.Context, cfg config.Config) (int, error) {
+		ctx, stop := hangupStops(ctx)
+		defer stop()
 		if o.unit.several() && o.candidate != "" {
 			return exitUsage, usagef(errors.New("--candidate goes with one unit: each unit has its own config"))
 		}

@@ -51,6 +51,8 @@ Examples:
 			id = args[0]
 		}
 		return a.exec(func(ctx context.Context) (int, error) {
+			ctx, stop := hangupStops(ctx)
+			defer stop()
 			cfg, err := a.loadConfig(cmd)
 			if err != nil {
 				return exitUsage, err

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -270,5 +271,31 @@ func TestSystemRollbackKeepsConcurrentEdit(t *testing.T) {
 	}
 	if blob, err := os.ReadFile(filepath.Join(b.state, "history", "blobs", want.SHA256)); err != nil || string(blob) != edit {
 		t.Fatalf("the edit is not kept: %v", err)
+	}
+}
+
+// Item 6: SIGHUP (a dropped SSH session) during install..commit is
+// handled like SIGTERM: the run rolls back, so a failing candidate does
+// not keep serving, and it leaves no journal behind.
+func TestSystemSIGHUPRollsBack(t *testing.T) {
+	b := newBox(t)
+	dead := b.candidate(t, "dead.cfg", testbed.TCPProxyConfig(b.listen, testbed.DeadAddr(t)))
+	p := b.pausedReload(t, reload.StageSettle, 2*time.Minute, "--candidate", dead)
+	if err := syscall.Kill(p.HostPID, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	code := exitCode(t, p)
+	t.Logf("exit %d\n%s", code, p.Output())
+	if code != 1 || !strings.Contains(p.Output(), "ROLLED BACK") || b.disk(t) != b.good {
+		t.Fatalf("SIGHUP at settle: exit %d, the good config on disk %v; want a rollback, exit 1", code, b.disk(t) == b.good)
+	}
+	if _, err := os.Stat(filepath.Join(b.state, "journal.json")); err == nil {
+		t.Fatal("a journal is left behind")
+	}
+	if ok, fail := b.traffic(t); fail != 0 {
+		t.Fatalf("traffic after the rollback: %d OK, %d failed", ok, fail)
+	}
+	if st, _, code := b.haguard(t, nil, "status"); code != 0 {
+		t.Fatalf("status: exit %d\n%s", code, st)
 	}
 }
