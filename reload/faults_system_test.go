@@ -43,7 +43,7 @@ func (b *box) fillState(t *testing.T) {
 // unfillState frees the state dir again.
 func (b *box) unfillState(t *testing.T) {
 	t.Helper()
-	if _, _, err := b.s.Run(t.Context(), "rm", "-f", filepath.Join(b.state, "fill"), filepath.Join(b.state, "probe-full")); err != nil {
+	if _, _, err := b.s.Run(t.Context(), "rm", "-f", filepath.Join(b.state, "fill"), filepath.Join(b.state, "probe-full"), filepath.Join(b.state, "journal.hold")); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -296,6 +296,38 @@ func TestSystemSIGHUPRollsBack(t *testing.T) {
 		t.Fatalf("traffic after the rollback: %d OK, %d failed", ok, fail)
 	}
 	if st, _, code := b.haguard(t, nil, "status"); code != 0 {
+		t.Fatalf("status: exit %d\n%s", code, st)
+	}
+}
+
+// Item 10: the state dir fills up at commit, after the candidate was
+// verified. The run cannot record it (exit 3), but the next plain reload
+// must adopt it, not roll it back as a run that died at stage probe.
+func TestSystemUnrecordedCommitAdopted(t *testing.T) {
+	b := newBox(t)
+	b.stateOnTmpfs(t, "1m")
+	v2 := testbed.TCPProxyConfig(b.listen, testbed.TCPBackend(t)) + "\n# v2\n"
+	p := b.pausedReload(t, "commit", 2*time.Second, "--candidate", b.candidate(t, "v2.cfg", v2))
+	// A second link keeps the journal's page when the commit renames a
+	// journal over it: nothing the run does frees space.
+	if _, _, err := b.s.Run(t.Context(), "ln", filepath.Join(b.state, "journal.json"), filepath.Join(b.state, "journal.hold")); err != nil {
+		t.Fatal(err)
+	}
+	b.fillState(t)
+	code := exitCode(t, p)
+	t.Logf("reload with the state dir full at commit: exit %d\n%s", code, p.Output())
+	if code != 3 || b.disk(t) != v2 {
+		t.Fatalf("exit %d, v2 on disk %v; want 3 and v2", code, b.disk(t) == v2)
+	}
+	b.unfillState(t)
+	res, code := b.reloadJSON(t, nil)
+	if code != 0 || len(res.Stages) == 0 || res.Stages[0].Name != reload.StageRecover || !strings.Contains(res.Stages[0].Detail, "adopted as running") {
+		t.Fatalf("the next reload: exit %d, stages %+v", code, res.Stages)
+	}
+	if b.disk(t) != v2 || res.RolledBack {
+		t.Fatal("the verified commit was rolled back")
+	}
+	if st, _, code := b.haguard(t, nil, "status"); code != 0 || !strings.Contains(st, shaOf(v2)[:12]) {
 		t.Fatalf("status: exit %d\n%s", code, st)
 	}
 }

@@ -28,7 +28,11 @@ type Journal struct {
 	// Changes are the files the install writes and what a rollback puts
 	// back in each (a journal of an older haguard has none: see files).
 	Changes []FileChange `json:"changes,omitempty"`
-	Updated time.Time    `json:"updated"`
+	// Candidate is the set the run installs, file by file, so that the
+	// next run can tell whether the disk still holds it (a commit that
+	// could not be recorded is adopted: recover.go).
+	Candidate Manifest  `json:"candidate,omitempty"`
+	Updated   time.Time `json:"updated"`
 }
 
 // files are the journal's changes; a journal written by an haguard that
@@ -64,10 +68,40 @@ func (s store) writeJournal(j Journal) error {
 }
 
 func (s store) clearJournal() error {
+	_ = os.Remove(s.commitJournalPath())
 	if err := os.Remove(s.journalPath()); err != nil && !isNotExist(err) {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return syncDir(s.dir)
+}
+
+// commitJournalPath is the journal of the commit stage, written ahead (at
+// install, while the state dir takes writes) so that the commit can still
+// say "verified" when the state dir has filled up since: a rename onto
+// journal.json needs no free space.
+func (s store) commitJournalPath() string { return filepath.Join(s.dir, "journal.commit.json") }
+
+// prepareCommitJournal writes j as the commit stage will record it.
+func (s store) prepareCommitJournal(j Journal) error {
+	j.Stage = stageCommit
+	if err := writeJSON(s.commitJournalPath(), j, false); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
+// writeCommitJournal records the commit stage: a fresh write, else the
+// journal prepared at install renamed into place.
+func (s store) writeCommitJournal(j Journal) error {
+	err := s.writeJournal(j)
+	if err == nil {
+		_ = os.Remove(s.commitJournalPath())
+		return nil
+	}
+	if rerr := os.Rename(s.commitJournalPath(), s.journalPath()); rerr != nil {
+		return fmt.Errorf("%w (and the prepared one: %w)", err, rerr)
+	}
+	return nil
 }
 
 // auditFile is the audit log's name in the state dir.

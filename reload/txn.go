@@ -141,7 +141,7 @@ func (t *txn) run(ctx context.Context) error {
 		return raced
 	}
 	if err := t.commit(ctx, p.manifest()); err != nil {
-		return fmt.Errorf("%w: committed but could not record it: %w", ErrBroken, err)
+		return fmt.Errorf("%w: committed (verified, running) but could not record it; the next run adopts it once it can write: %w", ErrBroken, err)
 	}
 	t.res.OK = true
 	return nil
