@@ -91,8 +91,12 @@ takes the reload signal): the host needs a human.`,
 		}
 		cfg.Reload.KillGhosts = cfg.Reload.KillGhosts || o.killGhosts
 		return a.forUnits(ctx, cfg, o.unit, func(ctx context.Context, cfg config.Config) unitResult {
+			start := time.Now()
 			r, closeFn, err := buildReloader(ctx, cfg, unitFlags{}, a.reportLogger())
 			if err != nil {
+				if !o.dryRun {
+					a.auditRefused(cfg, o.reason, start, err)
+				}
 				return unitResult{code: exitNegative, err: err} // nothing was touched: refused
 			}
 			defer closeFn()

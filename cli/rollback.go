@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -69,8 +70,10 @@ Examples:
 				}
 				return exitUsage, err
 			}
+			start := time.Now()
 			r, closeFn, err := buildReloader(ctx, cfg, unitFlags{}, a.reportLogger())
 			if err != nil {
+				a.auditRefused(cfg, o.reason, start, err)
 				return exitNegative, err // nothing was touched: refused
 			}
 			defer closeFn()

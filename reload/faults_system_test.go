@@ -331,3 +331,69 @@ func TestSystemUnrecordedCommitAdopted(t *testing.T) {
 		t.Fatalf("status: exit %d\n%s", code, st)
 	}
 }
+
+// auditOutcomes reads audit.log's lines: outcome and first stage name.
+func auditLines(t *testing.T, state string) []reload.AuditRecord {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(state, "audit.log"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []reload.AuditRecord
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if l == "" {
+			continue
+		}
+		var r reload.AuditRecord
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("audit line %q: %v", l, err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// Item 8: runs refused before they start (the lock busy, systemd
+// unreachable) write an audit line too, so automation sees them.
+func TestSystemRefusedBeforeStartIsAudited(t *testing.T) {
+	b := newBox(t)
+	y, err := os.ReadFile(b.yaml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.s.WriteFiles(t, map[string]string{b.yaml: strings.Replace(string(y), "reload:\n", "reload:\n  lock: fail\n", 1)})
+	p := b.pausedReload(t, reload.StageSettle, 5*time.Second, "--candidate", b.candidate(t, "v2.cfg", b.good+"# v2\n"))
+	_, errOut, code := b.haguard(t, nil, "reload", "--reason", "while locked")
+	if code != 1 {
+		t.Fatalf("a reload while the lock is held: exit %d\n%s", code, errOut)
+	}
+	if code := exitCode(t, p); code != 0 {
+		t.Fatalf("the first reload: exit %d\n%s", code, p.Output())
+	}
+	// systemd's bus gone: the run cannot start at all.
+	if _, err := b.s.Systemctl(t.Context(), "stop", "dbus.socket", "dbus.service"); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code = b.haguard(t, nil, "reload", "--reason", "no bus")
+	if code != 1 {
+		t.Fatalf("a reload without D-Bus: exit %d\n%s", code, errOut)
+	}
+	var refused []reload.AuditRecord
+	for _, r := range auditLines(t, b.state) {
+		if r.Outcome == reload.OutcomeRefused {
+			refused = append(refused, r)
+		}
+	}
+	if len(refused) != 2 || refused[0].Reason != "while locked" || refused[1].Reason != "no bus" {
+		t.Fatalf("refused audit lines %+v, want the locked run and the one without a bus", refused)
+	}
+	for _, r := range refused {
+		if r.Result.ID == "" || len(r.Result.Stages) != 1 || r.Result.Stages[0].Name != reload.StageStart || r.Result.Stages[0].Error == "" {
+			t.Fatalf("refused line %+v: want an id and why as its start stage", r.Result)
+		}
+	}
+	out, _, code := b.haguard(t, nil, "history")
+	if code != 0 || !strings.Contains(out, "start: ") {
+		t.Fatalf("history does not list the refused runs: exit %d\n%s", code, out)
+	}
+}

@@ -121,6 +121,32 @@ type AuditRecord struct {
 	Result   Result   `json:"result"`
 }
 
+// StageStart names, in audit.log only, why a run was refused before it
+// could start a transaction (the lock busy, systemd unreachable): no
+// stage ran.
+const StageStart = "start"
+
+// AuditRefused appends the audit line of a run refused before it started,
+// so that automation reading audit.log (and `haguard history`) sees it:
+// outcome refused, an id of its own, and why as its "start" stage. It
+// takes no lock: one O_APPEND write of a line.
+func AuditRefused(stateDir string, rec AuditRecord, start time.Time, why error) error {
+	rec.Time = start.UTC()
+	rec.Outcome = OutcomeRefused
+	if rec.Result.ID == "" {
+		rec.Result.ID = newID(start)
+	}
+	rec.Result.Stages = append(rec.Result.Stages, Stage{Name: StageStart, Error: why.Error()})
+	if rec.Result.Findings == nil {
+		rec.Result.Findings, rec.Result.Processes = []Finding{}, []Process{}
+		rec.Result.Probes.Attempts = []ProbeAttempt{}
+	}
+	if err := os.MkdirAll(stateDir, 0o750); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	return store{dir: stateDir}.audit(rec)
+}
+
 func (s store) audit(rec AuditRecord) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
