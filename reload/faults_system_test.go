@@ -397,3 +397,29 @@ func TestSystemRefusedBeforeStartIsAudited(t *testing.T) {
 		t.Fatalf("history does not list the refused runs: exit %d\n%s", code, out)
 	}
 }
+
+// Item 9: a running unit whose master CLI socket is gone is refused at
+// once with the unit's state, not after settle_timeout with a message
+// about the master CLI alone. (A stopped unit: cli's
+// TestStoppedHAProxyIsSaidAtOnce; a unit without -S:
+// TestSystemRHELUnitWithoutMasterCLI.)
+func TestSystemMissingMasterSocketSaidAtOnce(t *testing.T) {
+	b := newBox(t)
+	if _, _, err := b.s.Run(t.Context(), "rm", "-f", "/run/haproxy-master.sock"); err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	out, errOut, code := b.haguard(t, nil, "reload", "--candidate", b.candidate(t, "v2.cfg", b.good+"# v2\n"))
+	took := time.Since(begin)
+	errOut = out + errOut
+	t.Logf("exit %d after %s\n%s", code, took, errOut)
+	if code != 1 || !strings.Contains(errOut, "unit haproxy.service is active (running") || !strings.Contains(errOut, "master CLI socket does not exist") {
+		t.Fatalf("want a refusal naming the unit's state and the missing socket")
+	}
+	if took > 8*time.Second { // settle_timeout is 10s in these tests
+		t.Fatalf("refused after %s: it waited for the settle timeout", took)
+	}
+	if b.disk(t) != b.good {
+		t.Fatal("the refused run touched the config")
+	}
+}

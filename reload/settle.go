@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -121,9 +122,18 @@ func (t *txn) currentGeneration(ctx context.Context) (Generation, error) {
 			// A stopped haproxy will not answer: say so now, not after
 			// the settle timeout.
 			asked = true
-			if st, uerr := t.deps.Unit.UnitState(wctx, t.settings.Unit); uerr == nil && (st.ActiveState == "inactive" || st.ActiveState == "failed") {
+			st, uerr := t.deps.Unit.UnitState(wctx, t.settings.Unit)
+			switch {
+			case uerr != nil:
+			case st.ActiveState == "inactive" || st.ActiveState == "failed":
 				return Generation{}, fmt.Errorf("unit %s is %s, haproxy is not running (%w); start it first: systemctl start %s",
 					t.settings.Unit, st.ActiveState, err, t.settings.Unit)
+			case st.ActiveState == "active" && errors.Is(err, syscall.ENOENT):
+				// A running master keeps its socket in place across its
+				// re-executions: a missing one will not come back by waiting.
+				return Generation{}, fmt.Errorf("unit %s is active (%s, main pid %d), but its master CLI socket does not exist (%w): "+
+					"it was removed, or haproxy was started without it; a restart recreates it: systemctl restart %s",
+					t.settings.Unit, st.SubState, st.MainPID, err, t.settings.Unit)
 			}
 		}
 		select {
