@@ -79,7 +79,7 @@ test-load: deps
 # test` runs a reduced set. About 8 minutes, root.
 test-faults: deps
 	HAGUARD_FAULTS=full HAGUARD_TIERS=system go test -count=1 -timeout 45m -v \
-		-run 'TestSystemFaults|TestSystemFullStateDir|TestSystemCorruptBlob|TestSystemStatusReportsTornJournal|TestSystemEditDuringReloadIsRaced|TestSystemRollbackKeepsConcurrentEdit|TestSystemSIGHUPRollsBack|TestSystemUnrecordedCommitAdopted|TestSystemRefusedBeforeStartIsAudited' ./reload/
+		-run 'TestSystemFaults|TestSystemFullStateDir|TestSystemCorruptBlob|TestSystemStatusReportsTornJournal|TestSystemEditDuringReloadIsRaced|TestSystemRollbackKeepsConcurrentEdit|TestSystemSIGHUPRollsBack|TestSystemUnrecordedCommitAdopted|TestSystemRefusedBeforeStartIsAudited|TestSystemMissingMasterSocketSaidAtOnce' ./reload/
 
 # Benchmarks behind docs/benchmarks.md.
 bench: deps
