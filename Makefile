@@ -19,7 +19,7 @@ BIN := bin/haguard
 # user.name/user.email (packaging.ResolveMaintainer).
 MAINTAINER ?=
 
-.PHONY: all build deps deps-go test test-load test-unit test-binary test-system test-30 haproxy30 lint vet staticcheck fmt bench demo clean deb
+.PHONY: all build deps deps-go test test-faults test-load test-unit test-binary test-system test-30 haproxy30 lint vet staticcheck fmt bench demo clean deb
 
 all: build
 
@@ -71,6 +71,15 @@ fmt:
 # because it holds a loopback load generator for about a minute.
 test-load: deps
 	HAGUARD_ZERO_DROPS=1 go test -count=1 -run TestSystemZeroDropsUnderReloads -v ./reload/
+
+# Issue 16's fault harness, full set (docs/testing.md): a full state dir at
+# every stage with a good and a failing candidate, a read-only config dir,
+# and 20 runs each of SIGKILL, SIGTERM and SIGHUP at seeded random offsets
+# (HAGUARD_FAULT_SEED=N replays one), then the single-fault tests. `make
+# test` runs a reduced set. About 8 minutes, root.
+test-faults: deps
+	HAGUARD_FAULTS=full HAGUARD_TIERS=system go test -count=1 -timeout 45m -v \
+		-run 'TestSystemFaults|TestSystemFullStateDir|TestSystemCorruptBlob|TestSystemStatusReportsTornJournal|TestSystemEditDuringReloadIsRaced|TestSystemRollbackKeepsConcurrentEdit|TestSystemSIGHUPRollsBack|TestSystemUnrecordedCommitAdopted|TestSystemRefusedBeforeStartIsAudited|TestSystemMissingMasterSocketSaidAtOnce' ./reload/
 
 # Benchmarks behind docs/benchmarks.md.
 bench: deps

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"time"
 
 	"github.com/haguard/haguard/config"
 	"github.com/haguard/haguard/host"
@@ -68,6 +69,20 @@ func buildReloader(ctx context.Context, cfg config.Config, uf unitFlags, log *sl
 		return nil, nil, err
 	}
 	return r, closeFn, nil
+}
+
+// auditRefused records in audit.log a reload refused before its
+// transaction could start (systemd or the master unreachable): automation
+// reading the log sees every run. A failure to write it is logged.
+func (a *app) auditRefused(cfg config.Config, reason string, start time.Time, why error) {
+	rec := reload.AuditRecord{Who: who(), Reason: reason}
+	if len(cfg.HAProxy.Configs) > 0 {
+		rec.Target = cfg.HAProxy.Configs[0]
+	}
+	rec.Result.DurationMS = time.Since(start).Milliseconds()
+	if err := reload.AuditRefused(cfg.StateDir, rec, start, why); err != nil {
+		a.logger().Error("audit log", "err", err)
+	}
 }
 
 // who names the person behind a run for the audit log.

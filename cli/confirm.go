@@ -75,6 +75,8 @@ func (a *app) watchConfirmCmd() *cobra.Command {
 	addUnitFlags(cmd, &uf)
 	cmd.RunE = func(c *cobra.Command, args []string) error {
 		return a.execConfig(func(ctx context.Context, cfg config.Config) (int, error) {
+			ctx, stop := hangupStops(ctx)
+			defer stop()
 			log := a.logger()
 			r, closeFn, err := buildReloader(ctx, cfg, uf, log)
 			if err != nil {

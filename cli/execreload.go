@@ -49,6 +49,8 @@ human.`,
 			return exitUsage, usagef(errors.New("--unit: name the one unit whose reload job runs this (%n in the drop-in)"))
 		}
 		uf.apply(&cfg)
+		ctx, stop := hangupStops(ctx)
+		defer stop()
 		return a.execReload(ctx, cfg)
 	})
 	return cmd

@@ -78,6 +78,8 @@ takes the reload signal): the host needs a human.`,
 	f.BoolVar(&o.forget, "forget-interrupted", false, "drop the journal of a reload that died, instead of completing its rollback (when that rollback keeps failing)")
 	addUnitFlags(cmd, &o.unit)
 	cmd.RunE = a.execConfig(func(ctx context.Context, cfg config.Config) (int, error) {
+		ctx, stop := hangupStops(ctx)
+		defer stop()
 		if o.unit.several() && o.candidate != "" {
 			return exitUsage, usagef(errors.New("--candidate goes with one unit: each unit has its own config"))
 		}
@@ -89,8 +91,12 @@ takes the reload signal): the host needs a human.`,
 		}
 		cfg.Reload.KillGhosts = cfg.Reload.KillGhosts || o.killGhosts
 		return a.forUnits(ctx, cfg, o.unit, func(ctx context.Context, cfg config.Config) unitResult {
+			start := time.Now()
 			r, closeFn, err := buildReloader(ctx, cfg, unitFlags{}, a.reportLogger())
 			if err != nil {
+				if !o.dryRun {
+					a.auditRefused(cfg, o.reason, start, err)
+				}
 				return unitResult{code: exitNegative, err: err} // nothing was touched: refused
 			}
 			defer closeFn()
@@ -212,6 +218,8 @@ func writeReloadHuman(w io.Writer, res reload.Result, err error, live *liveView)
 		verdict = "HOST NEEDS A HUMAN (rollback failed or unit failed)"
 	case res.RolledBack:
 		verdict = "ROLLED BACK"
+	case res.Raced != nil:
+		verdict = "RACED (the config changed on disk during the reload; not recorded as running)"
 	case res.Unchanged && res.OK:
 		verdict = "UNCHANGED, verified"
 	case res.Unchanged:
@@ -220,6 +228,9 @@ func writeReloadHuman(w io.Writer, res reload.Result, err error, live *liveView)
 		verdict = "REFUSED"
 	}
 	fmt.Fprintf(w, "%s in %d ms\n", verdict, res.DurationMS)
+	for _, u := range res.Unrecorded {
+		fmt.Fprintf(w, "warning: not recorded (the config and what runs are as above): %s\n", u)
+	}
 	if err != nil && !errors.Is(err, reload.ErrUnchanged) && !saidByStages(err, res.Stages) {
 		fmt.Fprintf(w, "reason: %v\n", err)
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -51,6 +52,8 @@ Examples:
 			id = args[0]
 		}
 		return a.exec(func(ctx context.Context) (int, error) {
+			ctx, stop := hangupStops(ctx)
+			defer stop()
 			cfg, err := a.loadConfig(cmd)
 			if err != nil {
 				return exitUsage, err
@@ -67,8 +70,10 @@ Examples:
 				}
 				return exitUsage, err
 			}
+			start := time.Now()
 			r, closeFn, err := buildReloader(ctx, cfg, unitFlags{}, a.reportLogger())
 			if err != nil {
+				a.auditRefused(cfg, o.reason, start, err)
 				return exitNegative, err // nothing was touched: refused
 			}
 			defer closeFn()

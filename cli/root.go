@@ -8,7 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -125,6 +127,15 @@ func (a *app) exec(body func(ctx context.Context) (int, error)) func(*cobra.Comm
 		a.code = code
 		return nil
 	}
+}
+
+// hangupStops makes SIGHUP end ctx as SIGTERM and Ctrl-C do (main.go),
+// for the commands that run a transaction: a dropped SSH session no
+// longer kills the run mid-way (SIGHUP's default), it rolls it back like
+// SIGTERM (docs/reload.md). `serve` keeps SIGHUP for re-reading
+// haguard.yaml, so this is not done in main.
+func hangupStops(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, syscall.SIGHUP)
 }
 
 // execConfig is exec for a body that needs haguard.yaml: an unreadable

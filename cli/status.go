@@ -37,7 +37,9 @@ Exit codes:
   1  drift, an interrupted transaction, or haproxy's master counts a
      failed reload since its last good one (show proc "failed")
   2  usage error, unreadable haguard.yaml or state dir
-  3  the unit is not active, or systemd cannot be reached
+  3  the unit is not active, systemd cannot be reached, or the journal
+     of a dead run is unreadable (every reload refuses until
+     'haguard reload --forget-interrupted')
 
 While a reload is in progress (the unit is "reloading"), status waits for
 it to end, up to reload.settle_timeout, and reports its outcome.
@@ -95,7 +97,7 @@ func (a *app) statusOf(ctx context.Context, cfg config.Config) unitResult {
 	case st.InProgress != nil && st.ActiveState != "failed" && st.ActiveState != "":
 		// A transaction is at work: what runs and what is on disk are
 		// its business until it ends.
-	case st.ActiveState != "active" || st.Stuck != "":
+	case st.ActiveState != "active" || st.Stuck != "" || st.JournalError != "":
 		code = exitBroken
 	case st.Drift || st.Interrupted != nil || st.Failed > 0 || len(st.Bad) > 0 || st.Backends != nil && len(st.Backends.BackendsDown) > 0:
 		code = exitNegative
@@ -192,6 +194,10 @@ func writeStatusHuman(w io.Writer, st statusDoc) {
 	}
 	if j := st.Interrupted; j != nil {
 		fmt.Fprintf(w, "interrupted: transaction %s (pid %d) died at stage %s; the next 'haguard reload' finishes it\n", j.ID, j.PID, j.Stage)
+	}
+	if st.JournalError != "" {
+		fmt.Fprintf(w, "JOURNAL:    UNREADABLE: %s; a run died and what it left is unknown: every reload refuses (exit 3) until "+
+			"'haguard reload --forget-interrupted' (its recover stage says what the target holds)\n", st.JournalError)
 	}
 	if e := st.Last; e != nil {
 		line := fmt.Sprintf("last:       %s %s by %s", e.ID, e.Outcome, dash(e.Who))

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/haguard/haguard/config"
 	"github.com/haguard/haguard/systemd"
@@ -81,6 +82,13 @@ func (proc procRoot) discover(u systemd.Unit) Discovery {
 	from := ""
 	if u.MainPID > 0 {
 		argv, cwd, exe, err := proc.command(int(u.MainPID))
+		// A master caught re-executing itself (a reload in flight, say
+		// of a run that was killed) shows a command line without its
+		// -f for a moment: read it again, briefly, before trusting it.
+		for try := 0; err == nil && isHAProxy(argv, exe) && len(ParseArgv(argv).Configs) == 0 && try < 20; try++ {
+			time.Sleep(50 * time.Millisecond)
+			argv, cwd, exe, err = proc.command(int(u.MainPID))
+		}
 		switch {
 		case err != nil:
 			d.Notes = append(d.Notes, fmt.Sprintf("master pid %d: %v", u.MainPID, err))
@@ -90,6 +98,8 @@ func (proc procRoot) discover(u systemd.Unit) Discovery {
 			d.Notes = append(d.Notes, fmt.Sprintf("MainPID %d is not in %s as seen from here (another PID namespace?): reading the unit's ExecStart instead", u.MainPID, u.ControlGroup))
 		case !isHAProxy(argv, exe):
 			d.Notes = append(d.Notes, fmt.Sprintf("MainPID %d runs %q, not haproxy", u.MainPID, exe))
+		case len(ParseArgv(argv).Configs) == 0:
+			d.Notes = append(d.Notes, fmt.Sprintf("master pid %d: its command line names no config (%q): reading the unit's ExecStart instead", u.MainPID, strings.Join(argv, " ")))
 		default:
 			a = ParseArgv(argv).Resolve(cwd)
 			a.Binary = exe

@@ -15,8 +15,8 @@ func (t *txn) commit(ctx context.Context, m Manifest) error {
 		return errors.New("no generation after settle")
 	}
 	t.journal.Stage = stageCommit
-	if err := t.store.writeJournal(t.journal); err != nil {
-		return err
+	if err := t.store.writeCommitJournal(t.journal); err != nil {
+		t.unrecorded(err) // running.json below is the record that counts
 	}
 	return t.setRunning(m.Identity(), m)
 }

@@ -42,6 +42,11 @@ type Entry struct {
 	// BeforeSHA256 (edited by hand without a reload): kept so that those
 	// edits are not lost, but never a rollback target (never verified).
 	ReplacedSHA256 string `json:"replaced_sha256,omitempty"`
+	// Kept are the files a rollback of this transaction found edited by
+	// someone else during it (neither what it installed nor what it
+	// restores) and kept in history/blobs before putting the old config
+	// back, so that those edits are not lost.
+	Kept []KeptFile `json:"kept,omitempty"`
 	// Confirmation is the --confirm-within window of a provisional
 	// reload, and how it closed.
 	Confirmation *Confirmation `json:"confirmation,omitempty"`
@@ -55,6 +60,13 @@ type Entry struct {
 	Error string `json:"error"`
 }
 
+// KeptFile is a file's content kept in history/blobs before a rollback
+// overwrote it.
+type KeptFile struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+}
+
 // Outcomes.
 const (
 	OutcomeRunning    = "running"
@@ -64,6 +76,9 @@ const (
 	OutcomeRolledBack = "rolled_back"
 	OutcomeBroken     = "broken"
 	OutcomeRecovered  = "recovered"
+	// OutcomeRaced: the set on disk changed during the transaction;
+	// haproxy runs one of the two versions, both kept (Entry.Kept).
+	OutcomeRaced = "raced"
 )
 
 // store is the state dir's layout:
@@ -83,34 +98,6 @@ func (s store) blobDir() string    { return filepath.Join(s.dir, "history", "blo
 
 // BlobPath is where the config with this sha256 is kept.
 func (s store) blobPath(sum string) string { return filepath.Join(s.blobDir(), sum) }
-
-func (s store) putBlob(data []byte) (string, error) {
-	sum := sha(data)
-	if err := os.MkdirAll(s.blobDir(), 0o750); err != nil {
-		return "", fmt.Errorf("history dir: %w", err)
-	}
-	if _, err := os.Stat(s.blobPath(sum)); err == nil {
-		return sum, nil
-	}
-	if _, err := writeAtomic(s.blobPath(sum), data, 0o640); err != nil {
-		return "", fmt.Errorf("snapshot: %w", err)
-	}
-	return sum, nil
-}
-
-func (s store) blob(sum string) ([]byte, error) {
-	if sum == "" {
-		return nil, fs.ErrNotExist
-	}
-	b, err := os.ReadFile(s.blobPath(sum))
-	if err != nil {
-		return nil, fmt.Errorf("history blob %s: %w", short(sum), err)
-	}
-	if sha(b) != sum {
-		return nil, fmt.Errorf("history blob %s: content does not match its sha256", short(sum))
-	}
-	return b, nil
-}
 
 func (s store) putEntry(e Entry) error {
 	if err := os.MkdirAll(s.historyDir(), 0o750); err != nil {
@@ -170,6 +157,9 @@ func (s store) prune(keep int) error {
 	for _, e := range es {
 		live[e.BeforeSHA256], live[e.AfterSHA256], live[e.ReplacedSHA256] = true, true, true
 		keepAll(e.files())
+		for _, k := range e.Kept {
+			live[k.SHA256] = true
+		}
 	}
 	if r, err := s.running(); err == nil {
 		live[r.SHA256] = true

@@ -28,7 +28,11 @@ type Journal struct {
 	// Changes are the files the install writes and what a rollback puts
 	// back in each (a journal of an older haguard has none: see files).
 	Changes []FileChange `json:"changes,omitempty"`
-	Updated time.Time    `json:"updated"`
+	// Candidate is the set the run installs, file by file, so that the
+	// next run can tell whether the disk still holds it (a commit that
+	// could not be recorded is adopted: recover.go).
+	Candidate Manifest  `json:"candidate,omitempty"`
+	Updated   time.Time `json:"updated"`
 }
 
 // files are the journal's changes; a journal written by an haguard that
@@ -64,10 +68,40 @@ func (s store) writeJournal(j Journal) error {
 }
 
 func (s store) clearJournal() error {
+	_ = os.Remove(s.commitJournalPath())
 	if err := os.Remove(s.journalPath()); err != nil && !isNotExist(err) {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return syncDir(s.dir)
+}
+
+// commitJournalPath is the journal of the commit stage, written ahead (at
+// install, while the state dir takes writes) so that the commit can still
+// say "verified" when the state dir has filled up since: a rename onto
+// journal.json needs no free space.
+func (s store) commitJournalPath() string { return filepath.Join(s.dir, "journal.commit.json") }
+
+// prepareCommitJournal writes j as the commit stage will record it.
+func (s store) prepareCommitJournal(j Journal) error {
+	j.Stage = stageCommit
+	if err := writeJSON(s.commitJournalPath(), j, false); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
+// writeCommitJournal records the commit stage: a fresh write, else the
+// journal prepared at install renamed into place.
+func (s store) writeCommitJournal(j Journal) error {
+	err := s.writeJournal(j)
+	if err == nil {
+		_ = os.Remove(s.commitJournalPath())
+		return nil
+	}
+	if rerr := os.Rename(s.commitJournalPath(), s.journalPath()); rerr != nil {
+		return fmt.Errorf("%w (and the prepared one: %w)", err, rerr)
+	}
+	return nil
 }
 
 // auditFile is the audit log's name in the state dir.
@@ -85,6 +119,32 @@ type AuditRecord struct {
 	// SkipLint are the rules --skip-lint silenced for this run.
 	SkipLint []string `json:"skip_lint,omitempty"`
 	Result   Result   `json:"result"`
+}
+
+// StageStart names, in audit.log only, why a run was refused before it
+// could start a transaction (the lock busy, systemd unreachable): no
+// stage ran.
+const StageStart = "start"
+
+// AuditRefused appends the audit line of a run refused before it started,
+// so that automation reading audit.log (and `haguard history`) sees it:
+// outcome refused, an id of its own, and why as its "start" stage. It
+// takes no lock: one O_APPEND write of a line.
+func AuditRefused(stateDir string, rec AuditRecord, start time.Time, why error) error {
+	rec.Time = start.UTC()
+	rec.Outcome = OutcomeRefused
+	if rec.Result.ID == "" {
+		rec.Result.ID = newID(start)
+	}
+	rec.Result.Stages = append(rec.Result.Stages, Stage{Name: StageStart, Error: why.Error()})
+	if rec.Result.Findings == nil {
+		rec.Result.Findings, rec.Result.Processes = []Finding{}, []Process{}
+		rec.Result.Probes.Attempts = []ProbeAttempt{}
+	}
+	if err := os.MkdirAll(stateDir, 0o750); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	return store{dir: stateDir}.audit(rec)
 }
 
 func (s store) audit(rec AuditRecord) error {

@@ -56,7 +56,7 @@ func (t *txn) recoverFrom(ctx context.Context, j Journal) error {
 				return what + " after commit; it awaits confirmation until " + p.Deadline.Format(time.RFC3339), t.store.clearJournal()
 			}
 			t.markEntry(j.ID, OutcomeCommitted)
-			return what + " after commit; nothing to do", t.store.clearJournal()
+			return what + " after commit; " + t.adoptUnrecorded(ctx, j), t.store.clearJournal()
 		}
 		if j.Target != t.settings.Target {
 			// Another haproxy sharing this state dir: restoring here would
@@ -86,6 +86,43 @@ func (t *txn) recoverFrom(ctx context.Context, j Journal) error {
 		return fmt.Errorf("%w: recover: %w", ErrBroken, err)
 	}
 	return nil
+}
+
+// adoptUnrecorded deals with a run that verified its candidate but died
+// (or could not write running.json: the state dir full) before recording
+// it: when the disk still holds that set and running.json does not name
+// it, the set is recorded as what the current generation runs (adopted);
+// the run that follows verifies it (an unchanged reload sweeps and
+// probes). It says what it did.
+func (t *txn) adoptUnrecorded(ctx context.Context, j Journal) string {
+	if run, err := t.store.running(); err == nil && run.identity() == j.CandidateSHA256 {
+		return "nothing to do"
+	}
+	if len(j.Candidate) == 0 {
+		return "its commit was not recorded (a journal without the candidate's files: not adopted)"
+	}
+	var refs []string
+	for _, e := range j.Candidate {
+		if e.Ref {
+			refs = append(refs, e.Path)
+		}
+	}
+	m := manifestOf(j.Candidate.Paths(), refs, os.ReadFile)
+	if m.Identity() != j.CandidateSHA256 {
+		return fmt.Sprintf("its commit was not recorded, and the disk no longer holds its set (%s, not %s): not adopted",
+			short(m.Identity()), short(j.CandidateSHA256))
+	}
+	g, err := t.deps.Master.ShowProc(ctx)
+	if err != nil {
+		return fmt.Sprintf("its commit was not recorded; the master cannot be read to adopt it: %v", err)
+	}
+	run := Running{SHA256: m.Identity(), Target: t.settings.Target, MasterPID: g.MasterPID, Reloads: g.Reloads,
+		Time: t.now().UTC(), ID: j.ID, Manifest: m, Worker: newestWorker(g)}
+	if err := t.store.setRunning(run); err != nil {
+		t.unrecorded(fmt.Errorf("adopt the dead run's commit: %w", err))
+		return "its commit was not recorded and cannot be yet: " + err.Error()
+	}
+	return fmt.Sprintf("its commit was not recorded: the verified set %s is on disk, adopted as running", short(m.Identity()))
 }
 
 // journalManifest is the set a dead run's rollback returns to, as far as

@@ -203,6 +203,10 @@ func (r *Reloader) Run(ctx context.Context, opt Options) (Result, error) {
 	if err != nil {
 		t.res.Outcome = OutcomeRefused
 		t.res.DurationMS = r.now().Sub(start).Milliseconds()
+		rec := AuditRecord{Who: opt.Who, Reason: opt.Reason, Target: r.settings.Target, SkipLint: opt.SkipLint, Result: *t.res}
+		if aerr := AuditRefused(r.settings.StateDir, rec, start, err); aerr != nil {
+			r.log.Error("audit log", "err", aerr)
+		}
 		return *t.res, err
 	}
 	// Released on every way out, a panic included: a daemon that recovers

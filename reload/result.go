@@ -35,6 +35,11 @@ var (
 	// ErrRolledBack: something failed after install and the previous
 	// config was restored and verified.
 	ErrRolledBack = errors.New("reload rolled back")
+	// ErrRaced: the config set on disk changed during the transaction
+	// (a hand edit, configuration management), so haproxy may have
+	// loaded either version: nothing is recorded as running, both are
+	// kept in history (Result.Raced).
+	ErrRaced = errors.New("the config changed on disk during the reload")
 	// ErrVerify: sweep or probe failed on an unchanged config.
 	ErrVerify = errors.New("verification failed")
 	// ErrBroken: the host is left in a bad state (the rollback failed,
@@ -63,6 +68,14 @@ type Result struct {
 	// Pending is the confirmation window a --confirm-within reload
 	// opened (omitted otherwise): confirm before its deadline.
 	Pending *Pending `json:"pending,omitempty"`
+	// Raced is set when the config set on disk, re-hashed after settle,
+	// was not what the run installed (ErrRaced).
+	Raced *Race `json:"raced,omitempty"`
+	// Unrecorded are the records the run could not write (the state dir
+	// full or read-only): the journal, running.json, the history entry
+	// or the audit line. The config and what runs are as the stages say;
+	// only these records are missing or stale.
+	Unrecorded []string `json:"unrecorded,omitempty"`
 
 	// Outcome is the history outcome (committed, refused, ...).
 	Outcome string `json:"-"`
@@ -83,6 +96,16 @@ type Result struct {
 	// Snapshot says what a rollback would return to (nil when the stage
 	// did not run).
 	Snapshot *SnapshotResult `json:"-"`
+}
+
+// Race is the config set found on disk after settle when it was not the
+// one installed: haproxy loaded one of the two.
+type Race struct {
+	// Installed and OnDisk are the two sets' identities.
+	Installed string `json:"installed_sha256"`
+	OnDisk    string `json:"on_disk_sha256"`
+	// Files are the files that differ, each kept in history/blobs.
+	Files []string `json:"files"`
 }
 
 // SnapshotResult is what a rollback of the run would return to.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -38,10 +40,11 @@ func (t *txn) rollback(ctx context.Context, rp rollbackPlan, p plan, cause error
 		if stuck {
 			// Another reload would hang the same way: put the files back,
 			// so that the restart the operator must make loads what ran.
-			if err := t.restoreFiles(rp.changes); err != nil {
+			kept, err := t.restoreFiles(rp.changes)
+			if err != nil {
 				return "", err
 			}
-			return fmt.Sprintf("restored sha256 %s on disk; not reloaded: the master is stuck", short(rp.identity)), nil
+			return fmt.Sprintf("restored sha256 %s on disk%s; not reloaded: the master is stuck", short(rp.identity), keptDetail(kept)), nil
 		}
 		return t.restore(rctx, rp.identity, rp.changes, t.restoredManifest(p))
 	})
@@ -67,7 +70,8 @@ func (t *txn) restore(ctx context.Context, id string, changes []FileChange, runn
 	if id == "" {
 		return "", errNoSnapshot
 	}
-	if err := t.restoreFiles(changes); err != nil {
+	kept, err := t.restoreFiles(changes)
+	if err != nil {
 		return "", err
 	}
 	// Settle compares against the baseline, so a master busy for a moment (it
@@ -81,7 +85,7 @@ func (t *txn) restore(ctx context.Context, id string, changes []FileChange, runn
 	if err != nil {
 		return "", fmt.Errorf("restored %s but: %w", short(id), err)
 	}
-	detail := fmt.Sprintf("restored sha256 %s; %s", short(id), s.detail())
+	detail := fmt.Sprintf("restored sha256 %s%s; %s", short(id), keptDetail(kept), s.detail())
 	if t.settings.Probe {
 		// nil: the restored config was not parsed in this run; the prober reads it from disk.
 		rep, err := t.deps.Prober.Probe(ctx, nil, t.learned)
@@ -93,15 +97,20 @@ func (t *txn) restore(ctx context.Context, id string, changes []FileChange, runn
 			return detail, fmt.Errorf("%d of %d probes still fail after rollback%s", rep.Failed, rep.Total, rep.firstError())
 		}
 	}
+	// What runs is right; only its record may be missing (reported).
 	if err := t.setRunning(id, running); err != nil {
-		return detail, err
+		t.unrecorded(err)
 	}
 	return detail, nil
 }
 
 // restoreFiles puts back what changes restore, blobs checked first so a
-// missing or corrupt one stops it before any file is touched.
-func (t *txn) restoreFiles(changes []FileChange) error {
+// missing or corrupt one stops it before any file is touched. A file that
+// holds neither what the transaction installed nor what it restores was
+// edited by someone during the transaction: it is kept in history/blobs
+// (and named in the entry's kept) before it is overwritten, and left as
+// it is when it cannot be kept.
+func (t *txn) restoreFiles(changes []FileChange) ([]KeptFile, error) {
 	data := make(map[string][]byte, len(changes))
 	for _, c := range changes {
 		if c.Restore == "" {
@@ -109,26 +118,95 @@ func (t *txn) restoreFiles(changes []FileChange) error {
 		}
 		b, err := t.store.blob(c.Restore)
 		if err != nil {
-			return fmt.Errorf("%s: %w", c.Path, err)
+			return nil, fmt.Errorf("%s: %w", c.Path, err)
 		}
 		data[c.Path] = b
 	}
-	if t.journal.ID != "" {
-		t.journal.Stage = StageRollback
-		if err := t.store.writeJournal(t.journal); err != nil {
-			return err
+	var kept []KeptFile
+	var errs []error
+	skip := map[string]bool{}
+	for _, c := range changes {
+		cur, err := os.ReadFile(c.Path)
+		if err != nil {
+			continue
+		}
+		if s := sha(cur); s != c.After && s != c.Restore {
+			if _, err := t.store.putBlob(cur); err != nil {
+				errs = append(errs, fmt.Errorf("%s was edited during the transaction (sha256 %s) and cannot be kept, so it is not restored: %w", c.Path, short(s), err))
+				skip[c.Path] = true
+				continue
+			}
+			kept = append(kept, KeptFile{Path: c.Path, SHA256: s})
 		}
 	}
+	t.recordKept(kept)
+	// The files first, the record after: a full or read-only state dir
+	// must not keep an unverified candidate on disk.
 	for _, c := range changes {
+		if skip[c.Path] {
+			continue
+		}
 		if c.Restore == "" {
 			if err := os.Remove(c.Path); err != nil && !isNotExist(err) {
-				return fmt.Errorf("restore %s (remove it): %w", c.Path, err)
+				return kept, fmt.Errorf("restore %s (remove it): %w", c.Path, err)
 			}
 			continue
 		}
 		if _, err := writeAtomic(c.Path, data[c.Path], 0o644); err != nil {
-			return fmt.Errorf("restore %s: %w", c.Path, err)
+			return kept, fmt.Errorf("restore %s: %w", c.Path, err)
 		}
 	}
-	return nil
+	if err := errors.Join(errs...); err != nil {
+		return kept, err
+	}
+	if t.journal.ID != "" && t.journal.Stage != StageRollback {
+		t.journal.Stage = StageRollback
+		if err := t.store.writeJournal(t.journal); err != nil {
+			t.unrecorded(err)
+		}
+	}
+	return kept, nil
+}
+
+// recordKept names the kept files in the history entry of the
+// transaction being rolled back (this run's, or a dead run's that this
+// one recovers), so that pruning keeps their blobs.
+func (t *txn) recordKept(kept []KeptFile) {
+	if len(kept) == 0 {
+		return
+	}
+	add := func(e *Entry) {
+		for _, k := range kept {
+			if !slices.Contains(e.Kept, k) {
+				e.Kept = append(e.Kept, k)
+			}
+		}
+	}
+	id := t.journal.ID
+	if t.entry != nil && t.entry.ID == id {
+		add(t.entry)
+		return // written when the run ends
+	}
+	e, err := t.store.entry(id)
+	if err != nil {
+		t.unrecorded(fmt.Errorf("kept %s: %w", keptDetail(kept), err))
+		return
+	}
+	add(&e)
+	if err := t.store.putEntry(e); err != nil {
+		t.unrecorded(err)
+	}
+}
+
+// keptDetail says which edited files were kept before a restore.
+func keptDetail(kept []KeptFile) string {
+	if len(kept) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("; kept what was edited during the transaction:")
+	for _, k := range kept {
+		fmt.Fprintf(&b, " %s as sha256 %s", k.Path, short(k.SHA256))
+	}
+	return b.String()
 }

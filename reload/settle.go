@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -120,9 +122,18 @@ func (t *txn) currentGeneration(ctx context.Context) (Generation, error) {
 			// A stopped haproxy will not answer: say so now, not after
 			// the settle timeout.
 			asked = true
-			if st, uerr := t.deps.Unit.UnitState(wctx, t.settings.Unit); uerr == nil && (st.ActiveState == "inactive" || st.ActiveState == "failed") {
+			st, uerr := t.deps.Unit.UnitState(wctx, t.settings.Unit)
+			switch {
+			case uerr != nil:
+			case st.ActiveState == "inactive" || st.ActiveState == "failed":
 				return Generation{}, fmt.Errorf("unit %s is %s, haproxy is not running (%w); start it first: systemctl start %s",
 					t.settings.Unit, st.ActiveState, err, t.settings.Unit)
+			case st.ActiveState == "active" && errors.Is(err, syscall.ENOENT):
+				// A running master keeps its socket in place across its
+				// re-executions: a missing one will not come back by waiting.
+				return Generation{}, fmt.Errorf("unit %s is active (%s, main pid %d), but its master CLI socket does not exist (%w): "+
+					"it was removed, or haproxy was started without it; a restart recreates it: systemctl restart %s",
+					t.settings.Unit, st.SubState, st.MainPID, err, t.settings.Unit)
 			}
 		}
 		select {
@@ -149,6 +160,44 @@ func (t *txn) reloadAndSettle(ctx context.Context, b baseline) error {
 		t.res.Settle = s
 		return s.detail(), nil
 	})
+}
+
+// checkRace re-hashes the config set once the new generation has settled:
+// haproxy loaded what was on disk when it re-executed, so a set that is
+// not the one installed (edited during the transaction) means haguard
+// cannot say which version runs. The edited files are kept in history;
+// the error (ErrRaced) names both identities.
+func (t *txn) checkRace(p plan) error {
+	installed := p.manifest()
+	refs := make([]string, 0, len(installed))
+	for _, e := range installed {
+		if e.Ref {
+			refs = append(refs, e.Path)
+		}
+	}
+	now := manifestOf(expandFiles(t.settings.Files, nil), refs, os.ReadFile)
+	if now.Identity() == installed.Identity() {
+		return nil
+	}
+	race := &Race{Installed: installed.Identity(), OnDisk: now.Identity(), Files: installed.Diff(now)}
+	var kept []KeptFile
+	for _, path := range race.Files {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue // deleted: nothing to keep
+		}
+		sum, err := t.store.putBlob(b)
+		if err != nil {
+			t.unrecorded(fmt.Errorf("keep %s, edited during the transaction: %w", path, err))
+			continue
+		}
+		kept = append(kept, KeptFile{Path: path, SHA256: sum})
+	}
+	t.recordKept(kept)
+	t.res.Raced = race
+	return fmt.Errorf("%w: installed %s, on disk after settle %s (%s); haproxy loaded one of the two, so neither is recorded as running; "+
+		"both are kept in history: run 'haguard reload' to verify and record what is on disk", ErrRaced,
+		short(race.Installed), short(race.OnDisk), strings.Join(race.Files, ", "))
 }
 
 // reloadQuietly is reloadAndSettle without stage records, for a rollback.

@@ -124,6 +124,15 @@ func (t *txn) snapshot(ctx context.Context, p plan) (rollbackPlan, error) {
 				}
 			}
 		}
+		// What a rollback would restore must be readable and sound now,
+		// before anything is touched.
+		for _, c := range rp.changes {
+			if c.Restore != "" {
+				if _, err := t.store.blob(c.Restore); err != nil {
+					return "", fmt.Errorf("the config to roll back to is not usable (%s): %w", c.Path, err)
+				}
+			}
+		}
 		var replaced []string
 		for i, c := range rp.changes {
 			if ds := shaOrEmpty(p.disk[c.Path]); ds != "" && ds != c.Restore && ds != c.After {
@@ -146,7 +155,7 @@ func (t *txn) snapshot(ctx context.Context, p plan) (rollbackPlan, error) {
 			return "", err
 		}
 		t.journal = Journal{ID: t.res.ID, PID: os.Getpid(), Start: t.start.UTC(), Target: t.settings.Target,
-			CandidateSHA256: newM.Identity(), RollbackSHA256: rp.identity, Changes: rp.changes}
+			CandidateSHA256: newM.Identity(), RollbackSHA256: rp.identity, Changes: rp.changes, Candidate: newM}
 		return detail, t.store.writeJournal(t.journal)
 	})
 	return rp, err
@@ -173,6 +182,9 @@ func (t *txn) hasBlob(sum string) bool {
 func (t *txn) install(ctx context.Context, p plan) error {
 	t.journal.Installed = true
 	return t.stage(ctx, StageInstall, func() (string, error) {
+		if err := t.store.prepareCommitJournal(t.journal); err != nil {
+			return "", err // nothing installed yet
+		}
 		changed := p.changes()
 		if len(changed) == 0 {
 			return fmt.Sprintf("%s already holds sha256 %s; not rewritten", t.settings.Target, short(p.manifest().Identity())), nil

@@ -38,6 +38,11 @@ type Status struct {
 	DriftFiles  []string `json:"drift_files,omitempty"`
 	// Interrupted is the journal of a run that died mid-transaction.
 	Interrupted *Journal `json:"interrupted,omitempty"`
+	// JournalError: state_dir/journal.json is there but cannot be read
+	// (a torn write): a run died and what it left is unknown. Every
+	// reload refuses (exit 3) until `haguard reload
+	// --forget-interrupted`.
+	JournalError string `json:"journal_error,omitempty"`
 	// Pending is a reload that awaits confirmation (--confirm-within).
 	Pending *Pending `json:"pending,omitempty"`
 	// Stuck says why the master looks stuck: it keeps the reload signal
@@ -136,6 +141,8 @@ func (r *Reloader) Status(ctx context.Context, waitReload bool) (Status, error) 
 		st.InProgress = p
 	case jerr == nil:
 		st.Interrupted = &j
+	case !isNotExist(jerr):
+		st.JournalError = jerr.Error()
 	}
 	if es, err := r.store.listing(); err == nil && len(es) > 0 {
 		st.Last = &es[len(es)-1]

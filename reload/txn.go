@@ -48,8 +48,13 @@ func (t *txn) stage(ctx context.Context, name string, fn func() (string, error))
 		t.journal.Stage = name
 		t.journal.Updated = t.now().UTC()
 		if err := t.store.writeJournal(t.journal); err != nil {
-			t.res.Stages = append(t.res.Stages, Stage{Name: name, Error: err.Error()})
-			return err
+			if journalGuards(name) {
+				t.res.Stages = append(t.res.Stages, Stage{Name: name, Error: err.Error()})
+				return err
+			}
+			// The stage's name only tells a status what runs: the run goes
+			// on (a rollback above all must not wait for a record).
+			t.unrecorded(fmt.Errorf("stage %s: %w", name, err))
 		}
 	}
 	if t.deps.Pause != nil {
@@ -66,6 +71,19 @@ func (t *txn) stage(ctx context.Context, name string, fn func() (string, error))
 	t.prog.stageEnded(s, t.res)
 	t.log.Debug("stage", "id", t.res.ID, "stage", name, "ok", s.OK, "detail", detail, "error", s.Error)
 	return err
+}
+
+// journalGuards says whether the journal write of stage name must succeed
+// before the stage runs: install's (from there on the next run must know
+// the files may hold the candidate). The others only name the stage.
+func journalGuards(name string) bool { return name == StageInstall }
+
+// unrecorded notes a record (journal, running.json, history entry, audit
+// line) that could not be written: the run goes on, and its result says
+// which record is missing.
+func (t *txn) unrecorded(err error) {
+	t.res.Unrecorded = append(t.res.Unrecorded, err.Error())
+	t.log.Error("record not written", "id", t.res.ID, "err", err)
 }
 
 // run is the pipeline: recover a dead run, check, then either verify an
@@ -106,17 +124,24 @@ func (t *txn) run(ctx context.Context) error {
 	if err == nil {
 		err = t.reloadAndSettle(ctx, p.before)
 	}
+	var raced error
+	if err == nil {
+		raced = t.checkRace(p)
+	}
 	if err == nil {
 		err = t.verify(ctx)
 	}
-	if err == nil && t.opt.ConfirmWithin > 0 {
+	if err == nil && raced == nil && t.opt.ConfirmWithin > 0 {
 		err = t.watch(ctx)
 	}
 	if err != nil {
 		return t.rollback(ctx, rp, p, err)
 	}
+	if raced != nil {
+		return raced
+	}
 	if err := t.commit(ctx, p.manifest()); err != nil {
-		return fmt.Errorf("%w: committed but could not record it: %w", ErrBroken, err)
+		return fmt.Errorf("%w: committed (verified, running) but could not record it; the next run adopts it once it can write: %w", ErrBroken, err)
 	}
 	t.res.OK = true
 	return nil
@@ -143,12 +168,12 @@ func (t *txn) finish(err error) {
 			t.entry.Confirmation = &Confirmation{Deadline: p.Deadline}
 		}
 		if werr := t.store.putEntry(*t.entry); werr != nil {
-			t.log.Error("history entry", "id", res.ID, "err", werr)
+			t.unrecorded(werr)
 		}
 	}
 	if !res.Broken {
 		if cerr := t.store.clearJournal(); cerr != nil {
-			t.log.Error("clear journal", "id", res.ID, "err", cerr)
+			t.unrecorded(cerr)
 		}
 	}
 	if perr := t.store.prune(t.settings.HistoryKeep); perr != nil {
@@ -160,7 +185,7 @@ func (t *txn) finish(err error) {
 		rec.BeforeSHA256, rec.AfterSHA256 = t.entry.BeforeSHA256, t.entry.AfterSHA256
 	}
 	if aerr := t.store.audit(rec); aerr != nil {
-		t.log.Error("audit log", "id", res.ID, "err", aerr)
+		t.unrecorded(aerr)
 	}
 	t.logOutcome(rec)
 }
@@ -174,6 +199,8 @@ func outcomeOf(err error) string {
 		return OutcomeBroken
 	case errors.Is(err, ErrRolledBack):
 		return OutcomeRolledBack
+	case errors.Is(err, ErrRaced):
+		return OutcomeRaced
 	case errors.Is(err, ErrUnchanged):
 		return OutcomeUnchanged
 	}

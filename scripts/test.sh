@@ -28,7 +28,9 @@ pass() {
 	v=$(version_of "${bin:-/usr/sbin/haproxy}")
 	echo "=== $name: haproxy ${v:-(unknown: ${bin:-/usr/sbin/haproxy} -v failed)} (${bin:-/usr/sbin/haproxy}), tiers $tiers"
 	start=$SECONDS
-	local envs=(-u HAGUARD_HAPROXY_BIN -u HAGUARD_HAPROXY_UNIT HAGUARD_TIERS="$tiers")
+	# The fault harness runs its reduced set here (reload/faults_harness_system_test.go);
+	# `make test-faults` runs the full one.
+	local envs=(-u HAGUARD_HAPROXY_BIN -u HAGUARD_HAPROXY_UNIT HAGUARD_TIERS="$tiers" HAGUARD_FAULTS="${HAGUARD_FAULTS:-reduced}")
 	[ -z "$bin" ] || envs+=(HAGUARD_HAPROXY_BIN="$bin")
 	[ -z "$unit" ] || envs+=(HAGUARD_HAPROXY_UNIT="$unit")
 	env "${envs[@]}" "${gotest[@]}" || rc=$?
