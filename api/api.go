@@ -75,7 +75,10 @@ type ReloadRequest struct {
 	// Files are a config set by absolute path (a tar or multipart body);
 	// a path ending in "/" is a directory given whole.
 	Files map[string][]byte
-	// IfMatch, when set, is the sha256 the running config must still have.
+	// IfMatch, when set, is the identity (ConfigHasher) the running
+	// config must still have. The Reloader compares it under its
+	// transaction lock and ends the job refused, wrapping a
+	// *PreconditionError-like error, when it is stale.
 	IfMatch string
 }
 
@@ -85,6 +88,8 @@ type RollbackRequest struct {
 	ID string
 	// To is the history id to return to; empty means the previous config.
 	To string
+	// IfMatch is as in ReloadRequest.
+	IfMatch string
 }
 
 // Outcome is what a Reloader reports for one transaction.

@@ -55,6 +55,9 @@ func (f *fakeReloader) leave() {
 func (f *fakeReloader) Reload(_ context.Context, req ReloadRequest) (Outcome, error) {
 	f.enter(req.ID)
 	defer f.leave()
+	if err := f.stale(req.IfMatch); err != nil {
+		return Outcome{ID: req.ID, Result: ResultRefused}, err
+	}
 	f.mu.Lock()
 	f.calls = append(f.calls, req)
 	f.mu.Unlock()
@@ -72,6 +75,9 @@ func (f *fakeReloader) Reload(_ context.Context, req ReloadRequest) (Outcome, er
 func (f *fakeReloader) Rollback(_ context.Context, req RollbackRequest) (Outcome, error) {
 	f.enter(req.ID)
 	defer f.leave()
+	if err := f.stale(req.IfMatch); err != nil {
+		return Outcome{ID: req.ID, Result: ResultRefused}, err
+	}
 	f.mu.Lock()
 	f.rolls = append(f.rolls, req)
 	f.mu.Unlock()
@@ -87,6 +93,17 @@ func (f *fakeReloader) Get(_ context.Context, id string) (any, error) {
 		return map[string]any{"id": "old-1", "ok": true}, nil
 	}
 	return nil, fmt.Errorf("history: %w", ErrNotFound)
+}
+
+// stale is the real Reloader's If-Match check under its lock.
+func (f *fakeReloader) stale(want string) error {
+	if want == "" || f.hasher == nil {
+		return nil
+	}
+	if have, _ := f.hasher.RunningSHA256(context.Background()); have != want {
+		return fmt.Errorf("reload refused: %w", &PreconditionError{Want: want, Have: have})
+	}
+	return nil
 }
 
 func (f *fakeReloader) stats() (calls, maxRun int) {

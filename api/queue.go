@@ -257,20 +257,15 @@ func (q *queue) close() {
 // execute runs one job and records its outcome.
 func (q *queue) execute(ctx context.Context, j *job) {
 	log := q.log.With("id", j.id, "kind", j.kind)
-	var (
-		out Outcome
-		err error
-	)
-	if err = q.precondition(ctx, j.ifMatch); err == nil {
-		out, err = q.call(ctx, j)
-		if out.Result == "" {
-			out.Result = ResultOK
-			if err != nil {
-				out.Result = ResultFailed
-			}
+	// If-Match was checked at submission (412); the Reloader checks it
+	// again under its lock, where nothing can change the config between
+	// the comparison and the install (a stale tag ends the job refused).
+	out, err := q.call(ctx, j)
+	if out.Result == "" {
+		out.Result = ResultOK
+		if err != nil {
+			out.Result = ResultFailed
 		}
-	} else {
-		out.Result = ResultRefused // If-Match went stale while the job waited
 	}
 	q.metrics.ObserveReload(out)
 	if sha, herr := q.hasher.RunningSHA256(ctx); herr == nil {
@@ -305,25 +300,9 @@ func (q *queue) call(ctx context.Context, j *job) (out Outcome, err error) {
 		}
 	}()
 	if j.kind == kindRollback {
-		return q.rel.Rollback(ctx, RollbackRequest{ID: j.id, To: j.rollbackTo})
+		return q.rel.Rollback(ctx, RollbackRequest{ID: j.id, To: j.rollbackTo, IfMatch: j.ifMatch})
 	}
 	return q.rel.Reload(ctx, ReloadRequest{ID: j.id, Candidate: j.candidate, Files: j.files, IfMatch: j.ifMatch})
-}
-
-// precondition re-checks If-Match just before the transaction runs: the
-// config may have changed while the job waited.
-func (q *queue) precondition(ctx context.Context, want string) error {
-	if want == "" {
-		return nil
-	}
-	have, err := q.hasher.RunningSHA256(ctx)
-	if err != nil {
-		return fmt.Errorf("hash running config: %w", err)
-	}
-	if have != want {
-		return &PreconditionError{Want: want, Have: have}
-	}
-	return nil
 }
 
 // remember keeps a finished job for GET /v1/reloads/{id}, forgetting the

@@ -177,7 +177,9 @@ func TestIfMatch(t *testing.T) {
 }
 
 // TestIfMatchRecheckedBeforeRun: a job that waited while another changed
-// the config is refused when its turn comes.
+// the config is refused when its turn comes. The queue hands If-Match to
+// the Reloader, which compares it under its lock (the fake does as
+// reload.Options.IfMatch does).
 func TestIfMatchRecheckedBeforeRun(t *testing.T) {
 	gate := make(chan struct{})
 	started := make(chan string, 4)

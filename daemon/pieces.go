@@ -139,7 +139,8 @@ func severityCounts(fs []reload.Finding) map[string]int {
 // that reload.Run installs over the managed config.
 func (a apiAdapter) Reload(ctx context.Context, req api.ReloadRequest) (api.Outcome, error) {
 	p := a.p() // one set of pieces for the whole transaction, whatever SIGHUP does
-	opt := reload.Options{Reason: "api " + req.ID, Who: apiWho, KillGhosts: p.cfg().Reload.KillGhosts, Untrusted: true}
+	opt := reload.Options{Reason: "api " + req.ID, Who: apiWho, KillGhosts: p.cfg().Reload.KillGhosts, Untrusted: true,
+		IfMatch: req.IfMatch}
 	switch {
 	case req.Files != nil:
 		dir, err := scratchTree(p.cfg().StateDir, "candidate-"+req.ID, req.Files)
@@ -163,7 +164,7 @@ func (a apiAdapter) Reload(ctx context.Context, req api.ReloadRequest) (api.Outc
 
 // Rollback implements api.Reloader.
 func (a apiAdapter) Rollback(ctx context.Context, req api.RollbackRequest) (api.Outcome, error) {
-	res, err := a.p().rel.RollbackTo(ctx, req.To, reload.Options{Reason: "api " + req.ID, Who: apiWho})
+	res, err := a.p().rel.RollbackTo(ctx, req.To, reload.Options{Reason: "api " + req.ID, Who: apiWho, IfMatch: req.IfMatch})
 	a.after()
 	if errors.Is(err, reload.ErrNoHistory) {
 		return api.Outcome{}, &api.ValidationError{Field: "to", Reason: err.Error()}
