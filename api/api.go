@@ -21,13 +21,15 @@ type Checker interface {
 
 // Reloader runs reload transactions and keeps their history.
 //
-// The queue calls Reload and Rollback one at a time, never concurrently.
-// Get returns an error wrapping ErrNotFound for an unknown id.
+// The queue calls Reload and Rollback one at a time, never concurrently,
+// and the Reloader uses the request's ID as the transaction's id.
+// Get returns a transaction of the history as an Outcome (Result is ""
+// while it runs), or an error wrapping ErrNotFound for an unknown id.
 type Reloader interface {
 	Reload(ctx context.Context, req ReloadRequest) (Outcome, error)
 	Rollback(ctx context.Context, req RollbackRequest) (Outcome, error)
 	History(ctx context.Context, limit int) (any, error)
-	Get(ctx context.Context, id string) (any, error)
+	Get(ctx context.Context, id string) (Outcome, error)
 }
 
 // ConfigHasher gives the sha256 (hex) of the running (installed) config:
@@ -66,8 +68,9 @@ type CheckReport struct {
 
 // ReloadRequest is one queued reload.
 type ReloadRequest struct {
-	// ID is assigned by the queue; a Reloader should use it as the
-	// transaction id so that GET /v1/reloads/{id} finds it in the history.
+	// ID is assigned by the queue; the Reloader uses it as the
+	// transaction id, so that GET /v1/reloads/{id} finds it in the
+	// history after a restart.
 	ID string
 	// Candidate is the new main config file; nil (and no Files) reloads
 	// the installed config as is.

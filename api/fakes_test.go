@@ -88,11 +88,11 @@ func (f *fakeReloader) History(context.Context, int) (any, error) {
 	return []map[string]any{{"id": "old-1", "ok": true}}, nil
 }
 
-func (f *fakeReloader) Get(_ context.Context, id string) (any, error) {
+func (f *fakeReloader) Get(_ context.Context, id string) (Outcome, error) {
 	if id == "old-1" {
-		return map[string]any{"id": "old-1", "ok": true}, nil
+		return Outcome{ID: id, Result: ResultOK, Body: map[string]any{"id": "old-1", "ok": true}}, nil
 	}
-	return nil, fmt.Errorf("history: %w", ErrNotFound)
+	return Outcome{}, fmt.Errorf("history: %w", ErrNotFound)
 }
 
 // stale is the real Reloader's If-Match check under its lock.

@@ -251,14 +251,31 @@ func (s *Server) getReload(c echo.Context) error {
 	if !validID(id) {
 		return fmt.Errorf("%w: reload %q", ErrNotFound, id)
 	}
+	ctx := c.Request().Context()
 	if v, ok := s.queue.get(id); ok {
+		// A job of an earlier run of the daemon: its transaction is in
+		// the history under the same id.
+		if v.Transaction == nil && (v.State == stateDone || v.State == stateLost) {
+			if o, err := s.opts.Reloader.Get(ctx, id); err == nil {
+				v.Transaction = o.Body
+				if v.Result == "" {
+					v.Result = o.Result
+				}
+			}
+		}
 		return c.JSON(http.StatusOK, v)
 	}
-	res, err := s.opts.Reloader.Get(c.Request().Context(), id)
+	o, err := s.opts.Reloader.Get(ctx, id)
 	if err != nil {
 		return fmt.Errorf("reload %s: %w", id, err)
 	}
-	return c.JSON(http.StatusOK, JobView{ID: id, State: stateDone, Transaction: res})
+	// A transaction the API did not run (haguard reload on the command
+	// line), or a job older than the ones the daemon keeps.
+	v := JobView{ID: id, State: stateDone, Result: o.Result, DurationMS: o.Duration.Milliseconds(), Transaction: o.Body}
+	if o.Result == "" {
+		v.State = stateRunning
+	}
+	return c.JSON(http.StatusOK, v)
 }
 
 // sweepBody is GET /v1/ghosts.

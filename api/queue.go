@@ -44,6 +44,9 @@ type job struct {
 	finished   time.Time
 	outcome    *Outcome
 	errMessage string
+	// loaded is the job as the ledger kept it, for a job of an earlier
+	// run of the daemon (then the fields above are empty).
+	loaded *JobView
 }
 
 // JobView is the JSON form of a queued, running or finished transaction.
@@ -63,6 +66,9 @@ type JobView struct {
 }
 
 func (j *job) view() JobView {
+	if j.loaded != nil {
+		return *j.loaded
+	}
 	v := JobView{ID: j.id, Kind: j.kind, State: j.state, Coalesced: j.coalesced,
 		SubmittedAt: j.submitted, Error: j.errMessage}
 	if !j.started.IsZero() {
@@ -90,6 +96,7 @@ type queue struct {
 	log        *slog.Logger
 	maxPending int
 	keep       int
+	ledger     ledger
 
 	mu       sync.Mutex
 	running  *job
@@ -101,9 +108,26 @@ type queue struct {
 	wake     chan struct{}
 }
 
-func newQueue(rel Reloader, hasher ConfigHasher, m *Metrics, log *slog.Logger, maxPending, keep int) *queue {
-	return &queue{rel: rel, hasher: hasher, metrics: m, log: log, maxPending: maxPending, keep: keep,
+func newQueue(rel Reloader, hasher ConfigHasher, m *Metrics, log *slog.Logger, maxPending, keep int, l ledger) *queue {
+	q := &queue{rel: rel, hasher: hasher, metrics: m, log: log, maxPending: maxPending, keep: keep, ledger: l,
 		jobs: map[string]*job{}, wake: make(chan struct{}, 1)}
+	views, err := l.load(keep)
+	if err != nil {
+		log.Warn("jobs of the previous run are not known", "err", err)
+	}
+	for i := range views {
+		v := views[i]
+		j := &job{id: v.ID, kind: v.Kind, state: v.State, loaded: &v}
+		q.jobs[j.id] = j
+		q.finished = append(q.finished, j.id)
+		if v.State == stateDone {
+			q.last = j
+		}
+		if v.State == stateLost {
+			log.Warn("a job accepted by the previous run never finished", "id", v.ID, "kind", v.Kind, "submitted_at", v.SubmittedAt)
+		}
+	}
+	return q
 }
 
 // submission is one request for the queue.
@@ -157,6 +181,7 @@ func (q *queue) submit(s submission) (JobView, bool, error) {
 		rollbackTo: s.rollbackTo, state: stateQueued, submitted: time.Now().UTC()}
 	q.pending = append(q.pending, j)
 	q.jobs[j.id] = j
+	q.ledger.put(j.view()) // before the 202: the id must survive a crash
 	select {
 	case q.wake <- struct{}{}:
 	default: // a wake-up is already pending
@@ -250,6 +275,7 @@ func (q *queue) close() {
 		p.finished = now
 		p.candidate, p.files = nil, nil
 		q.remember(p)
+		q.ledger.put(p.view())
 	}
 	q.pending = nil
 }
@@ -282,6 +308,7 @@ func (q *queue) execute(ctx context.Context, j *job) {
 	}
 	q.running = nil
 	q.remember(j)
+	q.ledger.put(j.view())
 	q.mu.Unlock()
 
 	if err != nil {
@@ -312,13 +339,16 @@ func (q *queue) remember(j *job) {
 	q.finished = append(q.finished, j.id)
 	for len(q.finished) > q.keep {
 		delete(q.jobs, q.finished[0])
+		q.ledger.drop(q.finished[0])
 		q.finished = q.finished[1:]
 	}
 }
 
-// newJobID is a sortable, unique, path-safe id: 20261128T020304Z-1a2b3c4d.
+// newJobID is a sortable, unique, path-safe id in the reload history's
+// format, 20261128T020304.567Z-1a2b3c4d: the Reloader uses it as the
+// transaction's id, so a job's Location is its history entry too.
 func newJobID() string {
 	var b [4]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
-	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+	return time.Now().UTC().Format("20060102T150405.000Z") + "-" + hex.EncodeToString(b[:])
 }

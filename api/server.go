@@ -59,6 +59,10 @@ type Options struct {
 	QueueDepth int
 	// Version is reported by /v1/status.
 	Version string
+	// JobDir keeps one small file per job (the job ledger), so that a
+	// job's id answers after a restart, "lost" when the daemon stopped
+	// before the job ended. Empty keeps jobs in memory only.
+	JobDir string
 }
 
 // Server is the haguard API.
@@ -114,7 +118,8 @@ func New(opts Options) (*Server, error) {
 	if err := s.SetToken(opts.Token); err != nil {
 		return nil, err
 	}
-	s.queue = newQueue(opts.Reloader, opts.Hasher, opts.Metrics, opts.Logger, opts.QueueDepth, jobsKept)
+	s.queue = newQueue(opts.Reloader, opts.Hasher, opts.Metrics, opts.Logger, opts.QueueDepth, jobsKept,
+		ledger{dir: opts.JobDir, log: opts.Logger})
 	s.echo = s.routes()
 	return s, nil
 }

@@ -57,3 +57,87 @@ func TestServeIfMatchUnderLock(t *testing.T) {
 		t.Fatalf("stale at submission: %d %s", code, data)
 	}
 }
+
+// TestServeJobIDsSurviveRestart: a job's id is its history id, and it
+// resolves after `systemctl restart haguard`; a job accepted and then lost
+// when the daemon was killed mid-transaction answers "lost", not 404; the
+// scratch files a killed daemon left are removed at start; the next
+// reload recovers and completes.
+func TestServeJobIDsSurviveRestart(t *testing.T) {
+	b := newServeBox(t, "")
+	c1 := strings.Replace(b.good, "timeout client 30s", "timeout client 43s", 1)
+	code, _, data := b.do(t, "POST", "/v1/reloads", strings.NewReader(c1), nil)
+	var done api.JobView
+	if code != http.StatusAccepted || json.Unmarshal(data, &done) != nil {
+		t.Fatalf("POST c1: %d %s", code, data)
+	}
+	done = b.waitJob(t, done.ID)
+	tx, _ := done.Transaction.(map[string]any)
+	if done.Result != api.ResultOK || tx["id"] != done.ID {
+		t.Fatalf("c1 job: result %s, transaction id %v, want the job id %s", done.Result, tx["id"], done.ID)
+	}
+
+	// Restart with the test hook that holds a transaction at settle.
+	dropIns := b.s.HostPath("/run/systemd/system/haguard.service.d")
+	writeFile(t, filepath.Join(dropIns, "pause.conf"), "[Service]\nEnvironment=HAGUARD_TEST_PAUSE_AT=settle HAGUARD_TEST_PAUSE_FOR=5min\n", 0o644)
+	b.systemctl(t, "daemon-reload")
+	b.systemctl(t, "restart", "haguard.service")
+	var j api.JobView
+	code, _, data = b.do(t, "GET", "/v1/reloads/"+done.ID, nil, nil)
+	if code != 200 || json.Unmarshal(data, &j) != nil || j.State != "done" || j.Result != api.ResultOK || j.Transaction == nil {
+		t.Fatalf("a completed job's id after systemctl restart: %d %s", code, data)
+	}
+
+	// A job the daemon accepts and then loses: killed at settle.
+	c2 := strings.Replace(b.good, "timeout client 30s", "timeout client 44s", 1)
+	code, _, data = b.do(t, "POST", "/v1/reloads", strings.NewReader(c2), nil)
+	var lost api.JobView
+	if code != http.StatusAccepted || json.Unmarshal(data, &lost) != nil {
+		t.Fatalf("POST c2: %d %s", code, data)
+	}
+	for i := 0; !strings.Contains(b.journal(t), "HAGUARD_TEST_PAUSED settle"); i++ {
+		if i > 600 {
+			t.Fatalf("the transaction never reached settle\n%s", b.journal(t))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := os.Remove(filepath.Join(dropIns, "pause.conf")); err != nil {
+		t.Fatal(err)
+	}
+	b.systemctl(t, "daemon-reload")
+	b.systemctl(t, "kill", "--signal=KILL", "haguard.service")
+	b.systemctl(t, "stop", "haguard.service") // no automatic restart: the scratch file goes in first
+	scratch := filepath.Join(b.state, "api", "candidate-left-by-a-crash.cfg")
+	writeFile(t, scratch, "global\n", 0o600)
+	b.systemctl(t, "start", "haguard.service")
+	if _, err := os.Stat(scratch); !os.IsNotExist(err) {
+		t.Errorf("scratch file not removed at start: %v", err)
+	}
+	code, _, data = b.do(t, "GET", "/v1/reloads/"+lost.ID, nil, nil)
+	if code != 200 || json.Unmarshal(data, &j) != nil || j.State != "lost" || j.Error == "" {
+		t.Fatalf("a job lost in a crash: %d %s", code, data)
+	}
+	code, _, data = b.do(t, "GET", "/v1/reloads/"+done.ID, nil, nil)
+	if code != 200 || json.Unmarshal(data, &j) != nil || j.Result != api.ResultOK {
+		t.Fatalf("the completed job after a crash: %d %s", code, data)
+	}
+	// The next reload recovers the host and completes.
+	c3 := strings.Replace(b.good, "timeout client 30s", "timeout client 45s", 1)
+	code, _, data = b.do(t, "POST", "/v1/reloads", strings.NewReader(c3), nil)
+	var next api.JobView
+	if code != http.StatusAccepted || json.Unmarshal(data, &next) != nil {
+		t.Fatalf("POST c3: %d %s", code, data)
+	}
+	if next = b.waitJob(t, next.ID); next.Result != api.ResultOK {
+		t.Fatalf("reload after the crash: %+v\n%s", next, b.journal(t))
+	}
+	if disk, err := os.ReadFile(b.s.HAProxyConfig()); err != nil || string(disk) != c3 {
+		t.Fatalf("config on disk is not c3 (%v)", err)
+	}
+	// The lost job's transaction is in the history, closed by the recovery.
+	code, _, data = b.do(t, "GET", "/v1/reloads/"+lost.ID, nil, nil)
+	if code != 200 || json.Unmarshal(data, &j) != nil || j.State != "lost" || j.Transaction == nil {
+		t.Fatalf("the lost job after recovery: %d %s", code, data)
+	}
+	t.Logf("lost job after recovery: result %q", j.Result)
+}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -82,12 +83,13 @@ func New(ctx context.Context, cfg config.Config, o Options) (*Daemon, error) {
 	d.sweeps.set(p.sweeper)
 	d.sweeps.onConfig = d.lint.follow
 	d.sweeps.afterSweep = newLedger(metrics, log, func() string { return d.cur.Load().cfg().StateDir }).read
+	cleanScratch(cfg.StateDir, log)
 	d.srv, err = api.New(api.Options{
 		Token: o.Token, Logger: log.With("component", "api"), Metrics: metrics,
 		Checker: ad, Reloader: ad, Hasher: ad, Ghosts: d.sweeps, Prober: ad, Status: ad,
 		MaxBodyBytes: cfg.API.MaxBodyBytes, ReadTimeout: cfg.API.ReadTimeout.D(),
 		WriteTimeout: cfg.API.WriteTimeout.D(), IdleTimeout: cfg.API.IdleTimeout.D(),
-		Version: o.Version,
+		Version: o.Version, JobDir: filepath.Join(cfg.StateDir, "api", "jobs"),
 	})
 	if err != nil {
 		return nil, err
