@@ -16,6 +16,9 @@ var ErrNotFound = errors.New("not found")
 // errUnauthorized is a missing or wrong bearer token.
 var errUnauthorized = errors.New("missing or invalid bearer token")
 
+// errForbidden is a read token on a route that changes something.
+var errForbidden = errors.New("this token's scope is read: it cannot change anything (a write token can)")
+
 // ValidationError is a request the API will not act on (422).
 type ValidationError struct {
 	Field  string
@@ -78,6 +81,8 @@ func classify(err error) (int, string, string) {
 	switch {
 	case errors.Is(err, errUnauthorized):
 		return http.StatusUnauthorized, "unauthorized", err.Error()
+	case errors.Is(err, errForbidden):
+		return http.StatusForbidden, "forbidden", err.Error()
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, "body_too_large",
 			fmt.Sprintf("request body is larger than %d bytes", mbe.Limit)

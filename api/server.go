@@ -2,13 +2,13 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -36,7 +36,9 @@ const (
 
 // Options are everything New needs. The interfaces are required.
 type Options struct {
-	// Token is the bearer token (see LoadToken).
+	// Tokens are the bearer tokens and their scopes (see LoadTokens).
+	Tokens []Token
+	// Token, when set, is one more write token (for tests and embedding).
 	Token []byte
 	// Logger receives request errors and transaction summaries.
 	Logger *slog.Logger
@@ -72,15 +74,20 @@ type Server struct {
 	echo    *echo.Echo
 	queue   *queue
 	metrics *Metrics
-	// tokenSum is the sha256 of the bearer token.
-	tokenSum atomic.Pointer[[sha256.Size]byte]
+	// tokens are the sha256 sums of the bearer tokens, with their scopes.
+	tokens atomic.Pointer[[]tokenSum]
+	// denied rate-limits the log lines of refused requests.
+	denied denials
 	// statusCalls shares one StatusSource call among concurrent requests.
 	statusCalls singleflight.Group
 }
 
 // New builds the server and its routes; Serve runs it.
 func New(opts Options) (*Server, error) {
-	if len(opts.Token) == 0 {
+	if len(opts.Token) > 0 {
+		opts.Tokens = append(slices.Clip(opts.Tokens), Token{Scope: ScopeWrite, Secret: opts.Token})
+	}
+	if len(opts.Tokens) == 0 {
 		return nil, errNoToken
 	}
 	var missing []string
@@ -115,7 +122,7 @@ func New(opts Options) (*Server, error) {
 		opts.QueueDepth = DefaultQueueDepth
 	}
 	s := &Server{opts: opts, log: opts.Logger, metrics: opts.Metrics}
-	if err := s.SetToken(opts.Token); err != nil {
+	if err := s.SetTokens(opts.Tokens); err != nil {
 		return nil, err
 	}
 	s.queue = newQueue(opts.Reloader, opts.Hasher, opts.Metrics, opts.Logger, opts.QueueDepth, jobsKept,
@@ -132,21 +139,41 @@ func (s *Server) routes() *echo.Echo {
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisablePrintStack: true}))
 	e.Use(s.requestLog)
 
-	auth := s.bearer
+	read, write := s.need(ScopeRead), s.need(ScopeWrite)
+	// OPTIONS (echo answers it for every route) needs a token too: it
+	// tells which methods a path has.
+	e.Pre(s.optionsNeedAuth)
 	// Open: liveness for systemd/k8s-style checks, and the API description.
 	e.GET("/v1/healthz", s.healthz)
 	e.GET("/v1/openapi.json", s.openapi)
-	// Everything else needs the token.
-	e.GET("/v1/status", s.status, auth)
-	e.POST("/v1/check", s.check, auth)
-	e.POST("/v1/reloads", s.postReload, auth)
-	e.GET("/v1/reloads", s.listReloads, auth)
-	e.GET("/v1/reloads/:id", s.getReload, auth)
-	e.POST("/v1/rollback", s.rollback, auth)
-	e.GET("/v1/ghosts", s.ghosts, auth)
-	e.POST("/v1/probes", s.probes, auth)
-	e.GET("/metrics", echo.WrapHandler(s.metrics.Handler()), auth)
+	// Read scope: what the host looks like.
+	e.GET("/v1/status", s.status, read)
+	e.GET("/v1/reloads", s.listReloads, read)
+	e.GET("/v1/reloads/:id", s.getReload, read)
+	e.GET("/v1/ghosts", s.ghosts, read)
+	e.GET("/metrics", echo.WrapHandler(s.metrics.Handler()), read)
+	// Write scope: everything that runs something.
+	e.POST("/v1/check", s.check, write)
+	e.POST("/v1/reloads", s.postReload, write)
+	e.POST("/v1/rollback", s.rollback, write)
+	e.POST("/v1/probes", s.probes, write)
 	return e
+}
+
+// optionsNeedAuth answers OPTIONS only to a token holder (of any
+// scope), but on the open routes.
+func (s *Server) optionsNeedAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.Method != http.MethodOptions || r.URL.Path == "/v1/healthz" || r.URL.Path == "/v1/openapi.json" {
+			return next(c)
+		}
+		if _, err := s.authorize(c); err != nil {
+			s.denied.log(s.log, c, err)
+			return err
+		}
+		return next(c)
+	}
 }
 
 // requestLog logs each request at debug level.

@@ -58,7 +58,7 @@ the API answers; on SIGTERM a running reload finishes or rolls back first.`,
 // serve builds the daemon and runs it until ctx ends.
 func (a *app) serve(ctx context.Context, cmd *cobra.Command, cfg config.Config, f serveFlags) (int, error) {
 	log := a.logger()
-	token, err := api.LoadToken(cfg.API.TokenFile)
+	tokens, err := api.LoadTokens(cfg.API.TokenFile)
 	if err != nil {
 		return exitUsage, usagef(fmt.Errorf("refusing to start: %w", err))
 	}
@@ -82,7 +82,7 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, cfg config.Config, 
 		f.apply(&c)
 		return c, err
 	}
-	d, err := daemon.New(ctx, cfg, daemon.Options{Load: load, Listener: ln, Systemd: sd, Token: token, Logger: log, Version: a.version})
+	d, err := daemon.New(ctx, cfg, daemon.Options{Load: load, Listener: ln, Systemd: sd, Tokens: tokens, Logger: log, Version: a.version})
 	if err != nil {
 		return exitUsage, usagef(err)
 	}

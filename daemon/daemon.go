@@ -38,8 +38,8 @@ type Options struct {
 	// outlive the run's context (a reload running at SIGTERM still needs
 	// it) and is not closed here.
 	Systemd *systemd.Client
-	// Token is the bearer token (api.LoadToken).
-	Token   []byte
+	// Tokens are the bearer tokens (api.LoadTokens).
+	Tokens  []api.Token
 	Logger  *slog.Logger
 	Version string
 }
@@ -85,7 +85,7 @@ func New(ctx context.Context, cfg config.Config, o Options) (*Daemon, error) {
 	d.sweeps.afterSweep = newLedger(metrics, log, func() string { return d.cur.Load().cfg().StateDir }).read
 	cleanScratch(cfg.StateDir, log)
 	d.srv, err = api.New(api.Options{
-		Token: o.Token, Logger: log.With("component", "api"), Metrics: metrics,
+		Tokens: o.Tokens, Logger: log.With("component", "api"), Metrics: metrics,
 		Checker: ad, Reloader: ad, Hasher: ad, Ghosts: d.sweeps, Prober: ad, Status: ad,
 		MaxBodyBytes: cfg.API.MaxBodyBytes, ReadTimeout: cfg.API.ReadTimeout.D(),
 		WriteTimeout: cfg.API.WriteTimeout.D(), IdleTimeout: cfg.API.IdleTimeout.D(),
@@ -181,9 +181,9 @@ func (d *Daemon) reloadSelf() {
 		log.Error("SIGHUP: haguard.yaml not applied, keeping the running settings", "err", err)
 		return
 	}
-	if tok, err := api.LoadToken(cfg.API.TokenFile); err != nil {
+	if toks, err := api.LoadTokens(cfg.API.TokenFile); err != nil {
 		log.Error("SIGHUP: token file not reloaded, keeping the running token", "err", err)
-	} else if err := d.srv.SetToken(tok); err != nil {
+	} else if err := d.srv.SetTokens(toks); err != nil {
 		log.Error("SIGHUP: token not set", "err", err)
 	}
 	d.cur.Store(p)
