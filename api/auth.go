@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -187,6 +188,10 @@ type denials struct {
 const denialLogEvery = 10 * time.Second
 
 func (d *denials) log(log *slog.Logger, c echo.Context, err error) {
+	d.logRequest(log, c.Request(), err)
+}
+
+func (d *denials) logRequest(log *slog.Logger, r *http.Request, err error) {
 	d.mu.Lock()
 	now := time.Now()
 	if !d.last.IsZero() && now.Sub(d.last) < denialLogEvery {
@@ -197,7 +202,6 @@ func (d *denials) log(log *slog.Logger, c echo.Context, err error) {
 	n := d.suppressed
 	d.last, d.suppressed = now, 0
 	d.mu.Unlock()
-	r := c.Request()
 	log.Warn("request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr,
 		"err", err, "refused_since_last_line", n)
 }

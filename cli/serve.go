@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net"
 
 	"github.com/spf13/cobra"
 
@@ -55,6 +56,26 @@ the API answers; on SIGTERM a running reload finishes or rolls back first.`,
 	return cmd
 }
 
+// metricsListener opens api.metrics_listen with its web config (nil, nil
+// when it is not set).
+func metricsListener(cfg config.Config) (net.Listener, *api.WebConfig, error) {
+	if cfg.API.MetricsListen == "" {
+		return nil, nil, nil
+	}
+	var wc *api.WebConfig
+	if cfg.API.MetricsWebConfig != "" {
+		var err error
+		if wc, err = api.LoadWebConfig(cfg.API.MetricsWebConfig); err != nil {
+			return nil, nil, fmt.Errorf("api.metrics_web_config: %w", err)
+		}
+	}
+	ln, err := api.ListenMetrics(cfg.API.MetricsListen)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ln, wc, nil
+}
+
 // serve builds the daemon and runs it until ctx ends.
 func (a *app) serve(ctx context.Context, cmd *cobra.Command, cfg config.Config, f serveFlags) (int, error) {
 	log := a.logger()
@@ -69,6 +90,13 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, cfg config.Config, 
 		return exitUsage, usagef(err)
 	}
 	defer ln.Close()
+	mln, wc, err := metricsListener(cfg)
+	if err != nil {
+		return exitUsage, usagef(err)
+	}
+	if mln != nil {
+		defer mln.Close()
+	}
 	// The D-Bus connection must outlive ctx: go-systemd closes a
 	// connection when its dial context ends, and a reload still running
 	// at SIGTERM needs it to settle or roll back. It is closed on return.
@@ -82,7 +110,7 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, cfg config.Config, 
 		f.apply(&c)
 		return c, err
 	}
-	d, err := daemon.New(ctx, cfg, daemon.Options{Load: load, Listener: ln, Systemd: sd, Tokens: tokens, Logger: log, Version: a.version})
+	d, err := daemon.New(ctx, cfg, daemon.Options{Load: load, Listener: ln, MetricsListener: mln, WebConfig: wc, Systemd: sd, Tokens: tokens, Logger: log, Version: a.version})
 	if err != nil {
 		return exitUsage, usagef(err)
 	}

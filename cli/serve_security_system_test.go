@@ -1,13 +1,26 @@
 package cli
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/haguard/haguard/api"
 	"github.com/haguard/haguard/internal/testbed"
@@ -140,4 +153,123 @@ func TestServeJobIDsSurviveRestart(t *testing.T) {
 		t.Fatalf("the lost job after recovery: %d %s", code, data)
 	}
 	t.Logf("lost job after recovery: result %q", j.Result)
+}
+
+// TestServeScopesAndMetricsListener: issue 17's "/metrics needs the
+// all-powerful token". The token file gets a read token; the daemon also
+// serves /metrics on a listener of its own with TLS and basic auth from an
+// exporter-toolkit web config file. The read token scrapes /metrics and
+// reads the status, and gets 403 on POST /v1/reloads (and nothing runs);
+// the metrics listener answers its basic-auth user over TLS, 401 without
+// it, and serves nothing but /metrics.
+func TestServeScopesAndMetricsListener(t *testing.T) {
+	b := newServeBox(t, "")
+	dir := b.s.Dir()
+	readTok := "read-" + b.token
+	writeFile(t, filepath.Join(dir, "token"), "# haguard tokens\nwrite "+b.token+"\nread "+readTok+"\n", 0o600)
+
+	cert, pool := testCert(t)
+	writeFile(t, filepath.Join(dir, "metrics.crt"), cert[0], 0o600)
+	writeFile(t, filepath.Join(dir, "metrics.key"), cert[1], 0o600)
+	hash, err := bcrypt.GenerateFromPassword([]byte("scrape-secret"), bcrypt.DefaultCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "web.yml"), "tls_server_config:\n  cert_file: metrics.crt\n  key_file: metrics.key\n"+
+		"basic_auth_users:\n  prometheus: "+string(hash)+"\n", 0o600)
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
+	yaml, err := os.ReadFile(filepath.Join(dir, "haguard.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "haguard.yaml"), string(yaml)+fmt.Sprintf("  metrics_listen: %q\n  metrics_web_config: %q\n",
+		metricsAddr, filepath.Join(dir, "web.yml")), 0o644)
+	b.systemctl(t, "restart", "haguard.service")
+
+	rd := map[string]string{"Authorization": "Bearer " + readTok}
+	code, _, data := b.do(t, "GET", "/metrics", nil, rd)
+	if code != 200 || !strings.Contains(string(data), "haguard_reloads_total") {
+		t.Fatalf("read token, GET /metrics: %d %.300s", code, data)
+	}
+	if code, _, data = b.do(t, "GET", "/v1/status", nil, rd); code != 200 {
+		t.Fatalf("read token, GET /v1/status: %d %s", code, data)
+	}
+	cand := strings.Replace(b.good, "timeout client 30s", "timeout client 46s", 1)
+	code, _, data = b.do(t, "POST", "/v1/reloads", strings.NewReader(cand), rd)
+	if code != http.StatusForbidden || !strings.Contains(string(data), `"forbidden"`) {
+		t.Fatalf("read token, POST /v1/reloads: %d %s", code, data)
+	}
+	if code, _, _ = b.do(t, "POST", "/v1/check", strings.NewReader(cand), rd); code != http.StatusForbidden {
+		t.Fatalf("read token, POST /v1/check: %d", code)
+	}
+	if disk, _ := os.ReadFile(b.s.HAProxyConfig()); string(disk) != b.good {
+		t.Fatal("a read token changed the config")
+	}
+	if !strings.Contains(b.journal(t), "request refused") {
+		t.Errorf("the 403 is not in the journal at warn")
+	}
+
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	scrape := func(path, user, pass string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "https://"+metricsAddr+path, nil)
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s on the metrics listener: %v\n%s", path, err, b.journal(t))
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := scrape("/metrics", "prometheus", "scrape-secret"); code != 200 || !strings.Contains(body, "haguard_reloads_total") {
+		t.Fatalf("metrics listener with the password: %d %.300s", code, body)
+	}
+	if code, _ := scrape("/metrics", "prometheus", "wrong"); code != http.StatusUnauthorized {
+		t.Fatalf("metrics listener, wrong password: %d", code)
+	}
+	if code, _ := scrape("/metrics", "", ""); code != http.StatusUnauthorized {
+		t.Fatalf("metrics listener, no password: %d", code)
+	}
+	if code, _ := scrape("/v1/status", "prometheus", "scrape-secret"); code != http.StatusNotFound {
+		t.Fatalf("metrics listener serves /v1/status: %d", code)
+	}
+	if resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + metricsAddr + "/metrics"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Fatal("plain HTTP scraped the TLS metrics listener")
+		}
+	}
+}
+
+// testCert is a self-signed certificate for 127.0.0.1: its PEM and key
+// PEM, and a pool that trusts it.
+func testCert(t *testing.T) ([2]string, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "haguard-metrics-test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(c)
+	return [2]string{string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}))}, pool
 }

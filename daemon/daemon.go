@@ -34,6 +34,11 @@ type Options struct {
 	// Listener is where the API serves (api.Listen); the daemon does not
 	// close it.
 	Listener net.Listener
+	// MetricsListener, when set, serves /metrics alone (api.metrics_listen)
+	// with WebConfig's TLS and basic auth (nil: neither); the daemon does
+	// not close it.
+	MetricsListener net.Listener
+	WebConfig       *api.WebConfig
 	// Systemd is the bus connection for the daemon's lifetime; it must
 	// outlive the run's context (a reload running at SIGTERM still needs
 	// it) and is not closed here.
@@ -118,6 +123,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return d.srv.Serve(gctx, d.o.Listener)
 	})
 	g.Go(func() error { return d.sweeps.Run(gctx) })
+	if d.o.MetricsListener != nil {
+		g.Go(func() error { return d.srv.ServeMetrics(gctx, d.o.MetricsListener, d.o.WebConfig) })
+		log.Info("metrics listening", "addr", d.o.MetricsListener.Addr().String(), "tls", d.o.WebConfig.TLSEnabled(),
+			"basic_auth", d.o.WebConfig != nil && len(d.o.WebConfig.Users) > 0)
+	}
 	g.Go(func() error {
 		for {
 			select {
