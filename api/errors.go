@@ -51,6 +51,17 @@ func (e *PreconditionError) Error() string {
 	return fmt.Sprintf("if-match %s is stale: the running config is %s", e.Want, e.Have)
 }
 
+// TooManyError is a request refused because as many of its kind as
+// allowed already run (429).
+type TooManyError struct {
+	What  string
+	Limit int
+}
+
+func (e *TooManyError) Error() string {
+	return fmt.Sprintf("%d %s already run, the most at once; try again", e.Limit, e.What)
+}
+
 // QueueFullError is a reload refused because the queue is full (503).
 type QueueFullError struct{ Depth int }
 
@@ -75,6 +86,7 @@ func classify(err error) (int, string, string) {
 		be  *BusyError
 		pe  *PreconditionError
 		qe  *QueueFullError
+		te  *TooManyError
 		mbe *http.MaxBytesError
 		he  *echo.HTTPError
 	)
@@ -92,6 +104,8 @@ func classify(err error) (int, string, string) {
 		return http.StatusConflict, "reload_running", be.Error()
 	case errors.As(err, &pe):
 		return http.StatusPreconditionFailed, "precondition_failed", pe.Error()
+	case errors.As(err, &te):
+		return http.StatusTooManyRequests, "too_many_requests", te.Error()
 	case errors.As(err, &qe):
 		return http.StatusServiceUnavailable, "queue_full", qe.Error()
 	case errors.Is(err, errShuttingDown):

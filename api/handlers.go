@@ -20,6 +20,14 @@ import (
 const (
 	maxProbeCount   = 1000
 	maxProbeTargets = 64
+	// MaxProbeConnections bounds the connections one POST /v1/probes
+	// asks for (count × targets); a Prober applies it when the request
+	// names no targets and the API cannot count them.
+	MaxProbeConnections = 1000
+	// MaxLineBytes bounds a candidate's config lines as the config
+	// reader does (validate.MaxLineBytes): a line must be shorter (its
+	// newline fits the reader's buffer). A longer one is 422.
+	MaxLineBytes    = 1 << 20
 	maxHistoryLimit = 1000
 	maxIDLen        = 64
 	statusTimeout   = 10 * time.Second
@@ -118,6 +126,18 @@ func (s *Server) check(c echo.Context) error {
 	if len(bytes.TrimSpace(cfg)) == 0 {
 		return &ValidationError{Field: "body", Reason: "the config to check is empty"}
 	}
+	if err := checkLines("body", cfg); err != nil {
+		return err
+	}
+	// A few checks at once: each is a haproxy -c of up to
+	// haproxy.check_memory_max; beyond that, 429 and try again.
+	select {
+	case s.checks <- struct{}{}:
+		defer func() { <-s.checks }()
+	default:
+		c.Response().Header().Set("Retry-After", "1")
+		return &TooManyError{What: "checks", Limit: cap(s.checks)}
+	}
 	rep, err := s.opts.Checker.Check(c.Request().Context(), cfg)
 	if err != nil {
 		return fmt.Errorf("check: %w", err)
@@ -151,6 +171,14 @@ func (s *Server) postReload(c echo.Context) error {
 	if len(bytes.TrimSpace(body)) > 0 {
 		if cand, files, err = parseCandidate(c.Request().Header.Get(echo.HeaderContentType), body); err != nil {
 			return err
+		}
+		if err := checkLines("body", cand); err != nil {
+			return err
+		}
+		for p, b := range files {
+			if err := checkLines(p, b); err != nil {
+				return err
+			}
 		}
 	}
 	return s.submit(c, submission{kind: kindReload, candidate: cand, files: files, ifMatch: ifMatch, wait: wait})
@@ -318,10 +346,22 @@ func (s *Server) probes(c echo.Context) error {
 	if len(req.Targets) > maxProbeTargets {
 		return &ValidationError{Field: "targets", Reason: fmt.Sprintf("at most %d", maxProbeTargets)}
 	}
+	// A target named twice is probed once.
+	seen := make(map[string]bool, len(req.Targets))
+	uniq := req.Targets[:0]
 	for _, t := range req.Targets {
 		if _, _, err := net.SplitHostPort(t); err != nil {
 			return &ValidationError{Field: "targets", Reason: fmt.Sprintf("%q is not host:port", t)}
 		}
+		if !seen[t] {
+			seen[t] = true
+			uniq = append(uniq, t)
+		}
+	}
+	req.Targets = uniq
+	if n := req.Count * len(req.Targets); n > MaxProbeConnections {
+		return &ValidationError{Field: "count", Reason: fmt.Sprintf("%d targets × %d attempts is %d connections; at most %d in one request",
+			len(req.Targets), req.Count, n, MaxProbeConnections)}
 	}
 	rep, err := s.opts.Prober.Probe(c.Request().Context(), req)
 	if err != nil {
@@ -329,6 +369,22 @@ func (s *Server) probes(c echo.Context) error {
 	}
 	s.metrics.ObserveProbes(rep.Totals)
 	return c.JSON(http.StatusOK, rep)
+}
+
+// checkLines refuses a line longer than MaxLineBytes (422, naming it):
+// the config reader stops there, and haproxy refuses far shorter ones.
+func checkLines(name string, b []byte) error {
+	for n := 1; len(b) > 0; n++ {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			i = len(b)
+		}
+		if i >= MaxLineBytes {
+			return &ValidationError{Field: name, Reason: fmt.Sprintf("line %d is %d bytes long; at most %d", n, i, MaxLineBytes-1)}
+		}
+		b = b[min(i+1, len(b)):]
+	}
+	return nil
 }
 
 // readBody reads the whole body under the size limit; a larger body is an

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/sys/unix"
 )
 
 // Defaults for the zero values of Options.
@@ -27,6 +29,7 @@ const (
 	DefaultWriteTimeout = 5 * time.Minute
 	DefaultIdleTimeout  = 2 * time.Minute
 	DefaultQueueDepth   = 16
+	DefaultMaxChecks    = 2
 	// DefaultShutdownGrace bounds how long Serve waits for open requests
 	// once its context ends. A running reload is not bounded by it.
 	DefaultShutdownGrace = 10 * time.Second
@@ -59,6 +62,9 @@ type Options struct {
 	IdleTimeout  time.Duration
 	// QueueDepth is how many distinct transactions may wait.
 	QueueDepth int
+	// MaxChecks is how many POST /v1/check run at once (DefaultMaxChecks);
+	// more get 429.
+	MaxChecks int
 	// Version is reported by /v1/status.
 	Version string
 	// JobDir keeps one small file per job (the job ledger), so that a
@@ -78,6 +84,8 @@ type Server struct {
 	tokens atomic.Pointer[[]tokenSum]
 	// denied rate-limits the log lines of refused requests.
 	denied denials
+	// checks holds a slot per running POST /v1/check.
+	checks chan struct{}
 	// statusCalls shares one StatusSource call among concurrent requests.
 	statusCalls singleflight.Group
 }
@@ -121,7 +129,10 @@ func New(opts Options) (*Server, error) {
 	if opts.QueueDepth <= 0 {
 		opts.QueueDepth = DefaultQueueDepth
 	}
-	s := &Server{opts: opts, log: opts.Logger, metrics: opts.Metrics}
+	if opts.MaxChecks <= 0 {
+		opts.MaxChecks = DefaultMaxChecks
+	}
+	s := &Server{opts: opts, log: opts.Logger, metrics: opts.Metrics, checks: make(chan struct{}, opts.MaxChecks)}
 	if err := s.SetTokens(opts.Tokens); err != nil {
 		return nil, err
 	}
@@ -262,6 +273,9 @@ func listenUnix(path string) (net.Listener, error) {
 	if path == "" || !strings.HasPrefix(path, "/") {
 		return nil, fmt.Errorf("listen unix:%s: the socket path must be absolute", path)
 	}
+	if err := safeSocketDir(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("listen unix:%s: %w", path, err)
+	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != os.ModeSocket {
 			return nil, fmt.Errorf("listen unix:%s: a non-socket file is in the way", path)
@@ -279,9 +293,56 @@ func listenUnix(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen unix:%s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	if err := chmodSocket(path, 0o600); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("listen unix:%s: chmod: %w", path, err)
 	}
 	return ln, nil
+}
+
+// safeSocketDir refuses a socket directory that someone else could
+// change: writable by group or others (they could swap the socket for a
+// symlink between its creation and the chmod, or replace it later), or
+// owned by anyone but haguard's user and root. Its parents are the
+// system's (/run, /var/run).
+func safeSocketDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("socket directory: %w", err)
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		if fi, err = os.Stat(dir); err != nil {
+			return fmt.Errorf("socket directory: %w", err)
+		}
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("socket directory %s is not a directory", dir)
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Errorf("socket directory %s has mode %#o: group or others may write it (and swap the socket); use a directory only haguard writes, such as RuntimeDirectory=haguard's /run/haguard (chmod go-w %s)", dir, perm, dir)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() && st.Uid != 0 {
+		return fmt.Errorf("socket directory %s is owned by uid %d, not by haguard or root", dir, st.Uid)
+	}
+	return nil
+}
+
+// chmodSocket sets path's mode without following a symlink: the path is
+// opened with O_PATH|O_NOFOLLOW, must be a socket, and is changed through
+// that descriptor (/proc/self/fd/N names the inode opened, never a link's
+// target).
+func chmodSocket(path string, mode os.FileMode) error {
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return fmt.Errorf("%s is no longer the socket haguard made (mode %#o): refusing to chmod it", path, st.Mode)
+	}
+	return os.Chmod(fmt.Sprintf("/proc/self/fd/%d", fd), mode)
 }

@@ -319,6 +319,10 @@ func (a apiAdapter) Probe(ctx context.Context, req api.ProbeRequest) (api.ProbeR
 		}
 		targets = pick
 	}
+	if n := req.Count * len(targets); n > api.MaxProbeConnections {
+		return api.ProbeReport{}, &api.ValidationError{Field: "count", Reason: fmt.Sprintf(
+			"%d targets × %d attempts is %d connections; at most %d in one request (name fewer targets)", len(targets), req.Count, n, api.MaxProbeConnections)}
+	}
 	opts := p.host.ProbeOptions()
 	opts.Logger = a.log
 	if req.Count > 0 {
