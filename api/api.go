@@ -30,6 +30,10 @@ type Reloader interface {
 	Rollback(ctx context.Context, req RollbackRequest) (Outcome, error)
 	History(ctx context.Context, limit int) (any, error)
 	Get(ctx context.Context, id string) (Outcome, error)
+	// Confirm makes provisional reload id final (a reload run with
+	// ConfirmWithin); Body is its history entry. An error wraps
+	// ErrNotPending when id does not await confirmation.
+	Confirm(ctx context.Context, id string) (Outcome, error)
 }
 
 // ConfigHasher gives the sha256 (hex) of the running (installed) config:
@@ -78,6 +82,10 @@ type ReloadRequest struct {
 	// Files are a config set by absolute path (a tar or multipart body);
 	// a path ending in "/" is a directory given whole.
 	Files map[string][]byte
+	// ConfirmWithin > 0 commits provisionally: without a confirmation
+	// (POST /v1/reloads/{id}/confirm, or `haguard confirm`) within it,
+	// the reload is rolled back.
+	ConfirmWithin time.Duration
 	// IfMatch, when set, is the identity (ConfigHasher) the running
 	// config must still have. The Reloader compares it under its
 	// transaction lock and ends the job refused, wrapping a

@@ -16,6 +16,10 @@ var ErrNotFound = errors.New("not found")
 // errUnauthorized is a missing or wrong bearer token.
 var errUnauthorized = errors.New("missing or invalid bearer token")
 
+// ErrNotPending marks a confirmation of a reload that does not await one
+// (409): confirmed, rolled back, or never provisional.
+var ErrNotPending = errors.New("no such reload awaits confirmation")
+
 // errForbidden is a read token on a route that changes something.
 var errForbidden = errors.New("this token's scope is read: it cannot change anything (a write token can)")
 
@@ -110,6 +114,8 @@ func classify(err error) (int, string, string) {
 		return http.StatusServiceUnavailable, "queue_full", qe.Error()
 	case errors.Is(err, errShuttingDown):
 		return http.StatusServiceUnavailable, "shutting_down", err.Error()
+	case errors.Is(err, ErrNotPending):
+		return http.StatusConflict, "not_pending", err.Error()
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound, "not_found", err.Error()
 	case errors.As(err, &he):

@@ -29,6 +29,8 @@ type fakeReloader struct {
 	started chan string
 	gate    chan struct{}
 	hasher  *fakeHasher
+	// confirmed are the provisional reloads Confirm made final.
+	confirmed map[string]bool
 }
 
 func (f *fakeReloader) enter(id string) {
@@ -104,6 +106,21 @@ func (f *fakeReloader) stale(want string) error {
 		return fmt.Errorf("reload refused: %w", &PreconditionError{Want: want, Have: have})
 	}
 	return nil
+}
+
+func (f *fakeReloader) Confirm(_ context.Context, id string) (Outcome, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.calls {
+		if c.ID == id && c.ConfirmWithin > 0 && !f.confirmed[id] {
+			if f.confirmed == nil {
+				f.confirmed = map[string]bool{}
+			}
+			f.confirmed[id] = true
+			return Outcome{ID: id, Result: ResultOK, Body: map[string]any{"id": id, "confirmation": map[string]any{"result": "confirmed"}}}, nil
+		}
+	}
+	return Outcome{}, fmt.Errorf("reload %s: %w", id, ErrNotPending)
 }
 
 func (f *fakeReloader) stats() (calls, maxRun int) {

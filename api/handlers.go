@@ -181,7 +181,58 @@ func (s *Server) postReload(c echo.Context) error {
 			}
 		}
 	}
-	return s.submit(c, submission{kind: kindReload, candidate: cand, files: files, ifMatch: ifMatch, wait: wait})
+	within, err := confirmWithin(c)
+	if err != nil {
+		return err
+	}
+	return s.submit(c, submission{kind: kindReload, candidate: cand, files: files, ifMatch: ifMatch, wait: wait, confirmWithin: within})
+}
+
+// Bounds of ?confirm_within.
+const (
+	minConfirmWithin = time.Second
+	maxConfirmWithin = 24 * time.Hour
+)
+
+// confirmWithin reads ?confirm_within (a Go duration: 90s, 5m): the
+// reload commits provisionally and is rolled back unless confirmed in
+// time (docs/reload.md, "Commit-confirmed").
+func confirmWithin(c echo.Context) (time.Duration, error) {
+	v := c.QueryParam("confirm_within")
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < minConfirmWithin || d > maxConfirmWithin {
+		return 0, &ValidationError{Field: "confirm_within", Reason: fmt.Sprintf("%q: want a duration from %v to %v (90s, 5m)", v, minConfirmWithin, maxConfirmWithin)}
+	}
+	return d, nil
+}
+
+// confirmBody is POST /v1/reloads/{id}/confirm's answer.
+type confirmBody struct {
+	ID           string `json:"id"`
+	Confirmation string `json:"confirmation"`
+	// Entry is the reload's history entry, its confirmation recorded.
+	Entry any `json:"entry"`
+}
+
+// confirm makes a provisional reload final. It does not queue: it needs
+// only the transaction lock, for a moment (a reload that runs is refused
+// anyway while one awaits confirmation).
+func (s *Server) confirm(c echo.Context) error {
+	id := c.Param("id")
+	if !validID(id) {
+		return fmt.Errorf("%w: reload %q", ErrNotFound, id)
+	}
+	if err := s.decodeJSON(c, &struct{}{}); err != nil {
+		return err
+	}
+	o, err := s.opts.Reloader.Confirm(c.Request().Context(), id)
+	if err != nil {
+		return fmt.Errorf("confirm %s: %w", id, err)
+	}
+	return c.JSON(http.StatusOK, confirmBody{ID: id, Confirmation: "confirmed", Entry: o.Body})
 }
 
 // rollbackRequest is the body of POST /v1/rollback.

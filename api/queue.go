@@ -36,6 +36,7 @@ type job struct {
 	files      map[string][]byte
 	ifMatch    string
 	rollbackTo string
+	within     time.Duration
 
 	state      string
 	coalesced  int
@@ -137,6 +138,8 @@ type submission struct {
 	files      map[string][]byte
 	ifMatch    string
 	rollbackTo string
+	// confirmWithin opens a confirmation window (reloads only).
+	confirmWithin time.Duration
 	// wait=false refuses with *BusyError when anything runs or waits.
 	wait bool
 }
@@ -152,7 +155,7 @@ func (q *queue) submit(s submission) (JobView, bool, error) {
 	case len(s.candidate) > 0:
 		cand = hex.EncodeToString(sum[:])
 	}
-	key := s.kind + "\x00" + cand + "\x00" + s.ifMatch + "\x00" + s.rollbackTo
+	key := s.kind + "\x00" + cand + "\x00" + s.ifMatch + "\x00" + s.rollbackTo + "\x00" + s.confirmWithin.String()
 
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -178,7 +181,7 @@ func (q *queue) submit(s submission) (JobView, bool, error) {
 		return JobView{}, false, &QueueFullError{Depth: len(q.pending)}
 	}
 	j := &job{id: newJobID(), kind: s.kind, key: key, candidate: s.candidate, files: s.files, ifMatch: s.ifMatch,
-		rollbackTo: s.rollbackTo, state: stateQueued, submitted: time.Now().UTC()}
+		rollbackTo: s.rollbackTo, within: s.confirmWithin, state: stateQueued, submitted: time.Now().UTC()}
 	q.pending = append(q.pending, j)
 	q.jobs[j.id] = j
 	q.ledger.put(j.view()) // before the 202: the id must survive a crash
@@ -329,7 +332,7 @@ func (q *queue) call(ctx context.Context, j *job) (out Outcome, err error) {
 	if j.kind == kindRollback {
 		return q.rel.Rollback(ctx, RollbackRequest{ID: j.id, To: j.rollbackTo, IfMatch: j.ifMatch})
 	}
-	return q.rel.Reload(ctx, ReloadRequest{ID: j.id, Candidate: j.candidate, Files: j.files, IfMatch: j.ifMatch})
+	return q.rel.Reload(ctx, ReloadRequest{ID: j.id, Candidate: j.candidate, Files: j.files, IfMatch: j.ifMatch, ConfirmWithin: j.within})
 }
 
 // remember keeps a finished job for GET /v1/reloads/{id}, forgetting the

@@ -166,6 +166,7 @@ func (s *Server) routes() *echo.Echo {
 	// Write scope: everything that runs something.
 	e.POST("/v1/check", s.check, write)
 	e.POST("/v1/reloads", s.postReload, write)
+	e.POST("/v1/reloads/:id/confirm", s.confirm, write)
 	e.POST("/v1/rollback", s.rollback, write)
 	e.POST("/v1/probes", s.probes, write)
 	return e

@@ -44,7 +44,7 @@ func TestUnauthorized(t *testing.T) {
 	routes := [][2]string{
 		{"GET", "/v1/status"}, {"POST", "/v1/check"}, {"POST", "/v1/reloads"}, {"GET", "/v1/reloads"},
 		{"GET", "/v1/reloads/x"}, {"POST", "/v1/rollback"}, {"GET", "/v1/ghosts"}, {"POST", "/v1/probes"},
-		{"GET", "/metrics"},
+		{"GET", "/metrics"}, {"POST", "/v1/reloads/x/confirm"},
 	}
 	for _, r := range routes {
 		for name, auth := range map[string]string{

@@ -123,6 +123,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return d.srv.Serve(gctx, d.o.Listener)
 	})
 	g.Go(func() error { return d.sweeps.Run(gctx) })
+	g.Go(func() error {
+		// A confirmation window a run before this one left open.
+		msg, err := d.cur.Load().rel.ResumeWindow(gctx)
+		switch {
+		case err != nil:
+			log.Error("confirmation window left open: not resumed", "err", err)
+		case msg != "":
+			log.Warn("confirmation window resumed", "what", msg)
+			d.sweeps.Trigger()
+		}
+		return nil
+	})
 	if d.o.MetricsListener != nil {
 		g.Go(func() error { return d.srv.ServeMetrics(gctx, d.o.MetricsListener, d.o.WebConfig) })
 		log.Info("metrics listening", "addr", d.o.MetricsListener.Addr().String(), "tls", d.o.WebConfig.TLSEnabled(),

@@ -162,7 +162,7 @@ func severityCounts(fs []reload.Finding) map[string]int {
 func (a apiAdapter) Reload(ctx context.Context, req api.ReloadRequest) (api.Outcome, error) {
 	p := a.p() // one set of pieces for the whole transaction, whatever SIGHUP does
 	opt := reload.Options{Reason: "api " + req.ID, Who: apiWho, KillGhosts: p.cfg().Reload.KillGhosts, Untrusted: true,
-		IfMatch: req.IfMatch, ID: req.ID}
+		IfMatch: req.IfMatch, ID: req.ID, ConfirmWithin: req.ConfirmWithin}
 	switch {
 	case req.Files != nil:
 		dir, err := scratchTree(p.cfg().StateDir, "candidate-"+req.ID, req.Files)
@@ -278,6 +278,21 @@ func entryResult(outcome string) string {
 		return ""
 	}
 	return api.ResultFailed
+}
+
+// Confirm implements api.Reloader: `haguard confirm ID` by the API.
+func (a apiAdapter) Confirm(ctx context.Context, id string) (api.Outcome, error) {
+	e, err := a.p().rel.Confirm(ctx, id, apiWho)
+	switch {
+	case errors.Is(err, reload.ErrNothingPending):
+		return api.Outcome{}, fmt.Errorf("%w: %w", api.ErrNotPending, err)
+	case errors.Is(err, reload.ErrLocked):
+		return api.Outcome{}, &api.BusyError{Running: err.Error()}
+	case err != nil:
+		return api.Outcome{}, err
+	}
+	a.after()
+	return api.Outcome{ID: e.ID, Result: api.ResultOK, Body: e}, nil
 }
 
 // RunningSHA256 implements api.ConfigHasher: reload's identity of the
