@@ -273,3 +273,105 @@ func testCert(t *testing.T) ([2]string, *x509.CertPool) {
 	return [2]string{string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
 		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}))}, pool
 }
+
+// TestServeConfirmWithin: commit-confirmed through the API against the
+// real unit: a provisional reload's watcher runs and the API confirms it;
+// a window whose watcher is gone is resumed when haguard serve starts (a
+// new watcher before the deadline, a rollback after it).
+func TestServeConfirmWithin(t *testing.T) {
+	b := newServeBox(t, "")
+	post := func(cfg, within string) api.JobView {
+		t.Helper()
+		code, _, data := b.do(t, "POST", "/v1/reloads?confirm_within="+within, strings.NewReader(cfg), nil)
+		var j api.JobView
+		if code != http.StatusAccepted || json.Unmarshal(data, &j) != nil {
+			t.Fatalf("POST confirm_within=%s: %d %s", within, code, data)
+		}
+		j = b.waitJob(t, j.ID)
+		tx, _ := j.Transaction.(map[string]any)
+		if j.Result != api.ResultOK || tx["pending"] == nil {
+			t.Fatalf("provisional reload: %+v\n%s", j, b.journal(t))
+		}
+		return j
+	}
+	watcherActive := func(id string) string {
+		out, _ := b.s.Systemctl(t.Context(), "is-active", "haguard-confirm-"+id+".service")
+		return strings.TrimSpace(out)
+	}
+	disk := func() string {
+		d, err := os.ReadFile(b.s.HAProxyConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(d)
+	}
+
+	// 1. Provisional, watched, confirmed over the API.
+	c1 := strings.Replace(b.good, "timeout client 30s", "timeout client 47s", 1)
+	j1 := post(c1, "2m")
+	if st := watcherActive(j1.ID); st != "active" {
+		t.Fatalf("watcher of %s: %s", j1.ID, st)
+	}
+	code, _, data := b.do(t, "POST", "/v1/reloads/"+j1.ID+"/confirm", nil, nil)
+	if code != 200 || !strings.Contains(string(data), `"confirmation":"confirmed"`) {
+		t.Fatalf("confirm: %d %s", code, data)
+	}
+	if code, _, data = b.do(t, "POST", "/v1/reloads/"+j1.ID+"/confirm", nil, nil); code != http.StatusConflict {
+		t.Fatalf("second confirm: %d %s", code, data)
+	}
+	if disk() != c1 {
+		t.Fatal("the confirmed reload is not installed")
+	}
+
+	// 2. The watcher is gone and haguard restarts before the deadline: a
+	// new watcher; then confirmed.
+	c2 := strings.Replace(b.good, "timeout client 30s", "timeout client 48s", 1)
+	j2 := post(c2, "3m")
+	b.systemctl(t, "stop", "haguard-confirm-"+j2.ID+".service")
+	b.systemctl(t, "restart", "haguard.service")
+	for i := 0; watcherActive(j2.ID) != "active"; i++ {
+		if i > 100 {
+			t.Fatalf("the watcher of %s was not started again\n%s", j2.ID, b.journal(t))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(b.journal(t), "confirmation window resumed") {
+		t.Errorf("the resumed window is not in the journal")
+	}
+	if code, _, data = b.do(t, "POST", "/v1/reloads/"+j2.ID+"/confirm", nil, nil); code != 200 {
+		t.Fatalf("confirm after restart: %d %s", code, data)
+	}
+
+	// 3. The watcher is gone and haguard is down past the deadline: at
+	// start, the reload is rolled back to c2.
+	c3 := strings.Replace(b.good, "timeout client 30s", "timeout client 49s", 1)
+	j3 := post(c3, "4s")
+	b.systemctl(t, "stop", "haguard.service")
+	b.systemctl(t, "stop", "haguard-confirm-"+j3.ID+".service")
+	if disk() != c3 {
+		t.Fatal("the provisional reload is not installed")
+	}
+	time.Sleep(5 * time.Second)
+	b.systemctl(t, "start", "haguard.service")
+	for i := 0; disk() != c2; i++ {
+		if i > 600 {
+			t.Fatalf("the provisional reload past its deadline was not rolled back at start\n%s", b.journal(t))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var j api.JobView
+	for i := 0; ; i++ {
+		code, _, data = b.do(t, "GET", "/v1/reloads/"+j3.ID, nil, nil)
+		if code != 200 || json.Unmarshal(data, &j) != nil {
+			t.Fatalf("GET %s: %d %s", j3.ID, code, data)
+		}
+		tx, _ := j.Transaction.(map[string]any)
+		if tx["outcome"] == "rolled_back" {
+			break
+		}
+		if i > 100 {
+			t.Fatalf("the history entry of %s is not rolled_back: %s", j3.ID, data)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
