@@ -16,7 +16,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -374,4 +376,101 @@ func TestServeConfirmWithin(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// TestServeRegressions: what held when issue 17 attacked the daemon keeps
+// holding, against the real unit: 401 on every route but healthz and
+// openapi.json (OPTIONS too), 413 for a body over the limit, 422 for a
+// request haguard will not act on (an oversized line among them, not
+// 500), and 300 concurrent reloads, each id resolvable, never two
+// transactions at once.
+func TestServeRegressions(t *testing.T) {
+	b := newServeBox(t, "")
+	routes := [][2]string{
+		{"GET", "/v1/status"}, {"POST", "/v1/check"}, {"POST", "/v1/reloads"}, {"GET", "/v1/reloads"},
+		{"GET", "/v1/reloads/x"}, {"POST", "/v1/reloads/x/confirm"}, {"POST", "/v1/rollback"}, {"GET", "/v1/ghosts"},
+		{"POST", "/v1/probes"}, {"GET", "/metrics"}, {"OPTIONS", "/v1/reloads"}, {"OPTIONS", "/v1/status"},
+	}
+	for _, r := range routes {
+		code, _, data := b.do(t, r[0], r[1], nil, map[string]string{"Authorization": "Bearer wrong-token-wrong-token"})
+		if code != http.StatusUnauthorized {
+			t.Errorf("%s %s with a wrong token: %d %s", r[0], r[1], code, data)
+		}
+	}
+	for _, p := range []string{"/v1/healthz", "/v1/openapi.json"} {
+		if code, _, _ := b.do(t, "GET", p, nil, map[string]string{"Authorization": ""}); code != 200 {
+			t.Errorf("GET %s without a token: %d", p, code)
+		}
+	}
+	big := strings.Repeat("#", 5<<20)
+	if code, _, data := b.do(t, "POST", "/v1/reloads", strings.NewReader(big), nil); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("a 5 MiB body: %d %.200s", code, data)
+	}
+	long := "global\n    log " + strings.Repeat("x", 1100<<10) + "\n"
+	for _, p := range []string{"/v1/check", "/v1/reloads"} {
+		if code, _, data := b.do(t, "POST", p, strings.NewReader(long), nil); code != http.StatusUnprocessableEntity {
+			t.Errorf("POST %s with a 1.1 MB line: %d %.300s", p, code, data)
+		}
+	}
+	if code, _, data := b.do(t, "POST", "/v1/rollback", strings.NewReader(`{"to":"../etc"}`), nil); code != http.StatusUnprocessableEntity {
+		t.Errorf("a rollback to a path: %d %s", code, data)
+	}
+
+	cands := []string{
+		strings.Replace(b.good, "timeout client 30s", "timeout client 32s", 1),
+		strings.Replace(b.good, "timeout client 30s", "timeout client 33s", 1),
+		"",
+	}
+	ids := make([]string, 300)
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Go(func() {
+			req, _ := http.NewRequest("POST", "http://"+b.api+"/v1/reloads", strings.NewReader(cands[i%len(cands)]))
+			req.Header.Set("Authorization", "Bearer "+b.token)
+			resp, err := b.client.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			var j api.JobView
+			if resp.StatusCode != http.StatusAccepted || json.NewDecoder(resp.Body).Decode(&j) != nil {
+				t.Errorf("POST %d: %s", i, resp.Status)
+				return
+			}
+			ids[i] = j.ID
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	jobs := map[string]api.JobView{}
+	for _, id := range ids {
+		if _, seen := jobs[id]; !seen {
+			jobs[id] = b.waitJob(t, id)
+		}
+	}
+	recs := readAudit(t, filepath.Join(b.state, "audit.log"))
+	var spans [][2]time.Time
+	byReason := map[string]int{}
+	for _, r := range recs {
+		byReason[r.Reason]++
+		spans = append(spans, [2]time.Time{r.Time, r.Time.Add(time.Duration(r.Result.DurationMS) * time.Millisecond)})
+	}
+	for id, j := range jobs {
+		if j.State != "done" || (j.Result != api.ResultOK && j.Result != api.ResultUnchanged) {
+			t.Errorf("job %s: %+v", id, j)
+		}
+		if byReason["api "+id] != 1 {
+			t.Errorf("job %s has %d audit records", id, byReason["api "+id])
+		}
+	}
+	sort.Slice(spans, func(i, j int) bool { return spans[i][0].Before(spans[j][0]) })
+	for i := 1; i < len(spans); i++ {
+		if spans[i][0].Before(spans[i-1][1]) {
+			t.Errorf("transactions overlap: %v..%v and %v..%v", spans[i-1][0], spans[i-1][1], spans[i][0], spans[i][1])
+		}
+	}
+	t.Logf("300 requests -> %d transactions", len(jobs))
 }

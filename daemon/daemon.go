@@ -94,7 +94,7 @@ func New(ctx context.Context, cfg config.Config, o Options) (*Daemon, error) {
 		Checker: ad, Reloader: ad, Hasher: ad, Ghosts: d.sweeps, Prober: ad, Status: ad,
 		MaxBodyBytes: cfg.API.MaxBodyBytes, ReadTimeout: cfg.API.ReadTimeout.D(),
 		WriteTimeout: cfg.API.WriteTimeout.D(), IdleTimeout: cfg.API.IdleTimeout.D(),
-		Version: o.Version, JobDir: filepath.Join(cfg.StateDir, "api", "jobs"),
+		Version: o.Version, JobDir: filepath.Join(cfg.StateDir, "jobs"),
 	})
 	if err != nil {
 		return nil, err
