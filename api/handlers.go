@@ -61,27 +61,31 @@ type queueSummary struct {
 // status reports what it can: a failing part is named, not fatal, so that
 // the endpoint stays useful when haproxy is down.
 func (s *Server) status(c echo.Context) error {
+	u, err := s.unitOf(c)
+	if err != nil {
+		return err
+	}
 	ctx := c.Request().Context()
 	b := statusBody{Version: s.opts.Version}
-	if u, err := s.unitStatus(ctx); err != nil {
+	if st, err := u.status(ctx); err != nil {
 		b.UnitError = err.Error()
 	} else {
-		b.Unit = &u
+		b.Unit = &st
 	}
-	if sha, err := s.opts.Hasher.RunningSHA256(ctx); err != nil {
+	if sha, err := u.Hasher.RunningSHA256(ctx); err != nil {
 		b.ConfigError = err.Error()
 	} else {
 		b.ConfigSHA256 = sha
 		c.Response().Header().Set("ETag", strconv.Quote(sha))
 	}
-	if j, ok := s.queue.lastFinished(); ok {
+	if j, ok := u.queue.lastFinished(); ok {
 		b.LastReload = &j
 	}
-	if r, ok := s.opts.Ghosts.Last(); ok {
+	if r, ok := u.Ghosts.Last(); ok {
 		sb := newSweepBody(r, false)
 		b.LastSweep = &sb
 	}
-	for i, j := range s.queue.active() {
+	for i, j := range u.queue.active() {
 		if i == 0 && j.State == stateRunning {
 			b.Queue.Running = j.ID
 			continue
@@ -91,15 +95,15 @@ func (s *Server) status(c echo.Context) error {
 	return c.JSON(http.StatusOK, b)
 }
 
-// unitStatus asks the StatusSource once for every request that arrives
-// while a call is in flight (D-Bus and the master CLI answer one at a
-// time; 200 pollers must not queue 200 calls). The shared call is not
+// status asks the unit's StatusSource once for every request that
+// arrives while a call is in flight (D-Bus and the master CLI answer one
+// at a time; 200 pollers must not queue 200 calls). The shared call is not
 // cancelled when one of its requesters goes away.
-func (s *Server) unitStatus(ctx context.Context) (UnitStatus, error) {
-	ch := s.statusCalls.DoChan("status", func() (any, error) {
+func (u *unit) status(ctx context.Context) (UnitStatus, error) {
+	ch := u.statusCalls.DoChan("status", func() (any, error) {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statusTimeout)
 		defer cancel()
-		return s.opts.Status.Status(cctx)
+		return u.Status.Status(cctx)
 	})
 	select {
 	case <-ctx.Done():
@@ -119,6 +123,10 @@ type checkBody struct {
 }
 
 func (s *Server) check(c echo.Context) error {
+	u, err := s.unitOf(c)
+	if err != nil {
+		return err
+	}
 	cfg, err := s.readBody(c)
 	if err != nil {
 		return err
@@ -129,8 +137,8 @@ func (s *Server) check(c echo.Context) error {
 	if err := checkLines("body", cfg); err != nil {
 		return err
 	}
-	// A few checks at once: each is a haproxy -c of up to
-	// haproxy.check_memory_max; beyond that, 429 and try again.
+	// A few checks at once (all units together): each is a haproxy -c of
+	// up to haproxy.check_memory_max; beyond that, 429 and try again.
 	select {
 	case s.checks <- struct{}{}:
 		defer func() { <-s.checks }()
@@ -138,7 +146,7 @@ func (s *Server) check(c echo.Context) error {
 		c.Response().Header().Set("Retry-After", "1")
 		return &TooManyError{What: "checks", Limit: cap(s.checks)}
 	}
-	rep, err := s.opts.Checker.Check(c.Request().Context(), cfg)
+	rep, err := u.Checker.Check(c.Request().Context(), cfg)
 	if err != nil {
 		return fmt.Errorf("check: %w", err)
 	}
@@ -147,18 +155,22 @@ func (s *Server) check(c echo.Context) error {
 	return c.JSON(http.StatusOK, checkBody{OK: rep.Valid && rep.Counts["error"] == 0, CheckReport: rep})
 }
 
-// jobParams reads what every job request may say: ?wait and If-Match.
-func (s *Server) jobParams(c echo.Context) (wait bool, ifMatch string, err error) {
-	if wait, err = boolParam(c, "wait", true); err != nil {
-		return false, "", err
+// jobParams reads what every job request may say: ?unit, ?wait and
+// If-Match.
+func (s *Server) jobParams(c echo.Context) (u *unit, wait bool, ifMatch string, err error) {
+	if u, err = s.unitOf(c); err != nil {
+		return nil, false, "", err
 	}
-	ifMatch, err = s.ifMatch(c)
-	return wait, ifMatch, err
+	if wait, err = boolParam(c, "wait", true); err != nil {
+		return nil, false, "", err
+	}
+	ifMatch, err = u.ifMatch(c)
+	return u, wait, ifMatch, err
 }
 
 // postReload queues a reload: 202 with the job and its Location.
 func (s *Server) postReload(c echo.Context) error {
-	wait, ifMatch, err := s.jobParams(c)
+	u, wait, ifMatch, err := s.jobParams(c)
 	if err != nil {
 		return err
 	}
@@ -185,7 +197,7 @@ func (s *Server) postReload(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.submit(c, submission{kind: kindReload, candidate: cand, files: files, ifMatch: ifMatch, wait: wait, confirmWithin: within})
+	return s.submit(c, u, submission{kind: kindReload, candidate: cand, files: files, ifMatch: ifMatch, wait: wait, confirmWithin: within})
 }
 
 // Bounds of ?confirm_within.
@@ -221,6 +233,10 @@ type confirmBody struct {
 // only the transaction lock, for a moment (a reload that runs is refused
 // anyway while one awaits confirmation).
 func (s *Server) confirm(c echo.Context) error {
+	u, err := s.unitOf(c)
+	if err != nil {
+		return err
+	}
 	id := c.Param("id")
 	if !validID(id) {
 		return fmt.Errorf("%w: reload %q", ErrNotFound, id)
@@ -228,7 +244,7 @@ func (s *Server) confirm(c echo.Context) error {
 	if err := s.decodeJSON(c, &struct{}{}); err != nil {
 		return err
 	}
-	o, err := s.opts.Reloader.Confirm(c.Request().Context(), id)
+	o, err := u.Reloader.Confirm(c.Request().Context(), id)
 	if err != nil {
 		return fmt.Errorf("confirm %s: %w", id, err)
 	}
@@ -242,7 +258,7 @@ type rollbackRequest struct {
 }
 
 func (s *Server) rollback(c echo.Context) error {
-	wait, ifMatch, err := s.jobParams(c)
+	u, wait, ifMatch, err := s.jobParams(c)
 	if err != nil {
 		return err
 	}
@@ -253,21 +269,21 @@ func (s *Server) rollback(c echo.Context) error {
 	if req.To != "" && !validID(req.To) {
 		return &ValidationError{Field: "to", Reason: "not a reload id"}
 	}
-	return s.submit(c, submission{kind: kindRollback, rollbackTo: req.To, ifMatch: ifMatch, wait: wait})
+	return s.submit(c, u, submission{kind: kindRollback, rollbackTo: req.To, ifMatch: ifMatch, wait: wait})
 }
 
-func (s *Server) submit(c echo.Context, sub submission) error {
-	v, _, err := s.queue.submit(sub)
+func (s *Server) submit(c echo.Context, u *unit, sub submission) error {
+	v, _, err := u.queue.submit(sub)
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set(echo.HeaderLocation, "/v1/reloads/"+v.ID)
+	c.Response().Header().Set(echo.HeaderLocation, s.location(u, v.ID))
 	return c.JSON(http.StatusAccepted, v)
 }
 
 // ifMatch checks If-Match against the running config now (412 when stale)
 // and returns the hash for the queue to re-check before it runs the job.
-func (s *Server) ifMatch(c echo.Context) (string, error) {
+func (u *unit) ifMatch(c echo.Context) (string, error) {
 	h := strings.TrimSpace(c.Request().Header.Get("If-Match"))
 	if h == "" || h == "*" {
 		return "", nil
@@ -286,7 +302,7 @@ func (s *Server) ifMatch(c echo.Context) (string, error) {
 			strong = append(strong, sha)
 		}
 	}
-	have, err := s.opts.Hasher.RunningSHA256(c.Request().Context())
+	have, err := u.Hasher.RunningSHA256(c.Request().Context())
 	if err != nil {
 		return "", fmt.Errorf("hash running config: %w", err)
 	}
@@ -310,6 +326,10 @@ type reloadsBody struct {
 }
 
 func (s *Server) listReloads(c echo.Context) error {
+	u, err := s.unitOf(c)
+	if err != nil {
+		return err
+	}
 	limit := 20
 	if v := c.QueryParam("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -318,24 +338,28 @@ func (s *Server) listReloads(c echo.Context) error {
 		}
 		limit = n
 	}
-	h, err := s.opts.Reloader.History(c.Request().Context(), limit)
+	h, err := u.Reloader.History(c.Request().Context(), limit)
 	if err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
-	return c.JSON(http.StatusOK, reloadsBody{Active: s.queue.active(), History: h})
+	return c.JSON(http.StatusOK, reloadsBody{Active: u.queue.active(), History: h})
 }
 
 func (s *Server) getReload(c echo.Context) error {
+	u, err := s.unitOf(c)
+	if err != nil {
+		return err
+	}
 	id := c.Param("id")
 	if !validID(id) {
 		return fmt.Errorf("%w: reload %q", ErrNotFound, id)
 	}
 	ctx := c.Request().Context()
-	if v, ok := s.queue.get(id); ok {
+	if v, ok := u.queue.get(id); ok {
 		// A job of an earlier run of the daemon: its transaction is in
 		// the history under the same id.
 		if v.Transaction == nil && (v.State == stateDone || v.State == stateLost) {
-			if o, err := s.opts.Reloader.Get(ctx, id); err == nil {
+			if o, err := u.Reloader.Get(ctx, id); err == nil {
 				v.Transaction = o.Body
 				if v.Result == "" {
 					v.Result = o.Result
@@ -344,7 +368,7 @@ func (s *Server) getReload(c echo.Context) error {
 		}
 		return c.JSON(http.StatusOK, v)
 	}
-	o, err := s.opts.Reloader.Get(ctx, id)
+	o, err := u.Reloader.Get(ctx, id)
 	if err != nil {
 		return fmt.Errorf("reload %s: %w", id, err)
 	}
@@ -369,24 +393,32 @@ func newSweepBody(r SweepReport, fresh bool) sweepBody {
 }
 
 func (s *Server) ghosts(c echo.Context) error {
+	u, err := s.unitOf(c)
+	if err != nil {
+		return err
+	}
 	fresh, err := boolParam(c, "fresh", false)
 	if err != nil {
 		return err
 	}
 	if !fresh {
-		if r, ok := s.opts.Ghosts.Last(); ok {
+		if r, ok := u.Ghosts.Last(); ok {
 			return c.JSON(http.StatusOK, newSweepBody(r, false))
 		}
 	}
-	r, err := s.opts.Ghosts.SweepNow(c.Request().Context())
+	r, err := u.Ghosts.SweepNow(c.Request().Context())
 	if err != nil {
 		return fmt.Errorf("sweep: %w", err)
 	}
-	s.metrics.ObserveSweep(r)
+	u.Metrics.ObserveSweep(r)
 	return c.JSON(http.StatusOK, newSweepBody(r, true))
 }
 
 func (s *Server) probes(c echo.Context) error {
+	u, err := s.unitOf(c)
+	if err != nil {
+		return err
+	}
 	var req ProbeRequest
 	if err := s.decodeJSON(c, &req); err != nil {
 		return err
@@ -414,11 +446,11 @@ func (s *Server) probes(c echo.Context) error {
 		return &ValidationError{Field: "count", Reason: fmt.Sprintf("%d targets × %d attempts is %d connections; at most %d in one request",
 			len(req.Targets), req.Count, n, MaxProbeConnections)}
 	}
-	rep, err := s.opts.Prober.Probe(c.Request().Context(), req)
+	rep, err := u.Prober.Probe(c.Request().Context(), req)
 	if err != nil {
 		return fmt.Errorf("probe: %w", err)
 	}
-	s.metrics.ObserveProbes(rep.Totals)
+	u.Metrics.ObserveProbes(rep.Totals)
 	return c.JSON(http.StatusOK, rep)
 }
 

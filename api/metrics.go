@@ -36,6 +36,8 @@ type Metrics struct {
 	findings  map[string]float64 // by severity
 	lastSweep float64
 	configSHA string
+	// unit, when set, labels every series but the process-wide ones.
+	unit string
 }
 
 // NewMetrics creates the metrics, every label value of a fixed set at 0.
@@ -112,6 +114,15 @@ func (m *Metrics) ObserveProbes(t ProbeTotals) {
 
 // SetConfig sets haguard_config_info to the running config's sha256. A
 // scrape sees exactly one series, or none before a config is known.
+// SetUnit names the unit the metrics are about: every series but the
+// process-wide ones (Go runtime, process) carries unit="NAME", so that one
+// daemon watching several units exports one series per unit.
+func (m *Metrics) SetUnit(name string) {
+	m.mu.Lock()
+	m.unit = name
+	m.mu.Unlock()
+}
+
 func (m *Metrics) SetConfig(sha string) {
 	m.mu.Lock()
 	m.configSHA = sha
@@ -120,26 +131,30 @@ func (m *Metrics) SetConfig(sha string) {
 
 // WriteText writes every metric in Prometheus's text exposition format
 // (version 0.0.4), families sorted by name as client libraries do.
-func (m *Metrics) WriteText(w io.Writer) error {
-	var fams []family
-	m.mu.Lock()
-	fams = append(fams,
-		labelled("haguard_processes", "gauge", "haproxy processes by class in the last sweep (current, draining, ghost, divergent, other-unit, foreign, conflict).", "class", m.processes),
-		labelled("haguard_reloads_total", "counter", "Reload transactions by result (ok, unchanged, rolled_back, refused, failed).", "result", m.reloads),
-		m.reloadDur.family("haguard_reload_duration_seconds", "Wall time of reload transactions."),
-		labelled("haguard_probe_attempts_total", "counter", "Probe attempts by result (ok, failed).", "result", m.probes),
-		labelled("haguard_findings", "gauge", "Findings by severity of the running config's check.", "severity", m.findings),
-		single("haguard_last_sweep_timestamp_seconds", "gauge", "Unix time of the last completed ghost sweep.", m.lastSweep),
-	)
-	info := family{name: "haguard_config_info", typ: "gauge", help: "Always 1; the label is the sha256 of the running haproxy config."}
-	if m.configSHA != "" {
-		info.samples = []sample{{labels: []label{{"sha256", m.configSHA}}, value: 1}}
-	}
-	fams = append(fams, info)
-	m.mu.Unlock()
-	fams = append(fams, runtimeFamilies()...)
-	sort.Slice(fams, func(i, j int) bool { return fams[i].name < fams[j].name })
+func (m *Metrics) WriteText(w io.Writer) error { return WriteText(w, m) }
 
+// WriteText writes the series of every ms (one per unit) and the
+// process-wide ones once: each family once, its samples unit by unit.
+func WriteText(w io.Writer, ms ...*Metrics) error {
+	byName := map[string]*family{}
+	var fams []*family
+	add := func(f family) {
+		if have, ok := byName[f.name]; ok {
+			have.samples = append(have.samples, f.samples...)
+			return
+		}
+		fams = append(fams, &f)
+		byName[f.name] = &f
+	}
+	for _, m := range ms {
+		for _, f := range m.families() {
+			add(f)
+		}
+	}
+	for _, f := range runtimeFamilies() {
+		add(f)
+	}
+	sort.Slice(fams, func(i, j int) bool { return fams[i].name < fams[j].name })
 	var b bytes.Buffer
 	for _, f := range fams {
 		f.write(&b)
@@ -148,14 +163,44 @@ func (m *Metrics) WriteText(w io.Writer) error {
 	return err
 }
 
+// families are m's own series, labelled with its unit when it has one.
+func (m *Metrics) families() []family {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	fams := []family{
+		labelled("haguard_processes", "gauge", "haproxy processes by class in the last sweep (current, draining, ghost, divergent, other-unit, foreign, conflict).", "class", m.processes),
+		labelled("haguard_reloads_total", "counter", "Reload transactions by result (ok, unchanged, rolled_back, refused, failed).", "result", m.reloads),
+		m.reloadDur.family("haguard_reload_duration_seconds", "Wall time of reload transactions."),
+		labelled("haguard_probe_attempts_total", "counter", "Probe attempts by result (ok, failed).", "result", m.probes),
+		labelled("haguard_findings", "gauge", "Findings by severity of the running config's check.", "severity", m.findings),
+		single("haguard_last_sweep_timestamp_seconds", "gauge", "Unix time of the last completed ghost sweep.", m.lastSweep),
+	}
+	info := family{name: "haguard_config_info", typ: "gauge", help: "Always 1; the label is the sha256 of the running haproxy config."}
+	if m.configSHA != "" {
+		info.samples = []sample{{labels: []label{{"sha256", m.configSHA}}, value: 1}}
+	}
+	fams = append(fams, info)
+	if m.unit != "" {
+		for _, f := range fams {
+			for i := range f.samples {
+				f.samples[i].labels = append([]label{{"unit", m.unit}}, f.samples[i].labels...)
+			}
+		}
+	}
+	return fams
+}
+
 // metricsContentType is the text format's media type.
 const metricsContentType = "text/plain; version=0.0.4; charset=utf-8"
 
 // Handler serves the metrics (GET /metrics).
-func (m *Metrics) Handler() http.Handler {
+func (m *Metrics) Handler() http.Handler { return Handler(m) }
+
+// Handler serves the metrics of every ms (GET /metrics).
+func Handler(ms ...*Metrics) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		var b bytes.Buffer
-		if err := m.WriteText(&b); err != nil {
+		if err := WriteText(&b, ms...); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}

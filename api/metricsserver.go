@@ -15,7 +15,7 @@ import (
 // config's basic auth (when it has users) and headers, nothing but GET
 // and HEAD of /metrics. A nil wc serves without auth.
 func (s *Server) MetricsHandler(wc *WebConfig) http.Handler {
-	metrics := s.metrics.Handler()
+	metrics := s.metricsHandler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if wc != nil {
 			for k, v := range wc.headers {

@@ -18,7 +18,6 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sync/singleflight"
 	"golang.org/x/sys/unix"
 )
 
@@ -55,6 +54,12 @@ type Options struct {
 	Ghosts   GhostSource
 	Prober   Prober
 	Status   StatusSource
+	// Unit names the unit the interfaces above serve: the `unit` query
+	// parameter selects it, and its metrics carry it as a label. Empty
+	// for one unnamed unit.
+	Unit string
+	// More are further units served by the same API (UnitBackend).
+	More []UnitBackend
 
 	MaxBodyBytes int64
 	ReadTimeout  time.Duration
@@ -75,19 +80,17 @@ type Options struct {
 
 // Server is the haguard API.
 type Server struct {
-	opts    Options
-	log     *slog.Logger
-	echo    *echo.Echo
-	queue   *queue
-	metrics *Metrics
+	opts Options
+	log  *slog.Logger
+	echo *echo.Echo
+	// units are Options' own unit, then More; each has its queue.
+	units []*unit
 	// tokens are the sha256 sums of the bearer tokens, with their scopes.
 	tokens atomic.Pointer[[]tokenSum]
 	// denied rate-limits the log lines of refused requests.
 	denied denials
 	// checks holds a slot per running POST /v1/check.
 	checks chan struct{}
-	// statusCalls shares one StatusSource call among concurrent requests.
-	statusCalls singleflight.Group
 }
 
 // New builds the server and its routes; Serve runs it.
@@ -98,21 +101,12 @@ func New(opts Options) (*Server, error) {
 	if len(opts.Tokens) == 0 {
 		return nil, errNoToken
 	}
-	var missing []string
-	for name, v := range map[string]any{"Checker": opts.Checker, "Reloader": opts.Reloader,
-		"Hasher": opts.Hasher, "Ghosts": opts.Ghosts, "Prober": opts.Prober, "Status": opts.Status} {
-		if v == nil {
-			missing = append(missing, name)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("api: options missing: %s", strings.Join(missing, ", "))
+	backends := opts.backends()
+	if err := validateBackends(backends); err != nil {
+		return nil, err
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Metrics == nil {
-		opts.Metrics = NewMetrics()
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
@@ -132,12 +126,24 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxChecks <= 0 {
 		opts.MaxChecks = DefaultMaxChecks
 	}
-	s := &Server{opts: opts, log: opts.Logger, metrics: opts.Metrics, checks: make(chan struct{}, opts.MaxChecks)}
+	s := &Server{opts: opts, log: opts.Logger, checks: make(chan struct{}, opts.MaxChecks)}
 	if err := s.SetTokens(opts.Tokens); err != nil {
 		return nil, err
 	}
-	s.queue = newQueue(opts.Reloader, opts.Hasher, opts.Metrics, opts.Logger, opts.QueueDepth, jobsKept,
-		ledger{dir: opts.JobDir, log: opts.Logger})
+	for _, b := range backends {
+		if b.Metrics == nil {
+			b.Metrics = NewMetrics()
+		}
+		if b.Unit != "" {
+			b.Metrics.SetUnit(b.Unit)
+		}
+		log := opts.Logger
+		if len(backends) > 1 {
+			log = log.With("unit", b.Unit)
+		}
+		s.units = append(s.units, &unit{UnitBackend: b,
+			queue: newQueue(b.Reloader, b.Hasher, b.Metrics, log, opts.QueueDepth, jobsKept, ledger{dir: b.JobDir, log: log})})
+	}
 	s.echo = s.routes()
 	return s, nil
 }
@@ -162,7 +168,7 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/v1/reloads", s.listReloads, read)
 	e.GET("/v1/reloads/:id", s.getReload, read)
 	e.GET("/v1/ghosts", s.ghosts, read)
-	e.GET("/metrics", echo.WrapHandler(s.metrics.Handler()), read)
+	e.GET("/metrics", echo.WrapHandler(s.metricsHandler()), read)
 	// Write scope: everything that runs something.
 	e.POST("/v1/check", s.check, write)
 	e.POST("/v1/reloads", s.postReload, write)
@@ -204,8 +210,17 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 // Handler is the HTTP handler (for tests and embedding).
 func (s *Server) Handler() http.Handler { return s.echo }
 
-// Metrics are the server's metrics.
-func (s *Server) Metrics() *Metrics { return s.metrics }
+// Metrics are the metrics of the server's first unit.
+func (s *Server) Metrics() *Metrics { return s.units[0].Metrics }
+
+// metricsHandler serves every unit's series in one exposition.
+func (s *Server) metricsHandler() http.Handler {
+	ms := make([]*Metrics, len(s.units))
+	for i, u := range s.units {
+		ms[i] = u.Metrics
+	}
+	return Handler(ms...)
+}
 
 // Serve answers on ln and runs the reload queue until ctx ends. Then it
 // stops accepting, lets open requests finish (DefaultShutdownGrace), lets
@@ -222,8 +237,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	if sha, err := s.opts.Hasher.RunningSHA256(ctx); err == nil {
-		s.metrics.SetConfig(sha)
+	for _, u := range s.units {
+		if sha, err := u.Hasher.RunningSHA256(ctx); err == nil {
+			u.Metrics.SetConfig(sha)
+		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -232,7 +249,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		return nil
 	})
-	g.Go(func() error { return s.queue.run(gctx) })
+	for _, u := range s.units {
+		g.Go(func() error { return u.queue.run(gctx) })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultShutdownGrace)

@@ -371,16 +371,16 @@ func TestGracefulShutdown(t *testing.T) {
 	if err := <-stopped; err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := e.srv.queue.get(running.ID); v.State != stateDone || v.Result != ResultOK {
+	if v, _ := e.srv.units[0].queue.get(running.ID); v.State != stateDone || v.Result != ResultOK {
 		t.Fatalf("running job after shutdown: %+v", v)
 	}
-	if v, _ := e.srv.queue.get(waiting.ID); v.State != stateCancelled {
+	if v, _ := e.srv.units[0].queue.get(waiting.ID); v.State != stateCancelled {
 		t.Fatalf("waiting job after shutdown: %+v", v)
 	}
 	if calls, _ := e.rel.stats(); calls != 1 {
 		t.Fatalf("%d transactions ran, want 1", calls)
 	}
-	if _, _, err := e.srv.queue.submit(submission{kind: kindReload, wait: true}); !errors.Is(err, errShuttingDown) {
+	if _, _, err := e.srv.units[0].queue.submit(submission{kind: kindReload, wait: true}); !errors.Is(err, errShuttingDown) {
 		t.Fatalf("submit after shutdown: %v", err)
 	}
 }
@@ -477,8 +477,14 @@ func decode(t *testing.T, resp *http.Response, status int, v any) {
 // waitDone polls GET /v1/reloads/{id} until the job is finished (bounded).
 func waitDone(t *testing.T, e *env, id string) JobView {
 	t.Helper()
+	return waitAt(t, e, "/v1/reloads/"+id)
+}
+
+// waitAt polls a job's location until it is finished (bounded).
+func waitAt(t *testing.T, e *env, loc string) JobView {
+	t.Helper()
 	for range 3000 {
-		resp := e.do(t, "GET", "/v1/reloads/"+id, nil, nil)
+		resp := e.do(t, "GET", loc, nil, nil)
 		var j JobView
 		decode(t, resp, http.StatusOK, &j)
 		if j.State == stateDone || j.State == stateCancelled {
@@ -486,6 +492,6 @@ func waitDone(t *testing.T, e *env, id string) JobView {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("reload %s did not finish", id)
+	t.Fatalf("job %s did not finish", loc)
 	return JobView{}
 }

@@ -95,7 +95,10 @@ var manuals = map[string]manual{
 		seeAlso: "haguard-reload(1), systemctl(1), api.md, metrics.md, install.md",
 		examples: `  systemctl enable --now haguard        # as the package installs it
   systemctl reload haguard              # re-read haguard.yaml and the token
-  curl -H "Authorization: Bearer $(awk 'NF==1 || $1=="write" {print $NF; exit}' /etc/haguard/token)" http://127.0.0.1:9180/v1/status`,
+  TOKEN=$(awk 'NF==1 || $1=="write" {print $NF; exit}' /etc/haguard/token)
+  curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:9180/v1/status
+  haguard serve --unit haproxy.service --unit 'haproxy@*.service'
+  curl -H "Authorization: Bearer $TOKEN" 'http://127.0.0.1:9180/v1/status?unit=haproxy@db.service'`,
 	},
 	"probe": {
 		files:   []string{"yaml", "haproxy", "stats"},

@@ -16,9 +16,13 @@ import (
 // serveFlags are serve's overrides of haguard.yaml's api block.
 type serveFlags struct {
 	listen, tokenFile string
+	units             []string
 }
 
 func (f serveFlags) apply(cfg *config.Config) {
+	if len(f.units) > 0 {
+		cfg.Systemd.Units = f.units
+	}
 	if f.listen != "" {
 		cfg.API.Listen = f.listen
 	}
@@ -42,6 +46,11 @@ func (a *app) serveCmd() *cobra.Command {
     off by default: ghosts are logged and counted, not killed);
   - Prometheus metrics at /metrics (docs/metrics.md).
 
+Several haproxy units (systemd.units in haguard.yaml, or --unit repeated or
+given a glob such as 'haproxy@*.service'): each has its own reload queue,
+sweep, state dir and metrics series (label unit); API requests name theirs
+with ?unit=. The list is expanded at start; a new instance needs a restart.
+
 systemd: READY=1 once the API listens; SIGHUP re-reads haguard.yaml and the
 token file (RELOADING=1 ... READY=1); WATCHDOG=1 at half of WatchdogSec while
 the API answers; on SIGTERM a running reload finishes or rolls back first.`,
@@ -49,6 +58,7 @@ the API answers; on SIGTERM a running reload finishes or rolls back first.`,
 	}
 	cmd.Flags().StringVar(&f.listen, "listen", "", "host:port on loopback, or unix:/path (default: api.listen, 127.0.0.1:9180)")
 	cmd.Flags().StringVar(&f.tokenFile, "token-file", "", "file holding the bearer token, mode 0600 (default: api.token_file)")
+	cmd.Flags().StringArrayVar(&f.units, "unit", nil, "a unit to watch; repeat it, or give a glob (haproxy@*.service), for several (default: systemd.units, else systemd.unit)")
 	cmd.RunE = a.execConfig(func(ctx context.Context, cfg config.Config) (int, error) {
 		f.apply(&cfg)
 		return a.serve(ctx, cmd, cfg, f)

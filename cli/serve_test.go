@@ -236,18 +236,24 @@ func (b *serveBox) do(t testing.TB, method, path string, body io.Reader, hdr map
 
 func (b *serveBox) waitJob(t testing.TB, id string) api.JobView {
 	t.Helper()
+	return b.waitAt(t, "/v1/reloads/"+id)
+}
+
+// waitAt polls a job's Location until the job is done (bounded).
+func (b *serveBox) waitAt(t testing.TB, loc string) api.JobView {
+	t.Helper()
 	for range 1200 {
-		code, _, data := b.do(t, "GET", "/v1/reloads/"+id, nil, nil)
+		code, _, data := b.do(t, "GET", loc, nil, nil)
 		var j api.JobView
 		if code != 200 || json.Unmarshal(data, &j) != nil {
-			t.Fatalf("GET /v1/reloads/%s: %d %s", id, code, data)
+			t.Fatalf("GET %s: %d %s", loc, code, data)
 		}
 		if j.State == "done" || j.State == "cancelled" {
 			return j
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("reload %s never finished\n%s", id, b.journal(t))
+	t.Fatalf("job %s never finished\n%s", loc, b.journal(t))
 	return api.JobView{}
 }
 
@@ -469,7 +475,7 @@ func TestServeUnit(t *testing.T) {
 			t.Fatalf("ghost pid %d not listed as a ghost: %s", ghost.BoxPID, data)
 		}
 		_, _, metrics := b.do(t, "GET", "/metrics", nil, nil)
-		if !strings.Contains(string(metrics), `haguard_processes{class="ghost"} 1`) {
+		if !strings.Contains(string(metrics), `haguard_processes{unit="haproxy.service",class="ghost"} 1`) {
 			t.Errorf("metrics do not count the ghost")
 		}
 		if !strings.Contains(b.journal(t), fmt.Sprintf("pid=%d class=ghost", ghost.BoxPID)) {
@@ -483,7 +489,7 @@ func TestServeUnit(t *testing.T) {
 			t.Helper()
 			_, _, m := b.do(t, "GET", "/metrics", nil, nil)
 			for line := range strings.SplitSeq(string(m), "\n") {
-				if v, ok := strings.CutPrefix(line, `haguard_reloads_total{result="ok"} `); ok {
+				if v, ok := strings.CutPrefix(line, `haguard_reloads_total{unit="haproxy.service",result="ok"} `); ok {
 					n, err := strconv.Atoi(v)
 					if err != nil {
 						t.Fatalf("metric line %q", line)

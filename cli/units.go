@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -42,16 +41,8 @@ func (u unitFlags) several() bool { return len(u.units) > 1 || len(u.units) == 1
 
 func isGlob(s string) bool { return strings.ContainsAny(s, "*?[") }
 
-// forUnit is cfg for another unit: haguard.yaml's own unit keeps
-// state_dir, any other gets state_dir/units/<unit> (its own lock,
-// journal, history and audit log).
-func forUnit(cfg config.Config, unit string) config.Config {
-	if unit != cfg.Systemd.Unit {
-		cfg.StateDir = filepath.Join(cfg.StateDir, "units", unit)
-		cfg.Systemd.Unit = unit
-	}
-	return cfg
-}
+// forUnit is config.ForUnit: another unit has its own state dir.
+var forUnit = config.ForUnit
 
 // unitResult is what a command did for one unit.
 type unitResult struct {

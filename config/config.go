@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -69,6 +70,10 @@ type HAProxy struct {
 // Systemd names the unit and how to reach systemd.
 type Systemd struct {
 	Unit string `yaml:"unit"`
+	// Units are the units `haguard serve` watches, names or globs
+	// (haproxy@*.service); empty: Unit alone. Each has its own state dir
+	// (ForUnit).
+	Units []string `yaml:"units"`
 	// BusAddress is a D-Bus address ("unix:path=/run/dbus/system_bus_socket").
 	// Empty means the default system bus.
 	BusAddress string `yaml:"bus_address"`
@@ -333,6 +338,11 @@ func (c Config) Validate() error {
 	if c.Systemd.Unit == "" {
 		errs = append(errs, errors.New("systemd.unit: must not be empty"))
 	}
+	for i, u := range c.Systemd.Units {
+		if u == "" || strings.ContainsAny(u, "/ \t") {
+			errs = append(errs, fmt.Errorf("systemd.units[%d]: %q is not a unit name or glob", i, u))
+		}
+	}
 	if c.Reload.Lock != "wait" && c.Reload.Lock != "fail" {
 		errs = append(errs, fmt.Errorf("reload.lock: %q is not wait or fail", c.Reload.Lock))
 	}
@@ -428,4 +438,24 @@ var MiddleboxDefaults = map[string]MiddleboxDefault{
 	"kube-proxy": {Idle: 24 * time.Hour},
 	"swarm-ipvs": {Idle: 900 * time.Second},
 	"generic":    {},
+}
+
+// ForUnit is c for another unit. haguard.yaml's own unit (systemd.unit)
+// keeps everything. Any other gets state_dir/units/<unit> (its own lock,
+// journal, history and audit log), and loses the overrides that describe
+// systemd.unit's haproxy: its -f files, binary and sockets are discovered
+// from that unit, and its probe targets are inferred from its own binds.
+// Kept, haproxy.configs would refuse every other unit (they disagree with
+// its -f), and probe.targets would probe systemd.unit's listeners after
+// another unit's reload: a verdict about the wrong haproxy.
+func ForUnit(c Config, unit string) Config {
+	if unit == c.Systemd.Unit {
+		return c
+	}
+	c.StateDir = filepath.Join(c.StateDir, "units", unit)
+	c.Systemd.Unit = unit
+	c.HAProxy.Configs, c.HAProxy.Binary = nil, ""
+	c.HAProxy.MasterSocket, c.HAProxy.StatsSocket = "", ""
+	c.Probe.Targets = nil
+	return c
 }

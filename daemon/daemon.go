@@ -8,6 +8,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -51,55 +52,112 @@ type Options struct {
 
 // Daemon is one `haguard serve`.
 type Daemon struct {
-	o       Options
-	cfg     config.Config
+	o      Options
+	cfg    config.Config
+	log    *slog.Logger
+	units  []*watched
+	srv    *api.Server
+	notify *systemd.Notifier
+}
+
+// watched is one unit the daemon watches (systemd.units): its pieces,
+// swapped on SIGHUP, its sweep loop, its metrics (labelled with the unit),
+// and the lint of its running config. Each has its own state dir
+// (config.ForUnit), so its own lock, history and audit log.
+type watched struct {
+	name    string
 	log     *slog.Logger
 	cur     atomic.Pointer[pieces]
 	sweeps  *sweeps
-	srv     *api.Server
-	notify  *systemd.Notifier
 	metrics *api.Metrics
 	lint    *runningLint
+	ad      apiAdapter
 }
 
-// New builds the daemon for cfg, discovering what its unit runs. Its
-// errors are haguard.yaml's (a *host.ConflictError among them).
+// New builds the daemon for cfg, discovering what each of its units runs.
+// Its errors are haguard.yaml's (a *host.ConflictError among them).
 func New(ctx context.Context, cfg config.Config, o Options) (*Daemon, error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	d := &Daemon{o: o, cfg: cfg, log: log, notify: systemd.NewNotifier()}
-	metrics := api.NewMetrics()
-	d.metrics = metrics
-	d.lint = newRunningLint(metrics, log, checkRunning(d.cur.Load))
-	ad := apiAdapter{cur: &d.cur, log: log}
-	d.sweeps = newSweeps(metrics, log, ad.RunningSHA256)
-	ad.afterReload = d.sweeps.Trigger
-	h, err := host.Open(ctx, cfg, o.Systemd, log)
+	names, err := unitsOf(ctx, cfg, o.Systemd)
 	if err != nil {
 		return nil, err
 	}
-	p, err := buildPieces(h, d.sweeps)
-	if err != nil {
-		return nil, err
+	for _, name := range names {
+		w, err := d.watch(ctx, config.ForUnit(cfg, name))
+		if err != nil {
+			if len(names) > 1 {
+				err = fmt.Errorf("%s: %w", name, err)
+			}
+			return nil, err
+		}
+		d.units = append(d.units, w)
 	}
-	d.cur.Store(p)
-	d.sweeps.set(p.sweeper)
-	d.sweeps.onConfig = d.lint.follow
-	d.sweeps.afterSweep = newLedger(metrics, log, func() string { return d.cur.Load().cfg().StateDir }).read
-	cleanScratch(cfg.StateDir, log)
-	d.srv, err = api.New(api.Options{
-		Tokens: o.Tokens, Logger: log.With("component", "api"), Metrics: metrics,
-		Checker: ad, Reloader: ad, Hasher: ad, Ghosts: d.sweeps, Prober: ad, Status: ad,
+	first := d.units[0].ad
+	opts := api.Options{
+		Tokens: o.Tokens, Logger: log.With("component", "api"),
+		Unit: d.units[0].name, Metrics: d.units[0].metrics,
+		Checker: first, Reloader: first, Hasher: first, Ghosts: d.units[0].sweeps, Prober: first, Status: first,
 		MaxBodyBytes: cfg.API.MaxBodyBytes, ReadTimeout: cfg.API.ReadTimeout.D(),
 		WriteTimeout: cfg.API.WriteTimeout.D(), IdleTimeout: cfg.API.IdleTimeout.D(),
-		Version: o.Version, JobDir: filepath.Join(cfg.StateDir, "jobs"),
-	})
-	if err != nil {
+		Version: o.Version, JobDir: d.units[0].jobDir(),
+	}
+	for _, w := range d.units[1:] {
+		opts.More = append(opts.More, api.UnitBackend{Unit: w.name, Metrics: w.metrics,
+			Checker: w.ad, Reloader: w.ad, Hasher: w.ad, Ghosts: w.sweeps, Prober: w.ad, Status: w.ad, JobDir: w.jobDir()})
+	}
+	for _, w := range d.units {
+		cleanScratch(w.cur.Load().cfg().StateDir, w.log)
+	}
+	if d.srv, err = api.New(opts); err != nil {
 		return nil, err
 	}
 	return d, nil
+}
+
+// unitsOf expands systemd.units (names and globs) with systemd; without
+// it, the daemon watches systemd.unit alone.
+func unitsOf(ctx context.Context, cfg config.Config, sd *systemd.Client) ([]string, error) {
+	if len(cfg.Systemd.Units) == 0 {
+		return []string{cfg.Systemd.Unit}, nil
+	}
+	names, err := sd.Units(ctx, cfg.Systemd.Units)
+	if err != nil {
+		return nil, fmt.Errorf("systemd.units: %w", err)
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("systemd.units: no loaded unit matches %s", strings.Join(cfg.Systemd.Units, ", "))
+	}
+	return names, nil
+}
+
+// jobDir is the unit's job ledger: <state_dir>/jobs of its own state dir.
+func (w *watched) jobDir() string { return filepath.Join(w.cur.Load().cfg().StateDir, "jobs") }
+
+// watch opens cfg's unit and builds what the daemon keeps for it.
+func (d *Daemon) watch(ctx context.Context, cfg config.Config) (*watched, error) {
+	w := &watched{name: cfg.Systemd.Unit, log: d.log.With("unit", cfg.Systemd.Unit), metrics: api.NewMetrics()}
+	w.metrics.SetUnit(w.name)
+	w.lint = newRunningLint(w.metrics, w.log, checkRunning(w.cur.Load))
+	w.ad = apiAdapter{cur: &w.cur, log: w.log}
+	w.sweeps = newSweeps(w.metrics, w.log, w.ad.RunningSHA256)
+	w.ad.afterReload = w.sweeps.Trigger
+	h, err := host.Open(ctx, cfg, d.o.Systemd, w.log)
+	if err != nil {
+		return nil, err
+	}
+	p, err := buildPieces(h, w.sweeps)
+	if err != nil {
+		return nil, err
+	}
+	w.cur.Store(p)
+	w.sweeps.set(p.sweeper)
+	w.sweeps.onConfig = w.lint.follow
+	w.sweeps.afterSweep = newLedger(w.metrics, w.log, func() string { return w.cur.Load().cfg().StateDir }).read
+	return w, nil
 }
 
 // Run serves until ctx ends. A reload that runs at that moment finishes
@@ -122,19 +180,23 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer wdStop()
 		return d.srv.Serve(gctx, d.o.Listener)
 	})
-	g.Go(func() error { return d.sweeps.Run(gctx) })
-	g.Go(func() error {
-		// A confirmation window a run before this one left open.
-		msg, err := d.cur.Load().rel.ResumeWindow(gctx)
-		switch {
-		case err != nil:
-			log.Error("confirmation window left open: not resumed", "err", err)
-		case msg != "":
-			log.Warn("confirmation window resumed", "what", msg)
-			d.sweeps.Trigger()
-		}
-		return nil
-	})
+	for _, w := range d.units {
+		g.Go(func() error { return w.sweeps.Run(gctx) })
+	}
+	for _, w := range d.units {
+		g.Go(func() error {
+			// A confirmation window a run before this one left open.
+			msg, err := w.cur.Load().rel.ResumeWindow(gctx)
+			switch {
+			case err != nil:
+				w.log.Error("confirmation window left open: not resumed", "err", err)
+			case msg != "":
+				w.log.Warn("confirmation window resumed", "what", msg)
+				w.sweeps.Trigger()
+			}
+			return nil
+		})
+	}
 	if d.o.MetricsListener != nil {
 		g.Go(func() error { return d.srv.ServeMetrics(gctx, d.o.MetricsListener, d.o.WebConfig) })
 		log.Info("metrics listening", "addr", d.o.MetricsListener.Addr().String(), "tls", d.o.WebConfig.TLSEnabled(),
@@ -151,7 +213,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	})
 	log.Info("haguard serve listening", "listen", cfg.API.Listen, "addr", d.o.Listener.Addr().String(),
-		"unit", cfg.Systemd.Unit, "sweep_interval", cfg.Sweep.Interval.D(), "kill_ghosts", cfg.Sweep.KillGhosts)
+		"units", d.unitNames(), "sweep_interval", cfg.Sweep.Interval.D(), "kill_ghosts", cfg.Sweep.KillGhosts)
 	notifyLog(log, "ready", d.notify.Ready())
 	notifyLog(log, "status", d.notify.Status("API listening on "+cfg.API.Listen))
 	go func() {
@@ -169,9 +231,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 }
 
 // reloadSelf is SIGHUP: re-read haguard.yaml and the token file and swap
-// in new pieces. A bad file keeps the running set. A running reload keeps
-// the pieces it started with. The listen address and the D-Bus address
-// need a restart.
+// in new pieces for every watched unit. A bad file keeps the running set.
+// A running reload keeps the pieces it started with. The listen address,
+// the D-Bus address and the list of units need a restart.
 func (d *Daemon) reloadSelf() {
 	log := d.log
 	notifyLog(log, "reloading", d.notify.Reloading())
@@ -181,37 +243,54 @@ func (d *Daemon) reloadSelf() {
 		log.Error("SIGHUP: haguard.yaml not reloaded, keeping the running settings", "err", err)
 		return
 	}
-	old := d.cur.Load().cfg()
+	old := d.cfg
 	for _, c := range []struct{ name, was, is string }{
 		{"api.listen", old.API.Listen, cfg.API.Listen},
 		{"systemd.bus_address", old.Systemd.BusAddress, cfg.Systemd.BusAddress},
+		{"systemd.unit", old.Systemd.Unit, cfg.Systemd.Unit},
+		{"systemd.units", strings.Join(old.Systemd.Units, " "), strings.Join(cfg.Systemd.Units, " ")},
 	} {
 		if c.was != c.is {
 			log.Warn("SIGHUP: this setting changes only on restart", "setting", c.name, "running", c.was, "file", c.is)
 		}
 	}
 	cfg.API.Listen, cfg.Systemd.BusAddress = old.API.Listen, old.Systemd.BusAddress
+	cfg.Systemd.Unit, cfg.Systemd.Units = old.Systemd.Unit, old.Systemd.Units
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	h, err := host.Open(ctx, cfg, d.o.Systemd, log)
-	if err != nil {
-		log.Error("SIGHUP: haguard.yaml not applied, keeping the running settings", "err", err)
-		return
-	}
-	p, err := buildPieces(h, d.sweeps)
-	if err != nil {
-		log.Error("SIGHUP: haguard.yaml not applied, keeping the running settings", "err", err)
-		return
+	// Build every unit's pieces first: one unit that fails keeps them all
+	// on the running settings, so the units never run on two files.
+	next := make([]*pieces, len(d.units))
+	for i, w := range d.units {
+		h, err := host.Open(ctx, config.ForUnit(cfg, w.name), d.o.Systemd, w.log)
+		if err == nil {
+			next[i], err = buildPieces(h, w.sweeps)
+		}
+		if err != nil {
+			w.log.Error("SIGHUP: haguard.yaml not applied, keeping the running settings", "err", err)
+			return
+		}
 	}
 	if toks, err := api.LoadTokens(cfg.API.TokenFile); err != nil {
 		log.Error("SIGHUP: token file not reloaded, keeping the running token", "err", err)
 	} else if err := d.srv.SetTokens(toks); err != nil {
 		log.Error("SIGHUP: token not set", "err", err)
 	}
-	d.cur.Store(p)
-	d.lint.reset()          // the new settings may lint differently
-	d.sweeps.set(p.sweeper) // the new Sweeper sweeps at once
-	log.Info("SIGHUP: haguard.yaml reloaded", "unit", cfg.Systemd.Unit, "sweep_interval", cfg.Sweep.Interval.D())
+	for i, w := range d.units {
+		w.cur.Store(next[i])
+		w.lint.reset()                // the new settings may lint differently
+		w.sweeps.set(next[i].sweeper) // the new Sweeper sweeps at once
+	}
+	d.cfg = cfg
+	log.Info("SIGHUP: haguard.yaml reloaded", "units", d.unitNames(), "sweep_interval", cfg.Sweep.Interval.D())
+}
+
+func (d *Daemon) unitNames() []string {
+	names := make([]string, len(d.units))
+	for i, w := range d.units {
+		names[i] = w.name
+	}
+	return names
 }
 
 // selfCheck is the watchdog's health test: the API answers /v1/healthz on

@@ -98,13 +98,13 @@ func TestPanicInStageThenReloadAgain(t *testing.T) {
 	}
 	metrics := api.NewMetrics()
 	ad := apiAdapter{cur: nil, log: log}
-	d := &Daemon{}
-	ad.cur = &d.cur
+	w := &watched{}
+	ad.cur = &w.cur
 	h, err := host.OpenWithoutSystemd(cfg, errors.New("no systemd in this test"), log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.cur.Store(&pieces{host: h, rel: rel})
+	w.cur.Store(&pieces{host: h, rel: rel})
 	srv, err := api.New(api.Options{Token: []byte("t0ken"), Logger: log, Metrics: metrics,
 		Checker: ad, Reloader: ad, Hasher: ad, Ghosts: newSweeps(metrics, log, ad.RunningSHA256), Prober: ad, Status: ad})
 	if err != nil {
