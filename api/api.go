@@ -21,13 +21,19 @@ type Checker interface {
 
 // Reloader runs reload transactions and keeps their history.
 //
-// The queue calls Reload and Rollback one at a time, never concurrently.
-// Get returns an error wrapping ErrNotFound for an unknown id.
+// The queue calls Reload and Rollback one at a time, never concurrently,
+// and the Reloader uses the request's ID as the transaction's id.
+// Get returns a transaction of the history as an Outcome (Result is ""
+// while it runs), or an error wrapping ErrNotFound for an unknown id.
 type Reloader interface {
 	Reload(ctx context.Context, req ReloadRequest) (Outcome, error)
 	Rollback(ctx context.Context, req RollbackRequest) (Outcome, error)
 	History(ctx context.Context, limit int) (any, error)
-	Get(ctx context.Context, id string) (any, error)
+	Get(ctx context.Context, id string) (Outcome, error)
+	// Confirm makes provisional reload id final (a reload run with
+	// ConfirmWithin); Body is its history entry. An error wraps
+	// ErrNotPending when id does not await confirmation.
+	Confirm(ctx context.Context, id string) (Outcome, error)
 }
 
 // ConfigHasher gives the sha256 (hex) of the running (installed) config:
@@ -66,8 +72,9 @@ type CheckReport struct {
 
 // ReloadRequest is one queued reload.
 type ReloadRequest struct {
-	// ID is assigned by the queue; a Reloader should use it as the
-	// transaction id so that GET /v1/reloads/{id} finds it in the history.
+	// ID is assigned by the queue; the Reloader uses it as the
+	// transaction id, so that GET /v1/reloads/{id} finds it in the
+	// history after a restart.
 	ID string
 	// Candidate is the new main config file; nil (and no Files) reloads
 	// the installed config as is.
@@ -75,7 +82,14 @@ type ReloadRequest struct {
 	// Files are a config set by absolute path (a tar or multipart body);
 	// a path ending in "/" is a directory given whole.
 	Files map[string][]byte
-	// IfMatch, when set, is the sha256 the running config must still have.
+	// ConfirmWithin > 0 commits provisionally: without a confirmation
+	// (POST /v1/reloads/{id}/confirm, or `haguard confirm`) within it,
+	// the reload is rolled back.
+	ConfirmWithin time.Duration
+	// IfMatch, when set, is the identity (ConfigHasher) the running
+	// config must still have. The Reloader compares it under its
+	// transaction lock and ends the job refused, wrapping a
+	// *PreconditionError-like error, when it is stale.
 	IfMatch string
 }
 
@@ -85,6 +99,8 @@ type RollbackRequest struct {
 	ID string
 	// To is the history id to return to; empty means the previous config.
 	To string
+	// IfMatch is as in ReloadRequest.
+	IfMatch string
 }
 
 // Outcome is what a Reloader reports for one transaction.

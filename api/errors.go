@@ -16,6 +16,13 @@ var ErrNotFound = errors.New("not found")
 // errUnauthorized is a missing or wrong bearer token.
 var errUnauthorized = errors.New("missing or invalid bearer token")
 
+// ErrNotPending marks a confirmation of a reload that does not await one
+// (409): confirmed, rolled back, or never provisional.
+var ErrNotPending = errors.New("no such reload awaits confirmation")
+
+// errForbidden is a read token on a route that changes something.
+var errForbidden = errors.New("this token's scope is read: it cannot change anything (a write token can)")
+
 // ValidationError is a request the API will not act on (422).
 type ValidationError struct {
 	Field  string
@@ -48,6 +55,17 @@ func (e *PreconditionError) Error() string {
 	return fmt.Sprintf("if-match %s is stale: the running config is %s", e.Want, e.Have)
 }
 
+// TooManyError is a request refused because as many of its kind as
+// allowed already run (429).
+type TooManyError struct {
+	What  string
+	Limit int
+}
+
+func (e *TooManyError) Error() string {
+	return fmt.Sprintf("%d %s already run, the most at once; try again", e.Limit, e.What)
+}
+
 // QueueFullError is a reload refused because the queue is full (503).
 type QueueFullError struct{ Depth int }
 
@@ -72,12 +90,15 @@ func classify(err error) (int, string, string) {
 		be  *BusyError
 		pe  *PreconditionError
 		qe  *QueueFullError
+		te  *TooManyError
 		mbe *http.MaxBytesError
 		he  *echo.HTTPError
 	)
 	switch {
 	case errors.Is(err, errUnauthorized):
 		return http.StatusUnauthorized, "unauthorized", err.Error()
+	case errors.Is(err, errForbidden):
+		return http.StatusForbidden, "forbidden", err.Error()
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, "body_too_large",
 			fmt.Sprintf("request body is larger than %d bytes", mbe.Limit)
@@ -87,10 +108,14 @@ func classify(err error) (int, string, string) {
 		return http.StatusConflict, "reload_running", be.Error()
 	case errors.As(err, &pe):
 		return http.StatusPreconditionFailed, "precondition_failed", pe.Error()
+	case errors.As(err, &te):
+		return http.StatusTooManyRequests, "too_many_requests", te.Error()
 	case errors.As(err, &qe):
 		return http.StatusServiceUnavailable, "queue_full", qe.Error()
 	case errors.Is(err, errShuttingDown):
 		return http.StatusServiceUnavailable, "shutting_down", err.Error()
+	case errors.Is(err, ErrNotPending):
+		return http.StatusConflict, "not_pending", err.Error()
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound, "not_found", err.Error()
 	case errors.As(err, &he):

@@ -29,6 +29,8 @@ type fakeReloader struct {
 	started chan string
 	gate    chan struct{}
 	hasher  *fakeHasher
+	// confirmed are the provisional reloads Confirm made final.
+	confirmed map[string]bool
 }
 
 func (f *fakeReloader) enter(id string) {
@@ -55,6 +57,9 @@ func (f *fakeReloader) leave() {
 func (f *fakeReloader) Reload(_ context.Context, req ReloadRequest) (Outcome, error) {
 	f.enter(req.ID)
 	defer f.leave()
+	if err := f.stale(req.IfMatch); err != nil {
+		return Outcome{ID: req.ID, Result: ResultRefused}, err
+	}
 	f.mu.Lock()
 	f.calls = append(f.calls, req)
 	f.mu.Unlock()
@@ -72,6 +77,9 @@ func (f *fakeReloader) Reload(_ context.Context, req ReloadRequest) (Outcome, er
 func (f *fakeReloader) Rollback(_ context.Context, req RollbackRequest) (Outcome, error) {
 	f.enter(req.ID)
 	defer f.leave()
+	if err := f.stale(req.IfMatch); err != nil {
+		return Outcome{ID: req.ID, Result: ResultRefused}, err
+	}
 	f.mu.Lock()
 	f.rolls = append(f.rolls, req)
 	f.mu.Unlock()
@@ -82,11 +90,37 @@ func (f *fakeReloader) History(context.Context, int) (any, error) {
 	return []map[string]any{{"id": "old-1", "ok": true}}, nil
 }
 
-func (f *fakeReloader) Get(_ context.Context, id string) (any, error) {
+func (f *fakeReloader) Get(_ context.Context, id string) (Outcome, error) {
 	if id == "old-1" {
-		return map[string]any{"id": "old-1", "ok": true}, nil
+		return Outcome{ID: id, Result: ResultOK, Body: map[string]any{"id": "old-1", "ok": true}}, nil
 	}
-	return nil, fmt.Errorf("history: %w", ErrNotFound)
+	return Outcome{}, fmt.Errorf("history: %w", ErrNotFound)
+}
+
+// stale is the real Reloader's If-Match check under its lock.
+func (f *fakeReloader) stale(want string) error {
+	if want == "" || f.hasher == nil {
+		return nil
+	}
+	if have, _ := f.hasher.RunningSHA256(context.Background()); have != want {
+		return fmt.Errorf("reload refused: %w", &PreconditionError{Want: want, Have: have})
+	}
+	return nil
+}
+
+func (f *fakeReloader) Confirm(_ context.Context, id string) (Outcome, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.calls {
+		if c.ID == id && c.ConfirmWithin > 0 && !f.confirmed[id] {
+			if f.confirmed == nil {
+				f.confirmed = map[string]bool{}
+			}
+			f.confirmed[id] = true
+			return Outcome{ID: id, Result: ResultOK, Body: map[string]any{"id": id, "confirmation": map[string]any{"result": "confirmed"}}}, nil
+		}
+	}
+	return Outcome{}, fmt.Errorf("reload %s: %w", id, ErrNotPending)
 }
 
 func (f *fakeReloader) stats() (calls, maxRun int) {

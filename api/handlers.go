@@ -20,6 +20,14 @@ import (
 const (
 	maxProbeCount   = 1000
 	maxProbeTargets = 64
+	// MaxProbeConnections bounds the connections one POST /v1/probes
+	// asks for (count × targets); a Prober applies it when the request
+	// names no targets and the API cannot count them.
+	MaxProbeConnections = 1000
+	// MaxLineBytes bounds a candidate's config lines as the config
+	// reader does (validate.MaxLineBytes): a line must be shorter (its
+	// newline fits the reader's buffer). A longer one is 422.
+	MaxLineBytes    = 1 << 20
 	maxHistoryLimit = 1000
 	maxIDLen        = 64
 	statusTimeout   = 10 * time.Second
@@ -126,6 +134,18 @@ func (s *Server) check(c echo.Context) error {
 	if len(bytes.TrimSpace(cfg)) == 0 {
 		return &ValidationError{Field: "body", Reason: "the config to check is empty"}
 	}
+	if err := checkLines("body", cfg); err != nil {
+		return err
+	}
+	// A few checks at once (all units together): each is a haproxy -c of
+	// up to haproxy.check_memory_max; beyond that, 429 and try again.
+	select {
+	case s.checks <- struct{}{}:
+		defer func() { <-s.checks }()
+	default:
+		c.Response().Header().Set("Retry-After", "1")
+		return &TooManyError{What: "checks", Limit: cap(s.checks)}
+	}
 	rep, err := u.Checker.Check(c.Request().Context(), cfg)
 	if err != nil {
 		return fmt.Errorf("check: %w", err)
@@ -164,8 +184,71 @@ func (s *Server) postReload(c echo.Context) error {
 		if cand, files, err = parseCandidate(c.Request().Header.Get(echo.HeaderContentType), body); err != nil {
 			return err
 		}
+		if err := checkLines("body", cand); err != nil {
+			return err
+		}
+		for p, b := range files {
+			if err := checkLines(p, b); err != nil {
+				return err
+			}
+		}
 	}
-	return s.submit(c, u, submission{kind: kindReload, candidate: cand, files: files, ifMatch: ifMatch, wait: wait})
+	within, err := confirmWithin(c)
+	if err != nil {
+		return err
+	}
+	return s.submit(c, u, submission{kind: kindReload, candidate: cand, files: files, ifMatch: ifMatch, wait: wait, confirmWithin: within})
+}
+
+// Bounds of ?confirm_within.
+const (
+	minConfirmWithin = time.Second
+	maxConfirmWithin = 24 * time.Hour
+)
+
+// confirmWithin reads ?confirm_within (a Go duration: 90s, 5m): the
+// reload commits provisionally and is rolled back unless confirmed in
+// time (docs/reload.md, "Commit-confirmed").
+func confirmWithin(c echo.Context) (time.Duration, error) {
+	v := c.QueryParam("confirm_within")
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < minConfirmWithin || d > maxConfirmWithin {
+		return 0, &ValidationError{Field: "confirm_within", Reason: fmt.Sprintf("%q: want a duration from %v to %v (90s, 5m)", v, minConfirmWithin, maxConfirmWithin)}
+	}
+	return d, nil
+}
+
+// confirmBody is POST /v1/reloads/{id}/confirm's answer.
+type confirmBody struct {
+	ID           string `json:"id"`
+	Confirmation string `json:"confirmation"`
+	// Entry is the reload's history entry, its confirmation recorded.
+	Entry any `json:"entry"`
+}
+
+// confirm makes a provisional reload final. It does not queue: it needs
+// only the transaction lock, for a moment (a reload that runs is refused
+// anyway while one awaits confirmation).
+func (s *Server) confirm(c echo.Context) error {
+	u, err := s.unitOf(c)
+	if err != nil {
+		return err
+	}
+	id := c.Param("id")
+	if !validID(id) {
+		return fmt.Errorf("%w: reload %q", ErrNotFound, id)
+	}
+	if err := s.decodeJSON(c, &struct{}{}); err != nil {
+		return err
+	}
+	o, err := u.Reloader.Confirm(c.Request().Context(), id)
+	if err != nil {
+		return fmt.Errorf("confirm %s: %w", id, err)
+	}
+	return c.JSON(http.StatusOK, confirmBody{ID: id, Confirmation: "confirmed", Entry: o.Body})
 }
 
 // rollbackRequest is the body of POST /v1/rollback.
@@ -271,14 +354,31 @@ func (s *Server) getReload(c echo.Context) error {
 	if !validID(id) {
 		return fmt.Errorf("%w: reload %q", ErrNotFound, id)
 	}
+	ctx := c.Request().Context()
 	if v, ok := u.queue.get(id); ok {
+		// A job of an earlier run of the daemon: its transaction is in
+		// the history under the same id.
+		if v.Transaction == nil && (v.State == stateDone || v.State == stateLost) {
+			if o, err := u.Reloader.Get(ctx, id); err == nil {
+				v.Transaction = o.Body
+				if v.Result == "" {
+					v.Result = o.Result
+				}
+			}
+		}
 		return c.JSON(http.StatusOK, v)
 	}
-	res, err := u.Reloader.Get(c.Request().Context(), id)
+	o, err := u.Reloader.Get(ctx, id)
 	if err != nil {
 		return fmt.Errorf("reload %s: %w", id, err)
 	}
-	return c.JSON(http.StatusOK, JobView{ID: id, State: stateDone, Transaction: res})
+	// A transaction the API did not run (haguard reload on the command
+	// line), or a job older than the ones the daemon keeps.
+	v := JobView{ID: id, State: stateDone, Result: o.Result, DurationMS: o.Duration.Milliseconds(), Transaction: o.Body}
+	if o.Result == "" {
+		v.State = stateRunning
+	}
+	return c.JSON(http.StatusOK, v)
 }
 
 // sweepBody is GET /v1/ghosts.
@@ -329,10 +429,22 @@ func (s *Server) probes(c echo.Context) error {
 	if len(req.Targets) > maxProbeTargets {
 		return &ValidationError{Field: "targets", Reason: fmt.Sprintf("at most %d", maxProbeTargets)}
 	}
+	// A target named twice is probed once.
+	seen := make(map[string]bool, len(req.Targets))
+	uniq := req.Targets[:0]
 	for _, t := range req.Targets {
 		if _, _, err := net.SplitHostPort(t); err != nil {
 			return &ValidationError{Field: "targets", Reason: fmt.Sprintf("%q is not host:port", t)}
 		}
+		if !seen[t] {
+			seen[t] = true
+			uniq = append(uniq, t)
+		}
+	}
+	req.Targets = uniq
+	if n := req.Count * len(req.Targets); n > MaxProbeConnections {
+		return &ValidationError{Field: "count", Reason: fmt.Sprintf("%d targets × %d attempts is %d connections; at most %d in one request",
+			len(req.Targets), req.Count, n, MaxProbeConnections)}
 	}
 	rep, err := u.Prober.Probe(c.Request().Context(), req)
 	if err != nil {
@@ -340,6 +452,22 @@ func (s *Server) probes(c echo.Context) error {
 	}
 	u.Metrics.ObserveProbes(rep.Totals)
 	return c.JSON(http.StatusOK, rep)
+}
+
+// checkLines refuses a line longer than MaxLineBytes (422, naming it):
+// the config reader stops there, and haproxy refuses far shorter ones.
+func checkLines(name string, b []byte) error {
+	for n := 1; len(b) > 0; n++ {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			i = len(b)
+		}
+		if i >= MaxLineBytes {
+			return &ValidationError{Field: name, Reason: fmt.Sprintf("line %d is %d bytes long; at most %d", n, i, MaxLineBytes-1)}
+		}
+		b = b[min(i+1, len(b)):]
+	}
+	return nil
 }
 
 // readBody reads the whole body under the size limit; a larger body is an

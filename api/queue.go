@@ -36,6 +36,7 @@ type job struct {
 	files      map[string][]byte
 	ifMatch    string
 	rollbackTo string
+	within     time.Duration
 
 	state      string
 	coalesced  int
@@ -44,6 +45,9 @@ type job struct {
 	finished   time.Time
 	outcome    *Outcome
 	errMessage string
+	// loaded is the job as the ledger kept it, for a job of an earlier
+	// run of the daemon (then the fields above are empty).
+	loaded *JobView
 }
 
 // JobView is the JSON form of a queued, running or finished transaction.
@@ -63,6 +67,9 @@ type JobView struct {
 }
 
 func (j *job) view() JobView {
+	if j.loaded != nil {
+		return *j.loaded
+	}
 	v := JobView{ID: j.id, Kind: j.kind, State: j.state, Coalesced: j.coalesced,
 		SubmittedAt: j.submitted, Error: j.errMessage}
 	if !j.started.IsZero() {
@@ -90,6 +97,7 @@ type queue struct {
 	log        *slog.Logger
 	maxPending int
 	keep       int
+	ledger     ledger
 
 	mu       sync.Mutex
 	running  *job
@@ -101,9 +109,26 @@ type queue struct {
 	wake     chan struct{}
 }
 
-func newQueue(rel Reloader, hasher ConfigHasher, m *Metrics, log *slog.Logger, maxPending, keep int) *queue {
-	return &queue{rel: rel, hasher: hasher, metrics: m, log: log, maxPending: maxPending, keep: keep,
+func newQueue(rel Reloader, hasher ConfigHasher, m *Metrics, log *slog.Logger, maxPending, keep int, l ledger) *queue {
+	q := &queue{rel: rel, hasher: hasher, metrics: m, log: log, maxPending: maxPending, keep: keep, ledger: l,
 		jobs: map[string]*job{}, wake: make(chan struct{}, 1)}
+	views, err := l.load(keep)
+	if err != nil {
+		log.Warn("jobs of the previous run are not known", "err", err)
+	}
+	for i := range views {
+		v := views[i]
+		j := &job{id: v.ID, kind: v.Kind, state: v.State, loaded: &v}
+		q.jobs[j.id] = j
+		q.finished = append(q.finished, j.id)
+		if v.State == stateDone {
+			q.last = j
+		}
+		if v.State == stateLost {
+			log.Warn("a job accepted by the previous run never finished", "id", v.ID, "kind", v.Kind, "submitted_at", v.SubmittedAt)
+		}
+	}
+	return q
 }
 
 // submission is one request for the queue.
@@ -113,6 +138,8 @@ type submission struct {
 	files      map[string][]byte
 	ifMatch    string
 	rollbackTo string
+	// confirmWithin opens a confirmation window (reloads only).
+	confirmWithin time.Duration
 	// wait=false refuses with *BusyError when anything runs or waits.
 	wait bool
 }
@@ -128,7 +155,7 @@ func (q *queue) submit(s submission) (JobView, bool, error) {
 	case len(s.candidate) > 0:
 		cand = hex.EncodeToString(sum[:])
 	}
-	key := s.kind + "\x00" + cand + "\x00" + s.ifMatch + "\x00" + s.rollbackTo
+	key := s.kind + "\x00" + cand + "\x00" + s.ifMatch + "\x00" + s.rollbackTo + "\x00" + s.confirmWithin.String()
 
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -154,9 +181,10 @@ func (q *queue) submit(s submission) (JobView, bool, error) {
 		return JobView{}, false, &QueueFullError{Depth: len(q.pending)}
 	}
 	j := &job{id: newJobID(), kind: s.kind, key: key, candidate: s.candidate, files: s.files, ifMatch: s.ifMatch,
-		rollbackTo: s.rollbackTo, state: stateQueued, submitted: time.Now().UTC()}
+		rollbackTo: s.rollbackTo, within: s.confirmWithin, state: stateQueued, submitted: time.Now().UTC()}
 	q.pending = append(q.pending, j)
 	q.jobs[j.id] = j
+	q.ledger.put(j.view()) // before the 202: the id must survive a crash
 	select {
 	case q.wake <- struct{}{}:
 	default: // a wake-up is already pending
@@ -250,6 +278,7 @@ func (q *queue) close() {
 		p.finished = now
 		p.candidate, p.files = nil, nil
 		q.remember(p)
+		q.ledger.put(p.view())
 	}
 	q.pending = nil
 }
@@ -257,20 +286,15 @@ func (q *queue) close() {
 // execute runs one job and records its outcome.
 func (q *queue) execute(ctx context.Context, j *job) {
 	log := q.log.With("id", j.id, "kind", j.kind)
-	var (
-		out Outcome
-		err error
-	)
-	if err = q.precondition(ctx, j.ifMatch); err == nil {
-		out, err = q.call(ctx, j)
-		if out.Result == "" {
-			out.Result = ResultOK
-			if err != nil {
-				out.Result = ResultFailed
-			}
+	// If-Match was checked at submission (412); the Reloader checks it
+	// again under its lock, where nothing can change the config between
+	// the comparison and the install (a stale tag ends the job refused).
+	out, err := q.call(ctx, j)
+	if out.Result == "" {
+		out.Result = ResultOK
+		if err != nil {
+			out.Result = ResultFailed
 		}
-	} else {
-		out.Result = ResultRefused // If-Match went stale while the job waited
 	}
 	q.metrics.ObserveReload(out)
 	if sha, herr := q.hasher.RunningSHA256(ctx); herr == nil {
@@ -287,6 +311,7 @@ func (q *queue) execute(ctx context.Context, j *job) {
 	}
 	q.running = nil
 	q.remember(j)
+	q.ledger.put(j.view())
 	q.mu.Unlock()
 
 	if err != nil {
@@ -305,25 +330,9 @@ func (q *queue) call(ctx context.Context, j *job) (out Outcome, err error) {
 		}
 	}()
 	if j.kind == kindRollback {
-		return q.rel.Rollback(ctx, RollbackRequest{ID: j.id, To: j.rollbackTo})
+		return q.rel.Rollback(ctx, RollbackRequest{ID: j.id, To: j.rollbackTo, IfMatch: j.ifMatch})
 	}
-	return q.rel.Reload(ctx, ReloadRequest{ID: j.id, Candidate: j.candidate, Files: j.files, IfMatch: j.ifMatch})
-}
-
-// precondition re-checks If-Match just before the transaction runs: the
-// config may have changed while the job waited.
-func (q *queue) precondition(ctx context.Context, want string) error {
-	if want == "" {
-		return nil
-	}
-	have, err := q.hasher.RunningSHA256(ctx)
-	if err != nil {
-		return fmt.Errorf("hash running config: %w", err)
-	}
-	if have != want {
-		return &PreconditionError{Want: want, Have: have}
-	}
-	return nil
+	return q.rel.Reload(ctx, ReloadRequest{ID: j.id, Candidate: j.candidate, Files: j.files, IfMatch: j.ifMatch, ConfirmWithin: j.within})
 }
 
 // remember keeps a finished job for GET /v1/reloads/{id}, forgetting the
@@ -333,13 +342,16 @@ func (q *queue) remember(j *job) {
 	q.finished = append(q.finished, j.id)
 	for len(q.finished) > q.keep {
 		delete(q.jobs, q.finished[0])
+		q.ledger.drop(q.finished[0])
 		q.finished = q.finished[1:]
 	}
 }
 
-// newJobID is a sortable, unique, path-safe id: 20261128T020304Z-1a2b3c4d.
+// newJobID is a sortable, unique, path-safe id in the reload history's
+// format, 20261128T020304.567Z-1a2b3c4d: the Reloader uses it as the
+// transaction's id, so a job's Location is its history entry too.
 func newJobID() string {
 	var b [4]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
-	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+	return time.Now().UTC().Format("20060102T150405.000Z") + "-" + hex.EncodeToString(b[:])
 }

@@ -2,13 +2,14 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 )
 
 // Defaults for the zero values of Options.
@@ -26,6 +28,7 @@ const (
 	DefaultWriteTimeout = 5 * time.Minute
 	DefaultIdleTimeout  = 2 * time.Minute
 	DefaultQueueDepth   = 16
+	DefaultMaxChecks    = 2
 	// DefaultShutdownGrace bounds how long Serve waits for open requests
 	// once its context ends. A running reload is not bounded by it.
 	DefaultShutdownGrace = 10 * time.Second
@@ -35,7 +38,9 @@ const (
 
 // Options are everything New needs. The interfaces are required.
 type Options struct {
-	// Token is the bearer token (see LoadToken).
+	// Tokens are the bearer tokens and their scopes (see LoadTokens).
+	Tokens []Token
+	// Token, when set, is one more write token (for tests and embedding).
 	Token []byte
 	// Logger receives request errors and transaction summaries.
 	Logger *slog.Logger
@@ -62,8 +67,15 @@ type Options struct {
 	IdleTimeout  time.Duration
 	// QueueDepth is how many distinct transactions may wait.
 	QueueDepth int
+	// MaxChecks is how many POST /v1/check run at once (DefaultMaxChecks);
+	// more get 429.
+	MaxChecks int
 	// Version is reported by /v1/status.
 	Version string
+	// JobDir keeps one small file per job (the job ledger), so that a
+	// job's id answers after a restart, "lost" when the daemon stopped
+	// before the job ended. Empty keeps jobs in memory only.
+	JobDir string
 }
 
 // Server is the haguard API.
@@ -73,13 +85,20 @@ type Server struct {
 	echo *echo.Echo
 	// units are Options' own unit, then More; each has its queue.
 	units []*unit
-	// tokenSum is the sha256 of the bearer token.
-	tokenSum atomic.Pointer[[sha256.Size]byte]
+	// tokens are the sha256 sums of the bearer tokens, with their scopes.
+	tokens atomic.Pointer[[]tokenSum]
+	// denied rate-limits the log lines of refused requests.
+	denied denials
+	// checks holds a slot per running POST /v1/check.
+	checks chan struct{}
 }
 
 // New builds the server and its routes; Serve runs it.
 func New(opts Options) (*Server, error) {
-	if len(opts.Token) == 0 {
+	if len(opts.Token) > 0 {
+		opts.Tokens = append(slices.Clip(opts.Tokens), Token{Scope: ScopeWrite, Secret: opts.Token})
+	}
+	if len(opts.Tokens) == 0 {
 		return nil, errNoToken
 	}
 	backends := opts.backends()
@@ -104,8 +123,11 @@ func New(opts Options) (*Server, error) {
 	if opts.QueueDepth <= 0 {
 		opts.QueueDepth = DefaultQueueDepth
 	}
-	s := &Server{opts: opts, log: opts.Logger}
-	if err := s.SetToken(opts.Token); err != nil {
+	if opts.MaxChecks <= 0 {
+		opts.MaxChecks = DefaultMaxChecks
+	}
+	s := &Server{opts: opts, log: opts.Logger, checks: make(chan struct{}, opts.MaxChecks)}
+	if err := s.SetTokens(opts.Tokens); err != nil {
 		return nil, err
 	}
 	for _, b := range backends {
@@ -120,7 +142,7 @@ func New(opts Options) (*Server, error) {
 			log = log.With("unit", b.Unit)
 		}
 		s.units = append(s.units, &unit{UnitBackend: b,
-			queue: newQueue(b.Reloader, b.Hasher, b.Metrics, log, opts.QueueDepth, jobsKept)})
+			queue: newQueue(b.Reloader, b.Hasher, b.Metrics, log, opts.QueueDepth, jobsKept, ledger{dir: b.JobDir, log: log})})
 	}
 	s.echo = s.routes()
 	return s, nil
@@ -134,21 +156,42 @@ func (s *Server) routes() *echo.Echo {
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisablePrintStack: true}))
 	e.Use(s.requestLog)
 
-	auth := s.bearer
+	read, write := s.need(ScopeRead), s.need(ScopeWrite)
+	// OPTIONS (echo answers it for every route) needs a token too: it
+	// tells which methods a path has.
+	e.Pre(s.optionsNeedAuth)
 	// Open: liveness for systemd/k8s-style checks, and the API description.
 	e.GET("/v1/healthz", s.healthz)
 	e.GET("/v1/openapi.json", s.openapi)
-	// Everything else needs the token.
-	e.GET("/v1/status", s.status, auth)
-	e.POST("/v1/check", s.check, auth)
-	e.POST("/v1/reloads", s.postReload, auth)
-	e.GET("/v1/reloads", s.listReloads, auth)
-	e.GET("/v1/reloads/:id", s.getReload, auth)
-	e.POST("/v1/rollback", s.rollback, auth)
-	e.GET("/v1/ghosts", s.ghosts, auth)
-	e.POST("/v1/probes", s.probes, auth)
-	e.GET("/metrics", echo.WrapHandler(s.metricsHandler()), auth)
+	// Read scope: what the host looks like.
+	e.GET("/v1/status", s.status, read)
+	e.GET("/v1/reloads", s.listReloads, read)
+	e.GET("/v1/reloads/:id", s.getReload, read)
+	e.GET("/v1/ghosts", s.ghosts, read)
+	e.GET("/metrics", echo.WrapHandler(s.metricsHandler()), read)
+	// Write scope: everything that runs something.
+	e.POST("/v1/check", s.check, write)
+	e.POST("/v1/reloads", s.postReload, write)
+	e.POST("/v1/reloads/:id/confirm", s.confirm, write)
+	e.POST("/v1/rollback", s.rollback, write)
+	e.POST("/v1/probes", s.probes, write)
 	return e
+}
+
+// optionsNeedAuth answers OPTIONS only to a token holder (of any
+// scope), but on the open routes.
+func (s *Server) optionsNeedAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.Method != http.MethodOptions || r.URL.Path == "/v1/healthz" || r.URL.Path == "/v1/openapi.json" {
+			return next(c)
+		}
+		if _, err := s.authorize(c); err != nil {
+			s.denied.log(s.log, c, err)
+			return err
+		}
+		return next(c)
+	}
 }
 
 // requestLog logs each request at debug level.
@@ -250,6 +293,9 @@ func listenUnix(path string) (net.Listener, error) {
 	if path == "" || !strings.HasPrefix(path, "/") {
 		return nil, fmt.Errorf("listen unix:%s: the socket path must be absolute", path)
 	}
+	if err := safeSocketDir(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("listen unix:%s: %w", path, err)
+	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != os.ModeSocket {
 			return nil, fmt.Errorf("listen unix:%s: a non-socket file is in the way", path)
@@ -267,9 +313,56 @@ func listenUnix(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen unix:%s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	if err := chmodSocket(path, 0o600); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("listen unix:%s: chmod: %w", path, err)
 	}
 	return ln, nil
+}
+
+// safeSocketDir refuses a socket directory that someone else could
+// change: writable by group or others (they could swap the socket for a
+// symlink between its creation and the chmod, or replace it later), or
+// owned by anyone but haguard's user and root. Its parents are the
+// system's (/run, /var/run).
+func safeSocketDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("socket directory: %w", err)
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		if fi, err = os.Stat(dir); err != nil {
+			return fmt.Errorf("socket directory: %w", err)
+		}
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("socket directory %s is not a directory", dir)
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Errorf("socket directory %s has mode %#o: group or others may write it (and swap the socket); use a directory only haguard writes, such as RuntimeDirectory=haguard's /run/haguard (chmod go-w %s)", dir, perm, dir)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() && st.Uid != 0 {
+		return fmt.Errorf("socket directory %s is owned by uid %d, not by haguard or root", dir, st.Uid)
+	}
+	return nil
+}
+
+// chmodSocket sets path's mode without following a symlink: the path is
+// opened with O_PATH|O_NOFOLLOW, must be a socket, and is changed through
+// that descriptor (/proc/self/fd/N names the inode opened, never a link's
+// target).
+func chmodSocket(path string, mode os.FileMode) error {
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return fmt.Errorf("%s is no longer the socket haguard made (mode %#o): refusing to chmod it", path, st.Mode)
+	}
+	return os.Chmod(fmt.Sprintf("/proc/self/fd/%d", fd), mode)
 }

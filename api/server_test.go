@@ -44,7 +44,7 @@ func TestUnauthorized(t *testing.T) {
 	routes := [][2]string{
 		{"GET", "/v1/status"}, {"POST", "/v1/check"}, {"POST", "/v1/reloads"}, {"GET", "/v1/reloads"},
 		{"GET", "/v1/reloads/x"}, {"POST", "/v1/rollback"}, {"GET", "/v1/ghosts"}, {"POST", "/v1/probes"},
-		{"GET", "/metrics"},
+		{"GET", "/metrics"}, {"POST", "/v1/reloads/x/confirm"},
 	}
 	for _, r := range routes {
 		for name, auth := range map[string]string{
@@ -82,9 +82,15 @@ func TestLoadToken(t *testing.T) {
 		return p
 	}
 	good := write("good", testToken+"\n", 0o600)
-	tok, err := LoadToken(good)
-	if err != nil || string(tok) != testToken {
-		t.Fatalf("LoadToken(0600) = %q, %v", tok, err)
+	toks, err := LoadTokens(good)
+	if err != nil || len(toks) != 1 || string(toks[0].Secret) != testToken || toks[0].Scope != ScopeWrite {
+		t.Fatalf("LoadTokens(0600) = %+v, %v", toks, err)
+	}
+	scoped := write("scoped", "# prometheus\nread  "+testToken+"-read\n\nwrite "+testToken+"\n", 0o600)
+	toks, err = LoadTokens(scoped)
+	if err != nil || len(toks) != 2 || toks[0].Scope != ScopeRead || string(toks[0].Secret) != testToken+"-read" ||
+		toks[1].Scope != ScopeWrite || string(toks[1].Secret) != testToken {
+		t.Fatalf("LoadTokens(scoped) = %+v, %v", toks, err)
 	}
 	for name, c := range map[string]struct {
 		data string
@@ -95,12 +101,15 @@ func TestLoadToken(t *testing.T) {
 		"0640":        {testToken, 0o640, "mode 0640"},
 		"0602":        {testToken, 0o602, "mode 0602"},
 		"short":       {"abc\n", 0o600, "shorter than 16 bytes"},
-		"whitespace":  {"abcdefgh ijklmnopqrs", 0o600, "whitespace"},
-		"empty":       {"", 0o600, "shorter"},
+		"whitespace":  {"read abcdefgh ijklmnopqrs", 0o600, "whitespace"},
+		"scope":       {"admin " + testToken, 0o600, `line 1: scope "admin": want read or write`},
+		"twice":       {"read " + testToken + "\nwrite " + testToken, 0o600, "line 2: the same token is given twice"},
+		"comment":     {"# nothing here\n", 0o600, "holds no token"},
+		"empty":       {"", 0o600, "holds no token"},
 		"0400 is ok?": {testToken, 0o400, ""},
 	} {
 		p := write(strings.ReplaceAll(name, " ", "_"), c.data, c.mode)
-		_, err := LoadToken(p)
+		_, err := LoadTokens(p)
 		if c.want == "" {
 			if err != nil {
 				t.Errorf("%s: %v", name, err)
@@ -112,10 +121,10 @@ func TestLoadToken(t *testing.T) {
 			t.Errorf("%s: err %v, want a *TokenFileError naming %s and %q", name, err, p, c.want)
 		}
 	}
-	if _, err := LoadToken(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := LoadTokens(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
 	}
-	if _, err := LoadToken(dir); err == nil {
+	if _, err := LoadTokens(dir); err == nil {
 		t.Error("a directory was accepted as a token file")
 	}
 	if _, err := New(Options{}); !errors.Is(err, errNoToken) {
@@ -177,7 +186,9 @@ func TestIfMatch(t *testing.T) {
 }
 
 // TestIfMatchRecheckedBeforeRun: a job that waited while another changed
-// the config is refused when its turn comes.
+// the config is refused when its turn comes. The queue hands If-Match to
+// the Reloader, which compares it under its lock (the fake does as
+// reload.Options.IfMatch does).
 func TestIfMatchRecheckedBeforeRun(t *testing.T) {
 	gate := make(chan struct{})
 	started := make(chan string, 4)

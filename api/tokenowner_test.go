@@ -29,7 +29,7 @@ func TestLoadTokenRefusesAnotherOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, path := range []string{p, link} {
-		_, err := LoadToken(path)
+		_, err := LoadTokens(path)
 		var tfe *TokenFileError
 		if !errors.As(err, &tfe) || !strings.Contains(err.Error(), "owned by uid 65534") {
 			t.Errorf("%s: err %v, want a *TokenFileError about its owner", path, err)
@@ -38,13 +38,13 @@ func TestLoadTokenRefusesAnotherOwner(t *testing.T) {
 	if err := os.Chown(p, 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadToken(link); err != nil {
+	if _, err := LoadTokens(link); err != nil {
 		t.Errorf("root's 0600 file through a symlink: %v", err)
 	}
 	if err := os.Chmod(p, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadToken(link); err == nil || !strings.Contains(err.Error(), "mode 0644") {
+	if _, err := LoadTokens(link); err == nil || !strings.Contains(err.Error(), "mode 0644") {
 		t.Errorf("a symlink to a 0644 file: %v", err)
 	}
 }

@@ -25,6 +25,8 @@ type UnitBackend struct {
 	Status   StatusSource
 	// Metrics are the unit's series; nil creates them.
 	Metrics *Metrics
+	// JobDir is the unit's job ledger (Options.JobDir).
+	JobDir string
 }
 
 // unit is one served unit with what the server keeps for it: its own
@@ -40,7 +42,7 @@ type unit struct {
 // backends lists Options' own unit first, then More.
 func (o Options) backends() []UnitBackend {
 	first := UnitBackend{Unit: o.Unit, Checker: o.Checker, Reloader: o.Reloader, Hasher: o.Hasher,
-		Ghosts: o.Ghosts, Prober: o.Prober, Status: o.Status, Metrics: o.Metrics}
+		Ghosts: o.Ghosts, Prober: o.Prober, Status: o.Status, Metrics: o.Metrics, JobDir: o.JobDir}
 	return append([]UnitBackend{first}, o.More...)
 }
 

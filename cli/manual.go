@@ -26,7 +26,7 @@ const (
 var manFiles = map[string]string{
 	"yaml":    "/etc/haguard/haguard.yaml\thaguard's settings (--config-file); optional at this path, every key has a Debian default. A conffile of the package.",
 	"state":   "/var/lib/haguard\tstate_dir: the lock, the journal of a running reload, the config history (history/), running.json and the audit log (audit.log); another unit's under units/UNIT/.",
-	"token":   "/etc/haguard/token\tapi.token_file: the API's bearer token, mode 0600 (the package creates it).",
+	"token":   "/etc/haguard/token\tapi.token_file: the API's bearer tokens, one a line as 'read TOKEN' or 'write TOKEN' (a bare token is write), mode 0600 (the package creates it).",
 	"unit":    "/lib/systemd/system/haguard.service\tthe daemon's unit (Type=notify; systemctl reload haguard sends SIGHUP).",
 	"haproxy": "/etc/haproxy/haproxy.cfg\tthe managed haproxy config when the unit says nothing else (haproxy.configs).",
 	"master":  "/run/haproxy-master.sock\thaproxy's master CLI (haproxy.master_socket, or the unit's -S).",
@@ -95,9 +95,10 @@ var manuals = map[string]manual{
 		seeAlso: "haguard-reload(1), systemctl(1), api.md, metrics.md, install.md",
 		examples: `  systemctl enable --now haguard        # as the package installs it
   systemctl reload haguard              # re-read haguard.yaml and the token
-  curl -H "Authorization: Bearer $(cat /etc/haguard/token)" http://127.0.0.1:9180/v1/status
+  TOKEN=$(awk 'NF==1 || $1=="write" {print $NF; exit}' /etc/haguard/token)
+  curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:9180/v1/status
   haguard serve --unit haproxy.service --unit 'haproxy@*.service'
-  curl -H "Authorization: Bearer $(cat /etc/haguard/token)" 'http://127.0.0.1:9180/v1/status?unit=haproxy@db.service'`,
+  curl -H "Authorization: Bearer $TOKEN" 'http://127.0.0.1:9180/v1/status?unit=haproxy@db.service'`,
 	},
 	"probe": {
 		files:   []string{"yaml", "haproxy", "stats"},

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net"
 
 	"github.com/spf13/cobra"
 
@@ -65,10 +66,30 @@ the API answers; on SIGTERM a running reload finishes or rolls back first.`,
 	return cmd
 }
 
+// metricsListener opens api.metrics_listen with its web config (nil, nil
+// when it is not set).
+func metricsListener(cfg config.Config) (net.Listener, *api.WebConfig, error) {
+	if cfg.API.MetricsListen == "" {
+		return nil, nil, nil
+	}
+	var wc *api.WebConfig
+	if cfg.API.MetricsWebConfig != "" {
+		var err error
+		if wc, err = api.LoadWebConfig(cfg.API.MetricsWebConfig); err != nil {
+			return nil, nil, fmt.Errorf("api.metrics_web_config: %w", err)
+		}
+	}
+	ln, err := api.ListenMetrics(cfg.API.MetricsListen)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ln, wc, nil
+}
+
 // serve builds the daemon and runs it until ctx ends.
 func (a *app) serve(ctx context.Context, cmd *cobra.Command, cfg config.Config, f serveFlags) (int, error) {
 	log := a.logger()
-	token, err := api.LoadToken(cfg.API.TokenFile)
+	tokens, err := api.LoadTokens(cfg.API.TokenFile)
 	if err != nil {
 		return exitUsage, usagef(fmt.Errorf("refusing to start: %w", err))
 	}
@@ -79,6 +100,13 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, cfg config.Config, 
 		return exitUsage, usagef(err)
 	}
 	defer ln.Close()
+	mln, wc, err := metricsListener(cfg)
+	if err != nil {
+		return exitUsage, usagef(err)
+	}
+	if mln != nil {
+		defer mln.Close()
+	}
 	// The D-Bus connection must outlive ctx: go-systemd closes a
 	// connection when its dial context ends, and a reload still running
 	// at SIGTERM needs it to settle or roll back. It is closed on return.
@@ -92,7 +120,7 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, cfg config.Config, 
 		f.apply(&c)
 		return c, err
 	}
-	d, err := daemon.New(ctx, cfg, daemon.Options{Load: load, Listener: ln, Systemd: sd, Token: token, Logger: log, Version: a.version})
+	d, err := daemon.New(ctx, cfg, daemon.Options{Load: load, Listener: ln, MetricsListener: mln, WebConfig: wc, Systemd: sd, Tokens: tokens, Logger: log, Version: a.version})
 	if err != nil {
 		return exitUsage, usagef(err)
 	}

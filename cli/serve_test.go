@@ -47,6 +47,15 @@ func TestServeRefusals(t *testing.T) {
 	writeFile(t, loose, "0123456789abcdef0123456789abcdef\n", 0o644)
 	tight := filepath.Join(dir, "token-0600")
 	writeFile(t, tight, "0123456789abcdef0123456789abcdef\n", 0o600)
+	badScope := filepath.Join(dir, "token-scope")
+	writeFile(t, badScope, "admin 0123456789abcdef0123456789abcdef\n", 0o600)
+	openDir := filepath.Join(dir, "open")
+	if err := os.Mkdir(openDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(openDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name string
 		args []string
@@ -60,6 +69,10 @@ func TestServeRefusals(t *testing.T) {
 			[]string{"non-loopback"}},
 		{"relative unix socket", []string{"serve", "--token-file", tight, "--listen", "unix:haguard.sock"},
 			[]string{"must be absolute"}},
+		{"socket dir others may write", []string{"serve", "--token-file", tight, "--listen", "unix:" + filepath.Join(openDir, "haguard.sock")},
+			[]string{"socket directory", "group or others may write it", "chmod go-w"}},
+		{"scope unknown", []string{"serve", "--token-file", badScope},
+			[]string{"refusing to start", `scope "admin": want read or write`}},
 		{"arguments", []string{"serve", "extra"}, []string{"unknown command"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -224,6 +224,13 @@ type API struct {
 	ReadTimeout  Duration `yaml:"read_timeout"`
 	WriteTimeout Duration `yaml:"write_timeout"`
 	IdleTimeout  Duration `yaml:"idle_timeout"`
+	// MetricsListen, when set, serves /metrics alone on host:port (any
+	// address: Prometheus may scrape from another host), without the
+	// API's token.
+	MetricsListen string `yaml:"metrics_listen"`
+	// MetricsWebConfig is a Prometheus exporter-toolkit web config file
+	// (TLS, client certificates, basic auth) for MetricsListen.
+	MetricsWebConfig string `yaml:"metrics_web_config"`
 }
 
 // Default returns the configuration of a stock Debian haproxy host.
@@ -393,6 +400,9 @@ func (c Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Lint.validate()...)
+	if c.API.MetricsWebConfig != "" && c.API.MetricsListen == "" {
+		errs = append(errs, errors.New("api.metrics_web_config: set api.metrics_listen too (the web config is for that listener)"))
+	}
 	if c.API.MaxBodyBytes <= 0 {
 		errs = append(errs, errors.New("api.max_body_bytes: must be positive"))
 	}

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -34,12 +35,17 @@ type Options struct {
 	// Listener is where the API serves (api.Listen); the daemon does not
 	// close it.
 	Listener net.Listener
+	// MetricsListener, when set, serves /metrics alone (api.metrics_listen)
+	// with WebConfig's TLS and basic auth (nil: neither); the daemon does
+	// not close it.
+	MetricsListener net.Listener
+	WebConfig       *api.WebConfig
 	// Systemd is the bus connection for the daemon's lifetime; it must
 	// outlive the run's context (a reload running at SIGTERM still needs
 	// it) and is not closed here.
 	Systemd *systemd.Client
-	// Token is the bearer token (api.LoadToken).
-	Token   []byte
+	// Tokens are the bearer tokens (api.LoadTokens).
+	Tokens  []api.Token
 	Logger  *slog.Logger
 	Version string
 }
@@ -92,16 +98,19 @@ func New(ctx context.Context, cfg config.Config, o Options) (*Daemon, error) {
 	}
 	first := d.units[0].ad
 	opts := api.Options{
-		Token: o.Token, Logger: log.With("component", "api"),
+		Tokens: o.Tokens, Logger: log.With("component", "api"),
 		Unit: d.units[0].name, Metrics: d.units[0].metrics,
 		Checker: first, Reloader: first, Hasher: first, Ghosts: d.units[0].sweeps, Prober: first, Status: first,
 		MaxBodyBytes: cfg.API.MaxBodyBytes, ReadTimeout: cfg.API.ReadTimeout.D(),
 		WriteTimeout: cfg.API.WriteTimeout.D(), IdleTimeout: cfg.API.IdleTimeout.D(),
-		Version: o.Version,
+		Version: o.Version, JobDir: d.units[0].jobDir(),
 	}
 	for _, w := range d.units[1:] {
 		opts.More = append(opts.More, api.UnitBackend{Unit: w.name, Metrics: w.metrics,
-			Checker: w.ad, Reloader: w.ad, Hasher: w.ad, Ghosts: w.sweeps, Prober: w.ad, Status: w.ad})
+			Checker: w.ad, Reloader: w.ad, Hasher: w.ad, Ghosts: w.sweeps, Prober: w.ad, Status: w.ad, JobDir: w.jobDir()})
+	}
+	for _, w := range d.units {
+		cleanScratch(w.cur.Load().cfg().StateDir, w.log)
 	}
 	if d.srv, err = api.New(opts); err != nil {
 		return nil, err
@@ -124,6 +133,9 @@ func unitsOf(ctx context.Context, cfg config.Config, sd *systemd.Client) ([]stri
 	}
 	return names, nil
 }
+
+// jobDir is the unit's job ledger: <state_dir>/jobs of its own state dir.
+func (w *watched) jobDir() string { return filepath.Join(w.cur.Load().cfg().StateDir, "jobs") }
 
 // watch opens cfg's unit and builds what the daemon keeps for it.
 func (d *Daemon) watch(ctx context.Context, cfg config.Config) (*watched, error) {
@@ -170,6 +182,25 @@ func (d *Daemon) Run(ctx context.Context) error {
 	})
 	for _, w := range d.units {
 		g.Go(func() error { return w.sweeps.Run(gctx) })
+	}
+	for _, w := range d.units {
+		g.Go(func() error {
+			// A confirmation window a run before this one left open.
+			msg, err := w.cur.Load().rel.ResumeWindow(gctx)
+			switch {
+			case err != nil:
+				w.log.Error("confirmation window left open: not resumed", "err", err)
+			case msg != "":
+				w.log.Warn("confirmation window resumed", "what", msg)
+				w.sweeps.Trigger()
+			}
+			return nil
+		})
+	}
+	if d.o.MetricsListener != nil {
+		g.Go(func() error { return d.srv.ServeMetrics(gctx, d.o.MetricsListener, d.o.WebConfig) })
+		log.Info("metrics listening", "addr", d.o.MetricsListener.Addr().String(), "tls", d.o.WebConfig.TLSEnabled(),
+			"basic_auth", d.o.WebConfig != nil && len(d.o.WebConfig.Users) > 0)
 	}
 	g.Go(func() error {
 		for {
@@ -240,9 +271,9 @@ func (d *Daemon) reloadSelf() {
 			return
 		}
 	}
-	if tok, err := api.LoadToken(cfg.API.TokenFile); err != nil {
+	if toks, err := api.LoadTokens(cfg.API.TokenFile); err != nil {
 		log.Error("SIGHUP: token file not reloaded, keeping the running token", "err", err)
-	} else if err := d.srv.SetToken(tok); err != nil {
+	} else if err := d.srv.SetTokens(toks); err != nil {
 		log.Error("SIGHUP: token not set", "err", err)
 	}
 	for i, w := range d.units {

@@ -78,6 +78,28 @@ func scratch(stateDir, prefix string, body []byte) (string, error) {
 	return f.Name(), nil
 }
 
+// cleanScratch removes the scratch files and trees a killed daemon left
+// in <state_dir>/api (candidate-*, check-*): at start, before the queue
+// runs, nothing else can be using them.
+func cleanScratch(stateDir string, log *slog.Logger) {
+	dir := filepath.Join(stateDir, "api")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasPrefix(name, "candidate-") && !strings.HasPrefix(name, "check-") {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+			log.Warn("scratch file left by an earlier run", "path", filepath.Join(dir, name), "err", err)
+			continue
+		}
+		log.Info("removed a scratch file left by an earlier run", "path", filepath.Join(dir, name))
+	}
+}
+
 // scratchTree writes a config set (absolute path -> content; a path
 // ending in "/" is a directory) under a new 0700 directory in
 // <state_dir>/api, mirroring the paths: the candidate tree reload.Run
@@ -139,7 +161,8 @@ func severityCounts(fs []reload.Finding) map[string]int {
 // that reload.Run installs over the managed config.
 func (a apiAdapter) Reload(ctx context.Context, req api.ReloadRequest) (api.Outcome, error) {
 	p := a.p() // one set of pieces for the whole transaction, whatever SIGHUP does
-	opt := reload.Options{Reason: "api " + req.ID, Who: apiWho, KillGhosts: p.cfg().Reload.KillGhosts, Untrusted: true}
+	opt := reload.Options{Reason: "api " + req.ID, Who: apiWho, KillGhosts: p.cfg().Reload.KillGhosts, Untrusted: true,
+		IfMatch: req.IfMatch, ID: req.ID, ConfirmWithin: req.ConfirmWithin}
 	switch {
 	case req.Files != nil:
 		dir, err := scratchTree(p.cfg().StateDir, "candidate-"+req.ID, req.Files)
@@ -163,7 +186,7 @@ func (a apiAdapter) Reload(ctx context.Context, req api.ReloadRequest) (api.Outc
 
 // Rollback implements api.Reloader.
 func (a apiAdapter) Rollback(ctx context.Context, req api.RollbackRequest) (api.Outcome, error) {
-	res, err := a.p().rel.RollbackTo(ctx, req.To, reload.Options{Reason: "api " + req.ID, Who: apiWho})
+	res, err := a.p().rel.RollbackTo(ctx, req.To, reload.Options{Reason: "api " + req.ID, Who: apiWho, IfMatch: req.IfMatch, ID: req.ID})
 	a.after()
 	if errors.Is(err, reload.ErrNoHistory) {
 		return api.Outcome{}, &api.ValidationError{Field: "to", Reason: err.Error()}
@@ -227,17 +250,49 @@ func (a apiAdapter) History(_ context.Context, limit int) (any, error) {
 }
 
 // Get implements api.Reloader from the history entries.
-func (a apiAdapter) Get(_ context.Context, id string) (any, error) {
+func (a apiAdapter) Get(_ context.Context, id string) (api.Outcome, error) {
 	h, err := a.p().rel.History()
 	if err != nil {
-		return nil, err
+		return api.Outcome{}, err
 	}
 	for _, e := range h {
 		if e.ID == id {
-			return e, nil
+			return api.Outcome{ID: e.ID, Result: entryResult(e.Outcome), Duration: msDuration(e.DurationMS), Body: e}, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: no transaction %s in the history", api.ErrNotFound, id)
+	return api.Outcome{}, fmt.Errorf("%w: no transaction %s in the history", api.ErrNotFound, id)
+}
+
+// entryResult is a history outcome as an API result ("" while it runs).
+func entryResult(outcome string) string {
+	switch outcome {
+	case reload.OutcomeCommitted, reload.OutcomeProvisional:
+		return api.ResultOK
+	case reload.OutcomeUnchanged:
+		return api.ResultUnchanged
+	case reload.OutcomeRefused:
+		return api.ResultRefused
+	case reload.OutcomeRolledBack, reload.OutcomeRecovered:
+		return api.ResultRolledBack
+	case reload.OutcomeRunning:
+		return ""
+	}
+	return api.ResultFailed
+}
+
+// Confirm implements api.Reloader: `haguard confirm ID` by the API.
+func (a apiAdapter) Confirm(ctx context.Context, id string) (api.Outcome, error) {
+	e, err := a.p().rel.Confirm(ctx, id, apiWho)
+	switch {
+	case errors.Is(err, reload.ErrNothingPending):
+		return api.Outcome{}, fmt.Errorf("%w: %w", api.ErrNotPending, err)
+	case errors.Is(err, reload.ErrLocked):
+		return api.Outcome{}, &api.BusyError{Running: err.Error()}
+	case err != nil:
+		return api.Outcome{}, err
+	}
+	a.after()
+	return api.Outcome{ID: e.ID, Result: api.ResultOK, Body: e}, nil
 }
 
 // RunningSHA256 implements api.ConfigHasher: reload's identity of the
@@ -278,6 +333,10 @@ func (a apiAdapter) Probe(ctx context.Context, req api.ProbeRequest) (api.ProbeR
 			pick = append(pick, targets[i])
 		}
 		targets = pick
+	}
+	if n := req.Count * len(targets); n > api.MaxProbeConnections {
+		return api.ProbeReport{}, &api.ValidationError{Field: "count", Reason: fmt.Sprintf(
+			"%d targets × %d attempts is %d connections; at most %d in one request (name fewer targets)", len(targets), req.Count, n, api.MaxProbeConnections)}
 	}
 	opts := p.host.ProbeOptions()
 	opts.Logger = a.log

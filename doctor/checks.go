@@ -130,7 +130,7 @@ func versionChecks(ctx context.Context, h *host.Host, u *systemd.Unit) []Check {
 // tokenCheck judges the API token file by the rules `haguard serve` uses.
 func tokenCheck(path string) Check {
 	c := Check{Name: "token_file"}
-	_, err := api.LoadToken(path)
+	_, err := api.LoadTokens(path)
 	var te *api.TokenFileError
 	switch {
 	case err == nil:

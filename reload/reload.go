@@ -94,6 +94,17 @@ type Options struct {
 	// Untrusted: the candidate comes from an API client: the candidate
 	// policy always applies and haproxy -c runs confined.
 	Untrusted bool
+	// IfMatch, when set, is the identity (Manifest.Identity, the API's
+	// If-Match tag) the installed config set must still have once the
+	// lock is held; otherwise the run ends refused with a *StaleError and
+	// touches nothing. Compared under the lock, so a run that committed
+	// meanwhile (another daemon job, or `haguard reload` on the command
+	// line) cannot be overwritten by a client that never saw it.
+	IfMatch string
+	// ID, when set, is the transaction's id instead of a new one: the
+	// API's job id, so that the job's Location names its history entry.
+	// It must be unique and path-safe (the API makes it like newID).
+	ID string
 	// ConfirmWithin > 0 commits provisionally: without `haguard
 	// confirm` within it, a watcher rolls the reload back (confirm.go).
 	ConfirmWithin time.Duration
@@ -216,6 +227,9 @@ func (r *Reloader) Run(ctx context.Context, opt Options) (Result, error) {
 	// The id is taken under the lock, so ids sort in the order the
 	// transactions ran (a waiter's id is later than the holder's).
 	t.res.ID = newID(r.now())
+	if opt.ID != "" {
+		t.res.ID = opt.ID
+	}
 	t.prog.setID(t.res.ID)
 	r.removeStaleTemps()
 	err = t.run(ctx)

@@ -94,6 +94,9 @@ func (t *txn) run(ctx context.Context) error {
 		return err
 	}
 	t.closeStaleEntries()
+	if err := t.precondition(); err != nil {
+		return fmt.Errorf("%w: %w", ErrRefused, err)
+	}
 	if err := t.checkPending(); err != nil {
 		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
@@ -226,4 +229,31 @@ func (t *txn) logOutcome(rec AuditRecord) {
 	default:
 		t.log.Warn("reload transaction", attrs...)
 	}
+}
+
+// StaleError is an If-Match that no longer names the installed config
+// set (Options.IfMatch): someone changed it since the client looked.
+type StaleError struct {
+	Want, Have string
+}
+
+func (e *StaleError) Error() string {
+	return fmt.Sprintf("if-match %s is stale: the running config is %s (changed since the request was made)", e.Want, e.Have)
+}
+
+// precondition compares Options.IfMatch with the installed set's identity.
+// It runs under the lock, after a dead run's journal was recovered, so
+// what it compares is what this run would replace.
+func (t *txn) precondition() error {
+	if t.opt.IfMatch == "" {
+		return nil
+	}
+	have, err := t.Identity()
+	if err != nil {
+		return fmt.Errorf("if-match: identity of the installed config: %w", err)
+	}
+	if have != t.opt.IfMatch {
+		return &StaleError{Want: t.opt.IfMatch, Have: have}
+	}
+	return nil
 }
