@@ -97,9 +97,10 @@ type genKey struct {
 
 type genState struct {
 	esc Escalation
-	// seen are the sessions of the report step, by "pid/id": their
-	// calls then.
-	seen map[string]string
+	// seen are the sessions of the report step, by "pid/id", and when
+	// it looked.
+	seen   map[string]Session
+	seenAt time.Time
 }
 
 // NewEscalator returns an Escalator over the master CLI. record, if set,
@@ -229,27 +230,30 @@ func (e *Escalator) report(ctx context.Context, p procs.Process, st *genState, s
 		return err
 	}
 	if st.seen == nil {
-		st.seen = map[string]string{}
+		st.seen = map[string]Session{}
 	}
+	st.seenAt = e.now()
 	for _, s := range ss {
-		st.seen[strconv.Itoa(int(p.PID))+"/"+s.ID] = s.Calls
+		st.seen[strconv.Itoa(int(p.PID))+"/"+s.ID] = s
 		step.Holders = append(step.Holders, s.Holder())
 	}
 	return nil
 }
 
 // closeIdle closes the sessions that have not moved since the report
-// step (same stream, same count of wake-ups). A session that moved is
+// step: the same stream, the same wake-ups, and no read on either side
+// (its read deadlines were not pushed back). A session that moved is
 // left to the signals.
 func (e *Escalator) closeIdle(ctx context.Context, p procs.Process, st *genState, step *Step) error {
 	ss, err := e.showSess(ctx, p.PID)
 	if err != nil {
 		return err
 	}
+	now := e.now()
 	var errs []string
 	for _, s := range ss {
-		calls, ok := st.seen[strconv.Itoa(int(p.PID))+"/"+s.ID]
-		if !ok || calls != s.Calls {
+		prev, ok := st.seen[strconv.Itoa(int(p.PID))+"/"+s.ID]
+		if !ok || !s.idleSince(prev, st.seenAt, now) {
 			continue
 		}
 		out, err := e.master.Command(ctx, "@!"+strconv.Itoa(int(p.PID))+" shutdown session "+s.ID)

@@ -3,6 +3,7 @@ package generations
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -63,9 +64,10 @@ func TestParseShowSess(t *testing.T) {
 }
 
 type fakeCLI struct {
-	mu   sync.Mutex
-	cmds []string
-	out  string
+	mu    sync.Mutex
+	cmds  []string
+	out   string
+	looks int
 }
 
 func (f *fakeCLI) Command(_ context.Context, cmd string) (string, error) {
@@ -73,7 +75,10 @@ func (f *fakeCLI) Command(_ context.Context, cmd string) (string, error) {
 	defer f.mu.Unlock()
 	f.cmds = append(f.cmds, cmd)
 	if strings.HasSuffix(cmd, "show sess") {
-		return f.out, nil
+		// A minute passes between looks (the grace), and the session
+		// stays idle: its read deadline counts down.
+		f.looks++
+		return strings.ReplaceAll(f.out, "rx=59m51s", "rx="+strconv.Itoa(60-f.looks)+"m51s"), nil
 	}
 	return "", nil
 }
@@ -126,5 +131,27 @@ func TestEscalateStepsOldestOnlyAfterGrace(t *testing.T) {
 		if !strings.HasPrefix(c, "@!10 ") {
 			t.Fatalf("a command went to another process than the oldest generation's: %q", c)
 		}
+	}
+}
+
+// Measured on haproxy 2.6: in TCP mode a busy session keeps calls=3 (the
+// stream is not woken to forward), but its read deadline keeps being
+// pushed back; an idle one's counts down.
+func TestIdleByReadDeadline(t *testing.T) {
+	line := func(rx string) Session {
+		return ParseShowSess("0x1: proto=tcpv4 src=127.0.0.1:1 fe=f be=b srv=s calls=3 rq[f=848000h,i=0,an=00h,rx=" + rx + ",wx=,ax=] rp[f=80048000h,i=0,an=00h,rx=" + rx + ",wx=,ax=] exp=\n")[0]
+	}
+	a, b := t0, t0.Add(2*time.Second)
+	if s := line("59m40s"); s.ReqRead != 59*time.Minute+40*time.Second {
+		t.Fatalf("rx parsed as %v", s.ReqRead)
+	}
+	if !line("59m38s").idleSince(line("59m40s"), a, b) {
+		t.Error("a session whose deadline did not move is not idle")
+	}
+	if line("59m59s").idleSince(line("59m59s"), a, b) {
+		t.Error("a session whose deadline moved 2s later is idle")
+	}
+	if parseHumanTime("1d2h3m4s") != 26*time.Hour+3*time.Minute+4*time.Second || parseHumanTime("") != -1 || parseHumanTime("<PAST>") != -1 {
+		t.Error("parseHumanTime")
 	}
 }
