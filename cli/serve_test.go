@@ -156,6 +156,7 @@ func newServeBoxYAML(t testing.TB, edit func(yaml string) string, listen string,
 state_dir: %q
 reload:
   settle_timeout: 10s
+  min_interval: 0s
 sweep:
   interval: 10s
 probe:
