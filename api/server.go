@@ -57,6 +57,11 @@ type Options struct {
 	IdleTimeout  time.Duration
 	// QueueDepth is how many distinct transactions may wait.
 	QueueDepth int
+	// MergeReloads, when it returns true (reload.min_interval is set),
+	// lets a reload request without If-Match join the last waiting
+	// reload without If-Match, whose candidate it replaces: inside the
+	// interval, a storm of reloads runs as one (docs/reload.md).
+	MergeReloads func() bool
 	// Version is reported by /v1/status.
 	Version string
 }
@@ -115,6 +120,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.queue = newQueue(opts.Reloader, opts.Hasher, opts.Metrics, opts.Logger, opts.QueueDepth, jobsKept)
+	s.queue.merge = opts.MergeReloads
 	s.echo = s.routes()
 	return s, nil
 }

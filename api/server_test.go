@@ -478,3 +478,38 @@ func waitDone(t *testing.T, e *env, id string) JobView {
 	t.Fatalf("reload %s did not finish", id)
 	return JobView{}
 }
+
+// With MergeReloads (reload.min_interval set), reloads with distinct
+// candidates and no If-Match that arrive while one runs join the waiting
+// one, which runs the newest candidate; every answer names the job it
+// joined. One with If-Match, or a rollback, queues on its own.
+func TestMergeReloadsWhileOneRuns(t *testing.T) {
+	gate := make(chan struct{})
+	started := make(chan string, 8)
+	e := newEnv(t, func(o *Options) { o.MergeReloads = func() bool { return true } })
+	e.rel.gate, e.rel.started = gate, started
+	first := postReload(t, e, "a", nil)
+	<-started
+	var joined []JobView
+	for _, c := range []string{"b", "c", "d", "e"} {
+		joined = append(joined, postReload(t, e, c, nil))
+	}
+	waiting := joined[0]
+	for _, j := range joined[1:] {
+		if j.ID != waiting.ID || !j.Joined {
+			t.Fatalf("request joined %+v, want the waiting reload %s", j, waiting.ID)
+		}
+	}
+	if waiting.ID == first.ID || waiting.Joined {
+		t.Fatalf("the first waiting request %+v", waiting)
+	}
+	close(gate)
+	if j := waitDone(t, e, waiting.ID); j.Result != ResultOK || j.Merged != 3 {
+		t.Fatalf("merged reload: %+v", j)
+	}
+	e.rel.mu.Lock()
+	defer e.rel.mu.Unlock()
+	if len(e.rel.calls) != 2 || string(e.rel.calls[1].Candidate) != "e" {
+		t.Fatalf("transactions %d, second candidate %q; want 2, the newest (e)", len(e.rel.calls), e.rel.calls[len(e.rel.calls)-1].Candidate)
+	}
+}

@@ -87,7 +87,8 @@ func New(ctx context.Context, cfg config.Config, o Options) (*Daemon, error) {
 		Checker: ad, Reloader: ad, Hasher: ad, Ghosts: d.sweeps, Prober: ad, Status: ad,
 		MaxBodyBytes: cfg.API.MaxBodyBytes, ReadTimeout: cfg.API.ReadTimeout.D(),
 		WriteTimeout: cfg.API.WriteTimeout.D(), IdleTimeout: cfg.API.IdleTimeout.D(),
-		Version: o.Version,
+		Version:      o.Version,
+		MergeReloads: func() bool { return d.cur.Load().cfg().Reload.MinInterval > 0 },
 	})
 	if err != nil {
 		return nil, err
