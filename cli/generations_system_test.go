@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/haguard/haguard/agent/generations"
 	"github.com/haguard/haguard/agent/master"
 	"github.com/haguard/haguard/internal/metricstest"
+	"github.com/haguard/haguard/internal/testbed"
 )
 
 // genBox is haguard serve in the box with a generations block, and the
@@ -272,6 +274,21 @@ func TestGenerationsReportOnlyWhenNotEnforced(t *testing.T) {
 	}
 	if s := b.steps(t); len(s) != 0 {
 		t.Errorf("steps taken with enforcement off: %+v", s)
+	}
+	// haguard status says the same.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, errOut, _ := b.s.Run(ctx, testbed.BuildHaguard(t), "--config-file", filepath.Join(b.s.Dir(), "haguard.yaml"), "status", "--format", "json")
+	var st struct {
+		Generations *generations.Report `json:"generations"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil || st.Generations == nil || st.Generations.Over != 1 ||
+		!slices.Equal(st.Generations.Generations[0].Over, []string{generations.OverCount}) {
+		t.Errorf("haguard status --format json: %v %+v\n%s\n%s", err, st.Generations, out, errOut)
+	}
+	human, _, _ := b.s.Run(ctx, testbed.BuildHaguard(t), "--config-file", filepath.Join(b.s.Dir(), "haguard.yaml"), "status")
+	if !strings.Contains(human, "1 of 3 draining generations over the generations limits (generations.enforce is off: reported only)") {
+		t.Errorf("haguard status does not report the generation over the limit:\n%s", human)
 	}
 	sp := b.showProc(t)
 	for _, pid := range []int32{old[0], old[1], old[2], cur} {

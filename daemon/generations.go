@@ -2,9 +2,7 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -31,19 +29,16 @@ type genGuard struct {
 	rss     generations.RSSFunc
 }
 
-// GenerationsLog is the escalation's audit log in the state dir.
-const GenerationsLog = "generations.log"
-
 func newGenGuard(h *host.Host, m *api.Metrics, log *slog.Logger) *genGuard {
 	cfg := h.Config()
 	g := &genGuard{cfg: cfg.Generations, limits: generations.LimitsFrom(cfg.Generations), metrics: m,
 		log: log.With("loop", "generations"), rss: generations.ReadRSS}
 	if cfg.Generations.Enforce {
 		if mc := h.Master(); mc != nil {
-			auditPath := filepath.Join(cfg.StateDir, GenerationsLog)
+			auditPath := filepath.Join(cfg.StateDir, generations.LogFile)
 			g.esc = generations.NewEscalator(mc, generations.GraceFrom(cfg.Generations), g.log, func(s generations.Step) {
 				m.ObserveEscalation(s.Step)
-				if err := appendJSONLine(auditPath, s); err != nil {
+				if err := generations.AppendLog(auditPath, s); err != nil {
 					g.log.Error("escalation step not audited", "err", err)
 				}
 			})
@@ -83,23 +78,4 @@ func (g *genGuard) observe(res sweep.Result) generations.Report {
 		}
 	}
 	return rep
-}
-
-func appendJSONLine(path string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
