@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -511,5 +512,37 @@ func TestMergeReloadsWhileOneRuns(t *testing.T) {
 	defer e.rel.mu.Unlock()
 	if len(e.rel.calls) != 2 || string(e.rel.calls[1].Candidate) != "e" {
 		t.Fatalf("transactions %d, second candidate %q; want 2, the newest (e)", len(e.rel.calls), e.rel.calls[len(e.rel.calls)-1].Candidate)
+	}
+}
+
+// A request with If-Match never joins another candidate's waiting job
+// (its precondition is about what runs), nor does a rollback; without
+// MergeReloads distinct candidates queue one job each.
+func TestMergeReloadsKeepsIfMatchAndRollbacksApart(t *testing.T) {
+	for _, merge := range []bool{true, false} {
+		t.Run(fmt.Sprint("merge ", merge), func(t *testing.T) {
+			gate := make(chan struct{})
+			started := make(chan string, 8)
+			e := newEnv(t, func(o *Options) { o.MergeReloads = func() bool { return merge } })
+			e.rel.gate, e.rel.started = gate, started
+			postReload(t, e, "a", nil)
+			<-started
+			b := postReload(t, e, "b", nil)
+			c := postReload(t, e, "c", map[string]string{"If-Match": strings.Repeat("a", 64)})
+			d := postReload(t, e, "d", nil)
+			f := postReload(t, e, "f", nil)
+			if c.ID == b.ID || c.Joined {
+				t.Errorf("a request with If-Match joined %+v", c)
+			}
+			// d may not join b past c (the order of the queue holds),
+			// nor the If-Match job c.
+			if d.ID == b.ID || d.ID == c.ID || d.Joined {
+				t.Errorf("d joined %+v (b %s, c %s)", d, b.ID, c.ID)
+			}
+			if merge != (f.ID == d.ID && f.Joined) {
+				t.Errorf("merge %v: f %+v, d %s", merge, f, d.ID)
+			}
+			close(gate)
+		})
 	}
 }
