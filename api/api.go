@@ -136,6 +136,19 @@ type SweepReport struct {
 	Counts map[string]int `json:"counts"`
 	// Processes is the process list, served as-is.
 	Processes any `json:"processes"`
+	// Generations is the assessment of the worker generations against
+	// haguard.yaml's limits, with any escalation (agent/generations'
+	// Report), served as-is; nil when the daemon made none.
+	Generations any `json:"generations,omitempty"`
+}
+
+// GenerationsSample is what the metrics show of one assessment of the
+// worker generations (docs/generations.md).
+type GenerationsSample struct {
+	Current, Draining, OverLimit int
+	// OldestAge and OldestRSS are the oldest draining generation's age
+	// in seconds and RSS in bytes (0 when none drains).
+	OldestAge, OldestRSS float64
 }
 
 // ProbeRequest selects what POST /v1/probes runs. Targets are addresses

@@ -16,6 +16,8 @@ var (
 	severities     = []string{"error", "warning", "info"}
 	reloadResults  = []string{ResultOK, ResultUnchanged, ResultRolledBack, ResultRefused, ResultFailed}
 	probeResults   = []string{"ok", "failed"}
+	genStates      = []string{"current", "draining"}
+	escalSteps     = []string{"report", "shutdown-sessions", "soft-stop", "terminate"}
 	reloadBuckets  = []float64{0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120}
 )
 
@@ -38,6 +40,12 @@ type Metrics struct {
 	configSHA string
 	// unit, when set, labels every series but the process-wide ones.
 	unit string
+	// The worker generations (docs/generations.md).
+	generations map[string]float64 // by state
+	genOver     float64
+	oldestAge   float64
+	oldestRSS   float64
+	escalations map[string]float64 // by step
 }
 
 // NewMetrics creates the metrics, every label value of a fixed set at 0.
@@ -48,6 +56,9 @@ func NewMetrics() *Metrics {
 		reloadDur: histogram{bounds: reloadBuckets, counts: make([]uint64, len(reloadBuckets))},
 		probes:    zeroes(probeResults),
 		findings:  zeroes(severities),
+
+		generations: zeroes(genStates),
+		escalations: zeroes(escalSteps),
 	}
 	return m
 }
@@ -73,6 +84,24 @@ func (m *Metrics) ObserveSweep(r SweepReport) {
 	if !r.At.IsZero() {
 		m.lastSweep = float64(r.At.UnixNano()) / 1e9
 	}
+}
+
+// ObserveGenerations records one assessment of the worker generations.
+func (m *Metrics) ObserveGenerations(s GenerationsSample) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.generations["current"] = float64(s.Current)
+	m.generations["draining"] = float64(s.Draining)
+	m.genOver = float64(s.OverLimit)
+	m.oldestAge, m.oldestRSS = s.OldestAge, s.OldestRSS
+}
+
+// ObserveEscalation counts one escalation step taken on an old
+// generation (report, shutdown-sessions, soft-stop, terminate).
+func (m *Metrics) ObserveEscalation(step string) {
+	m.mu.Lock()
+	m.escalations[step]++
+	m.mu.Unlock()
 }
 
 // ObserveReload records one finished transaction: its result, its
@@ -174,6 +203,11 @@ func (m *Metrics) families() []family {
 		labelled("haguard_probe_attempts_total", "counter", "Probe attempts by result (ok, failed).", "result", m.probes),
 		labelled("haguard_findings", "gauge", "Findings by severity of the running config's check.", "severity", m.findings),
 		single("haguard_last_sweep_timestamp_seconds", "gauge", "Unix time of the last completed ghost sweep.", m.lastSweep),
+		labelled("haguard_generations", "gauge", "haproxy worker generations in the last sweep by state (current, draining).", "state", m.generations),
+		single("haguard_generations_over_limit", "gauge", "Draining generations over a limit of haguard.yaml's generations block in the last sweep.", m.genOver),
+		single("haguard_oldest_draining_generation_age_seconds", "gauge", "Age of the oldest draining generation (0 when none drains).", m.oldestAge),
+		single("haguard_oldest_draining_generation_rss_bytes", "gauge", "Resident memory of the oldest draining generation's workers (0 when none drains).", m.oldestRSS),
+		labelled("haguard_generation_escalations_total", "counter", "Escalation steps taken on old generations over a limit, by step (report, shutdown-sessions, soft-stop, terminate).", "step", m.escalations),
 	}
 	info := family{name: "haguard_config_info", typ: "gauge", help: "Always 1; the label is the sha256 of the running haproxy config."}
 	if m.configSHA != "" {

@@ -137,3 +137,48 @@ func TestParseStat(t *testing.T) {
 		t.Fatal("a short line parsed")
 	}
 }
+
+// The generation metrics have their series at 0 from the start (an alert
+// sees a 0, not a missing series) and follow each assessment.
+func TestGenerationMetrics(t *testing.T) {
+	m := NewMetrics()
+	fams := metricstest.Gather(t, m)
+	for _, st := range genStates {
+		if v := metricstest.Value(fams, "haguard_generations", "state", st); v != 0 {
+			t.Errorf("haguard_generations{state=%q} = %v at start", st, v)
+		}
+	}
+	for _, st := range escalSteps {
+		if v := metricstest.Value(fams, "haguard_generation_escalations_total", "step", st); v != 0 {
+			t.Errorf("haguard_generation_escalations_total{step=%q} = %v at start", st, v)
+		}
+	}
+	m.ObserveGenerations(GenerationsSample{Current: 1, Draining: 3, OverLimit: 1, OldestAge: 7200, OldestRSS: 64 << 20})
+	m.ObserveEscalation("report")
+	m.ObserveEscalation("soft-stop")
+	m.ObserveEscalation("soft-stop")
+	fams = metricstest.Gather(t, m)
+	for _, c := range []struct {
+		name, label, value string
+		want               float64
+	}{
+		{"haguard_generations", "state", "draining", 3},
+		{"haguard_generations", "state", "current", 1},
+		{"haguard_generation_escalations_total", "step", "soft-stop", 2},
+		{"haguard_generation_escalations_total", "step", "terminate", 0},
+	} {
+		if v := metricstest.Value(fams, c.name, c.label, c.value); v != c.want {
+			t.Errorf("%s{%s=%q} = %v, want %v", c.name, c.label, c.value, v, c.want)
+		}
+	}
+	for name, want := range map[string]float64{
+		"haguard_generations_over_limit":                 1,
+		"haguard_oldest_draining_generation_age_seconds": 7200,
+		"haguard_oldest_draining_generation_rss_bytes":   64 << 20,
+	} {
+		f := fams[name]
+		if f == nil || len(f.GetMetric()) != 1 || f.GetMetric()[0].GetGauge().GetValue() != want {
+			t.Errorf("%s = %v, want %v", name, f, want)
+		}
+	}
+}

@@ -40,6 +40,7 @@ type job struct {
 
 	state      string
 	coalesced  int
+	merged     int
 	submitted  time.Time
 	started    time.Time
 	finished   time.Time
@@ -52,10 +53,16 @@ type job struct {
 
 // JobView is the JSON form of a queued, running or finished transaction.
 type JobView struct {
-	ID          string     `json:"id"`
-	Kind        string     `json:"kind"`
-	State       string     `json:"state"`
-	Coalesced   int        `json:"coalesced"`
+	ID        string `json:"id"`
+	Kind      string `json:"kind"`
+	State     string `json:"state"`
+	Coalesced int    `json:"coalesced"`
+	// Merged counts the requests with another candidate that joined
+	// this reload while it waited (reload.min_interval): it runs the
+	// newest of them. Joined, in the answer to a request, says that the
+	// request joined this waiting reload rather than queued its own.
+	Merged      int        `json:"merged"`
+	Joined      bool       `json:"joined,omitempty"`
 	SubmittedAt time.Time  `json:"submitted_at"`
 	StartedAt   *time.Time `json:"started_at,omitempty"`
 	FinishedAt  *time.Time `json:"finished_at,omitempty"`
@@ -70,7 +77,7 @@ func (j *job) view() JobView {
 	if j.loaded != nil {
 		return *j.loaded
 	}
-	v := JobView{ID: j.id, Kind: j.kind, State: j.state, Coalesced: j.coalesced,
+	v := JobView{ID: j.id, Kind: j.kind, State: j.state, Coalesced: j.coalesced, Merged: j.merged,
 		SubmittedAt: j.submitted, Error: j.errMessage}
 	if !j.started.IsZero() {
 		t := j.started
@@ -98,6 +105,9 @@ type queue struct {
 	maxPending int
 	keep       int
 	ledger     ledger
+	// merge, when set and true, lets a reload without If-Match replace
+	// the candidate of the last waiting one without If-Match.
+	merge func() bool
 
 	mu       sync.Mutex
 	running  *job
@@ -174,7 +184,20 @@ func (q *queue) submit(s submission) (JobView, bool, error) {
 	for _, p := range q.pending {
 		if p.key == key {
 			p.coalesced++
-			return p.view(), true, nil
+			v := p.view()
+			v.Joined = true
+			return v, true, nil
+		}
+	}
+	if n := len(q.pending); n > 0 && q.merge != nil && s.kind == kindReload && s.ifMatch == "" && q.merge() {
+		// A newer full candidate supersedes the waiting one: installed
+		// one after the other, the first would run only until the next.
+		if p := q.pending[n-1]; p.kind == kindReload && p.ifMatch == "" {
+			p.key, p.candidate, p.files = key, s.candidate, s.files
+			p.merged++
+			v := p.view()
+			v.Joined = true
+			return v, true, nil
 		}
 	}
 	if len(q.pending) >= q.maxPending {

@@ -70,6 +70,11 @@ type Options struct {
 	// MaxChecks is how many POST /v1/check run at once (DefaultMaxChecks);
 	// more get 429.
 	MaxChecks int
+	// MergeReloads, when it returns true (reload.min_interval is set),
+	// lets a reload request without If-Match join the last waiting
+	// reload without If-Match, whose candidate it replaces: inside the
+	// interval, a storm of reloads runs as one (docs/reload.md).
+	MergeReloads func() bool
 	// Version is reported by /v1/status.
 	Version string
 	// JobDir keeps one small file per job (the job ledger), so that a
@@ -143,6 +148,7 @@ func New(opts Options) (*Server, error) {
 		}
 		s.units = append(s.units, &unit{UnitBackend: b,
 			queue: newQueue(b.Reloader, b.Hasher, b.Metrics, log, opts.QueueDepth, jobsKept, ledger{dir: b.JobDir, log: log})})
+		s.units[len(s.units)-1].queue.merge = opts.MergeReloads
 	}
 	s.echo = s.routes()
 	return s, nil

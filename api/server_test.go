@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -494,4 +495,71 @@ func waitAt(t *testing.T, e *env, loc string) JobView {
 	}
 	t.Fatalf("job %s did not finish", loc)
 	return JobView{}
+}
+
+// With MergeReloads (reload.min_interval set), reloads with distinct
+// candidates and no If-Match that arrive while one runs join the waiting
+// one, which runs the newest candidate; every answer names the job it
+// joined. One with If-Match, or a rollback, queues on its own.
+func TestMergeReloadsWhileOneRuns(t *testing.T) {
+	gate := make(chan struct{})
+	started := make(chan string, 8)
+	e := newEnv(t, func(o *Options) { o.MergeReloads = func() bool { return true } })
+	e.rel.gate, e.rel.started = gate, started
+	first := postReload(t, e, "a", nil)
+	<-started
+	var joined []JobView
+	for _, c := range []string{"b", "c", "d", "e"} {
+		joined = append(joined, postReload(t, e, c, nil))
+	}
+	waiting := joined[0]
+	for _, j := range joined[1:] {
+		if j.ID != waiting.ID || !j.Joined {
+			t.Fatalf("request joined %+v, want the waiting reload %s", j, waiting.ID)
+		}
+	}
+	if waiting.ID == first.ID || waiting.Joined {
+		t.Fatalf("the first waiting request %+v", waiting)
+	}
+	close(gate)
+	if j := waitDone(t, e, waiting.ID); j.Result != ResultOK || j.Merged != 3 {
+		t.Fatalf("merged reload: %+v", j)
+	}
+	e.rel.mu.Lock()
+	defer e.rel.mu.Unlock()
+	if len(e.rel.calls) != 2 || string(e.rel.calls[1].Candidate) != "e" {
+		t.Fatalf("transactions %d, second candidate %q; want 2, the newest (e)", len(e.rel.calls), e.rel.calls[len(e.rel.calls)-1].Candidate)
+	}
+}
+
+// A request with If-Match never joins another candidate's waiting job
+// (its precondition is about what runs), nor does a rollback; without
+// MergeReloads distinct candidates queue one job each.
+func TestMergeReloadsKeepsIfMatchAndRollbacksApart(t *testing.T) {
+	for _, merge := range []bool{true, false} {
+		t.Run(fmt.Sprint("merge ", merge), func(t *testing.T) {
+			gate := make(chan struct{})
+			started := make(chan string, 8)
+			e := newEnv(t, func(o *Options) { o.MergeReloads = func() bool { return merge } })
+			e.rel.gate, e.rel.started = gate, started
+			postReload(t, e, "a", nil)
+			<-started
+			b := postReload(t, e, "b", nil)
+			c := postReload(t, e, "c", map[string]string{"If-Match": strings.Repeat("a", 64)})
+			d := postReload(t, e, "d", nil)
+			f := postReload(t, e, "f", nil)
+			if c.ID == b.ID || c.Joined {
+				t.Errorf("a request with If-Match joined %+v", c)
+			}
+			// d may not join b past c (the order of the queue holds),
+			// nor the If-Match job c.
+			if d.ID == b.ID || d.ID == c.ID || d.Joined {
+				t.Errorf("d joined %+v (b %s, c %s)", d, b.ID, c.ID)
+			}
+			if merge != (f.ID == d.ID && f.Joined) {
+				t.Errorf("merge %v: f %+v, d %s", merge, f, d.ID)
+			}
+			close(gate)
+		})
+	}
 }

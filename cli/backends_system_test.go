@@ -67,7 +67,7 @@ backend be
 			box.yaml = filepath.Join(box.s.Dir(), "haguard.yaml")
 			yaml := func(policy string) {
 				box.s.WriteFiles(t, map[string]string{box.yaml: fmt.Sprintf(
-					"state_dir: %q\nreload:\n  settle_timeout: 10s\n  backends: %s\nprobe:\n  count: 6\n  timeout: 2s\n", box.state, policy)})
+					"state_dir: %q\nreload:\n  settle_timeout: 10s\n  min_interval: 0s\n  backends: %s\nprobe:\n  count: 6\n  timeout: 2s\n", box.state, policy)})
 			}
 			yaml("previously-up")
 			dead := testbed.DeadAddr(t)

@@ -58,7 +58,7 @@ func TestSystemKernelFactsInHAProxysNamespace(t *testing.T) {
 
 	yaml := filepath.Join(s.Dir(), "haguard.yaml")
 	y := "haproxy:\n  configs: [" + strconv.Quote(s.HAProxyConfig()) + "]\nstate_dir: " + strconv.Quote(filepath.Join(s.Dir(), "state")) +
-		"\nfacts:\n  mode: live\npath:\n  middleboxes:\n    - name: fw\n      kind: generic\n      hop: server\n      idle_timeout: 1h\n"
+		"\nreload:\n  min_interval: 0s\nfacts:\n  mode: live\npath:\n  middleboxes:\n    - name: fw\n      kind: generic\n      hop: server\n      idle_timeout: 1h\n"
 	if err := os.WriteFile(yaml, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}

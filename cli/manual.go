@@ -71,6 +71,7 @@ var manuals = map[string]manual{
   haguard reload --dry-run --candidate /tmp/new.cfg
   haguard reload --candidate /tmp/new.cfg --confirm-within 5m   # then: haguard confirm
   haguard reload                       # the file on disk, edited in place
+  haguard reload --no-wait             # fail at once inside reload.min_interval
   haguard reload --unit 'haproxy@*.service' --candidate /tmp/new.cfg`,
 	},
 	"diff": {files: []string{"yaml", "state", "haproxy", "master"}, seeAlso: "haguard-reload(1), haguard-history(1), cli.md, reload.md"},
@@ -92,7 +93,7 @@ var manuals = map[string]manual{
 	"serve": {
 		exit:    "Exit codes:\n  0  stopped cleanly (SIGTERM, SIGINT)\n  2  usage error, unreadable haguard.yaml or token file, address in use\n  3  the daemon failed while running",
 		files:   []string{"yaml", "state", "token", "unit"},
-		seeAlso: "haguard-reload(1), systemctl(1), api.md, metrics.md, install.md",
+		seeAlso: "haguard-reload(1), systemctl(1), api.md, metrics.md, generations.md, install.md",
 		examples: `  systemctl enable --now haguard        # as the package installs it
   systemctl reload haguard              # re-read haguard.yaml and the token
   TOKEN=$(awk 'NF==1 || $1=="write" {print $NF; exit}' /etc/haguard/token)

@@ -77,7 +77,7 @@ func (b *ghostBox) haguardReload(t *testing.T, candidate string) (reload.Result,
 	t.Helper()
 	yaml := filepath.Join(b.s.Dir(), "haguard.yaml")
 	y := "haproxy:\n  configs: [" + strconv.Quote(b.s.HAProxyConfig()) + "]\nstate_dir: " + strconv.Quote(filepath.Join(b.s.Dir(), "state")) +
-		"\nreload:\n  settle_timeout: 10s\nprobe:\n  count: 10\n  timeout: 2s\n  targets:\n    - address: " + strconv.Quote(b.listen) +
+		"\nreload:\n  settle_timeout: 10s\n  min_interval: 0s\nprobe:\n  count: 10\n  timeout: 2s\n  targets:\n    - address: " + strconv.Quote(b.listen) +
 		"\n      kind: tcp\n      expect: \"hello\"\n"
 	if err := os.WriteFile(yaml, []byte(y), 0o644); err != nil {
 		t.Fatal(err)

@@ -63,8 +63,11 @@ func (a *app) progress(several bool) (func(reload.Event), *liveView) {
 		return v.event, v
 	}
 	return func(e reload.Event) {
-		if e.Type == reload.EventLockWait {
+		switch {
+		case e.Type == reload.EventLockWait:
 			fmt.Fprintf(a.stderr, "haguard: waiting for the lock held by %s\n", e.Detail)
+		case e.Type == reload.EventWait && strings.HasPrefix(e.Detail, "reload.min_interval"):
+			fmt.Fprintf(a.stderr, "haguard: %s (--no-wait fails fast instead)\n", e.Detail)
 		}
 	}, nil
 }

@@ -26,6 +26,7 @@ type reloadOpts struct {
 	forget     bool
 	reason     string
 	confirm    time.Duration
+	noWait     bool
 	unit       unitFlags
 }
 
@@ -56,6 +57,11 @@ keeps probing and reading backend health, and rolls back by itself when
 'haguard confirm' does not come within D, or at once when probes fail or a
 backend loses its UP servers. Other reloads are refused meanwhile.
 
+Reloads are kept reload.min_interval apart (default 5s, the Data Plane
+API's reload_delay): a reload sooner after the last one waits it out and
+says so, or with --no-wait fails at once (exit 1). A reload while haproxy
+still loads the previous one (the unit is "reloading") is refused.
+
 Without --candidate it reloads the file on disk in place. A config that
 already runs is "unchanged": nothing is reloaded, sweep and probe still run
 (--force reloads anyway).
@@ -75,6 +81,7 @@ takes the reload signal): the host needs a human.`,
 	f.StringSliceVar(&o.skipLint, "skip-lint", nil, "silence these rules for this run (an emergency; recorded in the audit log)")
 	f.StringVar(&o.reason, "reason", "", "why, for the history and audit log")
 	f.DurationVar(&o.confirm, "confirm-within", 0, "commit provisionally: roll back by itself unless 'haguard confirm' comes within this time (e.g. 5m), or earlier if probes or backends degrade meanwhile")
+	f.BoolVar(&o.noWait, "no-wait", false, "inside reload.min_interval of the last reload, fail at once (exit 1) instead of waiting it out")
 	f.BoolVar(&o.forget, "forget-interrupted", false, "drop the journal of a reload that died, instead of completing its rollback (when that rollback keeps failing)")
 	addUnitFlags(cmd, &o.unit)
 	cmd.RunE = a.execConfig(func(ctx context.Context, cfg config.Config) (int, error) {
@@ -103,7 +110,7 @@ takes the reload signal): the host needs a human.`,
 			progress, live := a.progress(o.unit.several())
 			res, err := r.Run(ctx, reload.Options{Candidate: o.candidate, DryRun: o.dryRun,
 				KillGhosts: cfg.Reload.KillGhosts, Force: o.force, ForgetInterrupted: o.forget, Reason: o.reason, Who: who(),
-				Strict: o.strict, SkipLint: o.skipLint, ConfirmWithin: o.confirm, Progress: progress})
+				Strict: o.strict, SkipLint: o.skipLint, ConfirmWithin: o.confirm, NoWait: o.noWait, Progress: progress})
 			return reloadResult(res, err, live)
 		})
 	})

@@ -136,6 +136,13 @@ type serveBox struct {
 // unix:/path the test's client dials the socket through the box's root.
 func newServeBox(t testing.TB, listen string, dropIn ...string) *serveBox {
 	t.Helper()
+	return newServeBoxYAML(t, nil, listen, dropIn...)
+}
+
+// newServeBoxYAML is newServeBox with haguard.yaml passed through edit
+// first (nil: as is).
+func newServeBoxYAML(t testing.TB, edit func(yaml string) string, listen string, dropIn ...string) *serveBox {
+	t.Helper()
 	testbed.Require(t, testbed.TierSystem)
 	b := &serveBox{s: testbed.Boot(t), client: &http.Client{Timeout: 2 * time.Minute}}
 	bin := testbed.BuildHaguard(t)
@@ -157,11 +164,12 @@ func newServeBox(t testing.TB, listen string, dropIn ...string) *serveBox {
 	tokenFile := filepath.Join(b.s.Dir(), "token")
 	writeFile(t, tokenFile, b.token+"\n", 0o600)
 	yaml := filepath.Join(b.s.Dir(), "haguard.yaml")
-	writeFile(t, yaml, fmt.Sprintf(`haproxy:
+	yamlText := fmt.Sprintf(`haproxy:
   configs: [%q]
 state_dir: %q
 reload:
   settle_timeout: 10s
+  min_interval: 0s
 sweep:
   interval: 10s
 probe:
@@ -174,7 +182,11 @@ probe:
 api:
   listen: %q
   token_file: %q
-`, b.s.HAProxyConfig(), b.state, b.listen, yamlListen, tokenFile), 0o644)
+`, b.s.HAProxyConfig(), b.state, b.listen, yamlListen, tokenFile)
+	if edit != nil {
+		yamlText = edit(yamlText)
+	}
+	writeFile(t, yaml, yamlText, 0o644)
 
 	unit, err := os.ReadFile("../deploy/haguard.service")
 	if err != nil {

@@ -82,7 +82,7 @@ func newSetBox(t *testing.T) *setBox {
 // runs) unless extra adds one.
 func (b *setBox) writeYAML(t *testing.T, extra string) {
 	t.Helper()
-	y := "state_dir: " + strconv.Quote(b.state) + "\nreload:\n  settle_timeout: 10s\nprobe:\n  count: 6\n  timeout: 2s\n" + extra
+	y := "state_dir: " + strconv.Quote(b.state) + "\nreload:\n  settle_timeout: 10s\n  min_interval: 0s\nprobe:\n  count: 6\n  timeout: 2s\n" + extra
 	if err := os.WriteFile(b.yaml, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}

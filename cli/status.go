@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/haguard/haguard/agent/generations"
 	"github.com/haguard/haguard/agent/probe"
 	"github.com/haguard/haguard/agent/procs"
 	"github.com/haguard/haguard/config"
@@ -79,6 +81,11 @@ func (a *app) statusOf(ctx context.Context, cfg config.Config) unitResult {
 		st.Errors = append(st.Errors, fmt.Sprintf("sweep: %v", err))
 	} else {
 		st.Sweep = &rep.Counts
+		g := generations.Assess(rep, generations.ReadRSS, time.Now(), generations.LimitsFrom(cfg.Generations), cfg.Generations.Enforce)
+		if steps, err := generations.ReadLog(filepath.Join(cfg.StateDir, generations.LogFile)); err == nil {
+			generations.Annotate(&g, steps)
+		}
+		st.Generations = &g
 		for _, p := range rep.Processes {
 			if p.Class == procs.Ghost || p.Class == procs.Divergent || p.Class == procs.Conflict {
 				st.Bad = append(st.Bad, fmt.Sprintf("pid %d %s: %s", p.PID, p.Class, p.Reason))
@@ -114,6 +121,10 @@ type statusDoc struct {
 	// Bad names the ghost and divergent ones.
 	Sweep *procs.Counts `json:"sweep,omitempty"`
 	Bad   []string      `json:"bad_processes,omitempty"`
+	// Generations are the worker generations against haguard.yaml's
+	// generations limits, from the same sweep, with the latest
+	// escalation step `haguard serve` logged for each (docs/generations.md).
+	Generations *generations.Report `json:"generations,omitempty"`
 	// Backends is every server's health now (show stat), when there is a
 	// stats socket.
 	Backends *probe.Health `json:"backends,omitempty"`
@@ -164,6 +175,21 @@ func writeStatusHuman(w io.Writer, st statusDoc) {
 		fmt.Fprintln(w, line)
 		for _, b := range st.Bad {
 			fmt.Fprintf(w, "            %s\n", b)
+		}
+	}
+	if g := st.Generations; g != nil && g.Over > 0 {
+		mode := "generations.enforce is off: reported only"
+		if g.Enforce {
+			mode = "haguard serve escalates them"
+		}
+		fmt.Fprintf(w, "limits:     %d of %d draining generations over the generations limits (%s)\n", g.Over, g.Draining, mode)
+		for _, x := range g.Exceeded() {
+			line := fmt.Sprintf("            generation %d (pids %v): over %s, age %s, rss %d MiB", x.Generation, x.PIDs,
+				strings.Join(x.Over, "+"), time.Duration(x.AgeSeconds*float64(time.Second)).Round(time.Second), x.RSSBytes>>20)
+			if e := x.Escalation; e != nil {
+				line += fmt.Sprintf("; escalation: %s at %s", e.Step, e.At.UTC().Format("15:04:05Z"))
+			}
+			fmt.Fprintln(w, line)
 		}
 	}
 	if b := st.Backends; b != nil {

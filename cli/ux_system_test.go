@@ -64,7 +64,7 @@ func newUXBox(t *testing.T) *uxBox {
 	b.s.StartHAProxy(t, b.cfg)
 	b.state = filepath.Join(b.runDir, "state")
 	b.yaml = filepath.Join(b.runDir, "haguard.yaml")
-	y := "state_dir: " + strconv.Quote(b.state) + "\nreload:\n  settle_timeout: 10s\nprobe:\n  count: 4\n  timeout: 2s\n"
+	y := "state_dir: " + strconv.Quote(b.state) + "\nreload:\n  settle_timeout: 10s\n  min_interval: 0s\nprobe:\n  count: 4\n  timeout: 2s\n"
 	if err := os.WriteFile(b.yaml, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -32,12 +32,14 @@ type Config struct {
 	StateDir string `yaml:"state_dir"`
 	Reload   Reload `yaml:"reload"`
 	Sweep    Sweep  `yaml:"sweep"`
-	Probe    Probe  `yaml:"probe"`
-	Facts    Facts  `yaml:"facts"`
-	Path     Path   `yaml:"path"`
-	Lint     Lint   `yaml:"lint"`
-	API      API    `yaml:"api"`
-	Policy   Policy `yaml:"policy"`
+	// Generations bounds the old worker generations (generations.go).
+	Generations Generations `yaml:"generations"`
+	Probe       Probe       `yaml:"probe"`
+	Facts       Facts       `yaml:"facts"`
+	Path        Path        `yaml:"path"`
+	Lint        Lint        `yaml:"lint"`
+	API         API         `yaml:"api"`
+	Policy      Policy      `yaml:"policy"`
 
 	// File is the absolute path Load read ("" for the built-in
 	// defaults): what a helper process of haguard is given to read the
@@ -97,6 +99,11 @@ type Reload struct {
 	BackendWait Duration `yaml:"backend_wait"`
 	// ConfirmEvery is how often a --confirm-within window is probed.
 	ConfirmEvery Duration `yaml:"confirm_every"`
+	// MinInterval is the least time between two reloads of the unit:
+	// serve merges the requests that arrive inside it into one reload,
+	// the command line waits it out (or fails fast with --no-wait). The
+	// Data Plane API's reload_delay (5s) is the anchor. 0s: no minimum.
+	MinInterval Duration `yaml:"min_interval"`
 }
 
 // Sweep tunes the daemon's periodic ghost sweep.
@@ -233,6 +240,10 @@ type API struct {
 	MetricsWebConfig string `yaml:"metrics_web_config"`
 }
 
+// DefaultMinInterval is reload.min_interval's default: the Data Plane
+// API's reload_delay.
+const DefaultMinInterval = 5 * time.Second
+
 // Default returns the configuration of a stock Debian haproxy host.
 func Default() Config {
 	return Config{
@@ -257,12 +268,14 @@ func Default() Config {
 			Backends:      "previously-up",
 			BackendWait:   Duration(10 * time.Second),
 			ConfirmEvery:  Duration(5 * time.Second),
+			MinInterval:   Duration(DefaultMinInterval),
 		},
 		Sweep: Sweep{
 			Interval:  Duration(30 * time.Second),
 			KillGrace: Duration(10 * time.Second),
 			Settle:    Duration(5 * time.Second),
 		},
+		Generations: DefaultGenerations(),
 		Probe: Probe{
 			Concurrency: 8,
 			Timeout:     Duration(3 * time.Second),
@@ -357,6 +370,10 @@ func (c Config) Validate() error {
 	if c.Reload.ConfirmEvery < Duration(100*time.Millisecond) {
 		errs = append(errs, errors.New("reload.confirm_every: must be at least 100ms"))
 	}
+	if c.Reload.MinInterval < 0 {
+		errs = append(errs, errors.New("reload.min_interval: must be a time (0s: no minimum), not unlimited"))
+	}
+	errs = append(errs, c.Generations.validate()...)
 	if c.Reload.HistoryKeep < 1 {
 		errs = append(errs, errors.New("reload.history_keep: must be at least 1"))
 	}

@@ -104,6 +104,7 @@ func New(ctx context.Context, cfg config.Config, o Options) (*Daemon, error) {
 		MaxBodyBytes: cfg.API.MaxBodyBytes, ReadTimeout: cfg.API.ReadTimeout.D(),
 		WriteTimeout: cfg.API.WriteTimeout.D(), IdleTimeout: cfg.API.IdleTimeout.D(),
 		Version: o.Version, JobDir: d.units[0].jobDir(),
+		MergeReloads: func() bool { return d.units[0].cur.Load().cfg().Reload.MinInterval > 0 },
 	}
 	for _, w := range d.units[1:] {
 		opts.More = append(opts.More, api.UnitBackend{Unit: w.name, Metrics: w.metrics,

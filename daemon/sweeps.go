@@ -44,7 +44,9 @@ func newSweeps(m *api.Metrics, log *slog.Logger, hash func(context.Context) (str
 // build makes a Sweeper for h, with the scanner `haguard ghosts` uses.
 func (s *sweeps) build(h *host.Host) *sweep.Sweeper {
 	cfg := h.Config()
-	return s.newSweeper(h.Scanner(), killerFor(cfg, s.log), cfg)
+	gg := newGenGuard(h, s.metrics, s.log)
+	return sweep.New(h.Scanner(), killerFor(cfg, s.log), sweep.Options{Interval: cfg.Sweep.Interval.D(), Logger: s.log,
+		OnResult: func(res sweep.Result) { s.recordWith(res, gg) }})
 }
 
 // killerFor is nil unless sweep.kill_ghosts is on (it is off by default):
@@ -110,11 +112,18 @@ func (s *sweeps) SweepNow(ctx context.Context) (api.SweepReport, error) {
 	if res.Err != nil {
 		return api.SweepReport{}, res.Err
 	}
+	if r := s.last.Load(); r != nil && r.At.Equal(res.Started.UTC()) {
+		return *r, nil // record ran (OnResult): with the generations
+	}
 	return toSweepReport(res), nil
 }
 
 // record is the Sweeper's OnResult.
-func (s *sweeps) record(res sweep.Result) {
+func (s *sweeps) record(res sweep.Result) { s.recordWith(res, nil) }
+
+// recordWith is record, with the old generations assessed (and
+// escalated) by gg when it is set.
+func (s *sweeps) recordWith(res sweep.Result, gg *genGuard) {
 	if s.afterSweep != nil {
 		defer s.afterSweep()
 	}
@@ -122,6 +131,9 @@ func (s *sweeps) record(res sweep.Result) {
 		return // the Sweeper logged it; the last good sweep stays
 	}
 	r := toSweepReport(res)
+	if gg != nil {
+		r.Generations = gg.observe(res)
+	}
 	s.last.Store(&r)
 	s.metrics.ObserveSweep(r)
 	for _, p := range res.Report.Processes {

@@ -153,6 +153,7 @@ func (h *Host) reloader(rl interface {
 		HistoryKeep:   c.Reload.HistoryKeep,
 		Probe:         c.Reload.ProbeOnStart,
 		Backends:      c.Reload.Backends,
+		MinInterval:   c.Reload.MinInterval.D(),
 	}, reload.Deps{
 		Checker: checkPort{h},
 		Reload:  rl,

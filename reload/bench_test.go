@@ -127,7 +127,7 @@ func newBenchBox(tb testing.TB) *box {
 func writeYAML(tb testing.TB, b *box) {
 	tb.Helper()
 	y := "haproxy:\n  configs: [" + strconv.Quote(b.s.HAProxyConfig()) + "]\nstate_dir: " + strconv.Quote(b.state) +
-		"\nreload:\n  settle_timeout: 10s\n  lock_timeout: 2m\nprobe:\n  count: 10\n  timeout: 2s\n  targets:\n    - address: " +
+		"\nreload:\n  settle_timeout: 10s\n  min_interval: 0s\n  lock_timeout: 2m\nprobe:\n  count: 10\n  timeout: 2s\n  targets:\n    - address: " +
 		strconv.Quote(b.listen) + "\n      kind: tcp\n      expect: \"hello\"\n"
 	if err := os.WriteFile(b.yaml, []byte(y), 0o644); err != nil {
 		tb.Fatal(err)

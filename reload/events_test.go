@@ -172,8 +172,11 @@ func TestInReloadJobSettlesOnTheCounters(t *testing.T) {
 			if inJob && err != nil {
 				t.Fatalf("in the job: %v; stages %+v", err, res.Stages)
 			}
-			if !inJob && !errors.Is(err, ErrRolledBack) && !errors.Is(err, ErrBroken) {
-				t.Fatalf("outside a job, a unit that stays reloading must not settle: %v", err)
+			// Outside a job, a unit already reloading is another reload
+			// still loading: refused before anything is touched.
+			var sl *StillLoadingError
+			if !inJob && (!errors.Is(err, ErrRefused) || !errors.As(err, &sl)) {
+				t.Fatalf("outside a job, a unit that is reloading must refuse: %v", err)
 			}
 		})
 	}
@@ -234,5 +237,46 @@ func TestDriverOf(t *testing.T) {
 	}
 	if _, driven, err = DriverOf(context.Background(), f.s.StateDir); driven || !errors.As(err, &be) || be.Stage != StageProbe {
 		t.Fatalf("busy at probe: driven %v err %v", driven, err)
+	}
+}
+
+// reload.min_interval: a reload right after the last one waits it out
+// (and says so), or fails fast with NoWait; the unit's own reload job
+// never waits.
+func TestMinInterval(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		noWait, inJob bool
+	}{{"waits", false, false}, {"no wait", true, false}, {"in job", false, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			s := f.s
+			s.MinInterval = 1500 * time.Millisecond
+			r, _ := New(s, f.w.deps())
+			var waits []string
+			begin := time.Now()
+			_, err := r.Run(context.Background(), Options{Candidate: f.candidate(t, "good v2\n"), NoWait: c.noWait, InReloadJob: c.inJob,
+				Progress: func(e Event) {
+					if e.Type == EventWait && strings.Contains(e.Detail, "min_interval") {
+						waits = append(waits, e.Detail)
+					}
+				}})
+			took := time.Since(begin)
+			var tooSoon *TooSoonError
+			switch {
+			case c.noWait:
+				if !errors.Is(err, ErrRefused) || !errors.As(err, &tooSoon) || tooSoon.Wait <= 0 {
+					t.Fatalf("--no-wait inside the interval: %v", err)
+				}
+			case c.inJob:
+				if err != nil || len(waits) != 0 || took > time.Second {
+					t.Fatalf("in the reload job: err %v, waits %v, took %v", err, waits, took)
+				}
+			default:
+				if err != nil || len(waits) != 1 || took < time.Second {
+					t.Fatalf("inside the interval: err %v, waits %v, took %v (want a wait of about 1.5 s)", err, waits, took)
+				}
+			}
+		})
 	}
 }

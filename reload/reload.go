@@ -42,6 +42,9 @@ type Settings struct {
 	// Backends is the policy the servers' health is judged by
 	// (BackendsPreviouslyUp when empty).
 	Backends string
+	// MinInterval is reload.min_interval: a reload waits until the
+	// running generation is this old (interval.go); 0: no minimum.
+	MinInterval time.Duration
 }
 
 // Deps are the pieces the transaction drives. All are required except
@@ -115,6 +118,9 @@ type Options struct {
 	// the master rather than ask systemd (which would wait for this very
 	// job).
 	InReloadJob bool
+	// NoWait refuses a reload inside reload.min_interval with a
+	// *TooSoonError instead of waiting it out.
+	NoWait bool
 	// Progress, when set, is told each step as it happens (events.go):
 	// stages starting and ending, a wait for the lock and what settle
 	// waits for. Calls come one at a time, from the run's goroutines.

@@ -106,6 +106,7 @@ policy:
   runtime_paths: [%q]
 reload:
   settle_timeout: 15s
+  min_interval: 0s
 facts:
   mode: live
   db:

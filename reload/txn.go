@@ -114,6 +114,9 @@ func (t *txn) run(ctx context.Context) error {
 		return ErrUnchanged
 	}
 
+	if err := t.spaceOut(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrRefused, err)
+	}
 	rp, err := t.snapshot(ctx, p)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrRefused, err)

@@ -49,7 +49,7 @@ func goldenFacts(t *testing.T, cfgPath string) *Facts {
 	if err != nil {
 		t.Fatalf("load %s: %v", y, err)
 	}
-	f := &Facts{Backends: c.Facts.Backends}
+	f := &Facts{Backends: c.Facts.Backends, Generations: &c.Generations}
 	if len(c.Path.Middleboxes) > 0 {
 		f.Path = &c.Path
 	}

@@ -124,6 +124,10 @@ type Facts struct {
 	Backends map[string]config.BackendFacts
 	// Policy is the candidate policy; nil skips the PO rules.
 	Policy *Policy
+	// Generations is haguard.yaml's generations block (HA010: enforced
+	// limits bound old workers as hard-stop-after does); nil when not
+	// known.
+	Generations *config.Generations
 }
 
 // Has reports whether every source in k is present.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/haguard/haguard/config"
 )
 
 // Rule family: client/server/connect/tunnel timeouts and reload draining
@@ -243,7 +245,11 @@ func evalHA007(in *Input) []Finding {
 
 // evalHA010 points at the global header, where hard-stop-after goes;
 // without a global section, at the timer that makes the longest route's
-// idle (or that route's frontend when nothing bounds it).
+// idle (or that route's frontend when nothing bounds it). The routes are
+// the tcp ones (idle: tunnel, else client/server) and, in http mode,
+// those with a tunnel timeout (websockets and other upgraded
+// connections idle for it). Enforced generation limits in haguard.yaml
+// bound old workers as hard-stop-after does: then only an info says so.
 func evalHA010(in *Input) []Finding {
 	var worst Route
 	var worstIdle time.Duration
@@ -251,6 +257,11 @@ func evalHA010(in *Input) []Finding {
 	for _, r := range tcpRoutes(in) {
 		if idle, win := r.Idle(); idle > worstIdle {
 			worst, worstIdle, worstTimer = r, idle, win
+		}
+	}
+	for _, r := range in.Routes {
+		if t := r.Tunnel(); r.Mode() == "http" && t.Set() && t.Time.D > worstIdle {
+			worst, worstIdle, worstTimer = r, t.Time.D, t
 		}
 	}
 	if worstIdle <= fiveMinutes {
@@ -266,10 +277,18 @@ func evalHA010(in *Input) []Finding {
 		if pos.Line == 0 {
 			pos = worst.Front.Pos
 		}
+		if gl := in.Facts.Generations; gl != nil && gl.Enforce && gl.Limited() {
+			f := in.finding(SevInfo, pos,
+				fmt.Sprintf("sessions may hold old workers for up to %s (%s) and there is no hard-stop-after in global, but haguard.yaml's enforced generations limits bound them (%s)",
+					fmtDur(worstIdle), worst.Name(), generationLimits(gl)),
+				"nothing to do: haguard closes the old generations over a limit gracefully (docs/generations.md)")
+			f.Key = "hard-stop-after"
+			return []Finding{f}
+		}
 		f := in.finding(SevWarning, pos,
 			fmt.Sprintf("every reload leaves old workers holding sessions for up to %s (%s); no hard-stop-after in global",
 				fmtDur(worstIdle), worst.Name()),
-			"set `hard-stop-after 30m` in global (at least the drain you expect, much shorter than the longest idle timeout) and/or server `tcp-ut`")
+			"set `hard-stop-after 30m` in global (at least the drain you expect, much shorter than the longest idle timeout) and/or server `tcp-ut`, or bound old generations in haguard.yaml (generations: max_age, max_draining, enforce: true)")
 		f.Key = "hard-stop-after"
 		return []Finding{f}
 	}
@@ -282,6 +301,24 @@ func evalHA010(in *Input) []Finding {
 		return []Finding{f}
 	}
 	return nil
+}
+
+// generationLimits names the limits set in g ("max_age 1h, max_draining 3").
+func generationLimits(g *config.Generations) string {
+	var out []string
+	if !g.MaxAge.IsUnlimited() {
+		out = append(out, "max_age "+FormatDuration(g.MaxAge.D()))
+	}
+	if g.MaxDraining > 0 {
+		out = append(out, fmt.Sprintf("max_draining %d", g.MaxDraining))
+	}
+	if !g.MaxRSS.IsUnlimited() {
+		out = append(out, "max_rss")
+	}
+	if !g.MaxTotalRSS.IsUnlimited() {
+		out = append(out, "max_total_rss")
+	}
+	return strings.Join(out, ", ")
 }
 
 // evalHA016 reports each frontend (or listen) without client-fin whose

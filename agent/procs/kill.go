@@ -251,3 +251,11 @@ func signalGuarded(pid int32, start uint64, sig syscall.Signal) error {
 	}
 	return nil
 }
+
+// SignalGuarded sends sig to pid only if its start time is still start
+// (the PID names the process that was classified). An exited process or
+// a reused PID is an error, and nothing is sent. The escalation of old
+// generations (agent/generations) signals through it.
+func SignalGuarded(pid int32, start uint64, sig syscall.Signal) error {
+	return signalGuarded(pid, start, sig)
+}

@@ -168,6 +168,8 @@ func TestFleetInSandboxes(t *testing.T) {
 		writeFile(t, b.yaml, fmt.Sprintf(`haproxy:
   configs: [%s]
 state_dir: %s
+reload:
+  min_interval: 0s
 policy:
   # v3 sends traffic to the app's socket in /run: the operator allows it.
   runtime_paths: [/run/haproxy, /run]

@@ -124,7 +124,7 @@ func capture(t *testing.T) string {
 	yaml := filepath.Join(dir, "haguard.yaml")
 	// The fixed config's admin socket is in the run directory; on a host
 	// it is /run/haproxy/admin.sock, which the candidate policy allows.
-	y := fmt.Sprintf("haproxy:\n  configs: [%q]\n  stats_socket: %q\nstate_dir: %q\npolicy:\n  runtime_paths: [%q]\nfacts:\n  mode: live\n  db:\n    user: %q\n    password: %q\nprobe:\n  count: 20\n  mysql:\n    user: %q\n    password: %q\n  targets:\n    - address: %q\n      kind: mysql\n",
+	y := fmt.Sprintf("haproxy:\n  configs: [%q]\n  stats_socket: %q\nstate_dir: %q\nreload:\n  min_interval: 0s\npolicy:\n  runtime_paths: [%q]\nfacts:\n  mode: live\n  db:\n    user: %q\n    password: %q\nprobe:\n  count: 20\n  mysql:\n    user: %q\n    password: %q\n  targets:\n    - address: %q\n      kind: mysql\n",
 		s.HAProxyConfig(), stats, filepath.Join(dir, "state"), dir, user, pass, puser, ppass, listen)
 	if err := os.WriteFile(yaml, []byte(y), 0o644); err != nil {
 		t.Fatal(err)

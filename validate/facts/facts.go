@@ -43,7 +43,8 @@ type Options struct {
 // declared adds the haguard.yaml path, live adds the DB variables of
 // every MySQL-like backend server and the kernel sysctls.
 func Gather(ctx context.Context, cfg *validate.Config, o Options) *validate.Facts {
-	f := &validate.Facts{Backends: o.Config.Facts.Backends}
+	gens := o.Config.Generations
+	f := &validate.Facts{Backends: o.Config.Facts.Backends, Generations: &gens}
 	if o.Mode == ModeNone || o.Mode == "" {
 		return f
 	}

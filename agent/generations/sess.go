@@ -1,0 +1,155 @@
+package generations
+
+import (
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Session is one line of a worker's `show sess`.
+type Session struct {
+	// ID is the stream's address, the argument of `shutdown session`.
+	ID       string `json:"id"`
+	Src      string `json:"src"`
+	Frontend string `json:"frontend"`
+	Backend  string `json:"backend"`
+	Server   string `json:"server"`
+	Age      string `json:"age"`
+	// Calls counts the stream's wake-ups. In TCP mode data is forwarded
+	// without waking the stream, so it moves only on some events.
+	Calls string `json:"calls"`
+	// ReqRead and ResRead are the time left before the read timeout of
+	// the request and response channels (rq[rx=] and rp[rx=]); -1 when
+	// none is set. Every read pushes it back: a deadline (look + left)
+	// that did not move between two looks means nothing was read on
+	// that side in between.
+	ReqRead, ResRead time.Duration `json:"-"`
+}
+
+// idleSince reports whether s did not move between an earlier look at
+// prev (at t0) and this one (at t1): same wake-ups, and neither read
+// deadline pushed back (1 s of slack: haproxy prints whole seconds).
+func (s Session) idleSince(prev Session, t0, t1 time.Time) bool {
+	if s.Calls != prev.Calls {
+		return false
+	}
+	for _, p := range [][2]time.Duration{{prev.ReqRead, s.ReqRead}, {prev.ResRead, s.ResRead}} {
+		if p[0] < 0 || p[1] < 0 {
+			continue
+		}
+		if t1.Add(p[1]).Sub(t0.Add(p[0])) >= time.Second {
+			return false
+		}
+	}
+	return true
+}
+
+// parseHumanTime reads haproxy's human_time ("59m51s", "1d2h", "0s");
+// -1 for an empty or unreadable one ("", "<PAST>", "<NEVER>").
+func parseHumanTime(v string) time.Duration {
+	if v == "" {
+		return -1
+	}
+	var d time.Duration
+	num := ""
+	for _, r := range v {
+		switch {
+		case r >= '0' && r <= '9':
+			num += string(r)
+			continue
+		case num == "":
+			return -1
+		}
+		n, err := strconv.Atoi(num)
+		if err != nil {
+			return -1
+		}
+		num = ""
+		switch r {
+		case 'd':
+			d += time.Duration(n) * 24 * time.Hour
+		case 'h':
+			d += time.Duration(n) * time.Hour
+		case 'm':
+			d += time.Duration(n) * time.Minute
+		case 's':
+			d += time.Duration(n) * time.Second
+		default:
+			return -1
+		}
+	}
+	if num != "" {
+		return -1
+	}
+	return d
+}
+
+// channelRead reads rx= out of "rq[f=848000h,i=0,an=00h,rx=59m51s,wx=,ax=]".
+func channelRead(f string) time.Duration {
+	_, in, ok := strings.Cut(f, "[")
+	if !ok {
+		return -1
+	}
+	for kv := range strings.SplitSeq(strings.TrimSuffix(in, "]"), ",") {
+		if v, ok := strings.CutPrefix(kv, "rx="); ok {
+			return parseHumanTime(v)
+		}
+	}
+	return -1
+}
+
+// Holder names who holds the session, for logs and status:
+// "127.0.0.1:51736 -> echo/s1 (age 8s)".
+func (s Session) Holder() string {
+	h := s.Src + " -> " + s.Backend
+	if s.Server != "" && s.Server != "<none>" {
+		h += "/" + s.Server
+	}
+	return h + " (age " + s.Age + ")"
+}
+
+// ParseShowSess reads `show sess` (the short form, haproxy 2.0 to 3.x),
+// leaving out the CLI's own session (frontend GLOBAL) that asked.
+func ParseShowSess(text string) []Session {
+	var out []Session
+	for line := range strings.SplitSeq(text, "\n") {
+		id, rest, ok := strings.Cut(strings.TrimSpace(line), ": ")
+		if !ok || !strings.HasPrefix(id, "0x") {
+			continue
+		}
+		s := Session{ID: id, ReqRead: -1, ResRead: -1}
+		for f := range strings.FieldsSeq(rest) {
+			switch {
+			case strings.HasPrefix(f, "rq["):
+				s.ReqRead = channelRead(f)
+				continue
+			case strings.HasPrefix(f, "rp["):
+				s.ResRead = channelRead(f)
+				continue
+			}
+			k, v, ok := strings.Cut(f, "=")
+			if !ok {
+				continue
+			}
+			switch k {
+			case "src":
+				s.Src = v
+			case "fe":
+				s.Frontend = v
+			case "be":
+				s.Backend = v
+			case "srv":
+				s.Server = v
+			case "age":
+				s.Age = v
+			case "calls":
+				s.Calls = v
+			}
+		}
+		if s.Frontend == "GLOBAL" {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
