@@ -246,7 +246,7 @@ func TestPackageInSandbox(t *testing.T) {
 	if _, _, err := s.Run(ctx, "test", "-L", dropIn); err == nil {
 		t.Errorf("after dpkg -r: %s is still there: every reload of haproxy would run a binary that is gone", dropIn)
 	}
-	if er := run("systemctl", "show", "-p", "ExecReload", "--value", "haproxy.service"); strings.Contains(er, "haguard") {
+	if er := run("systemctl", "show", "-p", "ExecReload", "--value", "haproxy.service"); strings.Contains(er, "exec-reload") {
 		t.Errorf("after dpkg -r: haproxy.service still reloads through haguard: %s", er)
 	}
 	if ls := strings.TrimSpace(run("systemctl", "show", "-p", "LoadState", "--value", "haguard.service")); ls != "masked" {
