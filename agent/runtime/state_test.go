@@ -1,0 +1,31 @@
+package runtime
+
+import "testing"
+
+func TestParseServersState(t *testing.T) {
+	out := `1
+# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port
+3 be 1 s1 127.0.0.1 2 8 5 10 4 1 0 0 0 0 0 0 - 41234 - 0 0 - - 0
+3 be 2 s2 127.0.0.1 0 5 10 10 4 1 0 0 0 0 0 0 - 9 - 0 0 - - 0
+`
+	ss, err := ParseServersState(out)
+	if err != nil || len(ss) != 2 {
+		t.Fatalf("%+v %v", ss, err)
+	}
+	if s := ss[0]; s.State != StateDrain || !s.Up || s.Weight != 5 || s.InitWeight != 10 || s.Port != 41234 {
+		t.Errorf("s1: %+v", s)
+	}
+	if s := ss[1]; s.State != StateMaint || s.Up || s.Port != 9 {
+		t.Errorf("s2: %+v", s)
+	}
+	if _, err := ParseServersState("1\n3 be 1 s1\n"); err == nil {
+		t.Error("a short line parsed")
+	}
+}
+
+func TestCountSessions(t *testing.T) {
+	out := "0x1: proto=tcpv4 src=127.0.0.1:1 fe=fe be=be srv=s1 ts=00\n0x2: proto=tcpv4 fe=fe be=be srv=s10 ts=00\n0x3: proto=unix_stream fe=GLOBAL be=<NONE> srv=<none> ts=00\n"
+	if n := countSessions(out, "be", "s1"); n != 1 {
+		t.Fatalf("%d", n)
+	}
+}
