@@ -63,6 +63,9 @@ type Result struct {
 	// Pending is the confirmation window a --confirm-within reload
 	// opened (omitted otherwise): confirm before its deadline.
 	Pending *Pending `json:"pending,omitempty"`
+	// Runtime is the runtime change a run without a reload applied and
+	// wrote to the set (ApplyRuntime); absent for a reload.
+	Runtime string `json:"runtime,omitempty"`
 
 	// Outcome is the history outcome (committed, refused, ...).
 	Outcome string `json:"-"`

@@ -29,3 +29,51 @@ func TestCountSessions(t *testing.T) {
 		t.Fatalf("%d", n)
 	}
 }
+
+func TestEditServerAndMap(t *testing.T) {
+	cfg := "global\n\tmaxconn 10\nbackend other\n\tserver s1 10.0.0.9:80\nbackend be\n\tserver s0 10.0.0.2:80\n\tserver s1 10.0.0.1:80 check weight 10 # main\n"
+	files := map[string][]byte{"/c.cfg": []byte(cfg)}
+	read := func(p string) ([]byte, bool) { b, ok := files[p]; return b, ok }
+	w := 3
+	got, err := EditServer([]string{"/c.cfg"}, read, ServerChange{Backend: "be", Server: "s1", State: StateMaint, Weight: &w, Addr: "10.0.0.5"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "global\n\tmaxconn 10\nbackend other\n\tserver s1 10.0.0.9:80\nbackend be\n\tserver s0 10.0.0.2:80\n\tserver s1 10.0.0.5:80 check weight 3 disabled # main\n"
+	if string(got["/c.cfg"]) != want {
+		t.Fatalf("got\n%s", got["/c.cfg"])
+	}
+	files["/c.cfg"] = got["/c.cfg"]
+	got, _ = EditServer([]string{"/c.cfg"}, read, ServerChange{Backend: "be", Server: "s1", State: StateReady, Addr: "10.0.0.6", Port: 81})
+	if s := ParseServerLine(mustFind(t, got["/c.cfg"]).Fields); s.Disabled || s.Addr != "10.0.0.6" || s.Port != 81 || s.Weight != 3 {
+		t.Fatalf("%+v", s)
+	}
+	if _, err := EditServer([]string{"/c.cfg"}, read, ServerChange{Backend: "be", Server: "nope", State: StateMaint}); err == nil {
+		t.Fatal("edited a missing server")
+	}
+	m := []byte("# hosts\na 1\nb 2\n")
+	for _, tc := range []struct {
+		c    MapChange
+		want string
+	}{
+		{MapChange{Op: MapAdd, Key: "c", Value: "3"}, "# hosts\na 1\nb 2\nc 3\n"},
+		{MapChange{Op: MapSet, Key: "a", Value: "9"}, "# hosts\na 9\nb 2\n"},
+		{MapChange{Op: MapDel, Key: "b"}, "# hosts\na 1\n"},
+	} {
+		got, err := EditMap(m, tc.c)
+		if err != nil || string(got) != tc.want {
+			t.Errorf("%s: %q %v", tc.c, got, err)
+		}
+	}
+	if _, err := EditMap(m, MapChange{Op: MapAdd, Key: "a", Value: "x"}); err == nil {
+		t.Error("add of an existing key")
+	}
+}
+
+func mustFind(t *testing.T, b []byte) ServerLine {
+	sl, err := FindServer([]string{"/c.cfg"}, func(string) ([]byte, bool) { return b, true }, "be", "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sl
+}
