@@ -174,7 +174,7 @@ func (r *Runtime) Sessions(ctx context.Context, pid int32, backend, server strin
 	if err != nil {
 		return 0, err
 	}
-	return countSessions(out, backend, server), nil
+	return CountSessions(out, backend, server), nil
 }
 
 // Map reads a map's entries in one process.

@@ -211,3 +211,34 @@ func EditMap(b []byte, c MapChange) ([]byte, error) {
 	}
 	return []byte(strings.Join(out, "\n") + "\n"), nil
 }
+
+// ParseMapFile reads a map file's entries (comments and blank lines
+// left out).
+func ParseMapFile(b []byte) []Entry {
+	var es []Entry
+	for _, l := range strings.Split(string(b), "\n") {
+		fields, _ := splitLine(l)
+		if len(fields) == 0 {
+			continue
+		}
+		es = append(es, Entry{Key: fields[0], Value: strings.Join(fields[1:], " ")})
+	}
+	return es
+}
+
+// Drift says where a process's server differs from its config line:
+// maint against "disabled", the weight, the address and port. drain is
+// a runtime state with no config keyword, so it is no drift.
+func Drift(s Server, c ConfigServer) []string {
+	out := []string{}
+	if (s.State == StateMaint) != c.Disabled {
+		out = append(out, fmt.Sprintf("state %s, config %s", s.State, map[bool]string{true: "disabled", false: "enabled"}[c.Disabled]))
+	}
+	if s.Weight != c.Weight {
+		out = append(out, fmt.Sprintf("weight %d, config %d", s.Weight, c.Weight))
+	}
+	if c.Addr != "" && net.ParseIP(c.Addr) != nil && (s.Addr != c.Addr || c.Port != 0 && s.Port != c.Port) {
+		out = append(out, fmt.Sprintf("address %s:%d, config %s:%d", s.Addr, s.Port, c.Addr, c.Port))
+	}
+	return out
+}

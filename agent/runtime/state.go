@@ -107,8 +107,8 @@ func ParseShowMap(out string) ([]Entry, error) {
 	return es, nil
 }
 
-// countSessions counts the lines of `show sess` on backend/server.
-func countSessions(out, backend, server string) int {
+// CountSessions counts the lines of `show sess` on backend/server.
+func CountSessions(out, backend, server string) int {
 	n := 0
 	be, srv := " be="+backend+" ", " srv="+server+" "
 	for _, l := range strings.Split(out, "\n") {

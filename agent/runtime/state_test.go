@@ -25,7 +25,7 @@ func TestParseServersState(t *testing.T) {
 
 func TestCountSessions(t *testing.T) {
 	out := "0x1: proto=tcpv4 src=127.0.0.1:1 fe=fe be=be srv=s1 ts=00\n0x2: proto=tcpv4 fe=fe be=be srv=s10 ts=00\n0x3: proto=unix_stream fe=GLOBAL be=<NONE> srv=<none> ts=00\n"
-	if n := countSessions(out, "be", "s1"); n != 1 {
+	if n := CountSessions(out, "be", "s1"); n != 1 {
 		t.Fatalf("%d", n)
 	}
 }
