@@ -38,7 +38,6 @@ type Server struct {
 const (
 	admForcedMaint = 0x01
 	admInhMaint    = 0x02
-	admConfMaint   = 0x04
 	admForcedDrain = 0x08
 	admInhDrain    = 0x10
 	admResolvMaint = 0x20
@@ -47,7 +46,9 @@ const (
 
 func stateOf(admin int) string {
 	switch {
-	case admin&(admForcedMaint|admInhMaint|admConfMaint|admResolvMaint|admHostMaint) != 0:
+	// CMAINT alone is no maintenance: haproxy keeps it as a mark of the
+	// config's "disabled" once "state ready" clears FMAINT (admin 4, UP).
+	case admin&(admForcedMaint|admInhMaint|admResolvMaint|admHostMaint) != 0:
 		return StateMaint
 	case admin&(admForcedDrain|admInhDrain) != 0:
 		return StateDrain

@@ -18,6 +18,9 @@ func TestParseServersState(t *testing.T) {
 	if s := ss[1]; s.State != StateMaint || s.Up || s.Port != 9 {
 		t.Errorf("s2: %+v", s)
 	}
+	if stateOf(4) != StateReady || stateOf(5) != StateMaint {
+		t.Error("CMAINT alone (a disabled server set ready) is not maint")
+	}
 	if _, err := ParseServersState("1\n3 be 1 s1\n"); err == nil {
 		t.Error("a short line parsed")
 	}
