@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/haguard/haguard/agent/runtime"
 	"github.com/haguard/haguard/reload"
@@ -64,4 +65,61 @@ func MapChange(rt *runtime.Runtime, c runtime.MapChange, rep *runtime.Report) re
 		},
 		Revert: func(ctx context.Context) error { return rt.Revert(ctx, rep, c) },
 	}
+}
+
+// statePort carries runtime server state across a reload (reload's
+// stateKeeper).
+type statePort struct{ h *Host }
+
+func (s statePort) Keep(ctx context.Context) (func(context.Context, reload.ConfigSet, reload.ConfigSet) (string, error), error) {
+	rt, err := s.h.Runtime()
+	if err != nil {
+		return nil, err
+	}
+	snap, err := rt.Dump(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, before, after reload.ConfigSet) (string, error) {
+		line := func(set reload.ConfigSet) func(string, string) ([]string, bool) {
+			return func(be, srv string) ([]string, bool) {
+				sl, err := runtime.FindServer(set.Files, set.Read, be, srv)
+				return sl.Fields, err == nil
+			}
+		}
+		changes, report := snap.Plan(line(before), line(after))
+		var done, dropped []string
+		var errs []error
+		for _, c := range report {
+			if c.Dropped != "" {
+				dropped = append(dropped, fmt.Sprintf("%s/%s (%s)", c.Backend, c.Server, c.Dropped))
+			}
+		}
+		for _, c := range changes {
+			if err := rt.SetIn(ctx, c); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			done = append(done, fmt.Sprintf("%s/%s %s", c.Backend, c.Server, c))
+		}
+		detail := "no runtime server state to carry"
+		if len(done) > 0 {
+			detail = "carried: " + strings.Join(done, ", ")
+		}
+		if len(dropped) > 0 {
+			detail += "; fresh: " + strings.Join(dropped, ", ")
+		}
+		return detail, errors.Join(errs...)
+	}, nil
+}
+
+// stateKeeper is the reload's server-state hand-over; nil without a
+// master CLI.
+func (h *Host) stateKeeper() interface {
+	Keep(context.Context) (func(context.Context, reload.ConfigSet, reload.ConfigSet) (string, error), error)
+} {
+	if h.mc == nil {
+		return nil
+	}
+	return statePort{h}
 }

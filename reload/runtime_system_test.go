@@ -206,6 +206,40 @@ func TestSystemRuntimeServerSet(t *testing.T) {
 	if _, _, code := b.haguard(t, nil, "check"); code > 1 {
 		t.Fatalf("check of the written config: exit %d", code)
 	}
+
+	// The next reload keeps s1 in DRAIN in the new generation.
+	res, code := b.reloadJSON(t, nil, "--force")
+	if code != 0 || !strings.Contains(stageDetail(res, reload.StageRestore), "be_test/s1 state drain") {
+		t.Fatalf("reload: exit %d, restore %q", code, stageDetail(res, reload.StageRestore))
+	}
+	cur = b.showProc(t).Workers[0].PID
+	if s := b.srvState(t, cur, "s1"); s.State != runtime.StateDrain || s.Weight != 5 {
+		t.Fatalf("s1 after the reload: %+v", s)
+	}
+	// A candidate that moves s1 to another address starts it fresh: UP,
+	// ready, the weight its line says.
+	s3 := testbed.TCPBackend(t)
+	cand := b.candidate(t, "moved.cfg", strings.Replace(b.disk(t), "server s1 "+b.s1+" weight 5", "server s1 "+s3, 1))
+	res, code = b.reloadJSON(t, nil, "--candidate", cand)
+	if code != 0 || !strings.Contains(stageDetail(res, reload.StageRestore), "be_test/s1 (its line changed") {
+		t.Fatalf("reload: exit %d, restore %q", code, stageDetail(res, reload.StageRestore))
+	}
+	cur = b.showProc(t).Workers[0].PID
+	if s := b.srvState(t, cur, "s1"); s.State != runtime.StateReady || s.Weight != 1 || !s.Up || s.Addr+":"+fmt.Sprint(s.Port) != s3 {
+		t.Fatalf("s1 after the move: %+v, want ready, UP, weight 1 at %s", s, s3)
+	}
+	if s := b.srvState(t, cur, "s2"); s.State != runtime.StateReady || s.Weight != 7 {
+		t.Fatalf("s2 after the move: %+v", s)
+	}
+}
+
+func stageDetail(res reload.Result, name string) string {
+	for _, s := range res.Stages {
+		if s.Name == name {
+			return s.Detail
+		}
+	}
+	return ""
 }
 
 // Acceptance: map add reaches every live process, the file, and the

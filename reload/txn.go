@@ -102,9 +102,13 @@ func (t *txn) run(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%w: stopped before install: %w", ErrRefused, err)
 	}
+	restore := t.keepState(ctx)
 	err = t.install(ctx, p)
 	if err == nil {
 		err = t.reloadAndSettle(ctx, p.before)
+	}
+	if err == nil && restore != nil {
+		t.restoreState(ctx, p, restore)
 	}
 	if err == nil {
 		err = t.verify(ctx)

@@ -1,6 +1,9 @@
 package runtime
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestParseServersState(t *testing.T) {
 	out := `1
@@ -79,4 +82,29 @@ func mustFind(t *testing.T, b []byte) ServerLine {
 		t.Fatal(err)
 	}
 	return sl
+}
+
+func TestSnapshotPlan(t *testing.T) {
+	lines := func(m map[string]string) func(string, string) ([]string, bool) {
+		return func(be, s string) ([]string, bool) {
+			l, ok := m[be+"/"+s]
+			return strings.Fields(l), ok
+		}
+	}
+	before := lines(map[string]string{"be/a": "server a 10.0.0.1:80 weight 10", "be/b": "server b 10.0.0.2:80 check", "be/c": "server c 10.0.0.3:80 weight 10", "be/d": "server d 10.0.0.4:80"})
+	after := lines(map[string]string{"be/a": "server a 10.0.0.1:80 weight 10", "be/b": "server b 10.0.0.2:81 check", "be/c": "server c 10.0.0.3:80 weight 20", "be/d": "server d 10.0.0.4:80 disabled"})
+	snap := Snapshot{
+		{Backend: "be", Name: "a", State: StateDrain, Admin: admForcedDrain, Weight: 5},
+		{Backend: "be", Name: "b", State: StateDrain, Admin: admForcedDrain, Weight: 1},
+		{Backend: "be", Name: "c", State: StateReady, Weight: 3},
+		{Backend: "be", Name: "d", State: StateMaint, Admin: admForcedMaint, Weight: 1},
+		{Backend: "be", Name: "e", State: StateReady, Weight: 1},
+	}
+	cs, rep := snap.Plan(before, after)
+	if len(cs) != 1 || cs[0].Server != "a" || cs[0].State != StateDrain || *cs[0].Weight != 5 {
+		t.Fatalf("%+v\n%+v", cs, rep)
+	}
+	if len(rep) != 4 || rep[1].Dropped == "" || rep[2].Dropped == "" || rep[3].Dropped == "" {
+		t.Fatalf("%+v", rep)
+	}
 }
