@@ -511,7 +511,7 @@ func serverRows(ctx context.Context, rt *runtime.Runtime, configs []string, back
 				row := serverRow{Backend: s.Backend, Server: s.Name, Drift: []string{}}
 				if sl, err := runtime.FindServer(configs, read, s.Backend, s.Name); err == nil {
 					cs := runtime.ParseServerLine(sl.Fields)
-					row.Config = &configServer{Addr: cs.Addr, Port: cs.Port, Weight: cs.Weight, Disabled: cs.Disabled}
+					row.Config = &configServer{Addr: cs.Addr, Port: cs.Port, Weight: cs.WeightOr(s.InitWeight), Disabled: cs.Disabled}
 					row.Drift = runtime.Drift(s, cs)
 				}
 				rows = append(rows, row)

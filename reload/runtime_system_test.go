@@ -199,8 +199,20 @@ func TestSystemRuntimeServerSet(t *testing.T) {
 	if err != nil || len(es) != 4 || es[3].Runtime == "" || es[3].Outcome != reload.OutcomeCommitted {
 		t.Fatalf("history %+v %v", es, err)
 	}
-	if st, _, code := b.haguard(t, nil, "status"); code != 0 {
+	if st, _, code := b.haguard(t, nil, "status"); code != 0 || !strings.Contains(st, "runtime:    servers as the config says") {
 		t.Fatalf("status: exit %d\n%s", code, st)
+	}
+	// A weight set on the runtime API and not written is drift.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if out, err := b.s.MasterCLI(ctx, fmt.Sprintf("@!%d set server be_test/s2 weight 3", cur)); err != nil || strings.TrimSpace(out) != "" {
+		t.Fatalf("set weight: %q %v", out, err)
+	}
+	if st, _, code := b.haguard(t, nil, "status"); code != 1 || !strings.Contains(st, "DRIFT be_test/s2: weight 3, config 7") {
+		t.Fatalf("status after a runtime-only change: exit %d\n%s", code, st)
+	}
+	if _, code := b.change(t, nil, "server", "set", "be_test/s2", "--weight", "7"); code != 0 {
+		t.Fatal("weight back")
 	}
 	// haproxy -c accepts what was written.
 	if _, _, code := b.haguard(t, nil, "check"); code > 1 {

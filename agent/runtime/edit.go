@@ -61,15 +61,27 @@ func splitLine(l string) (fields []string, comment string) {
 
 // ConfigServer is what a server line says about what runtime changes.
 type ConfigServer struct {
-	Addr     string
-	Port     int
-	Weight   int // 1 when the line has none (haproxy's default)
-	Disabled bool
+	Addr string
+	Port int
+	// Weight is the line's "weight N"; WeightSet is false when it has
+	// none (the weight then comes from default-server, else 1).
+	Weight    int
+	WeightSet bool
+	Disabled  bool
+}
+
+// WeightOr is the line's weight, else def (the weight haproxy loaded,
+// srv_iweight, which default-server decides).
+func (c ConfigServer) WeightOr(def int) int {
+	if c.WeightSet {
+		return c.Weight
+	}
+	return def
 }
 
 // ParseServerLine reads what fields (a server line's) say.
 func ParseServerLine(fields []string) ConfigServer {
-	s := ConfigServer{Weight: 1}
+	s := ConfigServer{}
 	if len(fields) > 2 {
 		s.Addr, s.Port = splitAddr(fields[2])
 	}
@@ -82,7 +94,7 @@ func ParseServerLine(fields []string) ConfigServer {
 		case "weight":
 			if i+1 < len(fields) {
 				if w, err := strconv.Atoi(fields[i+1]); err == nil {
-					s.Weight = w
+					s.Weight, s.WeightSet = w, true
 				}
 			}
 		}
@@ -234,8 +246,8 @@ func Drift(s Server, c ConfigServer) []string {
 	if (s.State == StateMaint) != c.Disabled {
 		out = append(out, fmt.Sprintf("state %s, config %s", s.State, map[bool]string{true: "disabled", false: "enabled"}[c.Disabled]))
 	}
-	if s.Weight != c.Weight {
-		out = append(out, fmt.Sprintf("weight %d, config %d", s.Weight, c.Weight))
+	if w := c.WeightOr(s.InitWeight); s.Weight != w {
+		out = append(out, fmt.Sprintf("weight %d, config %d", s.Weight, w))
 	}
 	if c.Addr != "" && net.ParseIP(c.Addr) != nil && (s.Addr != c.Addr || c.Port != 0 && s.Port != c.Port) {
 		out = append(out, fmt.Sprintf("address %s:%d, config %s:%d", s.Addr, s.Port, c.Addr, c.Port))

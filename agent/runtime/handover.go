@@ -54,7 +54,7 @@ func (s Snapshot) Plan(before, after func(backend, server string) ([]string, boo
 		oldC := ParseServerLine(oldF)
 		drain := sv.State == StateDrain
 		maint := forcedMaint && !oldC.Disabled
-		weight := sv.Weight != oldC.Weight
+		weight := sv.Weight != oldC.WeightOr(sv.InitWeight)
 		if !drain && !maint && !weight {
 			continue
 		}
@@ -78,7 +78,7 @@ func (s Snapshot) Plan(before, after func(backend, server string) ([]string, boo
 		case maint && !newC.Disabled:
 			ch.State = StateMaint
 		}
-		if weight && newC.Weight == oldC.Weight {
+		if weight && newC.WeightSet == oldC.WeightSet && newC.Weight == oldC.Weight {
 			w := sv.Weight
 			ch.Weight = &w
 		}

@@ -94,11 +94,11 @@ func TestSnapshotPlan(t *testing.T) {
 	before := lines(map[string]string{"be/a": "server a 10.0.0.1:80 weight 10", "be/b": "server b 10.0.0.2:80 check", "be/c": "server c 10.0.0.3:80 weight 10", "be/d": "server d 10.0.0.4:80"})
 	after := lines(map[string]string{"be/a": "server a 10.0.0.1:80 weight 10", "be/b": "server b 10.0.0.2:81 check", "be/c": "server c 10.0.0.3:80 weight 20", "be/d": "server d 10.0.0.4:80 disabled"})
 	snap := Snapshot{
-		{Backend: "be", Name: "a", State: StateDrain, Admin: admForcedDrain, Weight: 5},
-		{Backend: "be", Name: "b", State: StateDrain, Admin: admForcedDrain, Weight: 1},
-		{Backend: "be", Name: "c", State: StateReady, Weight: 3},
-		{Backend: "be", Name: "d", State: StateMaint, Admin: admForcedMaint, Weight: 1},
-		{Backend: "be", Name: "e", State: StateReady, Weight: 1},
+		{Backend: "be", Name: "a", State: StateDrain, Admin: admForcedDrain, Weight: 5, InitWeight: 1},
+		{Backend: "be", Name: "b", State: StateDrain, Admin: admForcedDrain, Weight: 1, InitWeight: 1},
+		{Backend: "be", Name: "c", State: StateReady, Weight: 3, InitWeight: 1},
+		{Backend: "be", Name: "d", State: StateMaint, Admin: admForcedMaint, Weight: 1, InitWeight: 1},
+		{Backend: "be", Name: "e", State: StateReady, Weight: 1, InitWeight: 1},
 	}
 	cs, rep := snap.Plan(before, after)
 	if len(cs) != 1 || cs[0].Server != "a" || cs[0].State != StateDrain || *cs[0].Weight != 5 {
