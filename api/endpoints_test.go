@@ -314,7 +314,7 @@ func TestMetricsDocumented(t *testing.T) {
 			}
 		}
 	}
-	if n != 7 {
-		t.Errorf("%d haguard_ metrics registered, want the 7 of the issue", n)
+	if n != 8 {
+		t.Errorf("%d haguard_ metrics registered, want the 7 of the issue and haguard_runtime_changes_total (issue 22)", n)
 	}
 }

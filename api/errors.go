@@ -93,6 +93,8 @@ func classify(err error) (int, string, string) {
 		return http.StatusServiceUnavailable, "shutting_down", err.Error()
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound, "not_found", err.Error()
+	case errors.Is(err, errNoRuntime):
+		return http.StatusNotImplemented, "not_implemented", err.Error()
 	case errors.As(err, &he):
 		// Echo's own answers: unknown route, wrong method.
 		msg := http.StatusText(he.Code)

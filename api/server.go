@@ -50,6 +50,8 @@ type Options struct {
 	Ghosts   GhostSource
 	Prober   Prober
 	Status   StatusSource
+	// Runtime changes servers and map entries without a reload; optional.
+	Runtime RuntimeChanger
 
 	MaxBodyBytes int64
 	ReadTimeout  time.Duration
@@ -140,6 +142,12 @@ func (s *Server) routes() *echo.Echo {
 	e.POST("/v1/rollback", s.rollback, auth)
 	e.GET("/v1/ghosts", s.ghosts, auth)
 	e.POST("/v1/probes", s.probes, auth)
+	e.GET("/v1/backends/:backend/servers/:server", s.getServer, auth)
+	e.PATCH("/v1/backends/:backend/servers/:server", s.patchServer, auth)
+	e.POST("/v1/backends/:backend/servers/:server/drain", s.drainServer, auth)
+	e.GET("/v1/maps/:map/entries/:key", s.getMapEntry, auth)
+	e.PUT("/v1/maps/:map/entries/:key", s.putMapEntry, auth)
+	e.DELETE("/v1/maps/:map/entries/:key", s.deleteMapEntry, auth)
 	e.GET("/metrics", echo.WrapHandler(s.metrics.Handler()), auth)
 	return e
 }

@@ -19,34 +19,6 @@ import (
 	"github.com/haguard/haguard/reload"
 )
 
-// runtimeOutput is what server set, server drain and map add|set|del
-// print (docs/runtime.md): the transaction's id and stages, and what
-// each live process did with the change.
-type runtimeOutput struct {
-	ID      string         `json:"id"`
-	OK      bool           `json:"ok"`
-	Change  runtime.Report `json:"change"`
-	Stages  []reload.Stage `json:"stages"`
-	Error   string         `json:"error,omitempty"`
-	Drain   *drainResult   `json:"drain,omitempty"`
-	Elapsed int64          `json:"duration_ms"`
-}
-
-// drainResult is what server drain --wait saw.
-type drainResult struct {
-	Done      bool             `json:"done"`
-	TimedOut  bool             `json:"timed_out"`
-	WaitedMS  int64            `json:"waited_ms"`
-	Sessions  int              `json:"sessions"`
-	Processes []drainProcCount `json:"processes"`
-}
-
-type drainProcCount struct {
-	PID      int32 `json:"pid"`
-	Current  bool  `json:"current"`
-	Sessions int   `json:"sessions"`
-}
-
 type runtimeFlags struct {
 	unit    unitFlags
 	reason  string
@@ -193,9 +165,9 @@ drain); 2 usage error; 3 the host needs a human.`,
 				return exitUsage, usagef(fmt.Errorf("--timeout %s: want more than 0", timeout))
 			}
 			c := runtime.ServerChange{Backend: be, Server: srv, State: runtime.StateDrain}
-			var after func(ctx context.Context, rt *runtime.Runtime, out *runtimeOutput) int
+			var after func(ctx context.Context, rt *runtime.Runtime, out *host.RuntimeResult) int
 			if wait {
-				after = func(ctx context.Context, rt *runtime.Runtime, out *runtimeOutput) int {
+				after = func(ctx context.Context, rt *runtime.Runtime, out *host.RuntimeResult) int {
 					return a.waitDrained(ctx, rt, be, srv, timeout, out)
 				}
 			}
@@ -207,60 +179,28 @@ drain); 2 usage error; 3 the host needs a human.`,
 	return cmd
 }
 
-// drainPoll is how often drain --wait counts the sessions.
-const drainPoll = 250 * time.Millisecond
-
-// waitDrained counts be/srv's sessions in every live process until none
-// is left or timeout passes.
-func (a *app) waitDrained(ctx context.Context, rt *runtime.Runtime, be, srv string, timeout time.Duration, out *runtimeOutput) int {
+// waitDrained waits until no live process holds a session on be/srv,
+// showing the count on a terminal.
+func (a *app) waitDrained(ctx context.Context, rt *runtime.Runtime, be, srv string, timeout time.Duration, out *host.RuntimeResult) int {
 	begin := time.Now()
 	tty := terminal(a.stdout)
 	if a.jsonOutput() || os.Getenv("TERM") == "dumb" {
 		tty = nil
 	}
-	d := &drainResult{}
-	out.Drain = d
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(drainPoll)
-	defer tick.Stop()
-	for {
-		d.Processes, d.Sessions = nil, 0
-		ps, err := rt.Processes(ctx)
-		if err == nil {
-			for _, p := range ps {
-				n, err := rt.Sessions(ctx, p.PID, be, srv)
-				if err != nil {
-					continue // gone meanwhile
-				}
-				d.Processes = append(d.Processes, drainProcCount{PID: p.PID, Current: p.Current, Sessions: n})
-				d.Sessions += n
-			}
-		}
-		d.WaitedMS = time.Since(begin).Milliseconds()
-		if err == nil && d.Sessions == 0 {
-			d.Done = true
-			if tty != nil {
-				fmt.Fprintf(tty, "\r\033[K")
-			}
-			return exitOK
-		}
-		if tty != nil {
-			fmt.Fprintf(tty, "\r\033[Kdraining %s/%s: %d sessions in %d processes, %s", be, srv, d.Sessions, len(d.Processes), time.Since(begin).Round(time.Second))
-		}
-		select {
-		case <-ctx.Done():
-			d.TimedOut = true
-			return exitNegative
-		case <-deadline.C:
-			d.TimedOut = true
-			if tty != nil {
-				fmt.Fprintf(tty, "\r\033[K")
-			}
-			return exitNegative
-		case <-tick.C:
+	var seen func([]runtime.ProcSessions, int)
+	if tty != nil {
+		seen = func(ps []runtime.ProcSessions, total int) {
+			fmt.Fprintf(tty, "\r\033[Kdraining %s/%s: %d sessions in %d processes, %s", be, srv, total, len(ps), time.Since(begin).Round(time.Second))
 		}
 	}
+	out.Drain = host.WaitDrained(ctx, rt, be, srv, timeout, seen)
+	if tty != nil {
+		fmt.Fprint(tty, "\r\033[K")
+	}
+	if !out.Drain.Done {
+		return exitNegative
+	}
+	return exitOK
 }
 
 func (a *app) mapCmd() *cobra.Command {
@@ -324,7 +264,7 @@ for set and del); 3 the host needs a human.`,
 // report; after, when set, runs once it is applied (drain --wait).
 func (a *app) runRuntime(ctx context.Context, cfg config.Config, f runtimeFlags,
 	change func(*runtime.Runtime, *runtime.Report) reload.RuntimeChange,
-	after func(context.Context, *runtime.Runtime, *runtimeOutput) int) (int, error) {
+	after func(context.Context, *runtime.Runtime, *host.RuntimeResult) int) (int, error) {
 	if f.unit.several() {
 		return exitUsage, usagef(errors.New("--unit: a runtime change goes to one unit; name one"))
 	}
@@ -341,12 +281,8 @@ func (a *app) runRuntime(ctx context.Context, cfg config.Config, f runtimeFlags,
 	if err != nil {
 		return exitUsage, err
 	}
-	var rep runtime.Report
-	res, err := r.ApplyRuntime(ctx, reload.Options{Who: who(), Reason: f.reason}, f.ifMatch, change(rt, &rep))
-	out := runtimeOutput{ID: res.ID, OK: err == nil, Change: rep, Stages: res.Stages, Elapsed: res.DurationMS}
-	if out.Change.Processes == nil {
-		out.Change.Processes = []runtime.ProcResult{}
-	}
+	out, err := host.ApplyRuntime(ctx, r, rt, reload.Options{Who: who(), Reason: f.reason}, f.ifMatch, change)
+	rep := out.Change
 	code := exitOK
 	switch {
 	case err == nil:
@@ -356,9 +292,6 @@ func (a *app) runRuntime(ctx context.Context, cfg config.Config, f runtimeFlags,
 		code = exitBroken
 	default:
 		code = exitNegative
-	}
-	if err != nil {
-		out.Error = err.Error()
 	}
 	if err == nil && after != nil {
 		code = after(ctx, rt, &out)
@@ -376,7 +309,7 @@ func (a *app) runRuntime(ctx context.Context, cfg config.Config, f runtimeFlags,
 	return code, nil
 }
 
-func writeRuntimeHuman(w io.Writer, out runtimeOutput) {
+func writeRuntimeHuman(w io.Writer, out host.RuntimeResult) {
 	c := out.Change
 	fmt.Fprintf(w, "%s %s: %s\n", c.Kind, c.Target, c.Change)
 	for _, p := range c.Processes {

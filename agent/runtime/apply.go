@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/haguard/haguard/agent/master"
 )
@@ -304,4 +305,53 @@ func (r *Runtime) Revert(ctx context.Context, rep *Report, c any) error {
 	}
 	rep.OK, rep.Reverted = false, true
 	return errors.Join(errs...)
+}
+
+// ProcSessions is how many sessions one process holds on a server.
+type ProcSessions struct {
+	PID      int32 `json:"pid"`
+	Current  bool  `json:"current"`
+	Sessions int   `json:"sessions"`
+}
+
+// CountAll counts backend/server's sessions in every live process, old
+// workers included (one that exits meanwhile counts 0).
+func (r *Runtime) CountAll(ctx context.Context, backend, server string) ([]ProcSessions, int, error) {
+	ps, err := r.Processes(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	var out []ProcSessions
+	total := 0
+	for _, p := range ps {
+		n, err := r.Sessions(ctx, p.PID, backend, server)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		out = append(out, ProcSessions{PID: p.PID, Current: p.Current, Sessions: n})
+		total += n
+	}
+	return out, total, nil
+}
+
+// WaitDrained polls CountAll every poll until no live process holds a
+// session on backend/server (true), or ctx ends (false). seen, when
+// set, is told each count.
+func (r *Runtime) WaitDrained(ctx context.Context, backend, server string, poll time.Duration, seen func([]ProcSessions, int)) ([]ProcSessions, int, bool) {
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+	for {
+		ps, total, err := r.CountAll(ctx, backend, server)
+		if seen != nil && err == nil {
+			seen(ps, total)
+		}
+		if err == nil && total == 0 {
+			return ps, 0, true
+		}
+		select {
+		case <-ctx.Done():
+			return ps, total, false
+		case <-tick.C:
+		}
+	}
 }
