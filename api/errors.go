@@ -93,7 +93,7 @@ func classify(err error) (int, string, string) {
 		return http.StatusServiceUnavailable, "shutting_down", err.Error()
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound, "not_found", err.Error()
-	case errors.Is(err, errNoRuntime):
+	case errors.Is(err, ErrNoRuntime):
 		return http.StatusNotImplemented, "not_implemented", err.Error()
 	case errors.As(err, &he):
 		// Echo's own answers: unknown route, wrong method.

@@ -68,15 +68,16 @@ const (
 	RuntimeFailed  = "failed"
 )
 
-// errNoRuntime: the daemon has no RuntimeChanger (501).
-var errNoRuntime = errors.New("runtime changes need haproxy's master CLI (-S), which the unit does not run")
+// ErrNoRuntime: no RuntimeChanger, or it has no master CLI to reach (501).
+// A RuntimeChanger wraps it.
+var ErrNoRuntime = errors.New("runtime changes need haproxy's master CLI (-S), which the unit does not run")
 
 // maxDrainWait bounds ?wait on POST .../drain.
 const maxDrainWait = time.Hour
 
 func (s *Server) runtime() (RuntimeChanger, error) {
 	if s.opts.Runtime == nil {
-		return nil, errNoRuntime
+		return nil, ErrNoRuntime
 	}
 	return s.opts.Runtime, nil
 }

@@ -350,29 +350,6 @@ func writeRuntimeHuman(w io.Writer, out host.RuntimeResult) {
 	}
 }
 
-// serverRow is one server as every live process holds it.
-type serverRow struct {
-	Backend   string         `json:"backend"`
-	Server    string         `json:"server"`
-	Config    *configServer  `json:"config,omitempty"`
-	Processes []serverInProc `json:"processes"`
-	Drift     []string       `json:"drift"`
-}
-
-type configServer struct {
-	Addr     string `json:"addr"`
-	Port     int    `json:"port"`
-	Weight   int    `json:"weight"`
-	Disabled bool   `json:"disabled"`
-}
-
-type serverInProc struct {
-	PID      int32          `json:"pid"`
-	Current  bool           `json:"current"`
-	Server   runtime.Server `json:"state"`
-	Sessions int            `json:"sessions"`
-}
-
 func (a *app) serverListCmd() *cobra.Command {
 	var uf unitFlags
 	cmd := &cobra.Command{
@@ -401,7 +378,7 @@ differ (maint against "disabled", weight, address).`,
 			if err != nil {
 				return exitUsage, usagef(err)
 			}
-			rows, err := serverRows(ctx, rt, h.Config().HAProxy.Configs, be)
+			rows, err := host.ServerRows(ctx, rt, h.Config().HAProxy.Configs, be)
 			if err != nil {
 				return exitNegative, err
 			}
@@ -414,49 +391,7 @@ differ (maint against "disabled", weight, address).`,
 	return cmd
 }
 
-// serverRows reads every server of backend ("" all) in every live process.
-func serverRows(ctx context.Context, rt *runtime.Runtime, configs []string, backend string) ([]serverRow, error) {
-	ps, err := rt.Processes(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var rows []serverRow
-	index := map[string]int{}
-	read := func(p string) ([]byte, bool) {
-		b, err := os.ReadFile(p)
-		return b, err == nil
-	}
-	for _, p := range ps {
-		ss, err := rt.Servers(ctx, p.PID, backend)
-		if err != nil {
-			if p.Current {
-				return nil, err
-			}
-			continue
-		}
-		sess, _ := rt.At(ctx, p.PID, "show sess")
-		for _, s := range ss {
-			k := s.Backend + "/" + s.Name
-			i, ok := index[k]
-			if !ok {
-				i = len(rows)
-				index[k] = i
-				row := serverRow{Backend: s.Backend, Server: s.Name, Drift: []string{}}
-				if sl, err := runtime.FindServer(configs, read, s.Backend, s.Name); err == nil {
-					cs := runtime.ParseServerLine(sl.Fields)
-					row.Config = &configServer{Addr: cs.Addr, Port: cs.Port, Weight: cs.WeightOr(s.InitWeight), Disabled: cs.Disabled}
-					row.Drift = runtime.Drift(s, cs)
-				}
-				rows = append(rows, row)
-			}
-			rows[i].Processes = append(rows[i].Processes, serverInProc{PID: p.PID, Current: p.Current, Server: s,
-				Sessions: runtime.CountSessions(sess, s.Backend, s.Name)})
-		}
-	}
-	return rows, nil
-}
-
-func writeServerRows(w io.Writer, rows []serverRow) {
+func writeServerRows(w io.Writer, rows []host.ServerRow) {
 	for _, r := range rows {
 		fmt.Fprintf(w, "%s/%s", r.Backend, r.Server)
 		if c := r.Config; c != nil {

@@ -87,7 +87,7 @@ func (a *app) statusOf(ctx context.Context, cfg config.Config) unitResult {
 		}
 	}
 	if rt, err := h.Runtime(); err == nil {
-		if rows, err := serverRows(ctx, rt, h.Config().HAProxy.Configs, ""); err != nil {
+		if rows, err := host.ServerRows(ctx, rt, h.Config().HAProxy.Configs, ""); err != nil {
 			st.Errors = append(st.Errors, fmt.Sprintf("runtime servers: %v", err))
 		} else {
 			st.RuntimeDrift = []string{}

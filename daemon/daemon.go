@@ -84,7 +84,7 @@ func New(ctx context.Context, cfg config.Config, o Options) (*Daemon, error) {
 	d.sweeps.afterSweep = newLedger(metrics, log, func() string { return d.cur.Load().cfg().StateDir }).read
 	d.srv, err = api.New(api.Options{
 		Token: o.Token, Logger: log.With("component", "api"), Metrics: metrics,
-		Checker: ad, Reloader: ad, Hasher: ad, Ghosts: d.sweeps, Prober: ad, Status: ad,
+		Checker: ad, Reloader: ad, Hasher: ad, Ghosts: d.sweeps, Prober: ad, Status: ad, Runtime: ad,
 		MaxBodyBytes: cfg.API.MaxBodyBytes, ReadTimeout: cfg.API.ReadTimeout.D(),
 		WriteTimeout: cfg.API.WriteTimeout.D(), IdleTimeout: cfg.API.IdleTimeout.D(),
 		Version: o.Version,
