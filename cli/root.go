@@ -118,7 +118,9 @@ func (a *app) exec(body func(ctx context.Context) (int, error)) func(*cobra.Comm
 	return func(cmd *cobra.Command, _ []string) error {
 		code, err := body(cmd.Context())
 		if err != nil {
-			fmt.Fprintf(a.stderr, "haguard %s: %v\n", cmd.Name(), err)
+			// "reload", or "server set" for a subcommand.
+			name := strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+			fmt.Fprintf(a.stderr, "haguard %s: %v\n", name, err)
 			if isUsage(err) || code == exitOK {
 				code = exitUsage
 			}
