@@ -331,26 +331,35 @@ func (r *Runtime) CountAll(ctx context.Context, backend, server string) ([]ProcS
 		out = append(out, ProcSessions{PID: p.PID, Current: p.Current, Sessions: n})
 		total += n
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err // a count cut short is no count
+	}
 	return out, total, nil
 }
 
 // WaitDrained polls CountAll every poll until no live process holds a
-// session on backend/server (true), or ctx ends (false). seen, when
-// set, is told each count.
+// session on backend/server (true), or ctx ends (false, with the last
+// count; -1 sessions when none succeeded). seen, when set, is told each
+// count.
 func (r *Runtime) WaitDrained(ctx context.Context, backend, server string, poll time.Duration, seen func([]ProcSessions, int)) ([]ProcSessions, int, bool) {
 	tick := time.NewTicker(poll)
 	defer tick.Stop()
+	var last []ProcSessions
+	lastTotal := -1 // never counted
 	for {
 		ps, total, err := r.CountAll(ctx, backend, server)
-		if seen != nil && err == nil {
-			seen(ps, total)
-		}
-		if err == nil && total == 0 {
-			return ps, 0, true
+		if err == nil {
+			last, lastTotal = ps, total
+			if seen != nil {
+				seen(ps, total)
+			}
+			if total == 0 {
+				return ps, 0, true
+			}
 		}
 		select {
 		case <-ctx.Done():
-			return ps, total, false
+			return last, lastTotal, false
 		case <-tick.C:
 		}
 	}
