@@ -122,12 +122,16 @@ func accepted(answer string) bool {
 }
 
 func (s serverStep) apply(ctx context.Context, r *Runtime, p Process) (string, error) {
-	for _, cmd := range serverCommands(s.name(), s.c) {
+	for i, cmd := range serverCommands(s.name(), s.c) {
 		out, err := r.At(ctx, p.PID, cmd)
 		if err != nil {
 			return "", err
 		}
 		if !accepted(out) {
+			if i > 0 {
+				// Part of the change holds: not a clean refusal.
+				return "", fmt.Errorf("%s: %s (after the first part of the change was taken)", cmd, out)
+			}
 			return out, nil
 		}
 	}
