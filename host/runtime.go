@@ -102,13 +102,14 @@ func (s statePort) Keep(ctx context.Context) (func(context.Context, reload.Confi
 			}
 			done = append(done, fmt.Sprintf("%s/%s %s", c.Backend, c.Server, c))
 		}
-		detail := "no runtime server state to carry"
+		var parts []string
 		if len(done) > 0 {
-			detail = "carried: " + strings.Join(done, ", ")
+			parts = append(parts, "carried: "+strings.Join(done, ", "))
 		}
 		if len(dropped) > 0 {
-			detail += "; fresh: " + strings.Join(dropped, ", ")
+			parts = append(parts, "fresh: "+strings.Join(dropped, ", "))
 		}
+		detail := strings.Join(parts, "; ")
 		return detail, errors.Join(errs...)
 	}, nil
 }

@@ -34,6 +34,7 @@ func (t *txn) keepState(ctx context.Context) func(context.Context, ConfigSet, Co
 
 // restoreState runs the restore stage. It never fails the reload: a
 // state it could not set again is said in the stage's detail and logged.
+// restore returns "" when there was nothing to carry or drop.
 func (t *txn) restoreState(ctx context.Context, p plan, restore func(context.Context, ConfigSet, ConfigSet) (string, error)) {
 	before := ConfigSet{Files: expandFiles(t.settings.Files, nil), Read: func(path string) ([]byte, bool) {
 		b, ok := p.disk[path]
@@ -43,12 +44,19 @@ func (t *txn) restoreState(ctx context.Context, p plan, restore func(context.Con
 		b := p.content(path)
 		return b, b != nil
 	}}
-	_ = t.stage(ctx, StageRestore, func() (string, error) {
-		detail, err := restore(ctx, before, after)
-		if err != nil {
-			t.log.Warn("server state not fully restored", "id", t.res.ID, "err", err)
-			return fmt.Sprintf("%s; not restored: %v", detail, err), nil
-		}
-		return detail, nil
-	})
+	// Recorded only when there was something to carry or to drop: most
+	// reloads have no runtime state, and their report stays as it was.
+	begin := t.now()
+	detail, err := restore(ctx, before, after)
+	if detail == "" && err == nil {
+		return
+	}
+	if err != nil {
+		t.log.Warn("server state not fully restored", "id", t.res.ID, "err", err)
+		detail = fmt.Sprintf("%s; not restored: %v", detail, err)
+	}
+	t.prog.stageStarted(StageRestore)
+	st := Stage{Name: StageRestore, OK: true, DurationMS: t.now().Sub(begin).Milliseconds(), Detail: detail}
+	t.res.Stages = append(t.res.Stages, st)
+	t.prog.stageEnded(st, t.res)
 }

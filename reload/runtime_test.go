@@ -68,3 +68,46 @@ func TestApplyRuntimePersistsWithoutAReload(t *testing.T) {
 		t.Fatalf("invalid edit: %v, applied %d", err, applied)
 	}
 }
+
+type fakeKeeper struct {
+	detail       string
+	before, cand string
+}
+
+func (k *fakeKeeper) Keep(context.Context) (func(context.Context, ConfigSet, ConfigSet) (string, error), error) {
+	return func(_ context.Context, before, after ConfigSet) (string, error) {
+		b, _ := before.Read(before.Files[0])
+		a, _ := after.Read(after.Files[0])
+		k.before, k.cand = string(b), string(a)
+		return k.detail, nil
+	}, nil
+}
+
+// The restore stage runs after settle with the set before and after the
+// install, and is recorded only when it carried or dropped something.
+func TestRestoreStage(t *testing.T) {
+	for _, detail := range []string{"carried: be/s1 state drain", ""} {
+		f := newFixture(t)
+		k := &fakeKeeper{detail: detail}
+		d := f.w.deps()
+		d.State = k
+		r, err := New(f.s, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := r.Run(context.Background(), Options{Candidate: f.candidate(t, "good v2\n")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{StageCheck, StageSnapshot, StageInstall, StageReload, StageSettle, StageRestore, StageSweep, StageProbe}
+		if detail == "" {
+			want = slices.Delete(want, 5, 6)
+		}
+		if got := stageNames(res); !slices.Equal(got, want) {
+			t.Fatalf("stages %v, want %v", got, want)
+		}
+		if k.before != "good v1\n" || k.cand != "good v2\n" {
+			t.Fatalf("restore saw %q -> %q", k.before, k.cand)
+		}
+	}
+}
