@@ -133,7 +133,7 @@ type statusDoc struct {
 	// RuntimeDrift lists the servers whose state in the current worker
 	// differs from their config line (maint against "disabled", weight,
 	// address): a change made at runtime and not written (docs/runtime.md).
-	// Absent without a master CLI.
+	// Absent when there is none, or without a master CLI.
 	RuntimeDrift []string `json:"runtime_drift,omitempty"`
 }
 
@@ -171,13 +171,10 @@ func writeStatusHuman(w io.Writer, st statusDoc) {
 	} else {
 		fmt.Fprintf(w, "drift:      none (running %s)\n", short12(st.RunningSHA256))
 	}
-	if st.RuntimeDrift != nil {
-		if len(st.RuntimeDrift) == 0 {
-			fmt.Fprintln(w, "runtime:    servers as the config says")
-		}
-		for _, d := range st.RuntimeDrift {
-			fmt.Fprintf(w, "runtime:    DRIFT %s\n", d)
-		}
+	// Said only when there is some, as in JSON (runtime_drift is absent
+	// when none).
+	for _, d := range st.RuntimeDrift {
+		fmt.Fprintf(w, "runtime:    DRIFT %s\n", d)
 	}
 	if c := st.Sweep; c != nil {
 		line := fmt.Sprintf("processes:  %d current, %d draining, %d ghost, %d divergent", c.Current, c.Draining, c.Ghost, c.Divergent)
