@@ -243,7 +243,9 @@ func ParseMapFile(b []byte) []Entry {
 // a runtime state with no config keyword, so it is no drift.
 func Drift(s Server, c ConfigServer) []string {
 	out := []string{}
-	if (s.State == StateMaint) != c.Disabled {
+	// Only forced maintenance is set on the runtime API: a server in
+	// maint through DNS resolution, tracking or its host is no drift.
+	if (s.Admin&admForcedMaint != 0) != c.Disabled {
 		out = append(out, fmt.Sprintf("state %s, config %s", s.State, map[bool]string{true: "disabled", false: "enabled"}[c.Disabled]))
 	}
 	if w := c.WeightOr(s.InitWeight); s.Weight != w {

@@ -108,3 +108,16 @@ func TestSnapshotPlan(t *testing.T) {
 		t.Fatalf("%+v", rep)
 	}
 }
+
+func TestDrift(t *testing.T) {
+	c := ConfigServer{Addr: "10.0.0.1", Port: 80}
+	if d := Drift(Server{State: StateMaint, Admin: admResolvMaint, Addr: "10.0.0.1", Port: 80, Weight: 1, InitWeight: 1}, c); len(d) != 0 {
+		t.Errorf("maint by resolution is drift: %v", d)
+	}
+	if d := Drift(Server{State: StateMaint, Admin: admForcedMaint, Addr: "10.0.0.1", Port: 80, Weight: 3, InitWeight: 1}, c); len(d) != 2 {
+		t.Errorf("forced maint and weight 3: %v", d)
+	}
+	if d := Drift(Server{Addr: "10.0.0.1", Port: 80, Weight: 10, InitWeight: 10}, c); len(d) != 0 {
+		t.Errorf("a weight from default-server is drift: %v", d)
+	}
+}
