@@ -332,6 +332,13 @@ func TestSystemRuntimeDrainWait(t *testing.T) {
 	if code != 1 || r.Drain == nil || !r.Drain.TimedOut || r.Drain.Sessions != 1 {
 		t.Fatalf("held connection: exit %d %+v %+v", code, r, r.Drain)
 	}
+	// On a terminal it shows the count as it falls.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tty, _ := b.s.RunTTY(ctx, 120, "", b.bin, "--config-file", b.yaml, "server", "drain", "be_test/s1", "--wait", "--timeout", "1s")
+	if !strings.Contains(tty, "draining be_test/s1: 1 sessions in 2 processes") || !strings.Contains(tty, "timed out: 1 sessions left") {
+		t.Fatalf("on a terminal:\n%s", tty)
+	}
 	p := b.s.Start(t, b.bin, "--config-file", b.yaml, "--format", "json", "server", "drain", "be_test/s1", "--wait", "--timeout", "60s")
 	time.Sleep(2 * time.Second)
 	if !p.Alive() {
