@@ -118,6 +118,8 @@ func classify(err error) (int, string, string) {
 		return http.StatusConflict, "not_pending", err.Error()
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound, "not_found", err.Error()
+	case errors.Is(err, ErrNoRuntime):
+		return http.StatusNotImplemented, "not_implemented", err.Error()
 	case errors.As(err, &he):
 		// Echo's own answers: unknown route, wrong method.
 		msg := http.StatusText(he.Code)

@@ -46,6 +46,39 @@ type Metrics struct {
 	oldestAge   float64
 	oldestRSS   float64
 	escalations map[string]float64 // by step
+	// runtime counts runtime changes by kind and result.
+	runtime map[[2]string]float64
+}
+
+// Runtime change kinds and results, every pair exported from the start.
+var (
+	runtimeKinds   = []string{"map", "server"}
+	runtimeResults = []string{RuntimeFailed, RuntimeOK, RuntimeRefused}
+)
+
+// ObserveRuntime counts one runtime change (haguard_runtime_changes_total).
+func (m *Metrics) ObserveRuntime(kind, result string) {
+	m.mu.Lock()
+	m.runtime[[2]string{kind, result}]++
+	m.mu.Unlock()
+}
+
+func (m *Metrics) runtimeFamily() family {
+	f := family{name: "haguard_runtime_changes_total", typ: "counter", help: "Runtime changes (no reload) by kind (server, map) and result (ok, refused, failed)."}
+	keys := make([][2]string, 0, len(m.runtime))
+	for k := range m.runtime {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i][0] != keys[j][0] {
+			return keys[i][0] < keys[j][0]
+		}
+		return keys[i][1] < keys[j][1]
+	})
+	for _, k := range keys {
+		f.samples = append(f.samples, sample{labels: []label{{"kind", k[0]}, {"result", k[1]}}, value: m.runtime[k]})
+	}
+	return f
 }
 
 // NewMetrics creates the metrics, every label value of a fixed set at 0.
@@ -59,6 +92,12 @@ func NewMetrics() *Metrics {
 
 		generations: zeroes(genStates),
 		escalations: zeroes(escalSteps),
+		runtime:     map[[2]string]float64{},
+	}
+	for _, k := range runtimeKinds {
+		for _, r := range runtimeResults {
+			m.runtime[[2]string{k, r}] = 0
+		}
 	}
 	return m
 }
@@ -213,7 +252,7 @@ func (m *Metrics) families() []family {
 	if m.configSHA != "" {
 		info.samples = []sample{{labels: []label{{"sha256", m.configSHA}}, value: 1}}
 	}
-	fams = append(fams, info)
+	fams = append(fams, info, m.runtimeFamily())
 	if m.unit != "" {
 		for _, f := range fams {
 			for i := range f.samples {

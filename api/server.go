@@ -60,6 +60,8 @@ type Options struct {
 	Unit string
 	// More are further units served by the same API (UnitBackend).
 	More []UnitBackend
+	// Runtime changes servers and map entries without a reload; optional.
+	Runtime RuntimeChanger
 
 	MaxBodyBytes int64
 	ReadTimeout  time.Duration
@@ -181,6 +183,12 @@ func (s *Server) routes() *echo.Echo {
 	e.POST("/v1/reloads/:id/confirm", s.confirm, write)
 	e.POST("/v1/rollback", s.rollback, write)
 	e.POST("/v1/probes", s.probes, write)
+	e.GET("/v1/backends/:backend/servers/:server", s.getServer, read)
+	e.PATCH("/v1/backends/:backend/servers/:server", s.patchServer, write)
+	e.POST("/v1/backends/:backend/servers/:server/drain", s.drainServer, write)
+	e.GET("/v1/maps/:map/entries/:key", s.getMapEntry, read)
+	e.PUT("/v1/maps/:map/entries/:key", s.putMapEntry, write)
+	e.DELETE("/v1/maps/:map/entries/:key", s.deleteMapEntry, write)
 	return e
 }
 

@@ -23,6 +23,8 @@ type UnitBackend struct {
 	Ghosts   GhostSource
 	Prober   Prober
 	Status   StatusSource
+	// Runtime changes servers and map entries without a reload; optional.
+	Runtime RuntimeChanger
 	// Metrics are the unit's series; nil creates them.
 	Metrics *Metrics
 	// JobDir is the unit's job ledger (Options.JobDir).
@@ -42,7 +44,7 @@ type unit struct {
 // backends lists Options' own unit first, then More.
 func (o Options) backends() []UnitBackend {
 	first := UnitBackend{Unit: o.Unit, Checker: o.Checker, Reloader: o.Reloader, Hasher: o.Hasher,
-		Ghosts: o.Ghosts, Prober: o.Prober, Status: o.Status, Metrics: o.Metrics, JobDir: o.JobDir}
+		Ghosts: o.Ghosts, Prober: o.Prober, Status: o.Status, Runtime: o.Runtime, Metrics: o.Metrics, JobDir: o.JobDir}
 	return append([]UnitBackend{first}, o.More...)
 }
 

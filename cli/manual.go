@@ -42,7 +42,8 @@ type manual struct {
 	seeAlso  string
 }
 
-// manuals are keyed by command name ("" is the root).
+// manuals are keyed by command path without "haguard" ("" is the root,
+// "server set" a subcommand).
 var manuals = map[string]manual{
 	"": {
 		files:   []string{"yaml", "state", "token", "unit", "haproxy", "docs"},
@@ -78,6 +79,43 @@ var manuals = map[string]manual{
 	"doctor": {
 		files:   []string{"yaml", "state", "token", "master", "stats", "dropin"},
 		seeAlso: "haguard-reload(1), haguard-check(1), haguard-probe(1), systemctl(1), cli.md, reload.md, install.md",
+	},
+	"server": {
+		files:   []string{"yaml", "state", "haproxy", "master"},
+		seeAlso: "haguard-map(1), haguard-reload(1), haguard-history(1), runtime.md, cli.md",
+		examples: `  haguard server list be_app
+  haguard server drain be_app/db1 --wait --timeout 10m
+  haguard server set be_app/db1 --state ready --weight 50`,
+	},
+	"server set": {
+		files:   []string{"yaml", "state", "haproxy", "master"},
+		seeAlso: "haguard-server-drain(1), haguard-server-list(1), haguard-history(1), haguard-rollback(1), runtime.md, cli.md",
+	},
+	"server drain": {
+		files:   []string{"yaml", "state", "haproxy", "master"},
+		seeAlso: "haguard-server-set(1), haguard-server-list(1), runtime.md, cli.md",
+	},
+	"server list": {
+		exit:     "Exit codes:\n  0  printed\n  1  the master CLI could not be read\n  2  usage error, no master CLI",
+		files:    []string{"yaml", "haproxy", "master"},
+		seeAlso:  "haguard-server-set(1), haguard-status(1), runtime.md",
+		examples: "  haguard server list\n  haguard server list be_app --format json | jq '.[] | select(.drift != [])'",
+	},
+	"map": {
+		files:   []string{"yaml", "state", "haproxy", "master"},
+		seeAlso: "haguard-server(1), haguard-reload(1), runtime.md, cli.md",
+		examples: `  haguard map add /etc/haproxy/hosts.map api.example.com be_api
+  haguard map del /etc/haproxy/hosts.map old.example.com
+  haguard map list /etc/haproxy/hosts.map`,
+	},
+	"map add": {files: []string{"yaml", "state", "haproxy", "master"}, seeAlso: "haguard-map-set(1), haguard-map-del(1), haguard-map-list(1), runtime.md"},
+	"map set": {files: []string{"yaml", "state", "haproxy", "master"}, seeAlso: "haguard-map-add(1), haguard-map-del(1), haguard-map-list(1), runtime.md"},
+	"map del": {files: []string{"yaml", "state", "haproxy", "master"}, seeAlso: "haguard-map-add(1), haguard-map-set(1), haguard-map-list(1), runtime.md"},
+	"map list": {
+		exit:     "Exit codes:\n  0  printed\n  1  the master CLI could not be read\n  2  usage error, a map the current worker does not know",
+		files:    []string{"yaml", "master"},
+		seeAlso:  "haguard-map-add(1), runtime.md",
+		examples: "  haguard map list /etc/haproxy/hosts.map",
 	},
 	"history":  {files: []string{"yaml", "state"}, seeAlso: "haguard-rollback(1), haguard-reload(1), reload.md"},
 	"rollback": {files: []string{"yaml", "state", "haproxy"}, seeAlso: "haguard-history(1), haguard-reload(1), reload.md"},
@@ -120,11 +158,17 @@ var manuals = map[string]manual{
 // annotateManual sets the examples and the man-page annotations of root
 // and its subcommands from manuals.
 func annotateManual(root *cobra.Command) {
-	for _, c := range append([]*cobra.Command{root}, root.Commands()...) {
-		name := c.Name()
-		if c == root {
-			name = ""
+	var all func(c *cobra.Command) []*cobra.Command
+	all = func(c *cobra.Command) []*cobra.Command {
+		out := []*cobra.Command{c}
+		for _, sub := range c.Commands() {
+			out = append(out, all(sub)...)
 		}
+		return out
+	}
+	for _, c := range all(root) {
+		// "" is the root, "server set" a subcommand's path.
+		name := strings.TrimPrefix(strings.TrimPrefix(c.CommandPath(), root.Name()), " ")
 		m, ok := manuals[name]
 		if !ok {
 			continue

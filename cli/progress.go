@@ -245,6 +245,8 @@ func stageVerb(stage string) string {
 		return "reloading"
 	case reload.StageSettle:
 		return "settling"
+	case reload.StageRestore:
+		return "restoring runtime server state"
 	case reload.StageSweep:
 		return "sweeping"
 	case reload.StageProbe:

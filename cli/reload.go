@@ -282,6 +282,8 @@ func stageText(s reload.Stage, alerts int) string {
 		return line("reload failed")
 	case reload.StageSettle:
 		return line("new generation")
+	case reload.StageRestore:
+		return line("runtime server state")
 	case reload.StageSweep, reload.StageProbe:
 		return line("")
 	case reload.StageWatch:

@@ -98,6 +98,7 @@ is left in a bad state and needs a human.`,
 		a.versionCmd(),
 		a.checkCmd(),
 		a.reloadCmd(), a.historyCmd(), a.rollbackCmd(), a.statusCmd(), a.confirmCmd(), a.watchConfirmCmd(), a.diffCmd(),
+		a.serverCmd(), a.mapCmd(),
 		a.doctorCmd(), a.execReloadCmd(),
 		a.serveCmd(),
 		a.probeCmd(),
@@ -119,7 +120,9 @@ func (a *app) exec(body func(ctx context.Context) (int, error)) func(*cobra.Comm
 	return func(cmd *cobra.Command, _ []string) error {
 		code, err := body(cmd.Context())
 		if err != nil {
-			fmt.Fprintf(a.stderr, "haguard %s: %v\n", cmd.Name(), err)
+			// "reload", or "server set" for a subcommand.
+			name := strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+			fmt.Fprintf(a.stderr, "haguard %s: %v\n", name, err)
 			if isUsage(err) || code == exitOK {
 				code = exitUsage
 			}

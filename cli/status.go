@@ -36,8 +36,11 @@ none.
 
 Exit codes:
   0  the unit is active and runs the config on disk
-  1  drift, an interrupted transaction, or haproxy's master counts a
-     failed reload since its last good one (show proc "failed")
+  1  drift (the disk against what runs, or a server whose runtime
+     state, weight or address differs from its config line: changed on
+     the runtime API and not written), an interrupted transaction, or
+     haproxy's master counts a failed reload since its last good one
+     (show proc "failed")
   2  usage error, unreadable haguard.yaml or state dir
   3  the unit is not active, systemd cannot be reached, or the journal
      of a dead run is unreadable (every reload refuses until
@@ -92,6 +95,18 @@ func (a *app) statusOf(ctx context.Context, cfg config.Config) unitResult {
 			}
 		}
 	}
+	if rt, err := h.Runtime(); err == nil {
+		if rows, err := host.ServerRows(ctx, rt, h.Config().HAProxy.Configs, ""); err != nil {
+			st.Errors = append(st.Errors, fmt.Sprintf("runtime servers: %v", err))
+		} else {
+			st.RuntimeDrift = []string{}
+			for _, r := range rows {
+				for _, d := range r.Drift {
+					st.RuntimeDrift = append(st.RuntimeDrift, fmt.Sprintf("%s/%s: %s", r.Backend, r.Server, d))
+				}
+			}
+		}
+	}
 	if sock := h.StatsSocket(nil); sock != "" {
 		if hl, err := probe.ReadHealth(ctx, sock); err != nil {
 			st.Errors = append(st.Errors, fmt.Sprintf("backend health: %v", err))
@@ -106,7 +121,7 @@ func (a *app) statusOf(ctx context.Context, cfg config.Config) unitResult {
 		// its business until it ends.
 	case st.ActiveState != "active" || st.Stuck != "" || st.JournalError != "":
 		code = exitBroken
-	case st.Drift || st.Interrupted != nil || st.Failed > 0 || len(st.Bad) > 0 || st.Backends != nil && len(st.Backends.BackendsDown) > 0:
+	case st.Drift || len(st.RuntimeDrift) > 0 || st.Interrupted != nil || st.Failed > 0 || len(st.Bad) > 0 || st.Backends != nil && len(st.Backends.BackendsDown) > 0:
 		code = exitNegative
 	}
 	return unitResult{code: code, doc: st, human: func(w io.Writer) { writeStatusHuman(w, st) }}
@@ -128,6 +143,11 @@ type statusDoc struct {
 	// Backends is every server's health now (show stat), when there is a
 	// stats socket.
 	Backends *probe.Health `json:"backends,omitempty"`
+	// RuntimeDrift lists the servers whose state in the current worker
+	// differs from their config line (maint against "disabled", weight,
+	// address): a change made at runtime and not written (docs/runtime.md).
+	// Absent when there is none, or without a master CLI.
+	RuntimeDrift []string `json:"runtime_drift,omitempty"`
 }
 
 func writeStatusHuman(w io.Writer, st statusDoc) {
@@ -163,6 +183,11 @@ func writeStatusHuman(w io.Writer, st statusDoc) {
 		fmt.Fprintf(w, "drift:      YES: %s\n", st.DriftReason)
 	} else {
 		fmt.Fprintf(w, "drift:      none (running %s)\n", short12(st.RunningSHA256))
+	}
+	// Said only when there is some, as in JSON (runtime_drift is absent
+	// when none).
+	for _, d := range st.RuntimeDrift {
+		fmt.Fprintf(w, "runtime:    DRIFT %s\n", d)
 	}
 	if c := st.Sweep; c != nil {
 		line := fmt.Sprintf("processes:  %d current, %d draining, %d ghost, %d divergent", c.Current, c.Draining, c.Ghost, c.Divergent)

@@ -100,7 +100,7 @@ func New(ctx context.Context, cfg config.Config, o Options) (*Daemon, error) {
 	opts := api.Options{
 		Tokens: o.Tokens, Logger: log.With("component", "api"),
 		Unit: d.units[0].name, Metrics: d.units[0].metrics,
-		Checker: first, Reloader: first, Hasher: first, Ghosts: d.units[0].sweeps, Prober: first, Status: first,
+		Checker: first, Reloader: first, Hasher: first, Ghosts: d.units[0].sweeps, Prober: first, Status: first, Runtime: first,
 		MaxBodyBytes: cfg.API.MaxBodyBytes, ReadTimeout: cfg.API.ReadTimeout.D(),
 		WriteTimeout: cfg.API.WriteTimeout.D(), IdleTimeout: cfg.API.IdleTimeout.D(),
 		Version: o.Version, JobDir: d.units[0].jobDir(),
@@ -108,7 +108,7 @@ func New(ctx context.Context, cfg config.Config, o Options) (*Daemon, error) {
 	}
 	for _, w := range d.units[1:] {
 		opts.More = append(opts.More, api.UnitBackend{Unit: w.name, Metrics: w.metrics,
-			Checker: w.ad, Reloader: w.ad, Hasher: w.ad, Ghosts: w.sweeps, Prober: w.ad, Status: w.ad, JobDir: w.jobDir()})
+			Checker: w.ad, Reloader: w.ad, Hasher: w.ad, Ghosts: w.sweeps, Prober: w.ad, Status: w.ad, Runtime: w.ad, JobDir: w.jobDir()})
 	}
 	for _, w := range d.units {
 		cleanScratch(w.cur.Load().cfg().StateDir, w.log)

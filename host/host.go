@@ -165,6 +165,7 @@ func (h *Host) reloader(rl interface {
 		Differ:  diffPort{h},
 		Signals: signalPort{},
 		Watcher: watchPort{h},
+		State:   h.stateKeeper(),
 		Pause:   testPause(h.log),
 		Logger:  h.log,
 	})

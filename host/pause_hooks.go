@@ -7,8 +7,28 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"syscall"
 	"time"
+
+	"github.com/haguard/haguard/agent/runtime"
 )
+
+// testBeforeProcess is the hook of the runtime tests that kill a process
+// mid-apply: HAGUARD_TEST_KILL_OLD_WORKER=1 SIGKILLs each old worker just
+// before a runtime change reaches it.
+func testBeforeProcess(log *slog.Logger) func(runtime.Process) {
+	if os.Getenv("HAGUARD_TEST_KILL_OLD_WORKER") != "1" {
+		return nil
+	}
+	return func(p runtime.Process) {
+		if p.Current {
+			return
+		}
+		log.Warn("test hook: killing an old worker mid-apply", "pid", p.PID)
+		_ = syscall.Kill(int(p.PID), syscall.SIGKILL)
+		time.Sleep(300 * time.Millisecond)
+	}
+}
 
 // testPause is the hook the crash tests use, compiled in only with -tags
 // haguard_testhooks (testbed.BuildHaguard builds so):

@@ -38,6 +38,9 @@ type Entry struct {
 	// its first reload (untouched since the running generation started),
 	// not one it installed.
 	Adopted bool `json:"adopted,omitempty"`
+	// Runtime is the runtime change this entry wrote to the set without
+	// a reload (haguard server set, map add...); absent for a reload.
+	Runtime string `json:"runtime,omitempty"`
 	// ReplacedSHA256 is the file the install overwrote when it was not
 	// BeforeSHA256 (edited by hand without a reload): kept so that those
 	// edits are not lost, but never a rollback target (never verified).

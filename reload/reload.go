@@ -65,6 +65,9 @@ type Deps struct {
 	Signals signalReader
 	// Watcher starts the watcher of a --confirm-within window. Optional.
 	Watcher confirmWatcher
+	// State carries runtime server state (drain, maint, weights) across
+	// a reload (handover.go). Optional.
+	State stateKeeper
 	// Pause runs when a stage has been journaled and before it starts;
 	// tests use it to stop a run at a known point. Optional.
 	Pause  func(ctx context.Context, stage string)

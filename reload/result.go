@@ -76,6 +76,9 @@ type Result struct {
 	// or the audit line. The config and what runs are as the stages say;
 	// only these records are missing or stale.
 	Unrecorded []string `json:"unrecorded,omitempty"`
+	// Runtime is the runtime change a run without a reload applied and
+	// wrote to the set (ApplyRuntime); absent for a reload.
+	Runtime string `json:"runtime,omitempty"`
 
 	// Outcome is the history outcome (committed, refused, ...).
 	Outcome string `json:"-"`

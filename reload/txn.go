@@ -126,6 +126,7 @@ func (t *txn) run(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%w: stopped before install: %w", ErrRefused, err)
 	}
+	restore := t.keepState(ctx)
 	err = t.install(ctx, p)
 	if err == nil {
 		err = t.reloadAndSettle(ctx, p.before)
@@ -133,6 +134,9 @@ func (t *txn) run(ctx context.Context) error {
 	var raced error
 	if err == nil {
 		raced = t.checkRace(p)
+	}
+	if err == nil && raced == nil && restore != nil {
+		t.restoreState(ctx, p, restore)
 	}
 	if err == nil {
 		err = t.verify(ctx)

@@ -198,7 +198,7 @@ func NewRegistry() *Registry { return &Registry{} }
 func DefaultRegistry() *Registry {
 	r := NewRegistry()
 	for _, family := range [][]Rule{timeUnitRules(), timeoutRules(), checkRules(), keepaliveRules(),
-		readerRules(), dbRules(), kernelRules(), pathRules(), policyRules()} {
+		readerRules(), stateRules(), dbRules(), kernelRules(), pathRules(), policyRules()} {
 		if err := r.Register(family...); err != nil {
 			panic(err) // a duplicate ID is a programming error caught by the tests
 		}

@@ -15,8 +15,8 @@ func TestDefaultRegistryHasEveryConfigRule(t *testing.T) {
 			rules = append(rules, r)
 		}
 	}
-	if len(rules) != 20 {
-		t.Fatalf("%d rules, want HA001..HA020", len(rules))
+	if len(rules) != 21 {
+		t.Fatalf("%d rules, want HA001..HA021", len(rules))
 	}
 	for i, r := range rules {
 		if want := fmt.Sprintf("HA%03d", i+1); r.ID != want {
