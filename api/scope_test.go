@@ -25,7 +25,9 @@ func TestScopes(t *testing.T) {
 			t.Errorf("read token, %s %s: %d %s", r[0], r[1], resp.StatusCode, b)
 		}
 	}
-	for _, r := range [][2]string{{"POST", "/v1/check"}, {"POST", "/v1/reloads"}, {"POST", "/v1/rollback"}, {"POST", "/v1/probes"}, {"POST", "/v1/reloads/x/confirm"}} {
+	for _, r := range [][2]string{{"POST", "/v1/check"}, {"POST", "/v1/reloads"}, {"POST", "/v1/rollback"}, {"POST", "/v1/probes"}, {"POST", "/v1/reloads/x/confirm"},
+		{"PATCH", "/v1/backends/be/servers/s1"}, {"POST", "/v1/backends/be/servers/s1/drain"},
+		{"PUT", "/v1/maps/%2Fetc%2Fhosts.map/entries/k"}, {"DELETE", "/v1/maps/%2Fetc%2Fhosts.map/entries/k"}} {
 		resp := e.do(t, r[0], r[1], strings.NewReader("global\n"), rd)
 		wantError(t, resp, http.StatusForbidden, "forbidden")
 	}
