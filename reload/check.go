@@ -106,17 +106,9 @@ func (t *txn) check(ctx context.Context) (plan, error) {
 		if err != nil {
 			return "", fmt.Errorf("run check: %w", err)
 		}
-		// The check read the files by path; the install writes the bytes
-		// read above. They must be the same bytes, or what is installed
-		// was never checked (and an edit made meanwhile would be
-		// overwritten without a snapshot).
-		if err := t.sameAsPlanned(p); err != nil {
+		if err := t.adoptCheck(&p, rep); err != nil {
 			return "", err
 		}
-		t.res.Findings = append(t.res.Findings, rep.Findings...)
-		t.res.CheckOutput = rep.Output
-		t.checked = rep.Config
-		p.refs = rep.Refs
 		nerr := countErrors(rep.Findings)
 		if !rep.Valid {
 			return fmt.Sprintf("haproxy -c: invalid; %d findings (%d errors)", len(rep.Findings), nerr),
@@ -207,6 +199,21 @@ func (t *txn) stageCheck(p plan) (CheckRequest, func(), error) {
 
 // sameAsPlanned says whether the candidate and the disk still hold what
 // readPlan read.
+// adoptCheck takes the check's report into the run. The check read the
+// files by path; the install writes the bytes planned before it. They
+// must be the same bytes, or what is installed was never checked (and an
+// edit made meanwhile would be overwritten without a snapshot).
+func (t *txn) adoptCheck(p *plan, rep CheckReport) error {
+	if err := t.sameAsPlanned(*p); err != nil {
+		return err
+	}
+	t.res.Findings = append(t.res.Findings, rep.Findings...)
+	t.res.CheckOutput = rep.Output
+	t.checked = rep.Config
+	p.refs = rep.Refs
+	return nil
+}
+
 func (t *txn) sameAsPlanned(p plan) error {
 	if t.opt.Candidate != "" && t.opt.candidateSet == nil {
 		now, err := t.loadCandidate()

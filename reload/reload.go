@@ -216,17 +216,8 @@ func (r *Reloader) Run(ctx context.Context, opt Options) (Result, error) {
 		t.res.DurationMS = r.now().Sub(start).Milliseconds()
 		return *t.res, err
 	}
-	lk, err := acquireLock(ctx, r.settings.StateDir, r.settings.LockWait, r.settings.LockTimeout,
-		holderOf(opt, os.Getpid(), start), func(holder string) {
-			t.prog.emit(Event{Type: EventLockWait, Detail: holder})
-		})
+	lk, err := t.lock(ctx)
 	if err != nil {
-		t.res.Outcome = OutcomeRefused
-		t.res.DurationMS = r.now().Sub(start).Milliseconds()
-		rec := AuditRecord{Who: opt.Who, Reason: opt.Reason, Target: r.settings.Target, SkipLint: opt.SkipLint, Result: *t.res}
-		if aerr := AuditRefused(r.settings.StateDir, rec, start, err); aerr != nil {
-			r.log.Error("audit log", "err", aerr)
-		}
 		return *t.res, err
 	}
 	// Released on every way out, a panic included: a daemon that recovers
@@ -244,6 +235,26 @@ func (r *Reloader) Run(ctx context.Context, opt Options) (Result, error) {
 	err = t.run(ctx)
 	t.finish(err)
 	return *t.res, err
+}
+
+// lock takes the transaction lock, saying so while it waits. A run it
+// refuses (the lock busy past reload.lock_timeout, or lock: fail) writes
+// an audit line of its own, so that automation sees it.
+func (t *txn) lock(ctx context.Context) (*lockFile, error) {
+	r, opt := t.Reloader, t.opt
+	lk, err := acquireLock(ctx, r.settings.StateDir, r.settings.LockWait, r.settings.LockTimeout,
+		holderOf(opt, os.Getpid(), t.start), func(holder string) {
+			t.prog.emit(Event{Type: EventLockWait, Detail: holder})
+		})
+	if err != nil {
+		t.res.Outcome = OutcomeRefused
+		t.res.DurationMS = r.now().Sub(t.start).Milliseconds()
+		rec := AuditRecord{Who: opt.Who, Reason: opt.Reason, Target: r.settings.Target, SkipLint: opt.SkipLint, Result: *t.res}
+		if aerr := AuditRefused(r.settings.StateDir, rec, t.start, err); aerr != nil {
+			r.log.Error("audit log", "err", aerr)
+		}
+	}
+	return lk, err
 }
 
 // removeStaleTemps clears the temp files of a run killed mid-write, next

@@ -47,13 +47,8 @@ func (r *Reloader) ApplyRuntime(ctx context.Context, opt Options, ifMatch string
 	}
 	t := newTxn(r, opt, start)
 	t.res.Runtime = ch.What
-	lk, err := acquireLock(ctx, r.settings.StateDir, r.settings.LockWait, r.settings.LockTimeout,
-		holderOf(opt, os.Getpid(), start), func(holder string) {
-			t.prog.emit(Event{Type: EventLockWait, Detail: holder})
-		})
+	lk, err := t.lock(ctx)
 	if err != nil {
-		t.res.Outcome = OutcomeRefused
-		t.res.DurationMS = r.now().Sub(start).Milliseconds()
 		return *t.res, err
 	}
 	defer lk.release()
@@ -145,13 +140,9 @@ func (t *txn) checkRuntime(ctx context.Context, ifMatch string, ch RuntimeChange
 		if err != nil {
 			return "", fmt.Errorf("run check: %w", err)
 		}
-		if err := t.sameAsPlanned(p); err != nil {
+		if err := t.adoptCheck(&p, rep); err != nil {
 			return "", err
 		}
-		t.res.Findings = append(t.res.Findings, rep.Findings...)
-		t.res.CheckOutput = rep.Output
-		t.checked = rep.Config
-		p.refs = rep.Refs
 		if !rep.Valid {
 			return "", fmt.Errorf("haproxy -c on the edited config: %s", refusal(rep.Output))
 		}
