@@ -53,8 +53,8 @@ func TestSystemAPIRuntimeChanges(t *testing.T) {
 		t.Fatalf("drain: %d %s", code, data)
 	}
 	_, _, data = b.do(t, "GET", "/metrics", nil, nil)
-	if !strings.Contains(string(data), `haguard_runtime_changes_total{kind="server",result="ok"} 2`) ||
-		!strings.Contains(string(data), `haguard_runtime_changes_total{kind="server",result="refused"} 1`) {
+	if !strings.Contains(string(data), `haguard_runtime_changes_total{unit="haproxy.service",kind="server",result="ok"} 2`) ||
+		!strings.Contains(string(data), `haguard_runtime_changes_total{unit="haproxy.service",kind="server",result="refused"} 1`) {
 		t.Fatalf("metrics:\n%s", data)
 	}
 }
