@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -93,12 +94,19 @@ func newHost(cfg config.Config, d Discovery, log *slog.Logger) (*Host, error) {
 	}
 	hp, err := d.Reconcile(cfg.HAProxy)
 	cfg.HAProxy = hp
-	h := &Host{cfg: cfg, disc: d, log: log, targets: &validate.Targets{}}
+	// The probe of the binary (haproxy -vv and a probe config, two
+	// haproxy starts) is kept in the state dir, so that each command does
+	// not pay for it again; it is probed anew after an upgrade.
+	targets := &validate.Targets{File: filepath.Join(cfg.StateDir, targetCacheFile)}
+	h := &Host{cfg: cfg, disc: d, log: log, targets: targets}
 	if hp.MasterSocket != "" {
 		h.mc = master.New(hp.MasterSocket)
 	}
 	return h, err
 }
+
+// targetCacheFile is the probe cache's name in the state dir.
+const targetCacheFile = "haproxy-target.json"
 
 // Config is haguard.yaml with the haproxy block as discovered (and
 // reconciled): the effective settings.

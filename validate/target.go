@@ -4,14 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -279,45 +282,69 @@ var noticeRe = sync.OnceValue(func() *regexp.Regexp {
 // through `bin -c` (with an empty environment) for the preset variables
 // and the unset-variable quirk.
 func ProbeTarget(ctx context.Context, bin string) (*Target, error) {
-	vv, err := exec.CommandContext(ctx, bin, "-vv").Output()
-	if err != nil {
-		return nil, fmt.Errorf("probe %s -vv: %w", bin, err)
+	// The two runs are independent: run them side by side, so that the
+	// probe costs the check (which waits for it) one haproxy start, not two.
+	type vvResult struct {
+		out []byte
+		err error
 	}
-	t := parseVV(vv)
+	vvc := make(chan vvResult, 1)
+	go func() {
+		out, err := exec.CommandContext(ctx, bin, "-vv").Output()
+		vvc <- vvResult{out, err}
+	}()
+	presets, eaten, perr := probePresetsOf(ctx, bin)
+	vv := <-vvc
+	if vv.err != nil {
+		return nil, fmt.Errorf("probe %s -vv: %w", bin, vv.err)
+	}
+	if perr != nil {
+		return nil, perr
+	}
+	t := parseVV(vv.out)
 	t.Bin = bin
+	t.Presets, t.UnsetEatsQuote = presets, eaten
+	return t, nil
+}
+
+// probePresetsOf runs the probe config through `bin -c` with an empty
+// environment: the variables bin presets, and whether an unset variable
+// eats its closing quote.
+func probePresetsOf(ctx context.Context, bin string) (map[string]string, bool, error) {
 	f, err := os.CreateTemp("", "haguard-probe-*.cfg")
 	if err != nil {
-		return nil, fmt.Errorf("probe %s: %w", bin, err)
+		return nil, false, fmt.Errorf("probe %s: %w", bin, err)
 	}
 	defer os.Remove(f.Name())
 	_, werr := f.WriteString(probeConfig())
 	if cerr := f.Close(); werr != nil || cerr != nil {
-		return nil, fmt.Errorf("probe %s: write probe config: %w", bin, errors.Join(werr, cerr))
+		return nil, false, fmt.Errorf("probe %s: write probe config: %w", bin, errors.Join(werr, cerr))
 	}
 	cmd := exec.CommandContext(ctx, bin, "-c", "-f", f.Name())
 	cmd.Env = []string{}
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	if err != nil && !errors.As(err, &exit) {
-		return nil, fmt.Errorf("probe %s -c: %w", bin, err)
+		return nil, false, fmt.Errorf("probe %s -c: %w", bin, err)
 	}
-	t.Presets = map[string]string{}
+	presets := map[string]string{}
+	eaten := false
 	for _, m := range noticeRe().FindAllStringSubmatch(string(out), -1) {
 		n, _ := strconv.Atoi(m[1])
 		n-- // the first line is a comment
 		switch {
 		case n >= 1 && n <= len(probePresets):
 			if m[2] != probeUnset && m[3] == "" {
-				t.Presets[probePresets[n-1]] = m[2]
+				presets[probePresets[n-1]] = m[2]
 			}
 		case n == len(probePresets)+1:
-			t.UnsetEatsQuote = m[2] == "eaten"
+			eaten = m[2] == "eaten"
 		}
 	}
 	if !strings.Contains(string(out), "haguard probe done") {
-		return nil, fmt.Errorf("probe %s -c: unexpected output: %s", bin, bytes.TrimSpace(out))
+		return nil, false, fmt.Errorf("probe %s -c: unexpected output: %s", bin, bytes.TrimSpace(out))
 	}
-	return t, nil
+	return presets, eaten, nil
 }
 
 // parseVV reads the parts of `haproxy -vv` a configuration depends on.
@@ -351,18 +378,39 @@ func parseVV(out []byte) *Target {
 	return t
 }
 
-// Targets caches probes by binary path, size and modification time, so a
-// daemon probes each binary once and again after an upgrade. The zero
-// value is ready to use; it is safe for concurrent use.
+// Targets caches probes by build of a binary (path, size, inode, mtime,
+// ctime), so a daemon probes each binary once and again after an upgrade,
+// and, with File, so does the command line. The zero value is ready to
+// use; it is safe for concurrent use.
 type Targets struct {
+	// File, when set, keeps the probes across processes (each command of
+	// the CLI is one): a JSON file, written atomically, that a probe is
+	// taken from while its binary's path, size, inode, mtime and ctime
+	// are unchanged. Best effort: a file that cannot be read or written
+	// only means probing again.
+	File string
+
 	mu sync.Mutex
 	m  map[targetKey]*Target
 }
 
+// targetKey names one build of a binary: a package upgrade or a rebuild
+// changes at least one of these.
 type targetKey struct {
-	path  string
-	size  int64
-	mtime time.Time
+	Path  string    `json:"path"`
+	Size  int64     `json:"size"`
+	Ino   uint64    `json:"ino"`
+	Mtime time.Time `json:"mtime"`
+	Ctime time.Time `json:"ctime"`
+}
+
+func keyOf(bin string, st os.FileInfo) targetKey {
+	k := targetKey{Path: bin, Size: st.Size(), Mtime: st.ModTime()}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		k.Ino = sys.Ino
+		k.Ctime = time.Unix(sys.Ctim.Sec, sys.Ctim.Nsec)
+	}
+	return k
 }
 
 // Get returns the probe of bin, from the cache when the file has not
@@ -372,27 +420,74 @@ func (ts *Targets) Get(ctx context.Context, bin string) (*Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("probe %s: %w", bin, err)
 	}
-	k := targetKey{bin, st.Size(), st.ModTime()}
+	k := keyOf(bin, st)
 	ts.mu.Lock()
 	t, ok := ts.m[k]
 	ts.mu.Unlock()
 	if ok {
 		return t, nil
 	}
-	t, err = ProbeTarget(ctx, bin)
-	if err != nil {
-		return nil, err
+	if t = ts.load(k); t == nil {
+		if t, err = ProbeTarget(ctx, bin); err != nil {
+			return nil, err
+		}
+		ts.save(k, t)
 	}
 	ts.mu.Lock()
 	if ts.m == nil {
 		ts.m = map[targetKey]*Target{}
 	}
 	for old := range ts.m {
-		if old.path == bin {
+		if old.Path == bin {
 			delete(ts.m, old) // the binary was replaced
 		}
 	}
 	ts.m[k] = t
 	ts.mu.Unlock()
 	return t, nil
+}
+
+// cachedTarget is one entry of Targets.File.
+type cachedTarget struct {
+	Key    targetKey `json:"key"`
+	Target *Target   `json:"target"`
+}
+
+// load is the probe File holds for k, or nil.
+func (ts *Targets) load(k targetKey) *Target {
+	if ts.File == "" {
+		return nil
+	}
+	b, err := os.ReadFile(ts.File)
+	if err != nil {
+		return nil
+	}
+	var c cachedTarget
+	if json.Unmarshal(b, &c) != nil || c.Target == nil || !sameKey(c.Key, k) {
+		return nil
+	}
+	return c.Target
+}
+
+func sameKey(a, b targetKey) bool {
+	return a.Path == b.Path && a.Size == b.Size && a.Ino == b.Ino && a.Mtime.Equal(b.Mtime) && a.Ctime.Equal(b.Ctime)
+}
+
+// save writes the probe of k to File, replacing what it held.
+func (ts *Targets) save(k targetKey, t *Target) {
+	if ts.File == "" {
+		return
+	}
+	b, err := json.Marshal(cachedTarget{Key: k, Target: t})
+	if err != nil {
+		return
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(ts.File), ".haproxy-target-*")
+	if err != nil {
+		return
+	}
+	_, werr := tmp.Write(b)
+	if cerr := tmp.Close(); werr != nil || cerr != nil || os.Rename(tmp.Name(), ts.File) != nil {
+		os.Remove(tmp.Name())
+	}
 }

@@ -73,6 +73,68 @@ func TestTargetsCache(t *testing.T) {
 	}
 }
 
+// TestTargetsFileCache: with File, a second process (a new Targets) takes
+// the probe from the file while the binary is unchanged, and probes again
+// once it is replaced.
+func TestTargetsFileCache(t *testing.T) {
+	testbed.Require(t, testbed.TierBinary)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "haproxy")
+	count := filepath.Join(dir, "count")
+	script := "#!/bin/sh\n[ \"$1\" = -vv ] && echo x >> " + count + "\nexec " + testbed.HAProxyBin() + " \"$@\"\n"
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "haproxy-target.json")
+	runs := func() int { b, _ := os.ReadFile(count); return strings.Count(string(b), "x") }
+	ctx := context.Background()
+	var first *Target
+	for i := 0; i < 3; i++ {
+		ts := &Targets{File: file} // a new process each time
+		tg, err := ts.Get(ctx, bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first == nil {
+			first = tg
+		} else if tg.Version != first.Version || tg.Features != first.Features || len(tg.Presets) != len(first.Presets) || tg.UnsetEatsQuote != first.UnsetEatsQuote {
+			t.Errorf("cached probe %+v differs from the probe %+v", tg, first)
+		}
+	}
+	if n := runs(); n != 1 {
+		t.Errorf("%d probes for 3 processes, want 1", n)
+	}
+	// A replaced binary (a new inode, as an upgrade's rename makes) is
+	// probed again, even with the same size and mtime.
+	st, _ := os.Stat(bin)
+	repl := bin + ".new"
+	if err := os.WriteFile(repl, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(repl, st.ModTime(), st.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(repl, bin); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&Targets{File: file}).Get(ctx, bin); err != nil {
+		t.Fatal(err)
+	}
+	if n := runs(); n != 2 {
+		t.Errorf("%d probes after the binary was replaced, want 2", n)
+	}
+	// A torn file is probed over, not trusted.
+	if err := os.WriteFile(file, []byte(`{"key":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&Targets{File: file}).Get(ctx, bin); err != nil {
+		t.Fatal(err)
+	}
+	if n := runs(); n != 3 {
+		t.Errorf("%d probes after the file was torn, want 3", n)
+	}
+}
+
 func TestParseVV(t *testing.T) {
 	vv := `HAProxy version 3.0.0-1 2024/05/29 - https://haproxy.org/
 Status: long-term supported branch - will stop receiving fixes around Q2 2029.
