@@ -151,6 +151,26 @@ func TestIdleByReadDeadline(t *testing.T) {
 	if line("59m59s").idleSince(line("59m59s"), a, b) {
 		t.Error("a session whose deadline moved 2s later is idle")
 	}
+	// haproxy 3.0 keeps the read timeouts on the stream connectors
+	// (measured with 3.0.11: rq[]/rp[] have no rx= there).
+	line30 := func(rex string) Session {
+		return ParseShowSess("0x2: proto=tcpv4 src=127.0.0.1:2 fe=fe be=be srv=s1 ts=00 epoch=0 age=2s calls=2 rate=0 cpu=0 lat=0 rq[f=848101h,i=0,an=00h,ax=] rp[f=80048101h,i=0,an=00h,ax=] scf=[8,0h,fd=13,rex=" + rex + ",wex=] scb=[8,1h,fd=14,rex=" + rex + ",wex=] exp=2s rc=0 c_exp=\n")[0]
+	}
+	if s := line30("59s"); s.ReqRead != 59*time.Second || s.ResRead != 59*time.Second {
+		t.Fatalf("3.0 rex parsed as %v, %v", s.ReqRead, s.ResRead)
+	}
+	if line30("59s").idleSince(line30("59s"), a, b) {
+		t.Error("a busy 3.0 session (rex pushed back to 59s at each read) is idle")
+	}
+	if !line30("57s").idleSince(line30("59s"), a, b) {
+		t.Error("a 3.0 session whose deadline did not move is not idle")
+	}
+	// No read deadline on either side: nothing tells busy from idle, so
+	// it is left to the signals.
+	none := ParseShowSess("0x3: proto=tcpv4 src=127.0.0.1:3 fe=f be=b srv=s calls=3 rq[f=848000h,i=0,an=00h,ax=] rp[f=80048000h,i=0,an=00h,ax=] exp=\n")[0]
+	if none.idleSince(none, a, b) {
+		t.Error("a session without read deadlines is called idle")
+	}
 	if parseHumanTime("1d2h3m4s") != 26*time.Hour+3*time.Minute+4*time.Second || parseHumanTime("") != -1 || parseHumanTime("<PAST>") != -1 {
 		t.Error("parseHumanTime")
 	}

@@ -19,29 +19,35 @@ type Session struct {
 	// without waking the stream, so it moves only on some events.
 	Calls string `json:"calls"`
 	// ReqRead and ResRead are the time left before the read timeout of
-	// the request and response channels (rq[rx=] and rp[rx=]); -1 when
-	// none is set. Every read pushes it back: a deadline (look + left)
-	// that did not move between two looks means nothing was read on
-	// that side in between.
+	// the client and the server side: rq[rx=] and rp[rx=] up to 2.x,
+	// scf=[rex=] and scb=[rex=] from 3.0, where the timeouts moved to the
+	// stream connectors; -1 when none is set. Every read pushes it back: a
+	// deadline (look + left) that did not move between two looks means
+	// nothing was read on that side in between.
 	ReqRead, ResRead time.Duration `json:"-"`
 }
 
 // idleSince reports whether s did not move between an earlier look at
 // prev (at t0) and this one (at t1): same wake-ups, and neither read
-// deadline pushed back (1 s of slack: haproxy prints whole seconds).
+// deadline pushed back (1 s of slack: haproxy prints whole seconds). A
+// session with no read deadline on either side is never called idle:
+// in TCP mode the wake-ups alone do not move while data flows, so
+// nothing would tell a busy session from an idle one.
 func (s Session) idleSince(prev Session, t0, t1 time.Time) bool {
 	if s.Calls != prev.Calls {
 		return false
 	}
+	known := false
 	for _, p := range [][2]time.Duration{{prev.ReqRead, s.ReqRead}, {prev.ResRead, s.ResRead}} {
 		if p[0] < 0 || p[1] < 0 {
 			continue
 		}
+		known = true
 		if t1.Add(p[1]).Sub(t0.Add(p[0])) >= time.Second {
 			return false
 		}
 	}
-	return true
+	return known
 }
 
 // parseHumanTime reads haproxy's human_time ("59m51s", "1d2h", "0s");
@@ -84,14 +90,16 @@ func parseHumanTime(v string) time.Duration {
 	return d
 }
 
-// channelRead reads rx= out of "rq[f=848000h,i=0,an=00h,rx=59m51s,wx=,ax=]".
-func channelRead(f string) time.Duration {
+// readLeft reads the read timeout's time left, key= (rx= or rex=), out
+// of a bracketed field: "rq[f=848000h,i=0,an=00h,rx=59m51s,wx=,ax=]"
+// (2.x) or "scf=[8,0h,fd=13,rex=59s,wex=]" (3.0).
+func readLeft(f, key string) time.Duration {
 	_, in, ok := strings.Cut(f, "[")
 	if !ok {
 		return -1
 	}
 	for kv := range strings.SplitSeq(strings.TrimSuffix(in, "]"), ",") {
-		if v, ok := strings.CutPrefix(kv, "rx="); ok {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
 			return parseHumanTime(v)
 		}
 	}
@@ -121,10 +129,20 @@ func ParseShowSess(text string) []Session {
 		for f := range strings.FieldsSeq(rest) {
 			switch {
 			case strings.HasPrefix(f, "rq["):
-				s.ReqRead = channelRead(f)
+				s.ReqRead = readLeft(f, "rx")
 				continue
 			case strings.HasPrefix(f, "rp["):
-				s.ResRead = channelRead(f)
+				s.ResRead = readLeft(f, "rx")
+				continue
+			case strings.HasPrefix(f, "scf=["):
+				if v := readLeft(f, "rex"); v >= 0 {
+					s.ReqRead = v
+				}
+				continue
+			case strings.HasPrefix(f, "scb=["):
+				if v := readLeft(f, "rex"); v >= 0 {
+					s.ResRead = v
+				}
 				continue
 			}
 			k, v, ok := strings.Cut(f, "=")
