@@ -16,9 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -416,61 +414,5 @@ func TestServeRegressions(t *testing.T) {
 		t.Errorf("a rollback to a path: %d %s", code, data)
 	}
 
-	cands := []string{
-		strings.Replace(b.good, "timeout client 30s", "timeout client 32s", 1),
-		strings.Replace(b.good, "timeout client 30s", "timeout client 33s", 1),
-		"",
-	}
-	ids := make([]string, 300)
-	var wg sync.WaitGroup
-	for i := range ids {
-		wg.Go(func() {
-			req, _ := http.NewRequest("POST", "http://"+b.api+"/v1/reloads", strings.NewReader(cands[i%len(cands)]))
-			req.Header.Set("Authorization", "Bearer "+b.token)
-			resp, err := b.client.Do(req)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			defer resp.Body.Close()
-			var j api.JobView
-			if resp.StatusCode != http.StatusAccepted || json.NewDecoder(resp.Body).Decode(&j) != nil {
-				t.Errorf("POST %d: %s", i, resp.Status)
-				return
-			}
-			ids[i] = j.ID
-		})
-	}
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
-	}
-	jobs := map[string]api.JobView{}
-	for _, id := range ids {
-		if _, seen := jobs[id]; !seen {
-			jobs[id] = b.waitJob(t, id)
-		}
-	}
-	recs := readAudit(t, filepath.Join(b.state, "audit.log"))
-	var spans [][2]time.Time
-	byReason := map[string]int{}
-	for _, r := range recs {
-		byReason[r.Reason]++
-		spans = append(spans, [2]time.Time{r.Time, r.Time.Add(time.Duration(r.Result.DurationMS) * time.Millisecond)})
-	}
-	for id, j := range jobs {
-		if j.State != "done" || (j.Result != api.ResultOK && j.Result != api.ResultUnchanged) {
-			t.Errorf("job %s: %+v", id, j)
-		}
-		if byReason["api "+id] != 1 {
-			t.Errorf("job %s has %d audit records", id, byReason["api "+id])
-		}
-	}
-	sort.Slice(spans, func(i, j int) bool { return spans[i][0].Before(spans[j][0]) })
-	for i := 1; i < len(spans); i++ {
-		if spans[i][0].Before(spans[i-1][1]) {
-			t.Errorf("transactions overlap: %v..%v and %v..%v", spans[i-1][0], spans[i-1][1], spans[i][0], spans[i][1])
-		}
-	}
-	t.Logf("300 requests -> %d transactions", len(jobs))
+	b.concurrentReloads(t, 300)
 }

@@ -282,6 +282,71 @@ func (b *serveBox) waitAt(t testing.TB, loc string) api.JobView {
 	return api.JobView{}
 }
 
+// concurrentReloads sends n reload requests at once, three candidates in
+// turn (two new configs and the installed one), and waits for every job.
+// Each job must end ok or unchanged with exactly one audit record (reason
+// "api <id>"), and no two transactions may overlap in time.
+func (b *serveBox) concurrentReloads(t *testing.T, n int) {
+	t.Helper()
+	cands := []string{
+		strings.Replace(b.good, "timeout client 30s", "timeout client 32s", 1),
+		strings.Replace(b.good, "timeout client 30s", "timeout client 33s", 1),
+		"", // reload what is installed
+	}
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Go(func() {
+			req, _ := http.NewRequest("POST", "http://"+b.api+"/v1/reloads", strings.NewReader(cands[i%len(cands)]))
+			req.Header.Set("Authorization", "Bearer "+b.token)
+			resp, err := b.client.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			var j api.JobView
+			if resp.StatusCode != http.StatusAccepted || json.NewDecoder(resp.Body).Decode(&j) != nil {
+				t.Errorf("POST %d: %s", i, resp.Status)
+				return
+			}
+			ids[i] = j.ID
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	jobs := map[string]api.JobView{}
+	for _, id := range ids {
+		if _, seen := jobs[id]; !seen {
+			jobs[id] = b.waitJob(t, id)
+		}
+	}
+	recs := readAudit(t, filepath.Join(b.state, "audit.log"))
+	byReason := map[string]int{}
+	var spans [][2]time.Time
+	for _, r := range recs {
+		byReason[r.Reason]++
+		spans = append(spans, [2]time.Time{r.Time, r.Time.Add(time.Duration(r.Result.DurationMS) * time.Millisecond)})
+	}
+	for id, j := range jobs {
+		if j.State != "done" || (j.Result != api.ResultOK && j.Result != api.ResultUnchanged) {
+			t.Errorf("job %s: %+v", id, j)
+		}
+		if byReason["api "+id] != 1 {
+			t.Errorf("job %s has %d audit records", id, byReason["api "+id])
+		}
+	}
+	sort.Slice(spans, func(i, j int) bool { return spans[i][0].Before(spans[j][0]) })
+	for i := 1; i < len(spans); i++ {
+		if spans[i][0].Before(spans[i-1][1]) {
+			t.Errorf("transactions overlap: %v..%v and %v..%v", spans[i-1][0], spans[i-1][1], spans[i][0], spans[i][1])
+		}
+	}
+	t.Logf("%d requests -> %d transactions; %d audit records in all", n, len(jobs), len(recs))
+}
+
 func sha(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
@@ -419,65 +484,7 @@ func TestServeUnit(t *testing.T) {
 	})
 
 	t.Run("100 concurrent reloads, one at a time", func(t *testing.T) {
-		cands := []string{
-			strings.Replace(b.good, "timeout client 30s", "timeout client 32s", 1),
-			strings.Replace(b.good, "timeout client 30s", "timeout client 33s", 1),
-			"", // reload what is installed
-		}
-		ids := make([]string, 100)
-		var wg sync.WaitGroup
-		for i := range ids {
-			wg.Go(func() {
-				req, _ := http.NewRequest("POST", "http://"+b.api+"/v1/reloads", strings.NewReader(cands[i%len(cands)]))
-				req.Header.Set("Authorization", "Bearer "+b.token)
-				resp, err := b.client.Do(req)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				defer resp.Body.Close()
-				var j api.JobView
-				if resp.StatusCode != http.StatusAccepted || json.NewDecoder(resp.Body).Decode(&j) != nil {
-					t.Errorf("POST %d: %s", i, resp.Status)
-					return
-				}
-				ids[i] = j.ID
-			})
-		}
-		wg.Wait()
-		if t.Failed() {
-			t.FailNow()
-		}
-		jobs := map[string]api.JobView{}
-		for _, id := range ids {
-			if _, seen := jobs[id]; !seen {
-				jobs[id] = b.waitJob(t, id)
-			}
-		}
-		// Every job id is one audit record (reason "api <id>"), and no two
-		// transactions overlap in time.
-		recs := readAudit(t, filepath.Join(b.state, "audit.log"))
-		byReason := map[string]int{}
-		var spans [][2]time.Time
-		for _, r := range recs {
-			byReason[r.Reason]++
-			spans = append(spans, [2]time.Time{r.Time, r.Time.Add(time.Duration(r.Result.DurationMS) * time.Millisecond)})
-		}
-		for id, j := range jobs {
-			if j.State != "done" || (j.Result != api.ResultOK && j.Result != api.ResultUnchanged) {
-				t.Errorf("job %s: %+v", id, j)
-			}
-			if byReason["api "+id] != 1 {
-				t.Errorf("job %s has %d audit records", id, byReason["api "+id])
-			}
-		}
-		sort.Slice(spans, func(i, j int) bool { return spans[i][0].Before(spans[j][0]) })
-		for i := 1; i < len(spans); i++ {
-			if spans[i][0].Before(spans[i-1][1]) {
-				t.Errorf("transactions overlap: %v..%v and %v..%v", spans[i-1][0], spans[i-1][1], spans[i][0], spans[i][1])
-			}
-		}
-		t.Logf("100 requests -> %d transactions; %d audit records in all", len(jobs), len(recs))
+		b.concurrentReloads(t, 100)
 	})
 
 	t.Run("ghost started by hand is listed", func(t *testing.T) {
