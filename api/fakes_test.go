@@ -224,8 +224,8 @@ func newEnvMod(t testing.TB, mod func(*Options)) *env {
 	rel := &fakeReloader{hasher: h}
 	g := &fakeGhosts{}
 	opts := Options{Token: []byte(testToken), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Checker: fakeChecker{}, Reloader: rel, Hasher: h, Ghosts: g, Prober: fakeProber{}, Status: &fakeStatus{},
-		Version: "test"}
+		UnitBackend: UnitBackend{Checker: fakeChecker{}, Reloader: rel, Hasher: h, Ghosts: g, Prober: fakeProber{}, Status: &fakeStatus{}},
+		Version:     "test"}
 	if mod != nil {
 		mod(&opts)
 	}

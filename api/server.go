@@ -44,24 +44,13 @@ type Options struct {
 	Token []byte
 	// Logger receives request errors and transaction summaries.
 	Logger *slog.Logger
-	// Metrics are served on /metrics; nil creates them. Pass them to
-	// share them with the sweep loop.
-	Metrics *Metrics
-
-	Checker  Checker
-	Reloader Reloader
-	Hasher   ConfigHasher
-	Ghosts   GhostSource
-	Prober   Prober
-	Status   StatusSource
-	// Unit names the unit the interfaces above serve: the `unit` query
-	// parameter selects it, and its metrics carry it as a label. Empty
-	// for one unnamed unit.
-	Unit string
-	// More are further units served by the same API (UnitBackend).
+	// UnitBackend is the first unit the API serves: its interfaces (all
+	// but Runtime required), its name (the `unit` query parameter and
+	// metrics label; empty for one unnamed unit), its metrics (nil creates
+	// them; pass them to share them with the sweep loop) and its job dir.
+	UnitBackend
+	// More are further units served by the same API.
 	More []UnitBackend
-	// Runtime changes servers and map entries without a reload; optional.
-	Runtime RuntimeChanger
 
 	MaxBodyBytes int64
 	ReadTimeout  time.Duration
@@ -79,10 +68,6 @@ type Options struct {
 	MergeReloads func() bool
 	// Version is reported by /v1/status.
 	Version string
-	// JobDir keeps one small file per job (the job ledger), so that a
-	// job's id answers after a restart, "lost" when the daemon stopped
-	// before the job ended. Empty keeps jobs in memory only.
-	JobDir string
 }
 
 // Server is the haguard API.

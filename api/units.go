@@ -10,9 +10,9 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// UnitBackend is one more haproxy unit the API serves besides the one
-// Options' own interfaces serve (`haguard serve --unit a --unit b`): the
-// daemon's adapters over that unit's reloader, sweeper and prober.
+// UnitBackend is one haproxy unit the API serves (Options embeds the
+// first; `haguard serve --unit a --unit b` adds more): the daemon's
+// adapters over that unit's reloader, sweeper and prober.
 type UnitBackend struct {
 	// Unit is its systemd unit name: the `unit` query parameter and the
 	// metrics label.
@@ -27,7 +27,9 @@ type UnitBackend struct {
 	Runtime RuntimeChanger
 	// Metrics are the unit's series; nil creates them.
 	Metrics *Metrics
-	// JobDir is the unit's job ledger (Options.JobDir).
+	// JobDir keeps one small file per job (the job ledger), so that a
+	// job's id answers after a restart, "lost" when the daemon stopped
+	// before the job ended. Empty keeps jobs in memory only.
 	JobDir string
 }
 
@@ -43,9 +45,7 @@ type unit struct {
 
 // backends lists Options' own unit first, then More.
 func (o Options) backends() []UnitBackend {
-	first := UnitBackend{Unit: o.Unit, Checker: o.Checker, Reloader: o.Reloader, Hasher: o.Hasher,
-		Ghosts: o.Ghosts, Prober: o.Prober, Status: o.Status, Runtime: o.Runtime, Metrics: o.Metrics, JobDir: o.JobDir}
-	return append([]UnitBackend{first}, o.More...)
+	return append([]UnitBackend{o.UnitBackend}, o.More...)
 }
 
 // validate names what a unit lacks, and refuses two units of one name.

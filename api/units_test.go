@@ -106,8 +106,7 @@ func TestUnitsRefuseDuplicates(t *testing.T) {
 	h := &fakeHasher{}
 	b := UnitBackend{Unit: "a.service", Checker: fakeChecker{}, Reloader: &fakeReloader{}, Hasher: h,
 		Ghosts: &fakeGhosts{}, Prober: fakeProber{}, Status: &fakeStatus{}}
-	o := Options{Token: []byte(testToken), Unit: "a.service", Checker: b.Checker, Reloader: b.Reloader,
-		Hasher: h, Ghosts: b.Ghosts, Prober: b.Prober, Status: b.Status, More: []UnitBackend{b}}
+	o := Options{Token: []byte(testToken), UnitBackend: b, More: []UnitBackend{b}}
 	if _, err := New(o); err == nil || !strings.Contains(err.Error(), "twice") {
 		t.Errorf("New with a unit twice = %v", err)
 	}

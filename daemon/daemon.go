@@ -96,19 +96,16 @@ func New(ctx context.Context, cfg config.Config, o Options) (*Daemon, error) {
 		}
 		d.units = append(d.units, w)
 	}
-	first := d.units[0].ad
 	opts := api.Options{
 		Tokens: o.Tokens, Logger: log.With("component", "api"),
-		Unit: d.units[0].name, Metrics: d.units[0].metrics,
-		Checker: first, Reloader: first, Hasher: first, Ghosts: d.units[0].sweeps, Prober: first, Status: first, Runtime: first,
+		UnitBackend:  d.units[0].backend(),
 		MaxBodyBytes: cfg.API.MaxBodyBytes, ReadTimeout: cfg.API.ReadTimeout.D(),
 		WriteTimeout: cfg.API.WriteTimeout.D(), IdleTimeout: cfg.API.IdleTimeout.D(),
-		Version: o.Version, JobDir: d.units[0].jobDir(),
+		Version:      o.Version,
 		MergeReloads: func() bool { return d.units[0].cur.Load().cfg().Reload.MinInterval > 0 },
 	}
 	for _, w := range d.units[1:] {
-		opts.More = append(opts.More, api.UnitBackend{Unit: w.name, Metrics: w.metrics,
-			Checker: w.ad, Reloader: w.ad, Hasher: w.ad, Ghosts: w.sweeps, Prober: w.ad, Status: w.ad, Runtime: w.ad, JobDir: w.jobDir()})
+		opts.More = append(opts.More, w.backend())
 	}
 	for _, w := range d.units {
 		cleanScratch(w.cur.Load().cfg().StateDir, w.log)
@@ -117,6 +114,13 @@ func New(ctx context.Context, cfg config.Config, o Options) (*Daemon, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// backend is what the API serves for w: the adapters over its current
+// pieces, its sweep, metrics and job ledger.
+func (w *watched) backend() api.UnitBackend {
+	return api.UnitBackend{Unit: w.name, Metrics: w.metrics, JobDir: w.jobDir(),
+		Checker: w.ad, Reloader: w.ad, Hasher: w.ad, Ghosts: w.sweeps, Prober: w.ad, Status: w.ad, Runtime: w.ad}
 }
 
 // unitsOf expands systemd.units (names and globs) with systemd; without

@@ -105,8 +105,8 @@ func TestPanicInStageThenReloadAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.cur.Store(&pieces{host: h, rel: rel})
-	srv, err := api.New(api.Options{Token: []byte("t0ken"), Logger: log, Metrics: metrics,
-		Checker: ad, Reloader: ad, Hasher: ad, Ghosts: newSweeps(metrics, log, ad.RunningSHA256), Prober: ad, Status: ad})
+	srv, err := api.New(api.Options{Token: []byte("t0ken"), Logger: log, UnitBackend: api.UnitBackend{Metrics: metrics,
+		Checker: ad, Reloader: ad, Hasher: ad, Ghosts: newSweeps(metrics, log, ad.RunningSHA256), Prober: ad, Status: ad}})
 	if err != nil {
 		t.Fatal(err)
 	}
