@@ -70,6 +70,12 @@ func TestNormalize(t *testing.T) {
 			t.Errorf("%q and %q normalize alike", p[0], p[1])
 		}
 	}
+	// The settle line of the human report that only a still-draining old
+	// generation prints.
+	if a, b := Normalize("[x] generation 5 running (1 workers)\n    [x] old generation draining (1 workers, since 2026-11-28T02:25:49Z)\n[x] ghosts: 0"),
+		Normalize("[x] generation 5 running (1 workers)\n[x] ghosts: 0"); Diff(a, b) != "" {
+		t.Errorf("the draining line is not optional: %v / %v", a, b)
+	}
 	if got := Normalize("x\ntime=2026-11-28T02:25:43.198Z level=INFO msg=\"sent SIGTERM\" pid=74\ny"); strings.Join(got, "|") != "x|y" {
 		t.Errorf("log lines kept: %q", got)
 	}
