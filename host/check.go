@@ -131,7 +131,7 @@ func (h *Host) masterPID(ctx context.Context, mode string) int32 {
 	}
 	var errs []error
 	if h.sd != nil {
-		u, err := h.sd.Unit(ctx, h.cfg.Systemd.Unit)
+		u, err := h.sd.State(ctx, h.cfg.Systemd.Unit)
 		if err == nil && u.MainPID != 0 {
 			return u.MainPID
 		}

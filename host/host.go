@@ -203,6 +203,6 @@ func (h *Host) Scanner() *procs.Scanner {
 // the sweep reports the real cause.
 type unreachable struct{ err error }
 
-func (u unreachable) Unit(context.Context, string) (systemd.Unit, error) {
+func (u unreachable) State(context.Context, string) (systemd.Unit, error) {
 	return systemd.Unit{}, u.err
 }

@@ -98,7 +98,7 @@ func (u unitPort) UnitState(ctx context.Context, unit string) (reload.UnitState,
 	s, ok := u.h.freshUnit(unit)
 	if !ok {
 		var err error
-		if s, err = u.h.sd.Unit(ctx, unit); err != nil {
+		if s, err = u.h.sd.State(ctx, unit); err != nil {
 			return reload.UnitState{}, err
 		}
 	}

@@ -93,24 +93,57 @@ type Client struct {
 // (/run/dbus/system_bus_socket, or $DBUS_SYSTEM_BUS_ADDRESS); otherwise
 // address is a D-Bus address such as "unix:path=/proc/123/root/run/dbus/system_bus_socket".
 func Dial(ctx context.Context, address string) (*Client, error) {
+	dial := func() (*dbus.Conn, error) { return authHello(dbus.Dial(address, dbus.WithContext(ctx))) }
+	where := "bus " + address
 	if address == "" {
-		conn, err := sddbus.NewSystemConnectionContext(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("connect to the system bus: %w", err)
-		}
-		return &Client{conn: conn}, nil
+		dial = func() (*dbus.Conn, error) { return authHello(dbus.SystemBusPrivate(dbus.WithContext(ctx))) }
+		where = "the system bus"
 	}
-	conn, err := sddbus.NewConnection(func() (*dbus.Conn, error) { return dialAddress(ctx, address) })
+	next, closeRest := dialTwo(dial)
+	conn, err := sddbus.NewConnection(next)
 	if err != nil {
-		return nil, fmt.Errorf("connect to bus %s: %w", address, err)
+		closeRest()
+		return nil, fmt.Errorf("connect to %s: %w", where, err)
 	}
 	return &Client{conn: conn}, nil
 }
 
-// dialAddress opens a private connection to address, authenticates with
-// EXTERNAL as our uid and says Hello, as go-systemd's own dialers do.
-func dialAddress(ctx context.Context, address string) (*dbus.Conn, error) {
-	conn, err := dbus.Dial(address, dbus.WithContext(ctx))
+// dialTwo dials two connections at once. go-systemd's NewConnection asks
+// for two (one for calls, one for job signals), one after the other, and
+// each costs a connect, an auth and a Hello: dialed side by side they
+// cost one. next hands them out; closeRest closes those next did not
+// hand out (NewConnection failed before taking both).
+func dialTwo(dial func() (*dbus.Conn, error)) (next func() (*dbus.Conn, error), closeRest func()) {
+	type dialed struct {
+		conn *dbus.Conn
+		err  error
+	}
+	ch := make(chan dialed, 2)
+	for range 2 {
+		go func() {
+			c, err := dial()
+			ch <- dialed{c, err}
+		}()
+	}
+	taken := 0
+	next = func() (*dbus.Conn, error) {
+		taken++
+		d := <-ch
+		return d.conn, d.err
+	}
+	closeRest = func() {
+		for ; taken < 2; taken++ {
+			if d := <-ch; d.conn != nil {
+				d.conn.Close()
+			}
+		}
+	}
+	return next, closeRest
+}
+
+// authHello authenticates a private connection with EXTERNAL as our uid
+// and says Hello, as go-systemd's own dialers do.
+func authHello(conn *dbus.Conn, err error) (*dbus.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +199,25 @@ func waitJob(ctx context.Context, unit, job string, start func(ch chan<- string)
 // Unit reads the properties of unit. It returns ErrUnitNotFound (wrapped)
 // when systemd does not know the unit.
 func (c *Client) Unit(ctx context.Context, unit string) (Unit, error) {
+	iface := "Service"
+	if i := strings.LastIndexByte(unit, '.'); i >= 0 && unit[i+1:] != "service" {
+		// Scopes and others carry ControlGroup too; only services have
+		// MainPID/ControlPID/ExecMain*.
+		iface = strings.ToUpper(unit[i+1:i+2]) + unit[i+2:]
+	}
+	// The two reads are independent round trips to systemd: asked at
+	// once, a unit costs one instead of two (docs/benchmarks.md, reload).
+	type props struct {
+		m   map[string]any
+		err error
+	}
+	typed := make(chan props, 1)
+	go func() {
+		m, err := c.conn.GetUnitTypePropertiesContext(ctx, unit, iface)
+		typed <- props{m, err}
+	}()
 	up, err := c.conn.GetUnitPropertiesContext(ctx, unit)
+	tp := <-typed
 	if err != nil {
 		return Unit{}, fmt.Errorf("read unit %s: %w", unit, err)
 	}
@@ -181,13 +232,7 @@ func (c *Client) Unit(ctx context.Context, unit string) (Unit, error) {
 	if u.LoadState == "not-found" {
 		return u, fmt.Errorf("read unit %s: %w", unit, ErrUnitNotFound)
 	}
-	iface := "Service"
-	if i := strings.LastIndexByte(unit, '.'); i >= 0 && unit[i+1:] != "service" {
-		// Scopes and others carry ControlGroup too; only services have
-		// MainPID/ControlPID/ExecMain*.
-		iface = strings.ToUpper(unit[i+1:i+2]) + unit[i+2:]
-	}
-	sp, err := c.conn.GetUnitTypePropertiesContext(ctx, unit, iface)
+	sp, err := tp.m, tp.err
 	if err != nil {
 		return u, fmt.Errorf("read unit %s (%s properties): %w", unit, iface, err)
 	}
@@ -211,6 +256,54 @@ func (c *Client) Unit(ctx context.Context, unit string) (Unit, error) {
 			}
 		}
 	}
+	return u, nil
+}
+
+// State reads the unit's state alone: LoadState, ActiveState, SubState,
+// and for a service its MainPID, ControlPID, ControlGroup and StatusText;
+// the rest of Unit is left empty. It is what a reload asks between its
+// stages (is the unit reloading, did its status move, which processes are
+// the unit's) at a fraction of Unit's cost: a few small answers asked at
+// once instead of every property of the unit (0.45 against 1.6 ms in the
+// sandbox, docs/benchmarks.md).
+func (c *Client) State(ctx context.Context, unit string) (Unit, error) {
+	if !strings.HasSuffix(unit, ".service") {
+		return c.Unit(ctx, unit)
+	}
+	type prop struct {
+		v   any
+		err error
+	}
+	get := func(name string) chan prop {
+		ch := make(chan prop, 1)
+		go func() {
+			p, err := c.conn.GetServicePropertyContext(ctx, unit, name)
+			if err != nil {
+				ch <- prop{err: err}
+				return
+			}
+			ch <- prop{v: p.Value.Value()}
+		}()
+		return ch
+	}
+	pidc, cpidc, cgc, textc := get("MainPID"), get("ControlPID"), get("ControlGroup"), get("StatusText")
+	st, err := c.conn.ListUnitsByNamesContext(ctx, []string{unit})
+	pid, cpid, cg, text := <-pidc, <-cpidc, <-cgc, <-textc
+	if err == nil && len(st) != 1 {
+		err = fmt.Errorf("systemd answered %d units", len(st))
+	}
+	if err != nil {
+		return Unit{}, fmt.Errorf("read unit %s: %w", unit, err)
+	}
+	u := Unit{Name: unit, LoadState: st[0].LoadState, ActiveState: st[0].ActiveState, SubState: st[0].SubState}
+	if u.LoadState == "not-found" {
+		return u, fmt.Errorf("read unit %s: %w", unit, ErrUnitNotFound)
+	}
+	if err := errors.Join(pid.err, cpid.err, cg.err, text.err); err != nil {
+		return u, fmt.Errorf("read unit %s (Service properties): %w", unit, err)
+	}
+	u.MainPID, u.ControlPID = int32(num(pid.v)), int32(num(cpid.v))
+	u.ControlGroup, u.StatusText = str(cg.v), str(text.v)
 	return u, nil
 }
 

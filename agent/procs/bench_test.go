@@ -48,7 +48,7 @@ func spawnSleepers(b *testing.B, n int) {
 
 type staticUnit struct{}
 
-func (staticUnit) Unit(_ context.Context, name string) (systemd.Unit, error) {
+func (staticUnit) State(_ context.Context, name string) (systemd.Unit, error) {
 	return systemd.Unit{Name: name, MainPID: 1, ControlGroup: "/system.slice/haproxy.service"}, nil
 }
 

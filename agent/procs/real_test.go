@@ -24,7 +24,7 @@ import (
 // "below that master".
 type handUnit struct{ pid int }
 
-func (h handUnit) Unit(_ context.Context, name string) (systemd.Unit, error) {
+func (h handUnit) State(_ context.Context, name string) (systemd.Unit, error) {
 	return systemd.Unit{Name: name, MainPID: int32(h.pid), ActiveState: "active"}, nil
 }
 

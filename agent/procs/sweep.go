@@ -13,9 +13,10 @@ import (
 	"github.com/haguard/haguard/systemd"
 )
 
-// UnitSource reads the managed unit (systemd.Client satisfies it).
+// UnitSource reads the managed unit's state (systemd.Client satisfies
+// it): the sweep needs its MainPID, ControlPID and ControlGroup.
 type UnitSource interface {
-	Unit(ctx context.Context, unit string) (systemd.Unit, error)
+	State(ctx context.Context, unit string) (systemd.Unit, error)
 }
 
 // MasterSource reads `show proc` (master.Client satisfies it).
@@ -52,37 +53,47 @@ func (s *Scanner) Sweep(ctx context.Context) (Report, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	in := Input{Unit: systemd.Unit{Name: s.Unit}, Settle: s.Settle}
-	var unitErr, masterErr error
-	if s.Systemd != nil {
-		u, err := s.Systemd.Unit(ctx, s.Unit)
-		if err != nil {
-			unitErr = err
-			log.Warn("systemd unavailable for the sweep; classifying by the master CLI only", "err", err)
-		} else {
+	// The unit, the master and the process table are read at once: three
+	// independent reads, and the closer in time, the more they agree.
+	unitc := make(chan error, 1)
+	go func() {
+		if s.Systemd == nil {
+			unitc <- errors.New("no systemd client")
+			return
+		}
+		u, err := s.Systemd.State(ctx, s.Unit)
+		if err == nil {
 			in.Unit = u
 		}
-	} else {
-		unitErr = errors.New("no systemd client")
-	}
-	if s.Master != nil {
+		unitc <- err
+	}()
+	masterc := make(chan error, 1)
+	go func() {
+		if s.Master == nil {
+			masterc <- errors.New("no master CLI client")
+			return
+		}
 		sp, err := showProc(ctx, s.Master)
-		if err != nil {
-			masterErr = err
-			log.Warn("master CLI unavailable for the sweep; generations come from start order", "err", err)
-		} else {
+		if err == nil {
 			in.ShowProc = sp
 		}
-	} else {
-		masterErr = errors.New("no master CLI client")
-	}
-	if unitErr != nil && masterErr != nil {
-		return Report{}, fmt.Errorf("%w: systemd: %w; master cli: %w", ErrNoAnchor, unitErr, masterErr)
-	}
+		masterc <- err
+	}()
 	list := s.List
 	if list == nil {
 		list = ListProcesses
 	}
 	table, err := list(ctx, s.Names)
+	unitErr, masterErr := <-unitc, <-masterc
+	if unitErr != nil && s.Systemd != nil {
+		log.Warn("systemd unavailable for the sweep; classifying by the master CLI only", "err", unitErr)
+	}
+	if masterErr != nil && s.Master != nil {
+		log.Warn("master CLI unavailable for the sweep; generations come from start order", "err", masterErr)
+	}
+	if unitErr != nil && masterErr != nil {
+		return Report{}, fmt.Errorf("%w: systemd: %w; master cli: %w", ErrNoAnchor, unitErr, masterErr)
+	}
 	if err != nil {
 		return Report{}, fmt.Errorf("sweep: %w", err)
 	}
