@@ -120,9 +120,16 @@ func describe(ctx context.Context, gp *process.Process, names []string, comm str
 	if err != nil {
 		return Proc{}, false, err
 	}
-	ms, err := gp.CreateTimeWithContext(ctx)
-	if err != nil {
-		return Proc{}, false, err
+	// The start time from the stat just read and the boot time read once:
+	// gopsutil's CreateTime reads both again for every process, and
+	// probes the host's virtualization (ten files) in every command.
+	created := TicksTime(st.start)
+	if created.IsZero() {
+		ms, err := gp.CreateTimeWithContext(ctx)
+		if err != nil {
+			return Proc{}, false, err
+		}
+		created = time.UnixMilli(ms)
 	}
 	p := Proc{
 		PID:        pid,
@@ -130,7 +137,7 @@ func describe(ctx context.Context, gp *process.Process, names []string, comm str
 		Comm:       comm,
 		Exe:        exe,
 		Cmdline:    args,
-		Created:    time.UnixMilli(ms),
+		Created:    created,
 		StartTicks: st.start,
 	}
 	if p.checkMode() {
