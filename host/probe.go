@@ -50,7 +50,14 @@ func (h *Host) ProbeForReload(ctx context.Context, vc *validate.Config, base rel
 	if b, ok := base.(probe.Baseline); ok {
 		b.Apply(targets)
 	}
-	rep := probe.RunCounted(ctx, targets, h.ProbeOptions())
+	opts := h.ProbeOptions()
+	run := probe.RunCounted
+	if probe.CountsFixed(targets, opts) {
+		// The listener count would only be reported, and this report has
+		// no place for it: no walk of every process's fds.
+		run = probe.Run
+	}
+	rep := run(ctx, targets, opts)
 	out := reload.ProbeReport{Attempts: []reload.ProbeAttempt{}}
 	for _, t := range rep.Targets {
 		for _, a := range t.Attempts {

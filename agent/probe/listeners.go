@@ -56,6 +56,18 @@ func ListenSockets(ctx context.Context) ([]Socket, error) {
 	return out, nil
 }
 
+// CountsFixed reports whether every target's attempt count is set, by
+// the target or by opts: RunCounted then counts the listeners only to
+// report them.
+func CountsFixed(targets []Target, opts Options) bool {
+	for _, t := range targets {
+		if t.Count == 0 && opts.Count == 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // ListenerCounter returns a ListenerCount over a fixed list of sockets:
 // the number of distinct processes LISTENing where a connection to addr
 // lands (the exact IP, or a wildcard on the same port).
@@ -89,13 +101,7 @@ func ListenerCounter(socks []Socket) func(addr string) int {
 // its share of attempts. When every target's attempt count is fixed, the
 // count is only reported, and the socket scan runs while the probes do.
 func RunCounted(ctx context.Context, targets []Target, opts Options) Report {
-	fixed := true
-	for _, t := range targets {
-		if t.Count == 0 && opts.Count == 0 {
-			fixed = false
-		}
-	}
-	if !fixed {
+	if !CountsFixed(targets, opts) {
 		if socks, err := ListenSockets(ctx); err == nil {
 			opts.ListenerCount = ListenerCounter(socks)
 		} else if opts.Logger != nil {
