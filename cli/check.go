@@ -40,7 +40,7 @@ or above --fail-on, or 'haproxy -c' failed; 2 usage error or unreadable file.`,
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
-	f.StringArrayVarP(&o.files, "file", "f", nil, "HAProxy config file (repeatable; default: haproxy.configs in haguard.yaml)")
+	listVarP(f, &o.files, "file", "f", false, "HAProxy config file (repeatable; default: haproxy.configs in haguard.yaml)")
 	f.StringVar(&o.haproxyBin, "haproxy-bin", "", "haproxy binary for -c (default: haproxy.binary in haguard.yaml)")
 	f.BoolVar(&o.noSyntax, "no-syntax", false, "skip 'haproxy -c'")
 	f.StringVar(&o.failOn, "fail-on", "error", "lowest severity that fails the check: error or warning")

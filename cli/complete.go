@@ -119,7 +119,7 @@ func (a *app) completeRollbackIDs(cmd *cobra.Command, args []string, toComplete 
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	if units, _ := cmd.Flags().GetStringArray("unit"); len(units) == 1 && !isGlob(units[0]) {
+	if units := listOf(cmd.Flags(), "unit"); len(units) == 1 && !isGlob(units[0]) {
 		cfg = forUnit(cfg, units[0])
 	}
 	es, err := reload.ReadHistory(cfg.StateDir)

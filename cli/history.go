@@ -58,7 +58,7 @@ Examples:
 	var uf unitFlags
 	cmd.Flags().IntVar(&limit, "limit", 0, "show only the newest N (0 = all)")
 	cmd.Flags().BoolVar(&verify, "verify", false, "check every kept config against its sha256 instead of listing")
-	cmd.Flags().StringArrayVar(&uf.units, "unit", nil, "the unit whose history to list (its own state dir); repeat it, or give a glob, for several (default: systemd.unit)")
+	listVarP(cmd.Flags(), &uf.units, "unit", "", false, "the unit whose history to list (its own state dir); repeat it, or give a glob, for several (default: systemd.unit)")
 	cmd.RunE = a.execConfig(func(ctx context.Context, cfg config.Config) (int, error) {
 		if limit < 0 {
 			return exitUsage, usagef(errors.New("--limit: must not be negative (0 = all)"))

@@ -79,14 +79,14 @@ input.`,
 		Args: cobra.NoArgs,
 	}
 	fl := cmd.Flags()
-	fl.StringArrayVar(&f.targets, "target", nil, "host:port to probe (repeatable)")
+	listVarP(fl, &f.targets, "target", "", false, "host:port to probe (repeatable)")
 	fl.StringVar(&f.kind, "kind", "", "probe kind: tcp, mysql, http or idle-hold (default: inferred)")
 	fl.StringVar(&f.over, "over", "", "idle-hold: protocol on the held connection, mysql or tcp (default: inferred)")
 	fl.IntVar(&f.count, "count", 0, "attempts per target (default: max(20, 4 x listening processes); idle-hold: one per process)")
 	fl.DurationVar(&f.idle, "idle", 30*time.Second, "idle-hold: how long to hold the connection idle")
 	fl.IntVar(&f.concurrency, "concurrency", 0, "attempts in flight (default: probe.concurrency, 8)")
 	fl.DurationVar(&f.timeout, "timeout", 0, "deadline of one attempt (default: probe.timeout, 3s)")
-	fl.StringArrayVarP(&f.haproxyCfgs, "haproxy-config", "f", nil, "haproxy config file(s) whose binds to probe (default: haproxy.configs)")
+	listVarP(fl, &f.haproxyCfgs, "haproxy-config", "f", false, "haproxy config file(s) whose binds to probe (default: haproxy.configs)")
 	fl.StringVar(&f.statsSocket, "stats-socket", "", "haproxy stats/admin socket for 'show stat' (default: haproxy.stats_socket; \"none\" to skip)")
 	fl.StringVar(&f.user, "mysql-user", "", "mysql/idle-hold: log in as this user (default: probe.mysql.user)")
 	fl.StringVar(&f.passwordFile, "mysql-password-file", "", "file holding the password of --mysql-user (default: probe.mysql.password[_file])")

@@ -78,7 +78,7 @@ takes the reload signal): the host needs a human.`,
 	f.BoolVar(&o.killGhosts, "kill-ghosts", false, "kill ghost and divergent haproxy processes instead of failing")
 	f.BoolVar(&o.force, "force", false, "reload even when the config is unchanged")
 	f.BoolVar(&o.strict, "strict", false, "refuse on any error finding, also one the running config already has")
-	f.StringSliceVar(&o.skipLint, "skip-lint", nil, "silence these rules for this run (an emergency; recorded in the audit log)")
+	listVarP(f, &o.skipLint, "skip-lint", "", true, "silence these rules for this run (an emergency; recorded in the audit log)")
 	f.StringVar(&o.reason, "reason", "", "why, for the history and audit log")
 	f.DurationVar(&o.confirm, "confirm-within", 0, "commit provisionally: roll back by itself unless 'haguard confirm' comes within this time (e.g. 5m), or earlier if probes or backends degrade meanwhile")
 	f.BoolVar(&o.noWait, "no-wait", false, "inside reload.min_interval of the last reload, fail at once (exit 1) instead of waiting it out")

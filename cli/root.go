@@ -58,7 +58,9 @@ func Run(ctx context.Context, version string, args []string, stdout, stderr io.W
 // describe it (man pages, completions: packaging/cmd/gendocs).
 func Root(version string) *cobra.Command {
 	a := &app{stdout: os.Stdout, stderr: os.Stderr, version: version}
-	return a.rootCmd()
+	root := a.rootCmd()
+	annotateManual(root)
+	return root
 }
 
 func (a *app) rootCmd() *cobra.Command {
@@ -109,7 +111,14 @@ is left in a bad state and needs a human.`,
 	root.Version = a.version
 	root.SetVersionTemplate(strings.NewReplacer("{", "{{`{`}}", "}", "{{`}`}}").Replace(versionLine(a.version)) + "\n")
 	root.Flags().Bool("version", false, "print haguard's version and exit")
-	annotateManual(root)
+	// The examples and man-page annotations are only read by help (and
+	// the man pages, Root): set them when help is asked for, not at
+	// every start.
+	help := root.HelpFunc()
+	root.SetHelpFunc(func(c *cobra.Command, args []string) {
+		annotateManual(c.Root())
+		help(c, args)
+	})
 	return root
 }
 

@@ -58,7 +58,7 @@ the API answers; on SIGTERM a running reload finishes or rolls back first.`,
 	}
 	cmd.Flags().StringVar(&f.listen, "listen", "", "host:port on loopback, or unix:/path (default: api.listen, 127.0.0.1:9180)")
 	cmd.Flags().StringVar(&f.tokenFile, "token-file", "", "file holding the bearer token, mode 0600 (default: api.token_file)")
-	cmd.Flags().StringArrayVar(&f.units, "unit", nil, "a unit to watch; repeat it, or give a glob (haproxy@*.service), for several (default: systemd.units, else systemd.unit)")
+	listVarP(cmd.Flags(), &f.units, "unit", "", false, "a unit to watch; repeat it, or give a glob (haproxy@*.service), for several (default: systemd.units, else systemd.unit)")
 	cmd.RunE = a.execConfig(func(ctx context.Context, cfg config.Config) (int, error) {
 		f.apply(&cfg)
 		return a.serve(ctx, cmd, cfg, f)

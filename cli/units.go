@@ -20,7 +20,7 @@ type unitFlags struct {
 }
 
 func addUnitFlags(cmd *cobra.Command, u *unitFlags) {
-	cmd.Flags().StringArrayVar(&u.units, "unit", nil,
+	listVarP(cmd.Flags(), &u.units, "unit", "", false,
 		"systemd unit; repeat it, or give a glob (haproxy@*.service), for several (default: systemd.unit in haguard.yaml)")
 	cmd.Flags().StringVar(&u.busAddress, "bus-address", "", "D-Bus address (default: systemd.bus_address, else the system bus)")
 }
