@@ -293,6 +293,25 @@ func TestGhostFailsUnlessKilled(t *testing.T) {
 	}
 }
 
+// TestKilledGhostsProbedAgain: the probes run beside the sweep, so a
+// ghost the sweep then kills may have taken some of them; the probe
+// stage probes again after a kill instead of failing on those.
+func TestKilledGhostsProbedAgain(t *testing.T) {
+	f := newFixture(t)
+	f.w.procs = []Process{{PID: 7, Class: ClassCurrent}, {PID: 8, Class: ClassGhost, Reason: "old config"}}
+	f.w.ghostsSteal, f.w.probed = true, make(chan struct{})
+	res, err := f.r.Run(context.Background(), Options{Candidate: f.candidate(t, "good v2\n"), KillGhosts: true})
+	if err != nil || !slices.Equal(f.w.killed, []int{8}) || f.w.probes != 2 || res.Probes.OK != 4 {
+		t.Fatalf("err %v killed %v probes %d report %+v", err, f.w.killed, f.w.probes, res.Probes)
+	}
+	// Without a kill the probes beside the sweep are the stage's own.
+	f.w.procs = []Process{{PID: 7, Class: ClassCurrent}}
+	f.w.probes, f.w.probed = 0, make(chan struct{})
+	if _, err := f.r.Run(context.Background(), Options{Candidate: f.candidate(t, "good v3\n")}); err != nil || f.w.probes != 1 {
+		t.Fatalf("err %v probes %d", err, f.w.probes)
+	}
+}
+
 func TestDryRunTouchesNothing(t *testing.T) {
 	f := newFixture(t)
 	res, err := f.r.Run(context.Background(), Options{Candidate: f.candidate(t, "good v2\n"), DryRun: true})

@@ -120,6 +120,9 @@ func TestDialAddress(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "read unit haproxy.service") {
 		t.Fatalf("Unit on a bus without systemd: got %v", err)
 	}
+	if _, err := c.State(ctx, "haproxy.service"); err == nil || !strings.Contains(err.Error(), "read unit haproxy.service") {
+		t.Fatalf("State on a bus without systemd: got %v", err)
+	}
 	if err := c.Reload(ctx, "haproxy.service"); err == nil || !strings.HasPrefix(err.Error(), "reload haproxy.service: ") {
 		t.Fatalf("Reload on a bus without systemd: got %v", err)
 	}

@@ -40,6 +40,15 @@ func TestClientAgainstRealSystemd(t *testing.T) {
 		time.Since(u.ExecMainStartTimestamp) > time.Hour || u.Name != "haproxy.service" {
 		t.Fatalf("unit: %+v", u)
 	}
+	// State is the same unit's state, read without the rest.
+	st, err := c.State(ctx, "haproxy.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (systemd.Unit{Name: u.Name, LoadState: u.LoadState, ActiveState: u.ActiveState, SubState: u.SubState, MainPID: u.MainPID,
+		ControlPID: u.ControlPID, ControlGroup: u.ControlGroup, StatusText: u.StatusText}); fmt.Sprint(st) != fmt.Sprint(want) {
+		t.Fatalf("State:\n%+v\nwant (Unit's):\n%+v", st, want)
+	}
 	out, err := s.MasterCLI(ctx, "show proc")
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +79,7 @@ func TestClientAgainstRealSystemd(t *testing.T) {
 	// "reloading" for a moment after the job: wait for "active".
 	var u2 systemd.Unit
 	for range 200 {
-		if u2, err = c.Unit(ctx, "haproxy.service"); err != nil || u2.ActiveState != "reloading" {
+		if u2, err = c.State(ctx, "haproxy.service"); err != nil || u2.ActiveState != "reloading" {
 			break
 		}
 		time.Sleep(25 * time.Millisecond)
@@ -81,5 +90,8 @@ func TestClientAgainstRealSystemd(t *testing.T) {
 
 	if _, err := c.Unit(ctx, "no-such-thing.service"); !errors.Is(err, systemd.ErrUnitNotFound) {
 		t.Fatalf("unknown unit: %v", err)
+	}
+	if _, err := c.State(ctx, "no-such-thing.service"); !errors.Is(err, systemd.ErrUnitNotFound) {
+		t.Fatalf("State of an unknown unit: %v", err)
 	}
 }

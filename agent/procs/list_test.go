@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/haguard/haguard/internal/testbed"
+	"github.com/shirou/gopsutil/v3/process"
 )
 
 func TestParseStat(t *testing.T) {
@@ -115,6 +116,11 @@ func TestListProcessesReal(t *testing.T) {
 	if me.PPID != int32(os.Getppid()) || me.StartTicks == 0 || me.Created.IsZero() || me.Exe != self ||
 		me.CgroupUnified == "" && me.CgroupSystemd == "" || len(me.Cmdline) == 0 || me.Cmdline[0] != os.Args[0] {
 		t.Fatalf("own process: %+v", me)
+	}
+	// The start time is computed from the stat and the boot time; it
+	// agrees with gopsutil's own (which reads both again).
+	if ms, err := (&process.Process{Pid: me.PID}).CreateTime(); err != nil || me.Created.Sub(time.UnixMilli(ms)).Abs() > time.Second {
+		t.Fatalf("own start time %v, gopsutil says %v (%v)", me.Created, time.UnixMilli(ms), err)
 	}
 	if !slices.Contains(me.Listen, l.Addr().String()) {
 		t.Fatalf("own listener %s not in %v", l.Addr(), me.Listen)
