@@ -55,6 +55,19 @@ func BenchmarkStatusUnit(b *testing.B) {
 	}
 }
 
+// BenchmarkState is what a reload asks between its stages and the sweep
+// asks for each sweep: the unit's state alone (systemd.Client.State), to
+// compare with BenchmarkStatusUnit's whole unit (docs/benchmarks.md).
+func BenchmarkState(b *testing.B) {
+	sd, cfg := benchUnit(b)
+	ctx := context.Background()
+	for b.Loop() {
+		if u, err := sd.State(ctx, cfg.Systemd.Unit); err != nil || u.MainPID == 0 {
+			b.Fatal(u, err)
+		}
+	}
+}
+
 func BenchmarkOpenStatusUnit(b *testing.B) {
 	sd, cfg := benchUnit(b)
 	ctx := context.Background()
