@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/haguard/haguard/internal/async"
 )
 
 // pollEvery is how long to wait before asking the master again, after
@@ -37,37 +39,33 @@ type baseline struct {
 // readBaseline reads the generation (waiting out a busy master, see
 // currentGeneration) and, at the same time, the unit's status.
 func (t *txn) readBaseline(ctx context.Context) (baseline, error) {
-	stc := make(chan string, 1)
-	go func() { stc <- t.unitStatus(ctx) }()
-	hc := make(chan []ServerHealth, 1)
-	go func() {
+	status := async.Go(func() string { return t.unitStatus(ctx) })
+	servers := async.Go(func() []ServerHealth {
 		s, err := t.deps.Prober.Health(ctx)
 		if err != nil {
 			t.log.Debug("backend health before the reload", "err", err)
 		}
-		hc <- s
-	}()
-	lc := make(chan ProbeBaseline, 1)
-	go func() {
+		return s
+	})
+	learned := async.Go(func() ProbeBaseline {
 		if !t.settings.Probe {
-			lc <- nil
-			return
+			return nil
 		}
 		b, err := t.deps.Prober.Learn(ctx)
 		if err != nil {
 			t.log.Debug("learn the listeners before the reload", "err", err)
 		}
-		lc <- b
-	}()
+		return b
+	})
 	g, err := t.currentGeneration(ctx)
-	return baseline{gen: g, status: <-stc, servers: <-hc, learned: <-lc}, err
+	return baseline{gen: g, status: status.Wait(), servers: servers.Wait(), learned: learned.Wait()}, err
 }
 
 // pendingBaseline is a baseline being read in the background (during the
 // check). Exactly one of wait and stop must be called.
 type pendingBaseline struct {
 	cancel context.CancelFunc
-	done   chan baselineRead
+	read   *async.Task[baselineRead]
 }
 
 type baselineRead struct {
@@ -77,23 +75,21 @@ type baselineRead struct {
 
 func (t *txn) readBaselineAsync(ctx context.Context) pendingBaseline {
 	bctx, cancel := context.WithCancel(ctx)
-	p := pendingBaseline{cancel: cancel, done: make(chan baselineRead, 1)}
-	go func() {
+	return pendingBaseline{cancel: cancel, read: async.Go(func() baselineRead {
 		b, err := t.readBaseline(bctx)
-		p.done <- baselineRead{b, err}
-	}()
-	return p
+		return baselineRead{b, err}
+	})}
 }
 
 func (p pendingBaseline) wait() (baseline, error) {
-	r := <-p.done
-	p.cancel()
+	defer p.cancel()
+	r := p.read.Wait()
 	return r.b, r.err
 }
 
 func (p pendingBaseline) stop() {
 	p.cancel()
-	<-p.done
+	p.read.Wait()
 }
 
 func (t *txn) unitStatus(ctx context.Context) string {

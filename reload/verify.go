@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/haguard/haguard/internal/async"
 )
 
 // verify runs the sweep and the probe stages, both even if the sweep
@@ -18,7 +20,8 @@ func (t *txn) verify(ctx context.Context) error {
 	early := t.startProbe(ctx)
 	serr := t.stage(ctx, StageSweep, func() (string, error) { return t.sweep(ctx) })
 	perr := t.stage(ctx, StageProbe, func() (string, error) {
-		rep, err := early.wait()
+		p := early.Wait()
+		rep, err := p.rep, p.err
 		if t.res.Sweep != nil && t.res.Sweep.Killed > 0 && t.settings.Probe {
 			rep, err = t.Reloader.deps.Prober.Probe(ctx, t.checked, t.learned)
 		}
@@ -27,33 +30,23 @@ func (t *txn) verify(ctx context.Context) error {
 	return errors.Join(serr, perr)
 }
 
-// earlyProbe is a probe running beside the sweep; wait may be called
-// more than once.
-type earlyProbe struct {
-	done chan struct{}
-	rep  ProbeReport
-	err  error
+// probed is what the probes beside the sweep found.
+type probed struct {
+	rep ProbeReport
+	err error
 }
 
 // startProbe starts the probe stage's probes through the bare prober:
 // its steps would show under the sweep's stage; the probe stage's end
 // says their outcome.
-func (t *txn) startProbe(ctx context.Context) *earlyProbe {
-	e := &earlyProbe{done: make(chan struct{})}
-	if !t.settings.Probe {
-		close(e.done)
-		return e
-	}
-	go func() {
-		defer close(e.done)
-		e.rep, e.err = t.Reloader.deps.Prober.Probe(ctx, t.checked, t.learned)
-	}()
-	return e
-}
-
-func (e *earlyProbe) wait() (ProbeReport, error) {
-	<-e.done
-	return e.rep, e.err
+func (t *txn) startProbe(ctx context.Context) *async.Task[probed] {
+	return async.Go(func() probed {
+		if !t.settings.Probe {
+			return probed{}
+		}
+		rep, err := t.Reloader.deps.Prober.Probe(ctx, t.checked, t.learned)
+		return probed{rep, err}
+	})
 }
 
 // sweep classifies every haproxy process; ghost, divergent and conflict

@@ -10,6 +10,7 @@ import (
 
 	"github.com/haguard/haguard/agent/master"
 	"github.com/haguard/haguard/agent/netns"
+	"github.com/haguard/haguard/internal/async"
 	"github.com/haguard/haguard/systemd"
 )
 
@@ -55,36 +56,32 @@ func (s *Scanner) Sweep(ctx context.Context) (Report, error) {
 	in := Input{Unit: systemd.Unit{Name: s.Unit}, Settle: s.Settle}
 	// The unit, the master and the process table are read at once: three
 	// independent reads, and the closer in time, the more they agree.
-	unitc := make(chan error, 1)
-	go func() {
+	unit := async.Go(func() error {
 		if s.Systemd == nil {
-			unitc <- errors.New("no systemd client")
-			return
+			return errors.New("no systemd client")
 		}
 		u, err := s.Systemd.State(ctx, s.Unit)
 		if err == nil {
 			in.Unit = u
 		}
-		unitc <- err
-	}()
-	masterc := make(chan error, 1)
-	go func() {
+		return err
+	})
+	mast := async.Go(func() error {
 		if s.Master == nil {
-			masterc <- errors.New("no master CLI client")
-			return
+			return errors.New("no master CLI client")
 		}
 		sp, err := showProc(ctx, s.Master)
 		if err == nil {
 			in.ShowProc = sp
 		}
-		masterc <- err
-	}()
+		return err
+	})
 	list := s.List
 	if list == nil {
 		list = ListProcesses
 	}
 	table, err := list(ctx, s.Names)
-	unitErr, masterErr := <-unitc, <-masterc
+	unitErr, masterErr := unit.Wait(), mast.Wait()
 	if unitErr != nil && s.Systemd != nil {
 		log.Warn("systemd unavailable for the sweep; classifying by the master CLI only", "err", unitErr)
 	}
