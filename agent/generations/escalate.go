@@ -55,6 +55,10 @@ type Step struct {
 	Over       []string  `json:"over"`
 	Holders    []string  `json:"holders,omitempty"`
 	Closed     int       `json:"closed,omitempty"`
+	// Left are the sessions the shutdown-sessions step left to the
+	// signals, each with what it saw move ("0x55d0…: read on the client
+	// side (…)").
+	Left []string `json:"left,omitempty"`
 	Errors     []string  `json:"errors,omitempty"`
 }
 
@@ -101,6 +105,15 @@ type genState struct {
 	// it looked.
 	seen   map[string]Session
 	seenAt time.Time
+}
+
+// lookSess is one `show sess` of pid, timed: at is when the answer had
+// arrived, rtt how long it took.
+func (e *Escalator) lookSess(ctx context.Context, pid int32) (ss []Session, at time.Time, rtt time.Duration, err error) {
+	asked := e.now()
+	ss, err = e.showSess(ctx, pid)
+	at = e.now()
+	return ss, at, at.Sub(asked), err
 }
 
 // NewEscalator returns an Escalator over the master CLI. record, if set,
@@ -191,7 +204,7 @@ func (e *Escalator) advance(ctx context.Context, g *Generation, masterPID int32,
 		st.esc.Next, st.esc.NextAt = after, &at
 	}
 	e.log.Warn("old generation over its limits: escalation step", "generation", g.Generation, "step", next,
-		"pids", g.PIDs, "over", g.Over, "holders", step.Holders, "closed", step.Closed, "errors", step.Errors)
+		"pids", g.PIDs, "over", g.Over, "holders", step.Holders, "closed", step.Closed, "left", step.Left, "errors", step.Errors)
 	if e.record != nil {
 		e.record(step)
 	}
@@ -225,14 +238,14 @@ func (e *Escalator) showSess(ctx context.Context, pid int32) ([]Session, error) 
 }
 
 func (e *Escalator) report(ctx context.Context, p procs.Process, st *genState, step *Step) error {
-	ss, err := e.showSess(ctx, p.PID)
+	ss, at, _, err := e.lookSess(ctx, p.PID)
 	if err != nil {
 		return err
 	}
 	if st.seen == nil {
 		st.seen = map[string]Session{}
 	}
-	st.seenAt = e.now()
+	st.seenAt = at
 	for _, s := range ss {
 		st.seen[strconv.Itoa(int(p.PID))+"/"+s.ID] = s
 		step.Holders = append(step.Holders, s.Holder())
@@ -245,15 +258,19 @@ func (e *Escalator) report(ctx context.Context, p procs.Process, st *genState, s
 // (its read deadlines were not pushed back). A session that moved is
 // left to the signals.
 func (e *Escalator) closeIdle(ctx context.Context, p procs.Process, st *genState, step *Step) error {
-	ss, err := e.showSess(ctx, p.PID)
+	ss, now, rtt, err := e.lookSess(ctx, p.PID)
 	if err != nil {
 		return err
 	}
-	now := e.now()
 	var errs []string
 	for _, s := range ss {
 		prev, ok := st.seen[strconv.Itoa(int(p.PID))+"/"+s.ID]
-		if !ok || !s.idleSince(prev, st.seenAt, now) {
+		if !ok {
+			step.Left = append(step.Left, s.ID+": new since the report")
+			continue
+		}
+		if idle, why := s.idleSince(prev, st.seenAt, now, rtt); !idle {
+			step.Left = append(step.Left, s.ID+": "+why)
 			continue
 		}
 		out, err := e.master.Command(ctx, "@!"+strconv.Itoa(int(p.PID))+" shutdown session "+s.ID)

@@ -142,13 +142,20 @@ func TestIdleByReadDeadline(t *testing.T) {
 		return ParseShowSess("0x1: proto=tcpv4 src=127.0.0.1:1 fe=f be=b srv=s calls=3 rq[f=848000h,i=0,an=00h,rx=" + rx + ",wx=,ax=] rp[f=80048000h,i=0,an=00h,rx=" + rx + ",wx=,ax=] exp=\n")[0]
 	}
 	a, b := t0, t0.Add(2*time.Second)
+	idle := func(s, prev Session, rtt time.Duration) bool {
+		ok, why := s.idleSince(prev, a, b, rtt)
+		if ok != (why == "") {
+			t.Errorf("idle %v, why %q", ok, why)
+		}
+		return ok
+	}
 	if s := line("59m40s"); s.ReqRead != 59*time.Minute+40*time.Second {
 		t.Fatalf("rx parsed as %v", s.ReqRead)
 	}
-	if !line("59m38s").idleSince(line("59m40s"), a, b) {
+	if !idle(line("59m38s"), line("59m40s"), 0) {
 		t.Error("a session whose deadline did not move is not idle")
 	}
-	if line("59m59s").idleSince(line("59m59s"), a, b) {
+	if idle(line("59m59s"), line("59m59s"), 0) {
 		t.Error("a session whose deadline moved 2s later is idle")
 	}
 	// haproxy 3.0 keeps the read timeouts on the stream connectors
@@ -159,16 +166,28 @@ func TestIdleByReadDeadline(t *testing.T) {
 	if s := line30("59s"); s.ReqRead != 59*time.Second || s.ResRead != 59*time.Second {
 		t.Fatalf("3.0 rex parsed as %v, %v", s.ReqRead, s.ResRead)
 	}
-	if line30("59s").idleSince(line30("59s"), a, b) {
+	if idle(line30("59s"), line30("59s"), 0) {
 		t.Error("a busy 3.0 session (rex pushed back to 59s at each read) is idle")
 	}
-	if !line30("57s").idleSince(line30("59s"), a, b) {
+	if !idle(line30("57s"), line30("59s"), 0) {
 		t.Error("a 3.0 session whose deadline did not move is not idle")
+	}
+	// Whole seconds and a slow answer: 59m40s at a, then 59m39s at b
+	// (2 s later) reads as a deadline 1 s later; with the second look's
+	// answer 800 ms in coming that is no read, without it it is.
+	if !idle(line("59m39s"), line("59m40s"), 800*time.Millisecond) {
+		t.Error("a deadline within 1 s + the answer's round trip is called moved")
+	}
+	if idle(line("59m39s"), line("59m40s"), 0) {
+		t.Error("a deadline 1 s later with an instant answer is called idle")
+	}
+	if _, why := line("59m59s").idleSince(line("59m40s"), a, b, 0); why != "read on the client side (its read deadline moved 21s later)" {
+		t.Errorf("why: %q", why)
 	}
 	// No read deadline on either side: nothing tells busy from idle, so
 	// it is left to the signals.
 	none := ParseShowSess("0x3: proto=tcpv4 src=127.0.0.1:3 fe=f be=b srv=s calls=3 rq[f=848000h,i=0,an=00h,ax=] rp[f=80048000h,i=0,an=00h,ax=] exp=\n")[0]
-	if none.idleSince(none, a, b) {
+	if idle(none, none, 0) {
 		t.Error("a session without read deadlines is called idle")
 	}
 	if parseHumanTime("1d2h3m4s") != 26*time.Hour+3*time.Minute+4*time.Second || parseHumanTime("") != -1 || parseHumanTime("<PAST>") != -1 {

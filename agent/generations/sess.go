@@ -1,6 +1,7 @@
 package generations
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -28,26 +29,33 @@ type Session struct {
 }
 
 // idleSince reports whether s did not move between an earlier look at
-// prev (at t0) and this one (at t1): same wake-ups, and neither read
-// deadline pushed back (1 s of slack: haproxy prints whole seconds). A
-// session with no read deadline on either side is never called idle:
-// in TCP mode the wake-ups alone do not move while data flows, so
-// nothing would tell a busy session from an idle one.
-func (s Session) idleSince(prev Session, t0, t1 time.Time) bool {
+// prev (at t0) and this one (at t1, which took rtt to answer): the same
+// wake-ups, and neither read deadline pushed back. A deadline is the look's
+// time plus the time left, which haproxy prints in whole seconds, and each
+// time is taken when the answer has arrived, up to rtt after haproxy
+// wrote it: a deadline that moved by less than 1 s + rtt has not been
+// pushed back. A session with no read deadline on either side is never
+// called idle: in TCP mode the wake-ups alone do not move while data
+// flows, so nothing would tell a busy session from an idle one. When it is
+// not idle, why says what moved.
+func (s Session) idleSince(prev Session, t0, t1 time.Time, rtt time.Duration) (idle bool, why string) {
 	if s.Calls != prev.Calls {
-		return false
+		return false, fmt.Sprintf("woken (calls %s, then %s)", prev.Calls, s.Calls)
 	}
 	known := false
-	for _, p := range [][2]time.Duration{{prev.ReqRead, s.ReqRead}, {prev.ResRead, s.ResRead}} {
+	for i, p := range [][2]time.Duration{{prev.ReqRead, s.ReqRead}, {prev.ResRead, s.ResRead}} {
 		if p[0] < 0 || p[1] < 0 {
 			continue
 		}
 		known = true
-		if t1.Add(p[1]).Sub(t0.Add(p[0])) >= time.Second {
-			return false
+		if moved := t1.Add(p[1]).Sub(t0.Add(p[0])); moved >= time.Second+max(rtt, 0) {
+			return false, fmt.Sprintf("read on the %s side (its read deadline moved %s later)", [2]string{"client", "server"}[i], moved.Round(100*time.Millisecond))
 		}
 	}
-	return known
+	if !known {
+		return false, "no read deadline to tell busy from idle"
+	}
+	return true, ""
 }
 
 // parseHumanTime reads haproxy's human_time ("59m51s", "1d2h", "0s");
