@@ -226,7 +226,7 @@ func TestGenerationsIdleOverAgeClosedAtSessionStep(t *testing.T) {
 	for _, s := range b.steps(t) {
 		names = append(names, s.Step)
 		if s.Step == generations.StepSessions && s.Closed != 1 {
-			t.Errorf("session step closed %d sessions, want the 1 idle one", s.Closed)
+			t.Errorf("session step closed %d sessions, want the 1 idle one; it left %q", s.Closed, s.Left)
 		}
 	}
 	if !slices.Equal(names, []string{generations.StepReport, generations.StepSessions}) {
