@@ -264,43 +264,67 @@ func (c *Client) Unit(ctx context.Context, unit string) (Unit, error) {
 // and for a service its MainPID, ControlPID, ControlGroup and StatusText;
 // the rest of Unit is left empty. It is what a reload asks between its
 // stages (is the unit reloading, did its status move, which processes are
-// the unit's) at a fraction of Unit's cost: seven small properties asked
-// at once instead of every property of the unit (BenchmarkState against
-// BenchmarkStatusUnit, docs/benchmarks.md). Plain property reads, which
-// every systemd answers (RHEL 7's 219 included).
+// the unit's) at a fraction of Unit's cost: a few small answers asked at
+// once instead of every property of the unit (BenchmarkState against
+// BenchmarkStatusUnit, docs/benchmarks.md).
 func (c *Client) State(ctx context.Context, unit string) (Unit, error) {
 	if !strings.HasSuffix(unit, ".service") {
 		return c.Unit(ctx, unit)
 	}
-	type prop struct {
-		v   any
-		err error
-	}
-	get := func(iface, name string) *async.Task[prop] {
-		return async.Go(func() prop {
+	get := func(iface, name string) *async.Task[propRead] {
+		return async.Go(func() propRead {
 			p, err := c.conn.GetUnitTypePropertyContext(ctx, unit, iface, name)
 			if err != nil {
-				return prop{err: err}
+				return propRead{err: err}
 			}
-			return prop{v: p.Value.Value()}
+			return propRead{v: p.Value.Value()}
 		})
 	}
-	load, active, sub := get("Unit", "LoadState"), get("Unit", "ActiveState"), get("Unit", "SubState")
 	pid, cpid, cg, text := get("Service", "MainPID"), get("Service", "ControlPID"), get("Service", "ControlGroup"), get("Service", "StatusText")
-	l, a, su := load.Wait(), active.Wait(), sub.Wait()
+	u, err := c.states(ctx, unit, get)
 	p, cp, g, t := pid.Wait(), cpid.Wait(), cg.Wait(), text.Wait()
-	if err := errors.Join(l.err, a.err, su.err); err != nil {
-		return Unit{}, fmt.Errorf("read unit %s: %w", unit, err)
-	}
-	u := Unit{Name: unit, LoadState: str(l.v), ActiveState: str(a.v), SubState: str(su.v)}
-	if u.LoadState == "not-found" {
-		return u, fmt.Errorf("read unit %s: %w", unit, ErrUnitNotFound)
+	if err != nil {
+		return u, err
 	}
 	if err := errors.Join(p.err, cp.err, g.err, t.err); err != nil {
 		return u, fmt.Errorf("read unit %s (Service properties): %w", unit, err)
 	}
 	u.MainPID, u.ControlPID = int32(num(p.v)), int32(num(cp.v))
 	u.ControlGroup, u.StatusText = str(g.v), str(t.v)
+	return u, nil
+}
+
+// propRead is one property read, or why it could not be.
+type propRead struct {
+	v   any
+	err error
+}
+
+// states reads the unit's load, active and sub states in one answer
+// (ListUnitsByNames), or, from a systemd older than 230 that lacks it
+// (RHEL 7's 219), as three properties.
+func (c *Client) states(ctx context.Context, unit string, get func(iface, name string) *async.Task[propRead]) (Unit, error) {
+	u := Unit{Name: unit}
+	st, err := c.conn.ListUnitsByNamesContext(ctx, []string{unit})
+	var de dbus.Error
+	switch {
+	case errors.As(err, &de) && de.Name == "org.freedesktop.DBus.Error.UnknownMethod":
+		load, active, sub := get("Unit", "LoadState"), get("Unit", "ActiveState"), get("Unit", "SubState")
+		l, a, su := load.Wait(), active.Wait(), sub.Wait()
+		if err := errors.Join(l.err, a.err, su.err); err != nil {
+			return Unit{}, fmt.Errorf("read unit %s: %w", unit, err)
+		}
+		u.LoadState, u.ActiveState, u.SubState = str(l.v), str(a.v), str(su.v)
+	case err != nil:
+		return Unit{}, fmt.Errorf("read unit %s: %w", unit, err)
+	case len(st) != 1:
+		return Unit{}, fmt.Errorf("read unit %s: systemd answered %d units", unit, len(st))
+	default:
+		u.LoadState, u.ActiveState, u.SubState = st[0].LoadState, st[0].ActiveState, st[0].SubState
+	}
+	if u.LoadState == "not-found" {
+		return u, fmt.Errorf("read unit %s: %w", unit, ErrUnitNotFound)
+	}
 	return u, nil
 }
 

@@ -4,12 +4,16 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5/prop"
 )
 
 func TestWaitJobResults(t *testing.T) {
@@ -82,32 +86,8 @@ func TestWaitJobCanceledLeavesChannelWritable(t *testing.T) {
 // EXTERNAL auth and Hello succeed; reading a unit fails with a wrapped
 // error because no systemd owns org.freedesktop.systemd1 on that bus.
 func TestDialAddress(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: needs dbus-daemon")
-	}
-	bin, err := exec.LookPath("dbus-daemon")
-	if err != nil {
-		t.Fatalf("dbus-daemon not in PATH (Debian package dbus): %v", err)
-	}
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "bus")
-	cmd := exec.Command(bin, "--session", "--nofork", "--nopidfile", "--print-address",
-		"--address=unix:path="+sock)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("dbus-daemon printed no address: %v", err)
-	}
-	if !strings.HasPrefix(line, "unix:path="+sock) {
-		t.Fatalf("dbus-daemon address %q", line)
-	}
+	sock := privateBus(t)
+	dir := filepath.Dir(sock)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -131,4 +111,90 @@ func TestDialAddress(t *testing.T) {
 		t.Fatal("Dial to a missing socket succeeded")
 	}
 	_ = os.Remove(sock)
+}
+
+// privateBus runs a dbus-daemon of its own for t and returns its socket.
+func privateBus(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: needs dbus-daemon")
+	}
+	bin, err := exec.LookPath("dbus-daemon")
+	if err != nil {
+		t.Fatalf("dbus-daemon not in PATH (Debian package dbus): %v", err)
+	}
+	sock := filepath.Join(t.TempDir(), "bus")
+	cmd := exec.Command(bin, "--session", "--nofork", "--nopidfile", "--print-address",
+		"--address=unix:path="+sock)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("dbus-daemon printed no address: %v", err)
+	}
+	if !strings.HasPrefix(line, "unix:path="+sock) {
+		t.Fatalf("dbus-daemon address %q", line)
+	}
+	return sock
+}
+
+// oldManager is the Manager of a systemd older than 230 (RHEL 7's 219):
+// it has no ListUnitsByNames.
+type oldManager struct{}
+
+func (oldManager) GetUnit(name string) (dbus.ObjectPath, *dbus.Error) {
+	return dbus.ObjectPath("/org/freedesktop/systemd1/unit/" + strings.ReplaceAll(name, ".", "_2e")), nil
+}
+
+// TestStateWithoutListUnitsByNames: State reads the three states as
+// properties from a systemd that lacks ListUnitsByNames, played on a
+// private bus by an object with the unit's properties.
+func TestStateWithoutListUnitsByNames(t *testing.T) {
+	sock := privateBus(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sd, err := authHello(dbus.Dial("unix:path="+sock, dbus.WithContext(ctx)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sd.Close()
+	if err := sd.Export(oldManager{}, "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prop.Export(sd, "/org/freedesktop/systemd1/unit/haproxy_2eservice", prop.Map{
+		"org.freedesktop.systemd1.Unit": {
+			"LoadState":   {Value: "loaded"},
+			"ActiveState": {Value: "reloading"},
+			"SubState":    {Value: "reload"},
+		},
+		"org.freedesktop.systemd1.Service": {
+			"MainPID":      {Value: uint32(4242)},
+			"ControlPID":   {Value: uint32(4343)},
+			"ControlGroup": {Value: "/system.slice/haproxy.service"},
+			"StatusText":   {Value: "Ready."},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if reply, err := sd.RequestName("org.freedesktop.systemd1", dbus.NameFlagDoNotQueue); err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
+		t.Fatalf("own org.freedesktop.systemd1: %v %v", reply, err)
+	}
+
+	c, err := Dial(ctx, "unix:path="+sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	u, err := c.State(ctx, "haproxy.service")
+	want := Unit{Name: "haproxy.service", LoadState: "loaded", ActiveState: "reloading", SubState: "reload",
+		MainPID: 4242, ControlPID: 4343, ControlGroup: "/system.slice/haproxy.service", StatusText: "Ready."}
+	if err != nil || fmt.Sprint(u) != fmt.Sprint(want) {
+		t.Fatalf("State: %+v, %v\nwant %+v", u, err, want)
+	}
 }
