@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/haguard/haguard/internal/async"
 	"github.com/haguard/haguard/validate"
 )
 
@@ -117,7 +118,11 @@ func (t *txn) run(ctx context.Context) error {
 	if err := t.spaceOut(ctx); err != nil {
 		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
+	// The servers' runtime state is read while the snapshot is written:
+	// both come before the install, and neither needs the other.
+	kept := async.Go(func() func(context.Context, ConfigSet, ConfigSet) (string, error) { return t.keepState(ctx) })
 	rp, err := t.snapshot(ctx, p)
+	restore := kept.Wait()
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
@@ -126,7 +131,6 @@ func (t *txn) run(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%w: stopped before install: %w", ErrRefused, err)
 	}
-	restore := t.keepState(ctx)
 	err = t.install(ctx, p)
 	if err == nil {
 		err = t.reloadAndSettle(ctx, p.before)
