@@ -58,8 +58,8 @@ type Step struct {
 	// Left are the sessions the shutdown-sessions step left to the
 	// signals, each with what it saw move ("0x55d0…: read on the client
 	// side (…)").
-	Left []string `json:"left,omitempty"`
-	Errors     []string  `json:"errors,omitempty"`
+	Left   []string `json:"left,omitempty"`
+	Errors []string `json:"errors,omitempty"`
 }
 
 // Commander sends a command to the master CLI (*master.Client satisfies
