@@ -184,6 +184,24 @@ func TestIdleByReadDeadline(t *testing.T) {
 	if _, why := line("59m59s").idleSince(line("59m40s"), a, b, 0); why != "read on the client side (its read deadline moved 21s later)" {
 		t.Errorf("why: %q", why)
 	}
+	// Woken once with no read on either side (3.0's soft stop wakes an
+	// old worker's streams): idle; with one side unseen, not.
+	woken := func(calls, rx string, both bool) Session {
+		res := "rx=" + rx
+		if !both {
+			res = "ax="
+		}
+		return ParseShowSess("0x4: proto=tcpv4 src=127.0.0.1:4 fe=f be=b srv=s calls=" + calls + " rq[f=848000h,i=0,an=00h,rx=" + rx + ",wx=,ax=] rp[f=80048000h,i=0,an=00h," + res + ",wx=] exp=\n")[0]
+	}
+	if !idle(woken("3", "57s", true), woken("2", "59s", true), 0) {
+		t.Error("a session woken once with neither deadline moved is not idle")
+	}
+	if idle(woken("3", "57s", false), woken("2", "59s", false), 0) {
+		t.Error("a woken session with one side's deadline unknown is idle")
+	}
+	if !idle(woken("2", "57s", false), woken("2", "59s", false), 0) {
+		t.Error("an unwoken session with one side's deadline unmoved is not idle")
+	}
 	// No read deadline on either side: nothing tells busy from idle, so
 	// it is left to the signals.
 	none := ParseShowSess("0x3: proto=tcpv4 src=127.0.0.1:3 fe=f be=b srv=s calls=3 rq[f=848000h,i=0,an=00h,ax=] rp[f=80048000h,i=0,an=00h,ax=] exp=\n")[0]
