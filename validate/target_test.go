@@ -38,15 +38,8 @@ func TestProbeTargetInstalled(t *testing.T) {
 
 // TestTargetsCache: one probe per binary, again when the file changes.
 func TestTargetsCache(t *testing.T) {
-	testbed.Require(t, testbed.TierBinary)
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "haproxy")
-	count := filepath.Join(dir, "count")
-	// A wrapper around the real binary that counts its -vv runs.
-	script := "#!/bin/sh\n[ \"$1\" = -vv ] && echo x >> " + count + "\nexec " + testbed.HAProxyBin() + " \"$@\"\n"
-	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin, runs := countingHAProxy(t)
+	dir := filepath.Dir(bin)
 	var ts Targets
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
@@ -54,7 +47,6 @@ func TestTargetsCache(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	runs := func() int { b, _ := os.ReadFile(count); return strings.Count(string(b), "x") }
 	if n := runs(); n != 1 {
 		t.Errorf("%d probes for 3 calls, want 1", n)
 	}
@@ -77,16 +69,9 @@ func TestTargetsCache(t *testing.T) {
 // the probe from the file while the binary is unchanged, and probes again
 // once it is replaced.
 func TestTargetsFileCache(t *testing.T) {
-	testbed.Require(t, testbed.TierBinary)
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "haproxy")
-	count := filepath.Join(dir, "count")
-	script := "#!/bin/sh\n[ \"$1\" = -vv ] && echo x >> " + count + "\nexec " + testbed.HAProxyBin() + " \"$@\"\n"
-	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin, runs := countingHAProxy(t)
+	dir := filepath.Dir(bin)
 	file := filepath.Join(dir, "haproxy-target.json")
-	runs := func() int { b, _ := os.ReadFile(count); return strings.Count(string(b), "x") }
 	ctx := context.Background()
 	var first *Target
 	for i := 0; i < 3; i++ {
@@ -107,8 +92,12 @@ func TestTargetsFileCache(t *testing.T) {
 	// A replaced binary (a new inode, as an upgrade's rename makes) is
 	// probed again, even with the same size and mtime.
 	st, _ := os.Stat(bin)
+	script, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
 	repl := bin + ".new"
-	if err := os.WriteFile(repl, []byte(script), 0o755); err != nil {
+	if err := os.WriteFile(repl, script, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chtimes(repl, st.ModTime(), st.ModTime()); err != nil {
@@ -173,4 +162,19 @@ Total: 3 (3 usable), will use epoll.
 	if !tg.AtLeast("2.8") || tg.AtLeast("3.1") {
 		t.Errorf("AtLeast wrong for %s", tg.Version)
 	}
+}
+
+// countingHAProxy is a wrapper around the real binary, in a directory of
+// its own, that counts its -vv runs (runs).
+func countingHAProxy(t *testing.T) (bin string, runs func() int) {
+	t.Helper()
+	testbed.Require(t, testbed.TierBinary)
+	dir := t.TempDir()
+	bin = filepath.Join(dir, "haproxy")
+	count := filepath.Join(dir, "count")
+	script := "#!/bin/sh\n[ \"$1\" = -vv ] && echo x >> " + count + "\nexec " + testbed.HAProxyBin() + " \"$@\"\n"
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin, func() int { b, _ := os.ReadFile(count); return strings.Count(string(b), "x") }
 }
