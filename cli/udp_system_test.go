@@ -2,14 +2,7 @@ package cli
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	pemlib "encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -188,23 +181,8 @@ frontend fe_quic
 // writeSelfSigned writes a certificate and its key, PEM, to path.
 func writeSelfSigned(t *testing.T, path string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "haguard-test"},
-		DNSNames: []string{"localhost"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pk, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := append(pemlib.EncodeToMemory(&pemlib.Block{Type: "CERTIFICATE", Bytes: der}),
-		pemlib.EncodeToMemory(&pemlib.Block{Type: "PRIVATE KEY", Bytes: pk})...)
-	if err := os.WriteFile(path, out, 0o600); err != nil {
+	cert, key, _ := testbed.SelfSignedCert(t)
+	if err := os.WriteFile(path, append(cert, key...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
