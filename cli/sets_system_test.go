@@ -189,8 +189,8 @@ func TestSystemConfDirEdit(t *testing.T) {
 	if body := b.get(t); !strings.Contains(body, "served by B green") {
 		t.Fatalf("after the reload haproxy answers %q, want backend B (with the map's value)", body)
 	}
-	if _, _, code := b.haguard(t, "status"); code != 0 {
-		t.Errorf("status after the reload: exit %d, want 0 (no drift)", code)
+	if out, errOut, code := b.haguard(t, "status"); code != 0 {
+		t.Errorf("status after the reload: exit %d, want 0 (no drift)\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 }
 

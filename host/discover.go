@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/haguard/haguard/agent/master"
 	"github.com/haguard/haguard/config"
 	"github.com/haguard/haguard/systemd"
 )
@@ -145,7 +146,7 @@ func (proc procRoot) discover(u systemd.Unit) Discovery {
 
 // command reads a process's argv, working directory and executable.
 func (proc procRoot) command(pid int) (argv []string, cwd, exe string, err error) {
-	b, err := os.ReadFile(proc.path(pid, "cmdline"))
+	b, err := master.ReadSettled(proc.path(pid, "cmdline"))
 	if err != nil {
 		return nil, "", "", err
 	}

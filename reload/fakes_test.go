@@ -58,6 +58,10 @@ type world struct {
 	ghostsSteal bool
 	probed      chan struct{}
 	probes      int
+	// counterGaps: after each reload, that many show procs carry no
+	// reload counter (-1), as a master read from the process table does
+	// when its environment is caught mid-exec.
+	counterGaps, gapsLeft int
 }
 
 var errRefused = errors.New("dial unix /run/haproxy-master.sock: connect: connection refused")
@@ -129,6 +133,7 @@ func (w *world) Reload(_ context.Context, _ string) error {
 	w.master.OldWorkers = append(w.master.OldWorkers, w.master.Workers...)
 	w.master.Workers = []Worker{{PID: w.nextPID}}
 	w.nextPID++
+	w.gapsLeft = w.counterGaps
 	return nil
 }
 
@@ -158,6 +163,10 @@ func (w *world) ShowProc(context.Context) (Generation, error) {
 		}
 	}
 	g := w.master
+	if w.gapsLeft > 0 {
+		w.gapsLeft--
+		g.Reloads, g.Failed = -1, -1
+	}
 	g.Workers = append([]Worker(nil), g.Workers...)
 	g.OldWorkers = append([]Worker(nil), g.OldWorkers...)
 	return g, nil

@@ -209,13 +209,18 @@ type Running struct {
 }
 
 // sameGeneration reports whether g is the generation this record was
-// made at: the same master, at the same reload count (or, without a
-// counter, with the same current worker).
+// made at: the same master, at the same reload count; where either side
+// lacks the counter (no master CLI, and a master environment that did
+// not carry it at that read), with the same current worker, since every
+// reload forks a new one.
 func (r Running) sameGeneration(g Generation) bool {
-	if r.MasterPID != g.MasterPID || r.Reloads != g.Reloads {
+	if r.MasterPID != g.MasterPID {
 		return false
 	}
-	return r.Reloads >= 0 || r.Worker == newestWorker(g)
+	if r.Reloads >= 0 && g.Reloads >= 0 {
+		return r.Reloads == g.Reloads
+	}
+	return r.Worker != 0 && r.Worker == newestWorker(g)
 }
 
 func (r Running) generation() string {

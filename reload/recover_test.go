@@ -163,6 +163,35 @@ func TestStatusDrift(t *testing.T) {
 	}
 }
 
+// A master read from the process table carries its reload counter in
+// its environment, which reads as empty while it re-executes (3.0 does
+// so once more right after forking the new worker). Settle must not take
+// that read as the new generation: the record would hold no counter,
+// and the next status would see the counter as a reload behind
+// haguard's back.
+func TestCounterCaughtMidExec(t *testing.T) {
+	f := newFixture(t)
+	f.w.master.Reloads = 4
+	f.w.counterGaps = 2
+	if _, err := f.r.Run(context.Background(), Options{Candidate: f.candidate(t, "good v2\n")}); err != nil {
+		t.Fatal(err)
+	}
+	run, err := f.r.store.running()
+	if err != nil || run.Reloads != 5 {
+		t.Fatalf("recorded %+v (%v): want the counter read after the reload, 5", run, err)
+	}
+	st, _ := f.r.Status(context.Background(), true)
+	if st.Drift {
+		t.Fatalf("status after the reload: drift %q", st.DriftReason)
+	}
+	// A status read that itself lands mid-exec is the same generation:
+	// the same master with the same current worker.
+	f.w.gapsLeft = 1
+	if st, _ = f.r.Status(context.Background(), true); st.Drift {
+		t.Fatalf("status without the counter: drift %q", st.DriftReason)
+	}
+}
+
 // While the unit is reloading the master re-executes and refuses its CLI:
 // status waits for the reload to end and reports its outcome, not the
 // transition (an unreadable master, a unit not "active").

@@ -309,16 +309,24 @@ func (w *settleWatch) showProc(ctx, sctx context.Context) (Generation, bool, err
 }
 
 // looksNew: the counter moved (when the master keeps one) and every
-// current worker is new.
+// current worker is new. A master that had a counter before the reload
+// keeps one: a read without it (its environment caught mid-exec) proves
+// nothing, and the next poll reads again.
 func (w *settleWatch) looksNew(g Generation) bool {
-	counted := w.before.gen.Reloads >= 0 && g.Reloads >= 0
-	return (!counted || g.Reloads > w.before.gen.Reloads) && newWorkersUp(w.before.gen, g)
+	before := w.before.gen.Reloads
+	if before >= 0 && g.Reloads < 0 {
+		return false
+	}
+	return (before < 0 || g.Reloads > before) && newWorkersUp(w.before.gen, g)
 }
 
 // awaiting says what a generation that does not look new yet lacks.
 func (w *settleWatch) awaiting(g Generation) string {
 	before := w.before.gen
-	if before.Reloads >= 0 && g.Reloads >= 0 && g.Reloads <= before.Reloads {
+	switch {
+	case before.Reloads >= 0 && g.Reloads < 0:
+		return fmt.Sprintf("the master's reload counter (it was %d before the reload; unreadable now)", before.Reloads)
+	case before.Reloads >= 0 && g.Reloads <= before.Reloads:
 		return fmt.Sprintf("the master's reload counter to pass %d (now %d)", before.Reloads, g.Reloads)
 	}
 	return fmt.Sprintf("a new generation of workers (current: %s; before the reload: %s)", workerPIDs(g.Workers), workerPIDs(before.Workers))

@@ -3,7 +3,6 @@ package master
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -27,7 +26,7 @@ type Counters struct {
 // when the environment has no HAPROXY_PROCESSES (not an haproxy master,
 // or a version that does not keep it).
 func ReadCounters(pid int) (c Counters, ok bool, err error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	b, err := ReadSettled("/proc/" + strconv.Itoa(pid) + "/environ")
 	if err != nil {
 		return c, false, err
 	}
