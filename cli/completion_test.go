@@ -86,7 +86,7 @@ printf '%s\n' "${COMPREPLY[@]}"
 	// Every visible command that starts with "re" (reload, ...) and
 	// nothing else.
 	var want []string
-	for _, c := range (&app{}).rootCmd().Commands() {
+	for _, c := range (&app{}).rootCmd("").Commands() {
 		if c.IsAvailableCommand() && strings.HasPrefix(c.Name(), "re") {
 			want = append(want, c.Name())
 		}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -35,7 +36,7 @@ type app struct {
 // is the binary's own, stamped at build time.
 func Run(ctx context.Context, version string, args []string, stdout, stderr io.Writer) int {
 	a := &app{stdout: stdout, stderr: stderr, version: version}
-	root := a.rootCmd()
+	root := a.rootCmd(invoked(args))
 	if len(args) > 0 && strings.HasPrefix(args[0], cobra.ShellCompRequestCmd) {
 		// Only the shells' completion requests need the value functions:
 		// every other command saves registering them at start-up.
@@ -58,12 +59,18 @@ func Run(ctx context.Context, version string, args []string, stdout, stderr io.W
 // describe it (man pages, completions: packaging/cmd/gendocs).
 func Root(version string) *cobra.Command {
 	a := &app{stdout: os.Stdout, stderr: os.Stderr, version: version}
-	root := a.rootCmd()
+	root := a.rootCmd("")
 	annotateManual(root)
 	return root
 }
 
-func (a *app) rootCmd() *cobra.Command {
+// rootCmd is the command tree. With only set to a top-level command's
+// name, that command is the only one built: a run uses one, and building
+// the other sixteen (their flags, their help) is a measurable part of
+// the start-up on a host where a page fault is dear (BenchmarkRootCmd,
+// docs/benchmarks.md). Help, completion and unknown names get the whole
+// tree, so their listings and suggestions are cobra's own.
+func (a *app) rootCmd(only string) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "haguard",
 		Short: "Safe HAProxy reloads: lint, reload, sweep for ghosts, probe, roll back",
@@ -96,17 +103,13 @@ is left in a bad state and needs a human.`,
 		"output format: human, json, or jsonl (reload and rollback's steps as they happen, one JSON object per line, then the result) (env HAGUARD_FORMAT)")
 	pf.StringVar(&a.logLevel, "log-level", envOr("HAGUARD_LOG_LEVEL", "info"), "log level on stderr: debug, info, warn, error (env HAGUARD_LOG_LEVEL)")
 
-	root.AddCommand(
-		a.versionCmd(),
-		a.checkCmd(),
-		a.reloadCmd(), a.historyCmd(), a.rollbackCmd(), a.statusCmd(), a.confirmCmd(), a.watchConfirmCmd(), a.diffCmd(),
-		a.serverCmd(), a.mapCmd(),
-		a.doctorCmd(), a.execReloadCmd(),
-		a.serveCmd(),
-		a.probeCmd(),
-		a.ghostsCmd(),
-		a.clustercheckCmd(),
-	)
+	subs := a.subcommands()
+	if i := slices.IndexFunc(subs, func(s subcommand) bool { return s.name == only }); i >= 0 {
+		subs = subs[i : i+1]
+	}
+	for _, s := range subs {
+		root.AddCommand(s.build())
+	}
 	// haguard --version prints what `haguard version` does.
 	root.Version = a.version
 	root.SetVersionTemplate(strings.NewReplacer("{", "{{`{`}}", "}", "{{`}`}}").Replace(versionLine(a.version)) + "\n")
@@ -120,6 +123,56 @@ is left in a bad state and needs a human.`,
 		help(c, args)
 	})
 	return root
+}
+
+// subcommand is a top-level command, built on demand.
+type subcommand struct {
+	name  string
+	build func() *cobra.Command
+}
+
+// subcommands lists the top-level commands in help's order; name is the
+// first word of the command's Use (TestSubcommandNames).
+func (a *app) subcommands() []subcommand {
+	return []subcommand{
+		{"version", a.versionCmd},
+		{"check", a.checkCmd},
+		{"reload", a.reloadCmd}, {"history", a.historyCmd}, {"rollback", a.rollbackCmd}, {"status", a.statusCmd},
+		{"confirm", a.confirmCmd}, {"watch-confirm", a.watchConfirmCmd}, {"diff", a.diffCmd},
+		{"server", a.serverCmd}, {"map", a.mapCmd},
+		{"doctor", a.doctorCmd}, {"exec-reload", a.execReloadCmd},
+		{"serve", a.serveCmd},
+		{"probe", a.probeCmd},
+		{"ghosts", a.ghostsCmd},
+		{"clustercheck", a.clustercheckCmd},
+	}
+}
+
+// rootValueFlags are the root's flags that take a value as the next
+// argument when written without "=".
+var rootValueFlags = map[string]bool{"--config-file": true, "--format": true, "--log-level": true}
+
+// invoked is the top-level command that args name: the first argument
+// that is neither a root flag nor a root flag's value. "" when there is
+// none, or when a flag it does not know comes first (cobra then reads
+// the arguments against the whole tree, as it always did).
+func invoked(args []string) string {
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		switch {
+		case arg == "--":
+			return ""
+		case rootValueFlags[arg]:
+			i++
+		case strings.HasPrefix(arg, "-"):
+			if name, _, _ := strings.Cut(arg, "="); !rootValueFlags[name] {
+				return ""
+			}
+		default:
+			return arg
+		}
+	}
+	return ""
 }
 
 // exec adapts a command body of the shape func(ctx) (exitCode, error) to
