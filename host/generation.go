@@ -30,7 +30,7 @@ type procGenerations struct {
 var errNoMaster = errors.New("no master process (MainPID is 0): is the unit running?")
 
 func (p procGenerations) ShowProc(ctx context.Context) (reload.Generation, error) {
-	u, err := p.sd.Unit(ctx, p.unit)
+	u, err := p.sd.State(ctx, p.unit)
 	if err != nil {
 		return reload.Generation{}, err
 	}
