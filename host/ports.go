@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/haguard/haguard/agent/master"
 	"github.com/haguard/haguard/agent/procs"
@@ -131,13 +132,35 @@ func (m masterPort) ShowProc(ctx context.Context) (reload.Generation, error) {
 		return reload.Generation{}, err
 	}
 	g := reload.Generation{MasterPID: int(sp.Master.PID), Reloads: sp.Reloads, Failed: sp.FailedReloads}
+	now := time.Now()
 	for _, w := range sp.Workers {
-		g.Workers = append(g.Workers, reload.Worker{PID: int(w.PID), Reloads: w.Reloads, Uptime: w.Uptime})
+		g.Workers = append(g.Workers, reload.Worker{PID: int(w.PID), Reloads: w.Reloads, Uptime: preciseUptime(w, now)})
 	}
 	for _, w := range sp.OldWorkers {
-		g.OldWorkers = append(g.OldWorkers, reload.Worker{PID: int(w.PID), Reloads: w.Reloads, Uptime: w.Uptime})
+		g.OldWorkers = append(g.OldWorkers, reload.Worker{PID: int(w.PID), Reloads: w.Reloads, Uptime: preciseUptime(w, now)})
 	}
 	return g, nil
+}
+
+// preciseUptime is w's uptime from its start time in /proc when that is
+// the same process. show proc counts whole seconds between two times it
+// keeps in whole seconds (the fork's and now), so it is off by up to a
+// second either way, and adoption's "older than the generation" test
+// (reload/adopt.go) needs better. A pid that reads more than that apart
+// here (another pid namespace, or reused) keeps the shown uptime.
+func preciseUptime(w master.Proc, now time.Time) time.Duration {
+	start, zombie, err := procs.StartTicks(w.PID)
+	if err != nil || zombie {
+		return w.Uptime
+	}
+	t := procs.TicksTime(start)
+	if t.IsZero() {
+		return w.Uptime
+	}
+	if up := now.Sub(t); (up - w.Uptime).Abs() < time.Second+50*time.Millisecond {
+		return up
+	}
+	return w.Uptime
 }
 
 // logsPort returns `show startup-logs` (2.7+), else the unit's journal.

@@ -12,13 +12,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/haguard/haguard/agent/netns"
 	"github.com/haguard/haguard/agent/sockets"
 	"github.com/shirou/gopsutil/v3/process"
+	"golang.org/x/sys/unix"
 )
 
 // Lister returns the processes whose comm or exe basename is one of names.
@@ -344,20 +344,18 @@ type Child struct {
 // every Linux architecture haproxy runs on (sysconf(_SC_CLK_TCK)).
 const clockTicks = 100
 
-var bootTime = sync.OnceValue(func() time.Time {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
+// bootTime is when the host booted, to the nanosecond: the wall clock
+// less CLOCK_BOOTTIME, the clock that /proc/PID/stat's start times count
+// on. (/proc/stat's btime is rounded down to the second, which put every
+// start time up to a second early.) It is read each time, as the wall
+// clock can be set while the daemon runs.
+func bootTime() time.Time {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
 		return time.Time{}
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "btime "); ok {
-			if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
-				return time.Unix(n, 0)
-			}
-		}
-	}
-	return time.Time{}
-})
+	return time.Now().Add(-time.Duration(ts.Nano()))
+}
 
 // TicksTime is the wall time of a start time in clock ticks since boot
 // (zero when the boot time is unknown).

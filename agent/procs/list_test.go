@@ -7,11 +7,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/haguard/haguard/internal/testbed"
-	"github.com/shirou/gopsutil/v3/process"
 )
 
 func TestParseStat(t *testing.T) {
@@ -117,10 +118,22 @@ func TestListProcessesReal(t *testing.T) {
 		me.CgroupUnified == "" && me.CgroupSystemd == "" || len(me.Cmdline) == 0 || me.Cmdline[0] != os.Args[0] {
 		t.Fatalf("own process: %+v", me)
 	}
-	// The start time is computed from the stat and the boot time; it
-	// agrees with gopsutil's own (which reads both again).
-	if ms, err := (&process.Process{Pid: me.PID}).CreateTime(); err != nil || me.Created.Sub(time.UnixMilli(ms)).Abs() > time.Second {
-		t.Fatalf("own start time %v, gopsutil says %v (%v)", me.Created, time.UnixMilli(ms), err)
+	// The start time is computed from the stat and CLOCK_BOOTTIME; the
+	// process's age agrees with /proc/uptime's count (10 ms ticks) less
+	// the same start tick, to a few ticks. gopsutil's own CreateTime,
+	// from /proc/stat's btime rounded to the second, can be a second or
+	// more early.
+	b, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := strconv.ParseFloat(strings.Fields(string(b))[0], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	age := time.Duration((up - float64(me.StartTicks)/clockTicks) * float64(time.Second))
+	if d := time.Since(me.Created) - age; d.Abs() > 50*time.Millisecond {
+		t.Fatalf("own start time %v: %v old, /proc/uptime says %v", me.Created, time.Since(me.Created), age)
 	}
 	if !slices.Contains(me.Listen, l.Addr().String()) {
 		t.Fatalf("own listener %s not in %v", l.Addr(), me.Listen)
