@@ -118,6 +118,13 @@ func capture(t *testing.T) string {
 	listen := fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
 	stats := filepath.Join(dir, "admin.sock")
 	s.StartHAProxy(t, seedConfig(listen, servers, false))
+	// The seed's haproxy has run its config for months: date the file
+	// back, so that the first reload adopts it as known-good whatever
+	// the moment between writing it and starting haproxy (reload/adopt.go).
+	old := time.Now().Add(-90 * 24 * time.Hour)
+	if err := os.Chtimes(s.HAProxyConfig(), old, old); err != nil {
+		t.Fatal(err)
+	}
 	ghostCfg := testbed.TCPProxyConfig(listen, testbed.DeadAddr(t))
 	s.StartGhost(t, ghostCfg)
 	s.StartGhost(t, ghostCfg)
