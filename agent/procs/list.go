@@ -120,9 +120,10 @@ func describe(ctx context.Context, gp *process.Process, names []string, comm str
 	if err != nil {
 		return Proc{}, false, err
 	}
-	// The start time from the stat just read and the boot time read once:
-	// gopsutil's CreateTime reads both again for every process, and
-	// probes the host's virtualization (ten files) in every command.
+	// The start time from the stat just read and the kernel's boot clock:
+	// gopsutil's CreateTime reads the stat and /proc/stat again for every
+	// process (its btime rounded to the second), and probes the host's
+	// virtualization (ten files) in every command.
 	created := TicksTime(st.start)
 	if created.IsZero() {
 		ms, err := gp.CreateTimeWithContext(ctx)
