@@ -3,13 +3,10 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -50,16 +47,7 @@ listen db
 	env := probeEnv(t, cfg, "")
 	cfgPath := filepath.Join(filepath.Dir(env[1]), "haproxy.cfg")
 
-	cmd := exec.Command(testbed.HAProxyBin(), "-db", "-f", cfgPath)
-	cmd.Dir = dir
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	untrack := testbed.Track(t, cmd.Process.Pid, "haproxy for cmd/haguard probe tests")
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGKILL); <-done; untrack() })
-	waitDial(t, frontDB, done)
+	testbed.RunHAProxy(t, cfgPath, "haproxy for cmd/haguard probe tests", frontWeb, frontDB)
 
 	var rep probe.Report
 	for i := 0; i < 25; i++ { // checks every 200 ms: wait (bounded) until both are L7OK
@@ -92,22 +80,6 @@ listen db
 	}
 }
 
-func waitDial(t *testing.T, addr string, exited <-chan struct{}) {
-	t.Helper()
-	for i := 0; i < 100; i++ {
-		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-exited:
-			t.Fatal("haproxy exited")
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	t.Fatalf("nothing listens on %s after 5 s", addr)
-}
-
 // TestProbeFailsWithoutServerThroughRealHAProxy: a config whose only
 // server is on a dead port, in mode tcp and in mode http, with haproxy's
 // default retries and no probe option: `haguard probe` exits 1 and says
@@ -136,16 +108,7 @@ listen web
 `, sock, frontTCP, dead, frontHTTP, dead)
 	env := probeEnv(t, cfg, sock)
 	cfgPath := filepath.Join(filepath.Dir(env[1]), "haproxy.cfg")
-	cmd := exec.Command(testbed.HAProxyBin(), "-db", "-f", cfgPath)
-	cmd.Dir = dir
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	untrack := testbed.Track(t, cmd.Process.Pid, "haproxy for cmd/haguard probe tests")
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGKILL); <-done; untrack() })
-	waitDial(t, frontHTTP, done)
+	testbed.RunHAProxy(t, cfgPath, "haproxy for cmd/haguard probe tests", frontTCP, frontHTTP)
 
 	code, out, errs := runProbeCmd(t, env, "--count", "3")
 	if code != exitNegative {

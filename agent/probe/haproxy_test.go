@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -32,35 +31,8 @@ func runHAProxy(t testing.TB, cfg, addr string) string {
 	if out, err := exec.Command(testbed.HAProxyBin(), "-c", "-f", path).CombinedOutput(); err != nil {
 		t.Fatalf("haproxy -c: %v\n%s", err, out)
 	}
-	cmd := exec.Command(testbed.HAProxyBin(), "-db", "-f", path)
-	cmd.Dir = dir
-	var log strings.Builder
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	untrack := testbed.Track(t, cmd.Process.Pid, "haproxy for agent/probe tests")
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGKILL)
-		<-done
-		untrack()
-	})
-	for i := 0; i < 100; i++ {
-		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return dir
-		}
-		select {
-		case <-done:
-			t.Fatalf("haproxy exited: %s", log.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	t.Fatalf("haproxy not listening on %s after 5s: %s", addr, log.String())
-	return ""
+	testbed.RunHAProxy(t, path, "haproxy for agent/probe tests", addr)
+	return dir
 }
 
 func TestIdleHoldThroughHAProxyCut(t *testing.T) {

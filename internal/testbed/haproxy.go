@@ -7,9 +7,11 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -348,3 +350,63 @@ func writeAtomic(path, data string) error {
 	}
 	return nil
 }
+
+// RunHAProxy starts `haproxy -db -f path` on the host, in path's
+// directory, for the rest of tb, and returns once it serves: every TCP
+// address of ready accepts a connection, and so does every `stats socket`
+// path the config names. A frontend can take connections before haproxy
+// has bound its unix sockets (3.0 has been seen to bind them a moment
+// later), so a test that reads the stats socket must not start at the
+// first accepted connection. The process is killed by pid when tb ends;
+// its output is in the failure message if it exits early.
+func RunHAProxy(tb testing.TB, path, why string, ready ...string) {
+	tb.Helper()
+	cfg, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(HAProxyBin(), "-db", "-f", path)
+	cmd.Dir = filepath.Dir(path)
+	var log SyncBuffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	untrack := Track(tb, cmd.Process.Pid, why)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	tb.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		<-done
+		untrack()
+	})
+	type endpoint struct{ network, addr string }
+	var eps []endpoint
+	for _, a := range ready {
+		eps = append(eps, endpoint{"tcp", a})
+	}
+	for _, l := range strings.Split(string(cfg), "\n") {
+		if f := strings.Fields(l); len(f) >= 3 && f[0] == "stats" && f[1] == "socket" && strings.HasPrefix(f[2], "/") {
+			eps = append(eps, endpoint{"unix", f[2]})
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, ep := range eps {
+		for {
+			c, err := net.DialTimeout(ep.network, ep.addr, 100*time.Millisecond)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				tb.Fatalf("testbed: haproxy (%s) does not answer on %s %s after 10 s: %v\n%s", path, ep.network, ep.addr, err, log.String())
+			}
+			select {
+			case <-done:
+				tb.Fatalf("testbed: haproxy (%s) exited: %s", path, log.String())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+}
+
