@@ -409,4 +409,3 @@ func RunHAProxy(tb testing.TB, path, why string, ready ...string) {
 		}
 	}
 }
-
