@@ -310,13 +310,10 @@ func (w *settleWatch) showProc(ctx, sctx context.Context) (Generation, bool, err
 
 // looksNew: the counter moved (when the master keeps one) and every
 // current worker is new. A master that had a counter before the reload
-// keeps one: a read without it (its environment caught mid-exec) proves
-// nothing, and the next poll reads again.
+// keeps one: a read without it (-1, its environment caught mid-exec)
+// never passes the old count, so the next poll reads again.
 func (w *settleWatch) looksNew(g Generation) bool {
 	before := w.before.gen.Reloads
-	if before >= 0 && g.Reloads < 0 {
-		return false
-	}
 	return (before < 0 || g.Reloads > before) && newWorkersUp(w.before.gen, g)
 }
 
