@@ -97,9 +97,24 @@ type Process struct {
 	Current    bool  `json:"current"`
 }
 
+// ProcessTimeout bounds one command sent to one worker. A live worker
+// answers a CLI command in milliseconds; one that stays silent this long
+// is dead or stuck (a worker killed between `show proc` and the command
+// can leave the master's relay to it hanging), and it must not eat the
+// budget the other processes, and the revert, still need.
+const ProcessTimeout = 10 * time.Second
+
+// RevertTimeout bounds putting back a change. A revert runs on its own
+// budget, apart from the caller's: a change that failed because the
+// caller's time ran out must still be undone everywhere it landed.
+const RevertTimeout = 30 * time.Second
+
 // Runtime applies changes through one master CLI.
 type Runtime struct {
 	cli Commander
+	// ProcessTimeout, when set, replaces the package's ProcessTimeout
+	// (tests shorten it).
+	ProcessTimeout time.Duration
 	// BeforeProcess, when set, runs before a change reaches a process:
 	// tests use it to kill one mid-apply.
 	BeforeProcess func(p Process)
@@ -135,9 +150,25 @@ func (r *Runtime) Processes(ctx context.Context) ([]Process, error) {
 }
 
 // At sends cmd to the worker pid and returns its answer, trimmed.
+// It waits at most ProcessTimeout for the answer.
 func (r *Runtime) At(ctx context.Context, pid int32, cmd string) (string, error) {
-	out, err := r.cli.Command(ctx, "@!"+strconv.Itoa(int(pid))+" "+cmd)
+	limit := r.ProcessTimeout
+	if limit <= 0 {
+		limit = ProcessTimeout
+	}
+	cctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	out, err := r.cli.Command(cctx, "@!"+strconv.Itoa(int(pid))+" "+cmd)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		err = fmt.Errorf("process %d did not answer %q within %s: %w", pid, cmd, limit, err)
+	}
 	return strings.TrimSpace(out), err
+}
+
+// revertContext is the budget for putting a change back: ctx's values,
+// not its cancellation or deadline, and RevertTimeout.
+func revertContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), RevertTimeout)
 }
 
 // Servers reads `show servers state [backend]` in one process.
@@ -249,9 +280,11 @@ func (r *Runtime) run(ctx context.Context, rep *Report, s step) error {
 			// It may hold part of the change: revert it as well.
 			res.Outcome, res.Answer = Failed, err.Error()
 			failure = &FailedError{PID: p.PID, Current: p.Current, Reason: err.Error()}
-			if rerr := s.revert(ctx, r, p, *res); rerr != nil {
+			rctx, cancel := revertContext(ctx)
+			if rerr := s.revert(rctx, r, p, *res); rerr != nil {
 				res.Answer += "; revert: " + rerr.Error()
 			}
+			cancel()
 			break
 		}
 		res.Outcome = Applied
@@ -261,13 +294,15 @@ func (r *Runtime) run(ctx context.Context, rep *Report, s step) error {
 		return nil
 	}
 	rep.Reverted = true
+	rctx, cancel := revertContext(ctx)
+	defer cancel()
 	var rerrs []error
 	for i, p := range ps {
 		res := &rep.Processes[i]
 		if res.Outcome != Applied {
 			continue
 		}
-		if err := s.revert(ctx, r, p, *res); err != nil {
+		if err := s.revert(rctx, r, p, *res); err != nil {
 			res.Outcome, res.Answer = RevertFailed, err.Error()
 			rerrs = append(rerrs, fmt.Errorf("revert process %d: %w", p.PID, err))
 			continue
@@ -278,8 +313,12 @@ func (r *Runtime) run(ctx context.Context, rep *Report, s step) error {
 }
 
 // Revert puts every process that took the change in rep back, when
-// something after the apply (persisting it) failed.
+// something after the apply (persisting it) failed. Like the revert
+// inside a change, it runs on its own budget (RevertTimeout), whatever
+// is left of ctx's.
 func (r *Runtime) Revert(ctx context.Context, rep *Report, c any) error {
+	ctx, cancel := revertContext(ctx)
+	defer cancel()
 	var s step
 	switch c := c.(type) {
 	case ServerChange:
