@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/haguard/haguard/agent/master"
 	"github.com/haguard/haguard/agent/procs"
 	"github.com/haguard/haguard/config"
 )
@@ -62,11 +63,8 @@ type Step struct {
 	Errors []string `json:"errors,omitempty"`
 }
 
-// Commander sends a command to the master CLI (*master.Client satisfies
-// it).
-type Commander interface {
-	Command(ctx context.Context, cmd string) (string, error)
-}
+// Commander sends a command to the master CLI (*master.Client).
+type Commander = master.Commander
 
 // Grace are the waits between steps.
 type Grace struct {
@@ -227,12 +225,9 @@ func (e *Escalator) next(cur string) (string, time.Duration) {
 }
 
 func (e *Escalator) showSess(ctx context.Context, pid int32) ([]Session, error) {
-	out, err := e.master.Command(ctx, "@!"+strconv.Itoa(int(pid))+" show sess")
+	out, err := master.AtWorker(ctx, e.master, pid, "show sess", 0)
 	if err != nil {
 		return nil, err
-	}
-	if strings.HasPrefix(out, "Can't find the target PID") {
-		return nil, fmt.Errorf("master cli: %s", strings.TrimSpace(out))
 	}
 	return ParseShowSess(out), nil
 }
@@ -273,7 +268,7 @@ func (e *Escalator) closeIdle(ctx context.Context, p procs.Process, st *genState
 			step.Left = append(step.Left, s.ID+": "+why)
 			continue
 		}
-		out, err := e.master.Command(ctx, "@!"+strconv.Itoa(int(p.PID))+" shutdown session "+s.ID)
+		out, err := master.AtWorker(ctx, e.master, p.PID, "shutdown session "+s.ID, 0)
 		if err == nil && strings.TrimSpace(out) != "" {
 			err = fmt.Errorf("%s", strings.TrimSpace(out))
 		}

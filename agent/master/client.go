@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -181,4 +182,35 @@ func isUnknown(out string) bool {
 	}
 	l := sc.Text()
 	return strings.HasPrefix(l, "Unknown command") || strings.HasPrefix(l, "The following commands are valid")
+}
+
+// Commander sends one command to a master CLI (*Client satisfies it).
+type Commander interface {
+	Command(ctx context.Context, cmd string) (string, error)
+}
+
+// WorkerTimeout bounds one command relayed to one worker (`@!PID`). A
+// live worker answers a CLI command in milliseconds; one that stays
+// silent this long is dead or stuck (a worker killed between `show proc`
+// and the command can leave the master's relay to it hanging), and it
+// must not eat the budget the other workers still need.
+const WorkerTimeout = 10 * time.Second
+
+// AtWorker sends cmd to worker pid through the master and returns its
+// answer, waiting at most limit (WorkerTimeout when limit is 0). A
+// worker the master no longer knows is an error naming it.
+func AtWorker(ctx context.Context, c Commander, pid int32, cmd string, limit time.Duration) (string, error) {
+	if limit <= 0 {
+		limit = WorkerTimeout
+	}
+	cctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	out, err := c.Command(cctx, "@!"+strconv.Itoa(int(pid))+" "+cmd)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return out, fmt.Errorf("worker %d did not answer %q within %s: %w", pid, cmd, limit, err)
+	}
+	if err == nil && strings.HasPrefix(out, "Can't find the target PID") {
+		return out, fmt.Errorf("worker %d: %s", pid, strings.TrimSpace(out))
+	}
+	return out, err
 }

@@ -199,3 +199,51 @@ func TestCtxErr(t *testing.T) {
 		}
 	}
 }
+
+// A worker relay that stays silent costs AtWorker's limit, not the
+// caller's budget; a pid the master does not know is an error.
+func TestAtWorker(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "master.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				cmd, _ := bufio.NewReader(c).ReadString('\n')
+				switch strings.TrimSpace(cmd) {
+				case "@!12 show sess":
+					_, _ = c.Write([]byte("0x1: proto=tcpv4\n"))
+				case "@!13 show sess":
+					_, _ = c.Write([]byte("Can't find the target PID matching the prefix '@!13'\n"))
+				default: // @!14: the relay to a dead worker, silent
+					time.Sleep(2 * time.Second)
+				}
+			}()
+		}
+	}()
+	c := New(path)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if out, err := AtWorker(ctx, c, 12, "show sess", 0); err != nil || !strings.HasPrefix(out, "0x1:") {
+		t.Errorf("live worker: %q %v", out, err)
+	}
+	if _, err := AtWorker(ctx, c, 13, "show sess", 0); err == nil || !strings.Contains(err.Error(), "worker 13: Can't find") {
+		t.Errorf("unknown pid: %v", err)
+	}
+	start := time.Now()
+	_, err = AtWorker(ctx, c, 14, "show sess", 100*time.Millisecond)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "worker 14 did not answer") || time.Since(start) > time.Second {
+		t.Errorf("silent worker: %v after %s", err, time.Since(start))
+	}
+	if ctx.Err() != nil {
+		t.Error("the caller's budget was spent")
+	}
+}

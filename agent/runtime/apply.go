@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -13,9 +12,7 @@ import (
 )
 
 // Commander sends one command to the master CLI (*master.Client).
-type Commander interface {
-	Command(ctx context.Context, cmd string) (string, error)
-}
+type Commander = master.Commander
 
 // Outcomes of a change in one process.
 const (
@@ -97,13 +94,6 @@ type Process struct {
 	Current    bool  `json:"current"`
 }
 
-// ProcessTimeout bounds one command sent to one worker. A live worker
-// answers a CLI command in milliseconds; one that stays silent this long
-// is dead or stuck (a worker killed between `show proc` and the command
-// can leave the master's relay to it hanging), and it must not eat the
-// budget the other processes, and the revert, still need.
-const ProcessTimeout = 10 * time.Second
-
 // RevertTimeout bounds putting back a change. A revert runs on its own
 // budget, apart from the caller's: a change that failed because the
 // caller's time ran out must still be undone everywhere it landed.
@@ -112,8 +102,8 @@ const RevertTimeout = 30 * time.Second
 // Runtime applies changes through one master CLI.
 type Runtime struct {
 	cli Commander
-	// ProcessTimeout, when set, replaces the package's ProcessTimeout
-	// (tests shorten it).
+	// ProcessTimeout, when set, replaces master.WorkerTimeout as the
+	// bound on one command to one worker (tests shorten it).
 	ProcessTimeout time.Duration
 	// BeforeProcess, when set, runs before a change reaches a process:
 	// tests use it to kill one mid-apply.
@@ -150,18 +140,10 @@ func (r *Runtime) Processes(ctx context.Context) ([]Process, error) {
 }
 
 // At sends cmd to the worker pid and returns its answer, trimmed.
-// It waits at most ProcessTimeout for the answer.
+// It waits at most master.WorkerTimeout for the answer: a silent worker
+// costs that, not the caller's whole budget.
 func (r *Runtime) At(ctx context.Context, pid int32, cmd string) (string, error) {
-	limit := r.ProcessTimeout
-	if limit <= 0 {
-		limit = ProcessTimeout
-	}
-	cctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	out, err := r.cli.Command(cctx, "@!"+strconv.Itoa(int(pid))+" "+cmd)
-	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		err = fmt.Errorf("process %d did not answer %q within %s: %w", pid, cmd, limit, err)
-	}
+	out, err := master.AtWorker(ctx, r.cli, pid, cmd, r.ProcessTimeout)
 	return strings.TrimSpace(out), err
 }
 
