@@ -2,35 +2,9 @@ package runtime
 
 import (
 	"context"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// fakeCLI answers show proc with one current and one old worker, and
-// show sess with sess[pid] sessions on be/s1.
-type fakeCLI struct {
-	mu   sync.Mutex
-	sess map[string]int
-}
-
-func (f *fakeCLI) Command(ctx context.Context, cmd string) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	if cmd == "show proc" {
-		return "#<PID> <type> <reloads> <uptime> <version>\n1 master 1 [failed: 0] 0d00h00m06s 2.6.12\n# workers\n20 worker 0 0d00h00m04s 2.6.12\n# old workers\n10 worker 1 0d00h00m06s 2.6.12\n", nil
-	}
-	pid, rest, _ := strings.Cut(strings.TrimPrefix(cmd, "@!"), " ")
-	if rest != "show sess" {
-		return "Unknown command\n", nil
-	}
-	f.mu.Lock()
-	n := f.sess[pid]
-	f.mu.Unlock()
-	return strings.Repeat("0x1: proto=tcpv4 fe=fe be=be srv=s1 ts=00\n", n), nil
-}
 
 func TestWaitDrained(t *testing.T) {
 	cli := &fakeCLI{sess: map[string]int{"10": 2, "20": 1}}
