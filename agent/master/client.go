@@ -72,7 +72,7 @@ func (c *Client) Command(ctx context.Context, cmd string) (string, error) {
 			return "", fmt.Errorf("master cli %s: send %q: %w", c.socket, cmd, ctxErr(ctx, err))
 		}
 	}
-	b, err := io.ReadAll(io.LimitReader(conn, MaxAnswer+1))
+	b, err := readAnswer(conn, strings.HasPrefix(cmd, "@"))
 	if err != nil {
 		return string(b), fmt.Errorf("master cli %s: read answer to %q: %w", c.socket, cmd, ctxErr(ctx, err))
 	}
@@ -80,6 +80,52 @@ func (c *Client) Command(ctx context.Context, cmd string) (string, error) {
 		return "", fmt.Errorf("master cli %s: answer to %q exceeds %d bytes", c.socket, cmd, MaxAnswer)
 	}
 	return string(b), nil
+}
+
+// relayErrors are the master's own answers when it cannot relay a
+// command to a worker (`@!PID`): the worker has exited, or is exiting.
+// haproxy 3.0 can write one and then leave the connection open (measured:
+// about one relay in four to a worker killed 10-200 ms earlier), so these
+// end the answer as soon as their line is complete, without the EOF.
+var relayErrors = []string{"Can't find the target PID", "Can't connect to the target CLI"}
+
+// relayError returns the master's relay error that b holds whole, if any.
+func relayError(b []byte) (string, bool) {
+	line, _, complete := strings.Cut(string(b), "\n")
+	if !complete {
+		return "", false
+	}
+	for _, p := range relayErrors {
+		if strings.HasPrefix(line, p) {
+			return line, true
+		}
+	}
+	return "", false
+}
+
+// readAnswer reads until EOF, or, for a relayed command, until a whole
+// relay error line.
+func readAnswer(conn net.Conn, relayed bool) ([]byte, error) {
+	r := io.LimitReader(conn, MaxAnswer+1)
+	b := make([]byte, 0, 4096)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if relayed {
+			if _, ok := relayError(b); ok {
+				return b, nil
+			}
+		}
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 // ctxErr is err as the caller's context explains it: the socket's
@@ -198,7 +244,7 @@ const WorkerTimeout = 10 * time.Second
 
 // AtWorker sends cmd to worker pid through the master and returns its
 // answer, waiting at most limit (WorkerTimeout when limit is 0). A
-// worker the master no longer knows is an error naming it.
+// worker the master cannot reach (relayErrors) is an error naming it.
 func AtWorker(ctx context.Context, c Commander, pid int32, cmd string, limit time.Duration) (string, error) {
 	if limit <= 0 {
 		limit = WorkerTimeout
@@ -209,8 +255,8 @@ func AtWorker(ctx context.Context, c Commander, pid int32, cmd string, limit tim
 	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 		return out, fmt.Errorf("worker %d did not answer %q within %s: %w", pid, cmd, limit, err)
 	}
-	if err == nil && strings.HasPrefix(out, "Can't find the target PID") {
-		return out, fmt.Errorf("worker %d: %s", pid, strings.TrimSpace(out))
+	if line, ok := relayError([]byte(out)); err == nil && ok {
+		return out, fmt.Errorf("worker %d: %s (it has exited, or is exiting)", pid, line)
 	}
 	return out, err
 }

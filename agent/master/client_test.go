@@ -201,7 +201,8 @@ func TestCtxErr(t *testing.T) {
 }
 
 // A worker relay that stays silent costs AtWorker's limit, not the
-// caller's budget; a pid the master does not know is an error.
+// caller's budget; the master's relay errors end the answer at once,
+// even when the master keeps the connection open after them.
 func TestAtWorker(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "master.sock")
 	l, err := net.Listen("unix", path)
@@ -222,7 +223,11 @@ func TestAtWorker(t *testing.T) {
 				case "@!12 show sess":
 					_, _ = c.Write([]byte("0x1: proto=tcpv4\n"))
 				case "@!13 show sess":
+					// 3.0 may keep the connection open after it.
 					_, _ = c.Write([]byte("Can't find the target PID matching the prefix '@!13'\n"))
+					time.Sleep(2 * time.Second)
+				case "@!15 show sess":
+					_, _ = c.Write([]byte("Can't connect to the target CLI!\n"))
 				default: // @!14: the relay to a dead worker, silent
 					time.Sleep(2 * time.Second)
 				}
@@ -235,10 +240,14 @@ func TestAtWorker(t *testing.T) {
 	if out, err := AtWorker(ctx, c, 12, "show sess", 0); err != nil || !strings.HasPrefix(out, "0x1:") {
 		t.Errorf("live worker: %q %v", out, err)
 	}
-	if _, err := AtWorker(ctx, c, 13, "show sess", 0); err == nil || !strings.Contains(err.Error(), "worker 13: Can't find") {
-		t.Errorf("unknown pid: %v", err)
-	}
 	start := time.Now()
+	if _, err := AtWorker(ctx, c, 13, "show sess", 0); err == nil || !strings.Contains(err.Error(), "worker 13: Can't find") || time.Since(start) > time.Second {
+		t.Errorf("unknown pid: %v after %s, want the master's answer without waiting for its EOF", err, time.Since(start))
+	}
+	if _, err := AtWorker(ctx, c, 15, "show sess", 0); err == nil || !strings.Contains(err.Error(), "worker 15: Can't connect to the target CLI!") {
+		t.Errorf("unreachable worker: %v", err)
+	}
+	start = time.Now()
 	_, err = AtWorker(ctx, c, 14, "show sess", 100*time.Millisecond)
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "worker 14 did not answer") || time.Since(start) > time.Second {
 		t.Errorf("silent worker: %v after %s", err, time.Since(start))

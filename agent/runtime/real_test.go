@@ -203,3 +203,30 @@ func TestMapChangeProcessDiesIsReverted(t *testing.T) {
 		t.Fatalf("current worker after the revert: %+v %v", es, err)
 	}
 }
+
+// Tier 2: a command relayed to an old worker killed moments before gets
+// the master's own answer, as an error naming the worker. haproxy 3.0
+// writes "Can't find the target PID ..." and then, about one time in
+// four, leaves the connection open: waiting for its EOF cost the whole
+// per-worker bound (and, before there was one, the caller's budget).
+func TestRelayToKilledWorkerAnswers(t *testing.T) {
+	for i := range 6 {
+		m, mapFile, _ := twoGenerations(t, "10.0.0.1 a\n", "")
+		ctx := ctxT(t)
+		rt := runtime.New(m.Client)
+		ps, err := rt.Processes(ctx)
+		if err != nil || len(ps) != 2 {
+			t.Fatalf("%+v %v", ps, err)
+		}
+		old := ps[1].PID
+		_ = syscall.Kill(int(old), syscall.SIGKILL)
+		time.Sleep(time.Duration(i*40) * time.Millisecond)
+		_, err = rt.Map(ctx, old, mapFile)
+		if err == nil || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), fmt.Sprintf("worker %d: Can't", old)) {
+			t.Fatalf("try %d: %v, want the master's relay error naming worker %d", i, err, old)
+		}
+		if es, err := rt.Map(ctx, ps[0].PID, mapFile); err != nil || len(es) != 1 {
+			t.Fatalf("current worker after: %+v %v", es, err)
+		}
+	}
+}
