@@ -12,6 +12,7 @@
 package sockets
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -20,8 +21,13 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/haguard/haguard/agent/netns"
 )
+
+// socketPrefix starts the link of a socket's fd in /proc/PID/fd.
+var socketPrefix = []byte("socket:[")
 
 // Proto selects the kinds of listening sockets to read; combine with |.
 type Proto uint8
@@ -149,22 +155,36 @@ func Held(pid int32, tab Table) ([]uint64, error) {
 	if len(tab) == 0 {
 		return nil, nil
 	}
-	dir := "/proc/" + strconv.Itoa(int(pid)) + "/fd/"
-	fds, err := os.ReadDir(dir)
+	// The links are read relative to the directory's fd: a path per link
+	// would make the kernel walk /proc/PID/fd again for each one, and the
+	// names need neither sorting nor a stat.
+	d, err := os.Open("/proc/" + strconv.Itoa(int(pid)) + "/fd")
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := d.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
 	var out []uint64
-	for _, fd := range fds {
-		link, err := os.Readlink(dir + fd.Name())
-		if err != nil {
+	var buf [64]byte // "socket:[18446744073709551615]" fits
+	for _, name := range names {
+		n := -1
+		if cerr := sc.Control(func(fd uintptr) {
+			n, _ = unix.Readlinkat(int(fd), name, buf[:])
+		}); cerr != nil || n <= 0 {
 			continue // closed meanwhile
 		}
-		n, ok := strings.CutPrefix(link, "socket:[")
-		if !ok {
+		link := buf[:n]
+		if !bytes.HasPrefix(link, socketPrefix) || link[n-1] != ']' {
 			continue
 		}
-		ino, err := strconv.ParseUint(strings.TrimSuffix(n, "]"), 10, 64)
+		ino, err := strconv.ParseUint(string(link[len(socketPrefix):n-1]), 10, 64)
 		if err != nil {
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"syscall"
 	"testing"
 )
@@ -344,4 +345,36 @@ func TestIncompleteWithoutSockDiag(t *testing.T) {
 	if tab, err := complete(partial, &IncompleteError{Missing: UDP, Err: cause}, "self", TCP|UDP); len(tab) != 1 || !errors.As(err, &inc) {
 		t.Errorf("partial sock_diag: %v %v", tab, err)
 	}
+}
+
+// BenchmarkHeldEveryProcess is the walk a probe or a sweep makes: every
+// process's /proc/PID/fd against the host's listening TCP sockets.
+func BenchmarkHeldEveryProcess(b *testing.B) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	tab, err := Listening(TCP)
+	if err != nil || len(tab) == 0 {
+		b.Fatalf("%v %d sockets", err, len(tab))
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var pids []int32
+	for _, e := range ents {
+		if p, err := strconv.ParseInt(e.Name(), 10, 32); err == nil {
+			pids = append(pids, int32(p))
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		for _, p := range pids {
+			_, _ = Held(p, tab)
+		}
+	}
+	b.ReportMetric(float64(len(pids)), "processes")
 }
