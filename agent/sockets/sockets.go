@@ -15,8 +15,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -158,26 +158,21 @@ func Held(pid int32, tab Table) ([]uint64, error) {
 	// The links are read relative to the directory's fd: a path per link
 	// would make the kernel walk /proc/PID/fd again for each one, and the
 	// names need neither sorting nor a stat.
-	d, err := os.Open("/proc/" + strconv.Itoa(int(pid)) + "/fd")
+	dir := "/proc/" + strconv.Itoa(int(pid)) + "/fd"
+	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
-	defer d.Close()
-	names, err := d.Readdirnames(-1)
+	defer unix.Close(dfd)
+	names, err := fdNames(dfd)
 	if err != nil {
-		return nil, err
-	}
-	sc, err := d.SyscallConn()
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	var out []uint64
 	var buf [64]byte // "socket:[18446744073709551615]" fits
 	for _, name := range names {
-		n := -1
-		if cerr := sc.Control(func(fd uintptr) {
-			n, _ = unix.Readlinkat(int(fd), name, buf[:])
-		}); cerr != nil || n <= 0 {
+		n, err := unix.Readlinkat(dfd, name, buf[:])
+		if err != nil || n <= 0 {
 			continue // closed meanwhile
 		}
 		link := buf[:n]
@@ -195,4 +190,20 @@ func Held(pid int32, tab Table) ([]uint64, error) {
 		}
 	}
 	return out, nil
+}
+
+// fdNames lists the entries of the open directory dfd.
+func fdNames(dfd int) ([]string, error) {
+	var names []string
+	var buf [4096]byte
+	for {
+		n, err := unix.ReadDirent(dfd, buf[:])
+		if err != nil {
+			return nil, err
+		}
+		if n <= 0 {
+			return names, nil
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+	}
 }
