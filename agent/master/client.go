@@ -4,6 +4,7 @@ package master
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -89,9 +90,10 @@ func (c *Client) Command(ctx context.Context, cmd string) (string, error) {
 // end the answer as soon as their line is complete, without the EOF.
 var relayErrors = []string{"Can't find the target PID", "Can't connect to the target CLI"}
 
-// relayError returns the master's relay error that b holds whole, if any.
-func relayError(b []byte) (string, bool) {
-	line, _, complete := strings.Cut(string(b), "\n")
+// relayError returns the master's relay error that s starts with, if its
+// line is whole.
+func relayError(s string) (string, bool) {
+	line, _, complete := strings.Cut(s, "\n")
 	if !complete {
 		return "", false
 	}
@@ -104,7 +106,8 @@ func relayError(b []byte) (string, bool) {
 }
 
 // readAnswer reads until EOF, or, for a relayed command, until a whole
-// relay error line.
+// relay error line. Only the first line can be one: once it is whole and
+// is not, the rest is read to EOF unchecked.
 func readAnswer(conn net.Conn, relayed bool) ([]byte, error) {
 	r := io.LimitReader(conn, MaxAnswer+1)
 	b := make([]byte, 0, 4096)
@@ -114,10 +117,11 @@ func readAnswer(conn net.Conn, relayed bool) ([]byte, error) {
 		}
 		n, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
-		if relayed {
-			if _, ok := relayError(b); ok {
+		if i := bytes.IndexByte(b, '\n'); relayed && i >= 0 {
+			if _, ok := relayError(string(b[:i+1])); ok {
 				return b, nil
 			}
+			relayed = false
 		}
 		if err == io.EOF {
 			return b, nil
@@ -255,7 +259,7 @@ func AtWorker(ctx context.Context, c Commander, pid int32, cmd string, limit tim
 	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 		return out, fmt.Errorf("worker %d did not answer %q within %s: %w", pid, cmd, limit, err)
 	}
-	if line, ok := relayError([]byte(out)); err == nil && ok {
+	if line, ok := relayError(out); err == nil && ok {
 		return out, fmt.Errorf("worker %d: %s (it has exited, or is exiting)", pid, line)
 	}
 	return out, err

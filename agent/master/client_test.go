@@ -226,6 +226,10 @@ func TestAtWorker(t *testing.T) {
 					// 3.0 may keep the connection open after it.
 					_, _ = c.Write([]byte("Can't find the target PID matching the prefix '@!13'\n"))
 					time.Sleep(2 * time.Second)
+				case "@!16 show sess": // a big answer, in pieces
+					for range 50 {
+						_, _ = c.Write([]byte(strings.Repeat("0x2: proto=tcpv4 src=127.0.0.1\n", 128)))
+					}
 				case "@!15 show sess":
 					_, _ = c.Write([]byte("Can't connect to the target CLI!\n"))
 				default: // @!14: the relay to a dead worker, silent
@@ -243,6 +247,9 @@ func TestAtWorker(t *testing.T) {
 	start := time.Now()
 	if _, err := AtWorker(ctx, c, 13, "show sess", 0); err == nil || !strings.Contains(err.Error(), "worker 13: Can't find") || time.Since(start) > time.Second {
 		t.Errorf("unknown pid: %v after %s, want the master's answer without waiting for its EOF", err, time.Since(start))
+	}
+	if out, err := AtWorker(ctx, c, 16, "show sess", 0); err != nil || len(out) != 50*128*31 {
+		t.Errorf("big answer: %d bytes, %v", len(out), err)
 	}
 	if _, err := AtWorker(ctx, c, 15, "show sess", 0); err == nil || !strings.Contains(err.Error(), "worker 15: Can't connect to the target CLI!") {
 		t.Errorf("unreachable worker: %v", err)
