@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -16,30 +17,40 @@ import (
 // fakeMaster answers each connection's one command with answers[cmd] and
 // closes, like the master CLI in non-interactive mode.
 func fakeMaster(t *testing.T, answers map[string]string) string {
+	return fakeMasterFunc(t, func(c net.Conn, cmd string) {
+		ans, ok := answers[cmd]
+		if !ok {
+			ans = "Unknown command, but maybe one of the following ones is a better match:\n  show proc : show processes status\n"
+		}
+		_, _ = c.Write([]byte(ans))
+	})
+}
+
+// fakeMasterFunc serves each connection in its own goroutine: it reads
+// one command line, calls serve with it (trimmed), and closes. It
+// returns the socket's path.
+func fakeMasterFunc(t *testing.T, serve func(c net.Conn, cmd string)) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "master.sock")
 	l, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	t.Cleanup(func() { l.Close(); <-done })
-	go func() {
-		defer close(done)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Go(func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			cmd, _ := bufio.NewReader(c).ReadString('\n')
-			ans, ok := answers[strings.TrimSpace(cmd)]
-			if !ok {
-				ans = "Unknown command, but maybe one of the following ones is a better match:\n  show proc : show processes status\n"
-			}
-			_, _ = c.Write([]byte(ans))
-			c.Close()
+			wg.Go(func() {
+				defer c.Close()
+				cmd, _ := bufio.NewReader(c).ReadString('\n')
+				serve(c, strings.TrimSpace(cmd))
+			})
 		}
-	}()
+	})
 	return path
 }
 
@@ -204,40 +215,24 @@ func TestCtxErr(t *testing.T) {
 // caller's budget; the master's relay errors end the answer at once,
 // even when the master keeps the connection open after them.
 func TestAtWorker(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "master.sock")
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
+	path := fakeMasterFunc(t, func(c net.Conn, cmd string) {
+		switch cmd {
+		case "@!12 show sess":
+			_, _ = c.Write([]byte("0x1: proto=tcpv4\n"))
+		case "@!13 show sess":
+			// 3.0 may keep the connection open after it.
+			_, _ = c.Write([]byte("Can't find the target PID matching the prefix '@!13'\n"))
+			time.Sleep(2 * time.Second)
+		case "@!16 show sess": // a big answer, in pieces
+			for range 50 {
+				_, _ = c.Write([]byte(strings.Repeat("0x2: proto=tcpv4 src=127.0.0.1\n", 128)))
 			}
-			go func() {
-				defer c.Close()
-				cmd, _ := bufio.NewReader(c).ReadString('\n')
-				switch strings.TrimSpace(cmd) {
-				case "@!12 show sess":
-					_, _ = c.Write([]byte("0x1: proto=tcpv4\n"))
-				case "@!13 show sess":
-					// 3.0 may keep the connection open after it.
-					_, _ = c.Write([]byte("Can't find the target PID matching the prefix '@!13'\n"))
-					time.Sleep(2 * time.Second)
-				case "@!16 show sess": // a big answer, in pieces
-					for range 50 {
-						_, _ = c.Write([]byte(strings.Repeat("0x2: proto=tcpv4 src=127.0.0.1\n", 128)))
-					}
-				case "@!15 show sess":
-					_, _ = c.Write([]byte("Can't connect to the target CLI!\n"))
-				default: // @!14: the relay to a dead worker, silent
-					time.Sleep(2 * time.Second)
-				}
-			}()
+		case "@!15 show sess":
+			_, _ = c.Write([]byte("Can't connect to the target CLI!\n"))
+		default: // @!14: the relay to a dead worker, silent
+			time.Sleep(2 * time.Second)
 		}
-	}()
+	})
 	c := New(path)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -255,7 +250,7 @@ func TestAtWorker(t *testing.T) {
 		t.Errorf("unreachable worker: %v", err)
 	}
 	start = time.Now()
-	_, err = AtWorker(ctx, c, 14, "show sess", 100*time.Millisecond)
+	_, err := AtWorker(ctx, c, 14, "show sess", 100*time.Millisecond)
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "worker 14 did not answer") || time.Since(start) > time.Second {
 		t.Errorf("silent worker: %v after %s", err, time.Since(start))
 	}
