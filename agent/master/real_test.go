@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,3 +91,49 @@ func TestShowProcRealHAProxy(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestShowProcDuringReloadIsReexecuting polls `show proc` as fast as it
+// can through reloads (SIGUSR2, as systemd's ExecReload sends it): every
+// error the master gives while it re-executes must be one that
+// master.Reexecuting names, or a sweep in that window loses the
+// master's word on the generations (3.0.11 resets connections for a
+// moment, besides refusing them).
+func TestShowProcDuringReloadIsReexecuting(t *testing.T) {
+	testbed.Require(t, testbed.TierBinary)
+	listen := net.JoinHostPort("127.0.0.1", itoa(testbed.FreePort(t)))
+	m := mastertest.Start(t, testbed.TCPProxyConfig(listen, testbed.TCPBackend(t)))
+	seen := map[string]int{}
+	for i := 1; i <= 5; i++ {
+		if err := syscall.Kill(m.PID, syscall.SIGUSR2); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			sp, err := m.Client.ShowProc(ctx)
+			cancel()
+			if err != nil {
+				if !master.Reexecuting(err) {
+					t.Fatalf("reload %d: show proc: %v: not an error of a re-executing master", i, err)
+				}
+				seen[errClass(err)]++
+			} else if sp.Reloads == i && len(sp.Workers) == 1 && sp.Workers[0].Generation == i {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("reload %d not seen in show proc: %+v\n%s", i, sp, m.Output())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	t.Logf("errors while re-executing, by kind: %v", seen)
+}
+
+func errClass(err error) string {
+	for _, e := range []error{master.ErrEmptyOutput, syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EPIPE} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	return err.Error()
+}

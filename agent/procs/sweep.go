@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"syscall"
 	"time"
 
 	"github.com/haguard/haguard/agent/master"
@@ -112,14 +111,13 @@ func (s *Scanner) Sweep(ctx context.Context) (Report, error) {
 }
 
 // showProc retries (bounded) while a master re-executes itself during a
-// reload: 2.6 answers nothing for a moment, and every version refuses
-// connections for a moment (seen in about 1 poll in 10 during reloads on
-// 2.6 and on 3.0).
+// reload (master.Reexecuting: seen in about 1 poll in 10 during reloads
+// on 2.6 and on 3.0).
 func showProc(ctx context.Context, m MasterSource) (*master.ShowProc, error) {
 	var err error
 	for range 20 {
 		var sp *master.ShowProc
-		if sp, err = m.ShowProc(ctx); !errors.Is(err, master.ErrEmptyOutput) && !errors.Is(err, syscall.ECONNREFUSED) {
+		if sp, err = m.ShowProc(ctx); !master.Reexecuting(err) {
 			return sp, err
 		}
 		select {
