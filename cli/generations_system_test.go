@@ -178,7 +178,7 @@ func TestGenerationsEscalateOldestOverCount(t *testing.T) {
 		t.Fatalf("steps = %v, want %v", names, generations.Steps)
 	}
 	if len(steps[0].Holders) != 1 || steps[1].Closed != 0 {
-		t.Errorf("report holders %v (want the one held connection), session step closed %d (want 0: it is busy)", steps[0].Holders, steps[1].Closed)
+		t.Errorf("report holders %v (want the one held connection), session step closed %d (want 0: it is busy); steps %+v\n%s", steps[0].Holders, steps[1].Closed, steps, b.journal(t))
 	}
 	sp := b.showProc(t)
 	for _, pid := range []int32{old[1], old[2], cur} {

@@ -91,6 +91,10 @@ type Report struct {
 	Over     int `json:"over"`
 	// TotalRSSBytes is the RSS of every draining generation together.
 	TotalRSSBytes int64 `json:"total_rss_bytes"`
+	// Unsettled is the sweep's procs.Report.Unsettled: why its
+	// generations are not the master's settled word. No escalation step
+	// is taken on such a sweep.
+	Unsettled string `json:"unsettled,omitempty"`
 }
 
 // Oldest is the oldest draining generation (ok false when none drains).
@@ -121,7 +125,7 @@ type RSSFunc func(pid int32) (int64, error)
 // generation and marks the draining ones over a limit. The master is no
 // generation. rss may be nil (RSS is then 0 and its limits never hit).
 func Assess(rep procs.Report, rss RSSFunc, now time.Time, l Limits, enforce bool) Report {
-	out := Report{Limits: l, Enforce: enforce, Generations: []Generation{}}
+	out := Report{Limits: l, Enforce: enforce, Generations: []Generation{}, Unsettled: rep.Unsettled}
 	byGen := map[string]*Generation{}
 	var order []string
 	for _, p := range rep.Processes {

@@ -127,10 +127,19 @@ func NewEscalator(m Commander, g Grace, log *slog.Logger, record func(Step)) *Es
 // Escalate advances every generation of rep over a limit by at most one
 // step, oldest first, and sets each one's Escalation in rep. masterPID
 // keys the state: a restarted master starts its generations afresh. The
-// current generation is never touched.
+// current generation is never touched. An unsettled sweep (a reload under
+// way, or no `show proc`) changes nothing: its generations may be a
+// worker short, or numbered by start order, and the master that would
+// relay the steps may be re-executing.
 func (e *Escalator) Escalate(ctx context.Context, masterPID int32, rep *Report) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if rep.Unsettled != "" {
+		if rep.Over > 0 || len(e.state) > 0 {
+			e.log.Info("escalation of old generations waits for a settled sweep", "why", rep.Unsettled)
+		}
+		return
+	}
 	live := map[genKey]bool{}
 	for i := range rep.Generations {
 		g := &rep.Generations[i]
@@ -187,6 +196,13 @@ func (e *Escalator) advance(ctx context.Context, g *Generation, masterPID int32,
 		case StepTerminate:
 			err = e.signal(p.PID, p.StartTicks, syscall.SIGTERM)
 		}
+		if master.Reexecuting(err) {
+			// The master re-executes for a reload: nothing was asked
+			// of this worker, so the step has not been taken.
+			e.log.Info("old generation's escalation step waits: the master CLI did not relay it (a reload in progress?)",
+				"generation", g.Generation, "step", next, "pid", p.PID, "err", err)
+			return
+		}
 		if err != nil {
 			step.Errors = append(step.Errors, fmt.Sprintf("pid %d: %v", p.PID, err))
 		}
@@ -228,6 +244,11 @@ func (e *Escalator) showSess(ctx context.Context, pid int32) ([]Session, error) 
 	out, err := master.AtWorker(ctx, e.master, pid, "show sess", 0)
 	if err != nil {
 		return nil, err
+	}
+	if strings.TrimSpace(out) == "" {
+		// A worker lists at least the CLI session that asks: nothing
+		// at all is a master that did not relay (2.6 re-executing).
+		return nil, fmt.Errorf("show sess of worker %d: %w", pid, master.ErrEmptyOutput)
 	}
 	return ParseShowSess(out), nil
 }

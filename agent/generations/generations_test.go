@@ -2,6 +2,9 @@ package generations
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -68,12 +71,18 @@ type fakeCLI struct {
 	cmds  []string
 	out   string
 	looks int
+	// fail, when set, is the answer to the next command (then cleared).
+	fail func() (string, error)
 }
 
 func (f *fakeCLI) Command(_ context.Context, cmd string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.cmds = append(f.cmds, cmd)
+	if fail := f.fail; fail != nil {
+		f.fail = nil
+		return fail()
+	}
 	if strings.HasSuffix(cmd, "show sess") {
 		// A minute passes between looks (the grace), and the session
 		// stays idle: its read deadline counts down.
@@ -210,5 +219,77 @@ func TestIdleByReadDeadline(t *testing.T) {
 	}
 	if parseHumanTime("1d2h3m4s") != 26*time.Hour+3*time.Minute+4*time.Second || parseHumanTime("") != -1 || parseHumanTime("<PAST>") != -1 {
 		t.Error("parseHumanTime")
+	}
+}
+
+// A sweep taken while the master re-executes for a reload (no `show
+// proc`: generations by start order, the new worker counted current
+// before it serves) or while the new worker is missing from `show proc`
+// takes no step and forgets nothing; the next settled sweep carries on
+// where the escalation stood.
+func TestEscalateWaitsOutUnsettledSweeps(t *testing.T) {
+	cli := &fakeCLI{out: sessOut}
+	var steps []Step
+	e := NewEscalator(cli, Grace{Sessions: time.Minute}, nil, func(s Step) { steps = append(steps, s) })
+	now := t0
+	e.now = func() time.Time { return now }
+	sweep := func(unsettled string, rep procs.Report) {
+		rep.Unsettled = unsettled
+		r := Assess(rep, rss, t0, Limits{MaxDraining: 2}, true)
+		if r.Unsettled != unsettled {
+			t.Fatalf("Assess dropped the sweep's unsettled reason: %q", r.Unsettled)
+		}
+		e.Escalate(context.Background(), 1, &r)
+	}
+	sweep("the master CLI did not answer `show proc`", table())
+	if len(steps) != 0 || len(cli.cmds) != 0 {
+		t.Fatalf("an unsettled sweep escalated: steps %+v, commands %v", steps, cli.cmds)
+	}
+	sweep("", table())
+	if len(steps) != 1 || steps[0].Step != StepReport {
+		t.Fatalf("the settled sweep: steps %+v", steps)
+	}
+	// Mid-reload, numbered by start order: generation 1 is missing.
+	now = now.Add(2 * time.Minute)
+	mid := table()
+	mid.Processes = slices.DeleteFunc(mid.Processes, func(p procs.Process) bool { return p.PID == 10 })
+	sweep("worker 50 started after `show proc` was read", mid)
+	if len(steps) != 1 {
+		t.Fatalf("an unsettled sweep took a step or forgot generation 1: steps %+v", steps)
+	}
+	sweep("", table())
+	if len(steps) != 2 || steps[1].Step != StepSessions || steps[1].Generation != 1 {
+		t.Fatalf("after the reload: steps %+v, want the session step of generation 1", steps)
+	}
+}
+
+// A master that re-executes between the sweep and the step (it refuses
+// the relay, or 2.6 answers nothing) has not taken the step: it is not
+// recorded, and the next sweep takes it.
+func TestEscalateStepNotRelayedIsRetried(t *testing.T) {
+	for name, fail := range map[string]func() (string, error){
+		"refused": func() (string, error) {
+			return "", fmt.Errorf("master cli /run/haproxy-master.sock: %w", &net.OpError{Op: "dial", Net: "unix", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)})
+		},
+		"reset": func() (string, error) {
+			return "", fmt.Errorf("master cli /run/haproxy-master.sock: read: %w", syscall.ECONNRESET)
+		},
+		"empty answer": func() (string, error) { return "", nil },
+	} {
+		t.Run(name, func(t *testing.T) {
+			cli := &fakeCLI{out: sessOut, fail: fail}
+			var steps []Step
+			e := NewEscalator(cli, Grace{}, nil, func(s Step) { steps = append(steps, s) })
+			e.now = func() time.Time { return t0 }
+			r := Assess(table(), rss, t0, Limits{MaxDraining: 2}, true)
+			e.Escalate(context.Background(), 1, &r)
+			if len(steps) != 0 {
+				t.Fatalf("a step the master did not relay was recorded: %+v", steps)
+			}
+			e.Escalate(context.Background(), 1, &r)
+			if len(steps) != 1 || steps[0].Step != StepReport || len(steps[0].Holders) != 1 || len(steps[0].Errors) != 0 {
+				t.Fatalf("the retried report step: %+v", steps)
+			}
+		})
 	}
 }

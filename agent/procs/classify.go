@@ -69,6 +69,12 @@ func Classify(in Input) Report {
 		})
 		r.Counts.add(class)
 	}
+	switch {
+	case c.master != 0 && in.ShowProc == nil:
+		r.Unsettled = "the master CLI did not answer `show proc` (no -S, or re-executing for a reload): generations come from start order"
+	case c.reloading != "":
+		r.Unsettled = c.reloading
+	}
 	return r
 }
 
@@ -108,6 +114,8 @@ type classifier struct {
 	// order ranks the master's children by start, for generations when
 	// show proc is unavailable.
 	order map[int32]int
+	// reloading is set when a worker shows a reload under way.
+	reloading string
 }
 
 func newClassifier(in Input) *classifier {
@@ -301,6 +309,7 @@ func (c *classifier) worker(p Proc, gen int) (Class, string, int) {
 			return Divergent, fmt.Sprintf("the last reload failed (failed: %d): this worker of generation %d still serves the config from before it while master %d is at reload %d",
 				sp.FailedReloads, gen, c.master, sp.Reloads), gen
 		}
+		c.reloading = fmt.Sprintf("the reload to generation %d is in progress (no worker of it in `show proc` yet)", sp.Reloads)
 		return Current, fmt.Sprintf("newest worker (generation %d) of master %d; the reload to %d is in progress", gen, c.master, sp.Reloads), gen
 	case listed && row.Old:
 		if len(p.Listen) > 0 && sp.LastReloadFailed() && !c.hasCurrentWorker() {
@@ -311,6 +320,7 @@ func (c *classifier) worker(p Proc, gen int) (Class, string, int) {
 	case listed:
 		return Current, fmt.Sprintf("program %q of master %d", row.Type, c.master), gen
 	case !c.newest.IsZero() && p.Created.After(c.newest):
+		c.reloading = fmt.Sprintf("worker %d of master %d started after `show proc` was read (a reload in progress)", p.PID, c.master)
 		return Current, fmt.Sprintf("worker of master %d started after `show proc` was read (a reload in progress)", c.master), gen
 	default:
 		return c.old(p, gen, "a child of master %d that `show proc` does not list", c.master)

@@ -90,6 +90,8 @@ func TestClassify(t *testing.T) {
 		settle time.Duration
 		now    time.Time
 		want   map[int32]want
+		// unsettled is a substring of Report.Unsettled ("": settled).
+		unsettled string
 	}{
 		{
 			name: "clean: master and newest worker",
@@ -198,6 +200,24 @@ func TestClassify(t *testing.T) {
 				100: {Current, 3, "master"},
 				120: {Current, 2, "the reload to 3 is in progress"},
 			},
+			unsettled: "the reload to generation 3 is in progress",
+		},
+		{
+			name: "a worker forked after show proc was read",
+			sp:   sp26,
+			procs: []Proc{
+				proc(100, 1, unitCG, 0),
+				proc(110, 100, unitCG, 30),
+				proc(120, 100, unitCG, 58, "127.0.0.1:3307"),
+				proc(130, 100, unitCG, 59, "127.0.0.1:3307"),
+			},
+			want: map[int32]want{
+				100: {Current, 2, "master"},
+				110: {Draining, 1, "an old worker of generation 1"},
+				120: {Current, 2, "newest generation"},
+				130: {Current, 2, "started after `show proc` was read"},
+			},
+			unsettled: "worker 130 of master 100 started after `show proc` was read",
 		},
 		{
 			name: "3.x failed reload: the old worker keeps listening, no current worker",
@@ -262,6 +282,7 @@ func TestClassify(t *testing.T) {
 				110: {Draining, 0, "an older worker of master 100 (by start time; master CLI unavailable); no LISTEN socket"},
 				120: {Current, 1, "newest worker of master 100 (by start time"},
 			},
+			unsettled: "the master CLI did not answer `show proc`",
 		},
 		{
 			name: "no systemd: the master comes from show proc",
@@ -332,7 +353,11 @@ func TestClassify(t *testing.T) {
 			if tc.sp != "" {
 				in.ShowProc = parseSP(t, tc.sp)
 			}
-			check(t, Classify(in), tc.want)
+			r := Classify(in)
+			check(t, r, tc.want)
+			if (tc.unsettled == "") != (r.Unsettled == "") || !strings.Contains(r.Unsettled, tc.unsettled) {
+				t.Errorf("unsettled %q, want %q", r.Unsettled, tc.unsettled)
+			}
 		})
 	}
 }

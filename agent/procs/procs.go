@@ -215,6 +215,12 @@ type Report struct {
 	MasterPID int32     `json:"master_pid"`
 	Processes []Process `json:"processes"`
 	Counts    Counts    `json:"counts"`
+	// Unsettled says why the generations of this sweep are not the
+	// master's settled word, "" when they are: its `show proc` could
+	// not be read (they then come from start order), or a reload was
+	// under way. Nothing that acts on a generation (the escalation of
+	// old ones) acts on an unsettled sweep.
+	Unsettled string `json:"unsettled,omitempty"`
 }
 
 // Victims is the kill policy of both `haguard ghosts --kill` and the
