@@ -116,13 +116,18 @@ func New(cli Commander) *Runtime { return &Runtime{cli: cli} }
 // Processes lists the live workers: the current generation first, then
 // the old workers, newest first.
 func (r *Runtime) Processes(ctx context.Context) ([]Process, error) {
+	ps, _, err := r.processes(ctx)
+	return ps, err
+}
+
+func (r *Runtime) processes(ctx context.Context) ([]Process, *master.ShowProc, error) {
 	out, err := r.cli.Command(ctx, "show proc")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sp, err := master.ParseShowProc(out)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var ps []Process
 	for _, w := range sp.Workers {
@@ -134,9 +139,25 @@ func (r *Runtime) Processes(ctx context.Context) ([]Process, error) {
 		ps = append(ps, Process{PID: w.PID, Generation: w.Generation})
 	}
 	if len(ps) == 0 || !ps[0].Current {
-		return nil, errors.New("show proc: no current worker")
+		return nil, nil, errors.New("show proc: no current worker")
 	}
-	return ps, nil
+	return ps, sp, nil
+}
+
+// ErrReloading: the master is between a reload and its new worker (2.6
+// reloads asynchronously: `show proc` counts the reload while the
+// workers listed are still the generation before). A change applied then
+// would miss the worker about to start.
+var ErrReloading = errors.New("a reload is in progress")
+
+// reloading says why sp shows a reload under way, "" when it does not.
+func reloading(sp *master.ShowProc) string {
+	for _, w := range sp.Workers {
+		if w.Generation != sp.Reloads && !sp.LastReloadFailed() {
+			return fmt.Sprintf("the master is at reload %d and worker %d is of generation %d: try again once its new worker runs", sp.Reloads, w.PID, w.Generation)
+		}
+	}
+	return ""
 }
 
 // At sends cmd to the worker pid and returns its answer, trimmed.
@@ -223,9 +244,12 @@ type step interface {
 // it; an old worker may refuse it only as s allows. On any failure, the
 // processes that took it are reverted and the error is a *FailedError.
 func (r *Runtime) run(ctx context.Context, rep *Report, s step) error {
-	ps, err := r.Processes(ctx)
+	ps, sp, err := r.processes(ctx)
 	if err != nil {
 		return fmt.Errorf("list processes: %w", err)
+	}
+	if why := reloading(sp); why != "" {
+		return fmt.Errorf("%w: %s", ErrReloading, why)
 	}
 	rep.Processes = make([]ProcResult, len(ps))
 	for i, p := range ps {

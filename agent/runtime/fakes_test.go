@@ -16,11 +16,16 @@ type fakeCLI struct {
 	sess map[string]int
 	maps map[string]map[string]string
 	hang map[string]bool
+	// showProc replaces the answer to `show proc` when set.
+	showProc string
 }
 
 func (f *fakeCLI) Command(ctx context.Context, cmd string) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
+	}
+	if cmd == "show proc" && f.showProc != "" {
+		return f.showProc, nil
 	}
 	if cmd == "show proc" {
 		return "#<PID> <type> <reloads> <uptime> <version>\n1 master 1 [failed: 0] 0d00h00m06s 3.0.11\n# workers\n20 worker 0 0d00h00m04s 3.0.11\n# old workers\n10 worker 1 0d00h00m06s 3.0.11\n", nil
