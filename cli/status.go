@@ -207,6 +207,9 @@ func writeStatusHuman(w io.Writer, st statusDoc) {
 		if g.Enforce {
 			mode = "haguard serve escalates them"
 		}
+		if g.Unsettled != "" {
+			mode += "; this sweep is unsettled: " + g.Unsettled
+		}
 		fmt.Fprintf(w, "limits:     %d of %d draining generations over the generations limits (%s)\n", g.Over, g.Draining, mode)
 		for _, x := range g.Exceeded() {
 			line := fmt.Sprintf("            generation %d (pids %v): over %s, age %s, rss %d MiB", x.Generation, x.PIDs,

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/haguard/haguard/agent/generations"
 	"github.com/haguard/haguard/reload"
 )
 
@@ -46,6 +47,21 @@ func TestStatusHumanStatusText(t *testing.T) {
 	b.Reset()
 	writeStatusHuman(&b, statusDoc{Status: st})
 	if want := "last:       20261128T020000.000Z-bbbb refused by bob: check: haproxy -c refused the config: [ALERT] unknown keyword\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("status lacks %q:\n%s", want, b.String())
+	}
+}
+
+// The limits line says when the sweep behind it was unsettled (taken
+// during a reload): the generations it counts may be a worker short.
+func TestStatusHumanUnsettledGenerations(t *testing.T) {
+	st := reload.Status{Unit: "haproxy.service", ActiveState: "active", SubState: "running", MainPID: 106, Errors: []string{}}
+	g := generations.Report{Enforce: true, Draining: 3, Over: 1, Generations: []generations.Generation{
+		{Generation: 0, State: generations.Draining, PIDs: []int32{110}, Over: []string{generations.OverCount}},
+	}, Unsettled: "the master CLI did not answer `show proc`"}
+	var b bytes.Buffer
+	writeStatusHuman(&b, statusDoc{Status: st, Generations: &g})
+	want := "limits:     1 of 3 draining generations over the generations limits (haguard serve escalates them; this sweep is unsettled: the master CLI did not answer `show proc`)\n"
+	if !strings.Contains(b.String(), want) {
 		t.Errorf("status lacks %q:\n%s", want, b.String())
 	}
 }
