@@ -233,3 +233,21 @@ func (s *ShowProc) Find(pid int32) (Proc, bool) {
 // LastReloadFailed reports whether the most recent reload failed, so the
 // workers still run the configuration of an earlier generation.
 func (s *ShowProc) LastReloadFailed() bool { return s.FailedReloads > 0 }
+
+// ReloadInProgress returns a worker that shows the master between a
+// reload and its new worker: listed as current, yet of a generation
+// before the master's reload counter, with no failed reload to explain
+// it (2.6 reloads asynchronously, and `show proc` counts the reload
+// before the new worker is forked). After a failed reload the same
+// listing is settled: the workers before it keep serving.
+func (s *ShowProc) ReloadInProgress() (Proc, bool) {
+	if s.LastReloadFailed() {
+		return Proc{}, false
+	}
+	for _, w := range s.Workers {
+		if w.Generation != s.Reloads {
+			return w, true
+		}
+	}
+	return Proc{}, false
+}

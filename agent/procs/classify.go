@@ -74,6 +74,10 @@ func Classify(in Input) Report {
 		r.Unsettled = "the master CLI did not answer `show proc` (no -S, or re-executing for a reload): generations come from start order"
 	case c.reloading != "":
 		r.Unsettled = c.reloading
+	case in.ShowProc != nil:
+		if w, ok := in.ShowProc.ReloadInProgress(); ok {
+			r.Unsettled = fmt.Sprintf("the reload to generation %d is in progress (worker %d is of generation %d)", in.ShowProc.Reloads, w.PID, w.Generation)
+		}
 	}
 	return r
 }
@@ -114,7 +118,7 @@ type classifier struct {
 	// order ranks the master's children by start, for generations when
 	// show proc is unavailable.
 	order map[int32]int
-	// reloading is set when a worker shows a reload under way.
+	// reloading is set when a worker was forked after `show proc`.
 	reloading string
 }
 
@@ -309,7 +313,6 @@ func (c *classifier) worker(p Proc, gen int) (Class, string, int) {
 			return Divergent, fmt.Sprintf("the last reload failed (failed: %d): this worker of generation %d still serves the config from before it while master %d is at reload %d",
 				sp.FailedReloads, gen, c.master, sp.Reloads), gen
 		}
-		c.reloading = fmt.Sprintf("the reload to generation %d is in progress (no worker of it in `show proc` yet)", sp.Reloads)
 		return Current, fmt.Sprintf("newest worker (generation %d) of master %d; the reload to %d is in progress", gen, c.master, sp.Reloads), gen
 	case listed && row.Old:
 		if len(p.Listen) > 0 && sp.LastReloadFailed() && !c.hasCurrentWorker() {

@@ -150,16 +150,6 @@ func (r *Runtime) processes(ctx context.Context) ([]Process, *master.ShowProc, e
 // would miss the worker about to start.
 var ErrReloading = errors.New("a reload is in progress")
 
-// reloading says why sp shows a reload under way, "" when it does not.
-func reloading(sp *master.ShowProc) string {
-	for _, w := range sp.Workers {
-		if w.Generation != sp.Reloads && !sp.LastReloadFailed() {
-			return fmt.Sprintf("the master is at reload %d and worker %d is of generation %d: try again once its new worker runs", sp.Reloads, w.PID, w.Generation)
-		}
-	}
-	return ""
-}
-
 // At sends cmd to the worker pid and returns its answer, trimmed.
 // It waits at most master.WorkerTimeout for the answer: a silent worker
 // costs that, not the caller's whole budget.
@@ -248,8 +238,9 @@ func (r *Runtime) run(ctx context.Context, rep *Report, s step) error {
 	if err != nil {
 		return fmt.Errorf("list processes: %w", err)
 	}
-	if why := reloading(sp); why != "" {
-		return fmt.Errorf("%w: %s", ErrReloading, why)
+	if w, ok := sp.ReloadInProgress(); ok {
+		return fmt.Errorf("%w: the master is at reload %d and worker %d is of generation %d: try again once its new worker runs",
+			ErrReloading, sp.Reloads, w.PID, w.Generation)
 	}
 	rep.Processes = make([]ProcResult, len(ps))
 	for i, p := range ps {
