@@ -200,14 +200,16 @@ api:
 	// The drop-in changes only what a test needs: the binary and files
 	// live in the shared test dir, and the host's /var/lib must not get a
 	// haguard state dir. Every hardening line of the real unit applies.
-	// A 2 s watchdog: the test runs far longer, so a daemon that did not
-	// ping would be killed (and NRestarts would show it).
+	// A 3 s watchdog: most tests run longer, so a daemon that did not
+	// ping would be killed (TestServe checks Result and NRestarts 5 s
+	// after start). Checked every 0.75 s, it takes about three failed
+	// self-checks in a row, not one slow one, to be killed.
 	writeFile(t, filepath.Join(sysdir, "haguard.service.d", "test.conf"), fmt.Sprintf(`[Service]
 ExecStart=
 ExecStart=%s --config-file %s --log-level debug serve
 StateDirectory=
 ReadWritePaths=%s
-WatchdogSec=2s
+WatchdogSec=3s
 %s
 `, bin, yaml, b.s.Dir(), strings.Join(dropIn, "\n")), 0o644)
 	b.systemctl(t, "daemon-reload")
@@ -364,7 +366,7 @@ func TestServeUnit(t *testing.T) {
 		t.Fatalf("haguard.service is %q\n%s", st, b.journal(t))
 	}
 	props := b.systemctl(t, "show", "-p", "Type,NotifyAccess,WatchdogUSec,StatusText", "haguard.service")
-	for _, want := range []string{"Type=notify", "NotifyAccess=main", "WatchdogUSec=2s", "StatusText=API listening on " + b.api} {
+	for _, want := range []string{"Type=notify", "NotifyAccess=main", "WatchdogUSec=3s", "StatusText=API listening on " + b.api} {
 		if !strings.Contains(props, want) {
 			t.Errorf("unit properties lack %q: %s", want, props)
 		}
@@ -607,7 +609,8 @@ func TestServeUnit(t *testing.T) {
 		}
 	})
 
-	// Several 2 s watchdog periods after start: still the first process.
+	// Past the 3 s watchdog period after start: still the first process
+	// (one that never pinged is killed at 3 s: MainPID and Result change).
 	time.Sleep(time.Until(b.started.Add(5 * time.Second)))
 	if p := b.systemctl(t, "show", "-p", "NRestarts,MainPID,Result", "haguard.service"); !strings.Contains(p, "NRestarts=0") ||
 		!strings.Contains(p, "MainPID="+pid) || !strings.Contains(p, "Result=success") {
@@ -647,6 +650,9 @@ func TestServeStopDuringReload(t *testing.T) {
 		t.Fatalf("second POST: %d %s", code, data)
 	}
 	b.systemctl(t, "stop", "haguard.service") // returns once the process is gone
+	if _, err := os.Stat(filepath.Join(b.state, "audit.log")); err != nil {
+		t.Fatalf("no audit after stop: %v\n%s", err, b.journal(t))
+	}
 	recs := readAudit(t, filepath.Join(b.state, "audit.log"))
 	var got []string
 	for _, r := range recs {

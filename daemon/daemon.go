@@ -299,9 +299,9 @@ func (d *Daemon) unitNames() []string {
 }
 
 // selfCheck is the watchdog's health test: the API answers /v1/healthz on
-// its own listener within 2 s. A stuck daemon stops pinging and systemd
-// restarts it.
-func selfCheck(listen string, addr net.Addr) func() bool {
+// its own listener before ctx ends (RunWatchdog bounds it to its tick). A
+// stuck daemon stops pinging and systemd restarts it.
+func selfCheck(listen string, addr net.Addr) func(context.Context) bool {
 	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		if path, ok := strings.CutPrefix(listen, "unix:"); ok {
@@ -309,9 +309,13 @@ func selfCheck(listen string, addr net.Addr) func() bool {
 		}
 		return d.DialContext(ctx, "tcp", addr.String())
 	}
-	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}
-	return func() bool {
-		resp, err := c.Get("http://haguard/v1/healthz")
+	c := &http.Client{Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}
+	return func(ctx context.Context) bool {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://haguard/v1/healthz", nil)
+		if err != nil {
+			return false
+		}
+		resp, err := c.Do(req)
 		if err != nil {
 			return false
 		}

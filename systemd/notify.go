@@ -52,8 +52,9 @@ func (n *Notifier) Stopping() error { return n.notify(daemon.SdNotifyStopping) }
 // Status sets the free-form STATUS= line `systemctl status` shows.
 func (n *Notifier) Status(s string) error { return n.notify("STATUS=" + s) }
 
-// WatchdogInterval is how often RunWatchdog pings: half of WATCHDOG_USEC,
-// or 0 when systemd does not watch this process.
+// WatchdogInterval is half of WATCHDOG_USEC (systemd's advice for the
+// longest gap between pings), or 0 when systemd does not watch this
+// process.
 func (n *Notifier) WatchdogInterval() (time.Duration, error) {
 	d, err := n.watchdog(false)
 	if err != nil {
@@ -62,28 +63,42 @@ func (n *Notifier) WatchdogInterval() (time.Duration, error) {
 	return d / 2, nil
 }
 
-// RunWatchdog sends WATCHDOG=1 every half watchdog period until ctx ends,
-// then returns nil. Without a watchdog it waits for ctx and returns nil.
-// healthy, if not nil, is asked before each ping; a false answer skips
-// the ping so that systemd restarts a stuck daemon.
-func (n *Notifier) RunWatchdog(ctx context.Context, healthy func() bool) error {
-	every, err := n.WatchdogInterval()
+// RunWatchdog sends WATCHDOG=1 until ctx ends, then returns nil. Without
+// a watchdog it waits for ctx and returns nil. healthy, if not nil, is
+// asked before each ping, with a context bounded to the tick; a false
+// answer skips the ping so that systemd restarts a stuck daemon.
+//
+// It asks every quarter of the watchdog period, and each check may take
+// at most that quarter: pings come about a quarter period apart, and one
+// or two slow or failed checks in a row (a loaded host) still leave the
+// next ping within three quarters. Only checks that fail for about a
+// whole period get the daemon restarted. (Asking every half period, with
+// a check that could take longer than the other half, let one slow
+// answer cost a restart.)
+func (n *Notifier) RunWatchdog(ctx context.Context, healthy func(context.Context) bool) error {
+	half, err := n.WatchdogInterval()
 	if err != nil {
 		return err
 	}
-	if every <= 0 {
+	if half <= 0 {
 		<-ctx.Done()
 		return nil
 	}
-	t := time.NewTicker(every)
+	tick := half / 2
+	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			if healthy != nil && !healthy() {
-				continue
+			if healthy != nil {
+				cctx, cancel := context.WithTimeout(ctx, tick)
+				ok := healthy(cctx)
+				cancel()
+				if !ok {
+					continue
+				}
 			}
 			if err := n.notify(daemon.SdNotifyWatchdog); err != nil {
 				return err

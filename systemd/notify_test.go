@@ -104,7 +104,7 @@ func TestRunWatchdogSkipsWhenUnhealthy(t *testing.T) {
 	asked := make(chan struct{}, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- n.RunWatchdog(ctx, func() bool {
+		done <- n.RunWatchdog(ctx, func(context.Context) bool {
 			select {
 			case asked <- struct{}{}:
 			default:
@@ -117,5 +117,51 @@ func TestRunWatchdogSkipsWhenUnhealthy(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("pinged while unhealthy: %v", err)
+	}
+}
+
+// A check that hangs is cut at the tick, a quarter of the watchdog
+// period, so a hung or slow answer cannot hold the next ping past the
+// period; the next check that passes pings.
+func TestRunWatchdogBoundsTheCheck(t *testing.T) {
+	pinged := make(chan string, 1)
+	n := &Notifier{
+		send: func(_ bool, state string) (bool, error) {
+			select {
+			case pinged <- state:
+			default:
+			}
+			return true, nil
+		},
+		watchdog: func(bool) (time.Duration, error) { return 400 * time.Millisecond, nil },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var left time.Duration
+	calls := 0
+	done := make(chan error, 1)
+	go func() {
+		done <- n.RunWatchdog(ctx, func(cctx context.Context) bool {
+			if calls++; calls > 1 {
+				return true
+			}
+			dl, ok := cctx.Deadline()
+			if !ok {
+				return true // unbounded: left stays 0 and the test fails
+			}
+			left = time.Until(dl)
+			<-cctx.Done() // a hung answer
+			return false
+		})
+	}()
+	if got := <-pinged; got != "WATCHDOG=1" {
+		t.Fatalf("got %q", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if calls < 2 || left <= 0 || left > 100*time.Millisecond {
+		t.Fatalf("calls %d, the hung check had %s left, want a bound of at most the 100 ms tick", calls, left)
 	}
 }
