@@ -18,6 +18,11 @@ import (
 // between the master reading the config and its worker starting.
 const mtimeSlack = time.Second
 
+// msTime prints the times compared, to the millisecond: whole seconds
+// made a file changed within the slack read as changed "after" a start
+// printed a second later.
+const msTime = "2006-01-02T15:04:05.000Z07:00"
+
 // generationStart is when g's current generation started: that of its
 // oldest current worker (zero when unknown).
 func generationStart(g Generation, now time.Time) time.Time {
@@ -44,9 +49,13 @@ func adoptable(g Generation, m Manifest, now time.Time) (bool, string) {
 		if err != nil {
 			return false, fmt.Sprintf("%s: %v", e.Path, err)
 		}
-		if st.ModTime().After(start.Add(-mtimeSlack)) {
-			return false, fmt.Sprintf("%s changed at %s, after the running generation started (%s)",
-				e.Path, st.ModTime().UTC().Format(time.RFC3339), start.UTC().Format(time.RFC3339))
+		if mt := st.ModTime(); mt.After(start.Add(-mtimeSlack)) {
+			when := "after"
+			if !mt.After(start) {
+				when = fmt.Sprintf("less than %s before", mtimeSlack) // too close to tell
+			}
+			return false, fmt.Sprintf("%s changed at %s, %s the running generation started (%s)",
+				e.Path, mt.UTC().Format(msTime), when, start.UTC().Format(msTime))
 		}
 	}
 	return true, ""

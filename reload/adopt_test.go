@@ -52,6 +52,17 @@ func TestStatusReportsAnEditAfterStartAsDrift(t *testing.T) {
 	}
 }
 
+// A file written within the slack before the start is not adopted either,
+// and the reason says it was before, by too little to tell.
+func TestStatusDoesNotAdoptAnEditJustBeforeStart(t *testing.T) {
+	f := newFixture(t)
+	oldHost(t, f, time.Hour+300*time.Millisecond)
+	st, _ := f.r.Status(context.Background(), true)
+	if !st.Drift || st.Adopted || !strings.Contains(st.DriftReason, "less than 1s before the running generation started") {
+		t.Fatalf("drift %v adopted %v reason %q", st.Drift, st.Adopted, st.DriftReason)
+	}
+}
+
 // The first reload on a host adopts the set on disk, and a failure rolls
 // back to it; the history says what it rolled back to came from disk.
 func TestFirstReloadRollsBackToTheAdoptedSet(t *testing.T) {
